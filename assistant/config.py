@@ -1,0 +1,443 @@
+"""One pydantic settings tree for the whole daemon, loaded once at start-up.
+
+Every model is frozen and forbids unknown keys, so a typo is an error that names the file and the dotted
+key. Secrets never live in the file: a value may be ``${ENV_NAME}``, and any ``<key>_file`` entry is
+replaced by the stripped contents of that file (``password_file: /etc/xiangyin/mqtt_password``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from .errors import ConfigError
+
+Dialect = Literal["mandarin", "cantonese", "sichuanese", "english"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+# --- audio --------------------------------------------------------------------------------------
+
+
+class AudioSettings(_Model):
+    """Microphone and speaker."""
+
+    input_device: str | int | None = None
+    """Capture device: a PortAudio index, or a substring of its name; null for the default."""
+    output_device: str | int | None = None
+    """Playback device: a PortAudio index, or a substring of its name; null for the default."""
+    chunk_ms: Annotated[int, Field(ge=10, le=200)] = 80
+    """Milliseconds of audio per microphone chunk (openWakeWord's natural frame is 80)."""
+    volume: Annotated[float, Field(ge=0.0, le=1.0)] = 0.8
+    """Linear output gain at start-up, 0.0 to 1.0."""
+    duck_level: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
+    """Linear gain applied to other audio while the assistant listens or speaks."""
+    reconnect_max_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
+    """Longest wait, in seconds, between attempts to reopen a vanished device."""
+
+
+# --- wake word ----------------------------------------------------------------------------------
+
+
+class WakeWordModel(_Model):
+    """One wake-word model."""
+
+    model: str
+    """A bundled name (alexa, hey_jarvis, hey_mycroft, hey_rhasspy, okay_nabu) or a .tflite/.onnx path."""
+    threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    """Score (0.0 to 1.0) at or above which the word counts as heard."""
+    refractory_seconds: Annotated[float, Field(ge=0.0, le=30.0)] = 2.0
+    """Seconds after a detection during which this word is ignored."""
+
+
+class WakeSettings(_Model):
+    """Wake-word detection."""
+
+    engine: Literal["openwakeword", "microwakeword"] = "openwakeword"
+    """Detection engine."""
+    words: Annotated[tuple[WakeWordModel, ...], Field(min_length=1)] = (WakeWordModel(model="hey_jarvis"),)
+    """Wake words listened for at the same time."""
+    stop_words: tuple[WakeWordModel, ...] = ()
+    """Words that stop the assistant; armed only while it speaks."""
+    suppress_during_playback: bool = False
+    """Ignore wake words while the assistant speaks (for speakers next to the mic without an echo
+    canceller); the stop words still work, but the wake word no longer interrupts."""
+
+
+# --- end of speech ------------------------------------------------------------------------------
+
+_PROFILES: dict[str, dict[str, float]] = {
+    "normal": {"end_silence_seconds": 0.7, "no_speech_timeout_seconds": 5.0, "max_speech_seconds": 15.0},
+    # Slow or elderly speakers pause mid-sentence; 1.8 s tolerates pauses of 1.5 s with margin.
+    "patient": {"end_silence_seconds": 1.8, "no_speech_timeout_seconds": 8.0, "max_speech_seconds": 30.0},
+}
+
+
+class EndpointSettings(_Model):
+    """When the user has finished speaking."""
+
+    profile: Literal["normal", "patient"] = "normal"
+    """Preset for the three durations below; any of them set here overrides the preset."""
+    speech_threshold: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+    """VAD probability (0.0 to 1.0) at or above which a chunk counts as speech."""
+    start_seconds: Annotated[float, Field(ge=0.0, le=2.0)] = 0.15
+    """Seconds of continuous speech before the user counts as speaking."""
+    end_silence_seconds: Annotated[float, Field(gt=0.0, le=10.0)] = 0.7
+    """Seconds of silence after speech that end the utterance."""
+    no_speech_timeout_seconds: Annotated[float, Field(gt=0.0, le=60.0)] = 5.0
+    """Seconds to wait for speech to start before giving up."""
+    max_speech_seconds: Annotated[float, Field(gt=0.0, le=120.0)] = 15.0
+    """Longest utterance in seconds; the model hears at most this much."""
+    preroll_seconds: Annotated[float, Field(ge=0.0, le=2.0)] = 0.3
+    """Seconds of audio kept from before speech started, so the first syllable is not lost."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_profile(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("profile", "normal"), str):
+            preset = _PROFILES.get(data.get("profile", "normal"), {})
+            return {**preset, **data}
+        return data
+
+
+# --- conversation -------------------------------------------------------------------------------
+
+
+class ConversationSettings(_Model):
+    """How turns follow each other."""
+
+    follow_up_seconds: Annotated[float, Field(ge=0.0, le=30.0)] = 4.0
+    """Seconds after an answer during which the user may speak again without the wake word; 0 disables."""
+    max_tool_rounds: Annotated[int, Field(ge=1, le=10)] = 4
+    """Most model → tools → model rounds in one turn."""
+    forget_after_seconds: Annotated[float, Field(ge=0.0)] = 300.0
+    """Idle seconds after which the next wake word starts a fresh conversation."""
+    earcons: bool = True
+    """Play short sounds on wake, and on errors."""
+
+
+# --- persona ------------------------------------------------------------------------------------
+
+
+class PersonaSettings(_Model):
+    """Who the assistant is and how it talks to this household."""
+
+    name: Annotated[str, Field(min_length=1)] = "小音"
+    """The assistant's name, used in its system prompt."""
+    dialect: Dialect = "mandarin"
+    """The household's language or dialect for answers."""
+    style: Literal["default", "elderly", "brief"] = "default"
+    """Speaking style: ``elderly`` is slower, simpler and repeats key facts."""
+    location: str = ""
+    """Home town, for weather and local questions when the user names no place."""
+    timezone: str = "Asia/Shanghai"
+    """IANA time zone of the household."""
+
+
+# --- model --------------------------------------------------------------------------------------
+
+
+class LocalModelSettings(_Model):
+    """In-process Step-Audio 2 mini."""
+
+    path: str = "stepfun-ai/Step-Audio-2-mini"
+    """A local model directory, or a Hugging Face repo id downloaded on first start."""
+    device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
+    """Where the model runs; auto picks CUDA, then MPS, then CPU."""
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    """Weight precision; auto is bfloat16 on GPUs and float32 on CPU."""
+    quantization: Literal["none", "int8", "int4"] = "none"
+    """Weight quantization so the model fits 12 to 16 GB cards."""
+    max_new_tokens: Annotated[int, Field(ge=16, le=8192)] = 2048
+    """Most tokens generated per model round."""
+    history_tokens: Annotated[int, Field(ge=512, le=32768)] = 8192
+    """Token budget for the conversation history kept in the KV cache."""
+
+
+class VllmModelSettings(_Model):
+    """StepFun's OpenAI-compatible vLLM server."""
+
+    base_url: str = "http://127.0.0.1:8000/v1"
+    """Server URL up to and including /v1."""
+    model: str = "step-audio-2-mini"
+    """Served model name."""
+    api_key: SecretStr | None = None
+    """Bearer token, from ${ENV} or api_key_file."""
+    timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 60.0
+    """Longest wait for a whole reply, in seconds."""
+    retries: Annotated[int, Field(ge=0, le=5)] = 1
+    """Extra attempts after a failed request."""
+
+
+class ModelSettings(_Model):
+    """The speech model."""
+
+    backend: Literal["local", "vllm"] = "local"
+    """Run the model in-process or call a vLLM server."""
+    local: LocalModelSettings = LocalModelSettings()
+    """Settings of the in-process backend."""
+    vllm: VllmModelSettings = VllmModelSettings()
+    """Settings of the vLLM backend."""
+
+
+# --- voice --------------------------------------------------------------------------------------
+
+
+class TtsSettings(_Model):
+    """The text-to-speech fallback."""
+
+    engine: Literal["espeak-ng", "piper"] = "espeak-ng"
+    """Offline engine for text answers."""
+    voice: str | None = None
+    """Engine voice; null picks one for the persona's dialect (espeak-ng: yue, cmn-latn-pinyin, en)."""
+    rate_wpm: Annotated[int, Field(ge=60, le=400)] = 150
+    """Speaking rate in words per minute (espeak-ng)."""
+    piper_model: str | None = None
+    """Path of a Piper .onnx voice, for engine piper."""
+
+
+class VoiceSettings(_Model):
+    """How answers are spoken."""
+
+    mode: Literal["model", "tts", "auto"] = "auto"
+    """model: the model's own speech; tts: its text through the TTS; auto: speech, else TTS."""
+    prompt_wav: str | None = None
+    """A 16 kHz WAV of the voice to speak with (token2wav prompt); null for the default voice."""
+    speed: Annotated[float, Field(ge=0.5, le=1.5)] = 1.0
+    """Playback speed factor; below 1.0 is slower."""
+    tts: TtsSettings = TtsSettings()
+    """Text-to-speech fallback."""
+
+
+# --- integrations -------------------------------------------------------------------------------
+
+
+class MqttSettings(_Model):
+    """MQTT broker and Home Assistant discovery."""
+
+    enabled: bool = False
+    """Connect to the broker."""
+    host: str = "127.0.0.1"
+    """Broker host name or address."""
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    """Broker TCP port."""
+    username: str | None = None
+    """User name, if the broker wants one."""
+    password: SecretStr | None = None
+    """Password, from ${ENV} or password_file."""
+    tls: bool = False
+    """Use TLS to the broker."""
+    ca_file: str | None = None
+    """CA bundle for TLS; null for the system store."""
+    discovery_prefix: str = "homeassistant"
+    """Home Assistant discovery prefix."""
+    base_topic: str = "xiangyin"
+    """Prefix of this device's own topics."""
+    device_id: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")] = "xiangyin_living_room"
+    """Unique id of this box (lower case, digits, underscores)."""
+    device_name: str = "Xiangyin"
+    """Name of the device in Home Assistant."""
+    command_topics: tuple[str, ...] = ()
+    """Topics the smart-home skill may publish to (MQTT wildcards allowed)."""
+
+
+class HomeAssistantSettings(_Model):
+    """Home Assistant REST/WebSocket API."""
+
+    enabled: bool = False
+    """Use Home Assistant for the smart-home skill and notifications."""
+    url: str = "http://homeassistant.local:8123"
+    """Base URL of Home Assistant."""
+    token: SecretStr | None = None
+    """Long-lived access token, from ${ENV} or token_file."""
+    verify_ssl: bool = True
+    """Check the server's TLS certificate."""
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
+    """Timeout of one request, in seconds."""
+
+
+class WyomingSettings(_Model):
+    """Serve Home Assistant as a Wyoming satellite."""
+
+    enabled: bool = False
+    """Listen for Home Assistant's Wyoming integration."""
+    host: str = "0.0.0.0"
+    """Address to listen on."""
+    port: Annotated[int, Field(ge=1, le=65535)] = 10700
+    """TCP port to listen on."""
+
+
+class SchedulerSettings(_Model):
+    """Timers, alarms and reminders."""
+
+    database: str = "~/.local/share/xiangyin/jobs.sqlite"
+    """SQLite file that keeps jobs across restarts."""
+    misfire_grace_seconds: Annotated[int, Field(ge=0)] = 3600
+    """How late, in seconds, a reminder missed while the box was off may still fire."""
+
+
+class LoggingSettings(_Model):
+    """Logs to stdout (journald adds the time)."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Least severe level written."""
+    format: Literal["text", "json"] = "text"
+    """One line of text, or one JSON object, per record."""
+    events: bool = True
+    """Log every bus event at INFO (a trace of what happened)."""
+
+
+def _default_skills() -> dict[str, dict[str, Any]]:
+    return {"clock": {}}
+
+
+class Settings(_Model):
+    """The whole daemon."""
+
+    audio: AudioSettings = AudioSettings()
+    """Microphone and speaker."""
+    wake: WakeSettings = WakeSettings()
+    """Wake words."""
+    endpointing: EndpointSettings = EndpointSettings()
+    """End-of-speech detection."""
+    conversation: ConversationSettings = ConversationSettings()
+    """Turn taking."""
+    persona: PersonaSettings = PersonaSettings()
+    """Name, dialect and speaking style."""
+    model: ModelSettings = ModelSettings()
+    """The speech model."""
+    voice: VoiceSettings = VoiceSettings()
+    """Speech output."""
+    skills: dict[str, dict[str, Any]] = Field(default_factory=_default_skills)
+    """Enabled skills by name, each with its own settings (validated by the skill)."""
+    mqtt: MqttSettings = MqttSettings()
+    """MQTT and Home Assistant discovery."""
+    home_assistant: HomeAssistantSettings = HomeAssistantSettings()
+    """Home Assistant API."""
+    wyoming: WyomingSettings = WyomingSettings()
+    """Wyoming server."""
+    scheduler: SchedulerSettings = SchedulerSettings()
+    """Timers and reminders."""
+    logging: LoggingSettings = LoggingSettings()
+    """Logging."""
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_FILE_SUFFIX = "_file"
+
+
+def _resolve(node: Any, path: str, source: Path, env: dict[str, str]) -> Any:
+    """Expand ${ENV} references and <key>_file entries, naming the dotted key on failure."""
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            key = str(key)
+            dotted = f"{path}.{key}" if path else key
+            target = key.removesuffix(_FILE_SUFFIX)
+            if key.endswith(_FILE_SUFFIX) and target and key != "ca_file" and isinstance(value, str):
+                if target in node:
+                    raise ConfigError(f"{source}: {dotted}: give either {target} or {key}, not both")
+                secret_path = Path(os.path.expanduser(_resolve(value, dotted, source, env)))
+                try:
+                    out[target] = secret_path.read_text(encoding="utf-8").strip()
+                except OSError as err:
+                    raise ConfigError(f"{source}: {dotted}: cannot read {secret_path}: {err.strerror}") from err
+            else:
+                out[key] = _resolve(value, dotted, source, env)
+        return out
+    if isinstance(node, list):
+        return [_resolve(item, f"{path}[{i}]", source, env) for i, item in enumerate(node)]
+    if isinstance(node, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                raise ConfigError(f"{source}: {path}: environment variable {name} is not set")
+            return env[name]
+
+        return _ENV_REF.sub(substitute, node)
+    return node
+
+
+def _describe(err: Any, source: Path) -> str:
+    loc = _dotted(err["loc"])
+    if err["type"] == "extra_forbidden":
+        message = "unknown key"
+        parent_loc, name = err["loc"][:-1], str(err["loc"][-1])
+        known = _known_keys(parent_loc)
+        close = difflib.get_close_matches(name, known, n=1)
+        if close:
+            message += f" (did you mean {close[0]!r}?)"
+        elif known:
+            message += f" (expected one of: {', '.join(sorted(known))})"
+    else:
+        message = err["msg"]
+    return f"{source}: {loc}: {message}"
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif not str(part).startswith("function-"):
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _known_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = Settings
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(str(part)) if hasattr(model, "model_fields") else None
+        if field is None:
+            return []
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        candidates = [annotation, *args]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    return list(model.model_fields) if model is not None else []
+
+
+def parse_config(data: Any, source: Path, env: dict[str, str] | None = None) -> Settings:
+    """Validate an already-parsed YAML document."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(data).__name__}")
+    resolved = _resolve(data, "", source, dict(os.environ) if env is None else env)
+    try:
+        return Settings.model_validate(resolved)
+    except ValidationError as err:
+        errors = err.errors()
+        # A bad item also makes pydantic call its tuple too short; the item's own error is the useful one.
+        deeper = {tuple(e["loc"][:-2]) for e in errors if len(e["loc"]) > 2}
+        kept = [e for e in errors if not (e["type"] == "too_short" and tuple(e["loc"]) in deeper)]
+        raise ConfigError("\n".join(_describe(e, source) for e in kept)) from None
+
+
+def load_config(path: Path, env: dict[str, str] | None = None) -> Settings:
+    """Read, expand and validate a config file; raise ConfigError naming file and key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config: {err.strerror}") from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    return parse_config(data, path, env)

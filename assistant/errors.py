@@ -1,0 +1,49 @@
+"""The few typed errors of the daemon core."""
+
+from __future__ import annotations
+
+
+class AssistantError(Exception):
+    """Base of every error the daemon raises on purpose."""
+
+
+class ConfigError(AssistantError):
+    """The configuration file is missing, unreadable or invalid; the message names file and key."""
+
+
+class TurnError(AssistantError):
+    """A stage of a turn failed; ``code`` is stable and kebab-case."""
+
+    code = "turn-failed"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class CaptureError(TurnError):
+    """The microphone stream ended or broke while the user was speaking."""
+
+    code = "capture-failed"
+
+
+class ModelError(TurnError):
+    """The speech model failed; ``recoverable`` errors are retried once within the turn."""
+
+    code = "model-unavailable"
+
+    def __init__(self, message: str, *, recoverable: bool = False) -> None:
+        super().__init__(message)
+        self.recoverable = recoverable
+
+
+class PlaybackError(TurnError):
+    """The speaker failed while playing."""
+
+    code = "playback-failed"
+
+
+class ToolError(AssistantError):
+    """A tool failed in a way the model should hear about; the message is shown to the model."""

@@ -1,0 +1,230 @@
+"""The Protocols the core needs; hardware, engines and network adapters implement them.
+
+The speech model speaks a small stream of its own (``Model*`` types below); ``turn.py`` turns it into
+bus facts, so provider quirks stop at the adapters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from .audio import AudioChunk
+
+# --- time ---------------------------------------------------------------------------------------
+
+
+class Clock(Protocol):
+    """Monotonic time, injected so tests can run a conversation on a fake clock."""
+
+    def now(self) -> float:
+        """Return monotonic seconds."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``."""
+        ...
+
+
+# --- audio in -----------------------------------------------------------------------------------
+
+
+class AudioSource(Protocol):
+    """A microphone: an endless stream of 16 kHz mono chunks of fixed size."""
+
+    def chunks(self) -> AsyncIterator[AudioChunk]:
+        """Yield captured audio until cancelled; survive device loss inside the adapter."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WakeHit:
+    """A wake-word detection."""
+
+    name: str
+    """Name of the model that fired."""
+    score: float
+    """Detector score, 0.0 to 1.0."""
+
+
+class WakeDetector(Protocol):
+    """Wake-word (or stop-word) detection over consecutive microphone chunks."""
+
+    def process(self, chunk: AudioChunk) -> WakeHit | None:
+        """Feed the next chunk; return a hit when a word ends in it."""
+        ...
+
+    def reset(self) -> None:
+        """Forget buffered audio, e.g. after a detection or when re-armed."""
+        ...
+
+
+class SpeechDetector(Protocol):
+    """Voice activity detection over consecutive microphone chunks."""
+
+    def probability(self, chunk: AudioChunk) -> float:
+        """Return the probability (0.0 to 1.0) that the chunk holds speech."""
+        ...
+
+    def reset(self) -> None:
+        """Forget state between utterances."""
+        ...
+
+
+# --- audio out ----------------------------------------------------------------------------------
+
+
+class AudioSink(Protocol):
+    """A speaker that plays streams of any rate."""
+
+    async def play(self, audio: AsyncIterator[AudioChunk]) -> bool:
+        """Play until the stream ends; return False if stop() cut it short."""
+        ...
+
+    def stop(self) -> None:
+        """Stop at once and drop anything buffered. Safe to call at any time."""
+        ...
+
+    def set_volume(self, level: float) -> None:
+        """Set the linear output gain, 0.0 to 1.0."""
+        ...
+
+
+# --- the model ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool as the model sees it: provider-neutral JSON Schema."""
+
+    name: str
+    """Function name the model calls."""
+    description: str
+    """What the tool does, written for the model."""
+    parameters: Mapping[str, Any]
+    """JSON Schema of the arguments object."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What a tool returned, as the model will read it."""
+
+    call_id: str
+    """Identifier of the call this answers."""
+    name: str
+    """Tool name."""
+    content: Mapping[str, Any]
+    """Small JSON object; ``{"ok": false, "error": ...}`` on failure."""
+
+    @property
+    def ok(self) -> bool:
+        """False when the content reports an error."""
+        return self.content.get("ok", True) is not False
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRequest:
+    """One call into the model: a user utterance, a text, or tool results."""
+
+    conversation_id: str
+    """Conversation (room) whose history the model continues."""
+    tools: tuple[ToolSpec, ...] = ()
+    """Tools the model may call."""
+    audio: AudioChunk | None = None
+    """The user's utterance, 16 kHz mono."""
+    text: str | None = None
+    """A text turn from the user (CLI ``ask``, Home Assistant)."""
+    tool_results: tuple[ToolResult, ...] = ()
+    """Results of the tool calls of the previous round."""
+    speak: bool = True
+    """True to ask for speech tokens as well as text."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelTranscript:
+    """What the model heard the user say."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelText:
+    """A delta of the answer's text."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpeech:
+    """A chunk of speech tokens (codes 0..6560, 25 per second) for token2wav."""
+
+    tokens: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelAudio:
+    """Speech already rendered to audio by the backend."""
+
+    chunk: AudioChunk
+
+
+@dataclass(frozen=True, slots=True)
+class ModelToolCall:
+    """The model asked for a tool; ``error`` is set when the call could not be parsed."""
+
+    call_id: str
+    name: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelDone:
+    """The model finished this round."""
+
+    reason: str = "stop"
+    """``stop``, ``tool_calls`` or ``length``."""
+
+
+ModelEvent = ModelTranscript | ModelText | ModelSpeech | ModelAudio | ModelToolCall | ModelDone
+ReplyPiece = ModelText | ModelSpeech | ModelAudio
+
+
+class SpeechModel(Protocol):
+    """An end-to-end speech model; raises ``ModelError`` when it cannot answer."""
+
+    def respond(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        """Stream the answer to one request; cancelling the iteration stops generation."""
+        ...
+
+    def forget(self, conversation_id: str) -> None:
+        """Drop the history of a conversation."""
+        ...
+
+
+# --- speech out ---------------------------------------------------------------------------------
+
+
+class Voice(Protocol):
+    """Turns the pieces of an answer into sound (token2wav, or text through a TTS)."""
+
+    def speak(self, pieces: AsyncIterator[ReplyPiece]) -> AsyncIterator[AudioChunk]:
+        """Yield audio as early as possible while pieces keep arriving."""
+        ...
+
+
+# --- tools --------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class ToolRunner(Protocol):
+    """Runs the tools the model calls."""
+
+    def specs(self) -> tuple[ToolSpec, ...]:
+        """Return the tools offered to the model."""
+        ...
+
+    async def call(self, call: ModelToolCall) -> ToolResult:
+        """Run one call; failures come back as results, never as exceptions."""
+        ...

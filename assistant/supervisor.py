@@ -1,0 +1,257 @@
+"""The long-running loop: hears wake words, runs at most one turn, interrupts it, queues announcements.
+
+It owns the microphone stream and routes each chunk: to the running turn while it listens, otherwise to
+the wake detector (and to the stop-word detector while the assistant speaks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .audio import AudioChunk
+from .bus import Bus, Envelope
+from .events import (
+    AnnounceRequested,
+    ListenRequested,
+    MuteChanged,
+    MuteRequested,
+    PlaybackFinished,
+    PlaybackStarted,
+    ShutdownRequested,
+    StopRequested,
+    Trigger,
+    VolumeChanged,
+    VolumeRequested,
+    WakeDetected,
+)
+from .ports import AudioSource, WakeDetector
+from .tasks import cancel_and_wait
+from .turn import Turn, TurnDeps, TurnRequest
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorOptions:
+    """Behaviour switches the supervisor needs from the settings."""
+
+    follow_up_seconds: float = 4.0
+    """Seconds the user may answer without the wake word after a reply; 0 disables."""
+    forget_after_seconds: float = 300.0
+    """Idle seconds after which a new wake word starts a fresh conversation."""
+    suppress_wake_during_playback: bool = False
+    """Ignore wake words while the assistant speaks (for setups without an echo canceller)."""
+    conversation_id: str = "default"
+    """Conversation (room) this box continues in the model."""
+    initial_volume: float = 0.8
+    """Linear output gain at start."""
+
+
+def _id_factory() -> Callable[[], str]:
+    boot = secrets.token_hex(2)
+    counter = itertools.count(1)
+    return lambda: f"{boot}-{next(counter)}"
+
+
+class Supervisor:
+    """Runs turns one at a time and reacts to requests from the bus."""
+
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        source: AudioSource,
+        wake: WakeDetector,
+        deps: TurnDeps,
+        stop_word: WakeDetector | None = None,
+        options: SupervisorOptions | None = None,
+        new_id: Callable[[], str] | None = None,
+    ) -> None:
+        self._bus = bus
+        self._source = source
+        self._wake = wake
+        self._stop_word = stop_word
+        self._deps = deps
+        self._options = options or SupervisorOptions()
+        self._new_id = new_id or _id_factory()
+        self._turn: Turn | None = None
+        self._request: TurnRequest | None = None
+        self._task: asyncio.Task[object] | None = None
+        self._announcements: collections.deque[str] = collections.deque()
+        self._muted = False
+        self._speaking = False
+        self._closing = False
+        self._last_turn_end: float | None = None
+        self._requests = bus.subscribe(
+            "supervisor",
+            ListenRequested,
+            StopRequested,
+            AnnounceRequested,
+            MuteRequested,
+            VolumeRequested,
+            ShutdownRequested,
+        )
+        bus.tap(self._track_playback)
+        deps.sink.set_volume(self._options.initial_volume)
+
+    @property
+    def muted(self) -> bool:
+        """True while the microphone is ignored."""
+        return self._muted
+
+    @property
+    def busy(self) -> bool:
+        """True while a turn runs."""
+        return self._task is not None and not self._task.done()
+
+    async def run(self) -> None:
+        """Serve until ShutdownRequested; then interrupt the running turn and return."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                mic = group.create_task(self._hear(), name="supervisor:microphone")
+                await self._serve_requests()
+                mic.cancel()
+        finally:
+            self._closing = True
+            await self._interrupt()
+            self._bus.unsubscribe(self._requests)
+
+    # --- requests ---------------------------------------------------------------------------------
+
+    async def _serve_requests(self) -> None:
+        async for envelope in self._requests:
+            match envelope.event:
+                case ShutdownRequested(reason=reason):
+                    _LOGGER.info("shutting down (%s)", reason)
+                    return
+                case StopRequested(source=source):
+                    _LOGGER.info("stop requested by %s", source)
+                    await self._interrupt()
+                case ListenRequested(source=source):
+                    await self._start("button" if source == "button" else "api", self._new_id())
+                case AnnounceRequested(text=text):
+                    self._announcements.append(text)
+                    if not self.busy:
+                        self._next_announcement()
+                case MuteRequested(muted=muted):
+                    await self._set_muted(muted)
+                case VolumeRequested(level=level):
+                    level = min(1.0, max(0.0, level))
+                    self._deps.sink.set_volume(level)
+                    self._bus.publish(VolumeChanged(level=level))
+
+    async def _set_muted(self, muted: bool) -> None:
+        if muted == self._muted:
+            return
+        self._muted = muted
+        self._bus.publish(MuteChanged(muted=muted))
+        if muted and self._turn is not None and self._turn.listening:
+            await self._interrupt()
+        if not muted:
+            self._wake.reset()
+
+    # --- microphone -------------------------------------------------------------------------------
+
+    async def _hear(self) -> None:
+        async for chunk in self._source.chunks():
+            if self._muted:
+                continue
+            request = self._request
+            if request is not None and request.mic.is_open and self.busy:
+                request.mic.offer(chunk)
+                continue
+            await self._detect(chunk)
+        # The source ended (a WAV file given with --input): let the answer finish, then stop.
+        while self.busy:
+            request, task = self._request, self._task
+            if request is not None and request.mic.is_open:
+                await self._interrupt()
+            elif task is not None:
+                await asyncio.wait({task})
+        self._bus.publish(ShutdownRequested(reason="input ended"))
+
+    async def _detect(self, chunk: AudioChunk) -> None:
+        if self._speaking and self._stop_word is not None:
+            hit = self._stop_word.process(chunk)
+            if hit is not None:
+                _LOGGER.info("stop word %s (%.2f)", hit.name, hit.score)
+                self._stop_word.reset()
+                self._bus.publish(StopRequested(source="stop_word"))
+                return
+        if self._speaking and self._options.suppress_wake_during_playback:
+            return
+        hit = self._wake.process(chunk)
+        if hit is None:
+            return
+        self._wake.reset()
+        turn_id = self._new_id()
+        self._bus.publish(WakeDetected(turn_id=turn_id, wake_word=hit.name, score=round(hit.score, 3)))
+        await self._start("wake", turn_id)
+
+    def _track_playback(self, envelope: Envelope) -> None:
+        match envelope.event:
+            case PlaybackStarted(kind="reply" | "announce"):
+                self._speaking = True
+                if self._stop_word is not None:
+                    self._stop_word.reset()
+            case PlaybackFinished(kind="reply" | "announce"):
+                self._speaking = False
+
+    # --- turns ------------------------------------------------------------------------------------
+
+    async def _start(self, trigger: Trigger, turn_id: str) -> None:
+        """Start a listening turn, interrupting the running one (barge-in)."""
+        await self._interrupt()
+        if self._closing:
+            return
+        last = self._last_turn_end
+        if last is not None and self._deps.clock.now() - last > self._options.forget_after_seconds:
+            self._deps.model.forget(self._options.conversation_id)
+        self._launch(TurnRequest(turn_id, trigger, self._options.conversation_id))
+
+    async def _interrupt(self) -> None:
+        """Stop the speaker at once, then cancel the running turn and wait for it to close its books."""
+        task = self._task
+        if task is None or task.done():
+            return
+        self._deps.sink.stop()
+        await cancel_and_wait(task)
+
+    def _launch(self, request: TurnRequest) -> None:
+        turn = Turn(self._deps, request)
+        self._turn, self._request = turn, request
+        self._task = asyncio.create_task(turn.run(), name=f"turn:{request.turn_id}")
+        self._task.add_done_callback(lambda task: self._on_turn_done(turn, request, task))
+
+    def _on_turn_done(self, turn: Turn, request: TurnRequest, task: asyncio.Task[object]) -> None:
+        if task is not self._task:
+            return
+        self._last_turn_end = self._deps.clock.now()
+        self._turn = self._request = self._task = None
+        if self._closing:
+            return
+        follow_up = self._options.follow_up_seconds
+        if (
+            turn.outcome == "completed"
+            and request.announce is None
+            and request.question is None
+            and follow_up > 0
+            and not self._muted
+            and not self._announcements
+        ):
+            self._launch(
+                TurnRequest(self._new_id(), "follow_up", request.conversation_id, no_speech_timeout_seconds=follow_up)
+            )
+            return
+        self._next_announcement()
+
+    def _next_announcement(self) -> None:
+        if self._announcements and not self._closing:
+            text = self._announcements.popleft()
+            self._launch(TurnRequest(self._new_id(), "announce", self._options.conversation_id, announce=text))

@@ -1,0 +1,350 @@
+"""One interaction as one coroutine: listen → model → tools → speak.
+
+Only the turn publishes turn-scoped events, each stamped with its id, and it always closes its books:
+whatever happens (error, interruption, cancellation) exactly one ``TurnEnded`` follows ``TurnStarted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from .audio import AudioChunk, join
+from .config import ConversationSettings, EndpointSettings
+from .earcons import Earcon, render
+from .endpointing import Decision, Endpointer
+from .errors import ModelError, TurnError
+from .events import (
+    Event,
+    ListeningStarted,
+    ListeningTimedOut,
+    Outcome,
+    PlaybackFinished,
+    PlaybackKind,
+    PlaybackStarted,
+    ReplyText,
+    SpeechEnded,
+    SpeechStarted,
+    ToolCallFinished,
+    ToolCallRequested,
+    Trigger,
+    TurnEnded,
+    TurnFailed,
+    TurnStarted,
+    UserTranscript,
+)
+from .ports import (
+    AudioSink,
+    Clock,
+    ModelAudio,
+    ModelDone,
+    ModelEvent,
+    ModelRequest,
+    ModelSpeech,
+    ModelText,
+    ModelToolCall,
+    ModelTranscript,
+    ReplyPiece,
+    SpeechDetector,
+    SpeechModel,
+    ToolResult,
+    ToolRunner,
+    Voice,
+)
+from .tasks import cancel_and_wait
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class MicFeed:
+    """The microphone as one turn hears it: the supervisor offers chunks, the turn takes them while open."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[AudioChunk] = asyncio.Queue()
+        self.is_open = False
+        """True while the turn is listening; the supervisor routes chunks here only then."""
+
+    def offer(self, chunk: AudioChunk) -> None:
+        """Hand a captured chunk to the turn if it listens."""
+        if self.is_open:
+            self._queue.put_nowait(chunk)
+
+    async def get(self) -> AudioChunk:
+        """Wait for the next chunk."""
+        return await self._queue.get()
+
+
+@dataclass(frozen=True, slots=True)
+class TurnDeps:
+    """The long-lived collaborators every turn uses."""
+
+    publish: Callable[[Event], None]
+    clock: Clock
+    vad: SpeechDetector
+    model: SpeechModel
+    voice: Voice
+    sink: AudioSink
+    tools: ToolRunner
+    endpoint: EndpointSettings
+    conversation: ConversationSettings
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRequest:
+    """What this one turn is for."""
+
+    turn_id: str
+    trigger: Trigger
+    conversation_id: str
+    mic: MicFeed = field(default_factory=MicFeed)
+    """Audio from the supervisor, for turns that listen."""
+    announce: str | None = None
+    """Text to speak without listening (trigger ``announce``)."""
+    question: str | None = None
+    """A text question instead of listening (trigger ``api``)."""
+    no_speech_timeout_seconds: float | None = None
+    """Override of the endpointing timeout, e.g. the follow-up window."""
+
+
+class _PieceStream:
+    """A closable async queue of reply pieces feeding the voice while the model still generates."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[ReplyPiece | None] = asyncio.Queue()
+
+    def put(self, piece: ReplyPiece) -> None:
+        self._queue.put_nowait(piece)
+
+    def close(self) -> None:
+        self._queue.put_nowait(None)
+
+    async def __aiter__(self) -> AsyncIterator[ReplyPiece]:
+        while (piece := await self._queue.get()) is not None:
+            yield piece
+
+
+async def _single(piece: ReplyPiece) -> AsyncIterator[ReplyPiece]:
+    yield piece
+
+
+async def _chunks(chunk: AudioChunk) -> AsyncIterator[AudioChunk]:
+    yield chunk
+
+
+class Turn:
+    """Runs one turn; create one per interaction and await :meth:`run`."""
+
+    def __init__(self, deps: TurnDeps, request: TurnRequest) -> None:
+        self._deps = deps
+        self._request = request
+        self.outcome: Outcome | None = None
+        """How the turn ended, once it has."""
+
+    @property
+    def turn_id(self) -> str:
+        """Identifier stamped on every event of this turn."""
+        return self._request.turn_id
+
+    @property
+    def listening(self) -> bool:
+        """True while the turn takes microphone audio."""
+        return self._request.mic.is_open
+
+    def _publish(self, event: Event) -> None:
+        self._deps.publish(event)
+
+    async def run(self) -> Outcome:
+        """Run the turn to its end; cancellation ends it ``interrupted`` and propagates."""
+        request = self._request
+        self._publish(TurnStarted(turn_id=request.turn_id, trigger=request.trigger))
+        outcome: Outcome = "error"
+        try:
+            outcome = await self._converse()
+        except asyncio.CancelledError:
+            outcome = "interrupted"
+            raise
+        except TurnError as err:
+            _LOGGER.warning("turn %s failed: %s", request.turn_id, err.message)
+            await self._fail(err.code, err.message)
+        except Exception as err:
+            # An adapter bug must not take the daemon down with the turn.
+            _LOGGER.exception("turn %s crashed", request.turn_id)
+            await self._fail("internal-error", f"{type(err).__name__}: {err}")
+        finally:
+            request.mic.is_open = False
+            self.outcome = outcome
+            self._publish(TurnEnded(turn_id=request.turn_id, outcome=outcome))
+        return outcome
+
+    async def _fail(self, code: str, message: str) -> None:
+        self._publish(TurnFailed(turn_id=self.turn_id, code=code, message=message))
+        if self._deps.conversation.earcons:
+            try:
+                await self._play(_chunks(render(Earcon.ERROR)), "earcon")
+            except Exception:
+                _LOGGER.exception("could not play the error earcon")
+
+    async def _converse(self) -> Outcome:
+        request = self._request
+        if request.announce is not None:
+            await self._play(self._deps.voice.speak(_single(ModelText(request.announce))), "announce")
+            return "completed"
+        tools = self._deps.tools.specs()
+        if request.question is not None:
+            model_request = ModelRequest(request.conversation_id, tools, text=request.question)
+        else:
+            utterance = await self._listen()
+            if utterance is None:
+                return "no_speech"
+            model_request = ModelRequest(request.conversation_id, tools, audio=utterance)
+        await self._answer(model_request)
+        return "completed"
+
+    # --- listening --------------------------------------------------------------------------------
+
+    async def _listen(self) -> AudioChunk | None:
+        deps, request = self._deps, self._request
+        settings = deps.endpoint
+        if request.no_speech_timeout_seconds is not None:
+            settings = settings.model_copy(update={"no_speech_timeout_seconds": request.no_speech_timeout_seconds})
+        endpointer = Endpointer(settings)
+        preroll: collections.deque[AudioChunk] = collections.deque()
+        captured: list[AudioChunk] = []
+        deps.vad.reset()
+        request.mic.is_open = True
+        self._publish(ListeningStarted(turn_id=request.turn_id))
+        if deps.conversation.earcons and request.trigger != "follow_up":
+            await self._play(_chunks(render(Earcon.WAKE)), "earcon")
+        try:
+            while True:
+                chunk = await request.mic.get()
+                decision = endpointer.process(chunk.seconds, deps.vad.probability(chunk))
+                match decision:
+                    case Decision.WAITING:
+                        preroll.append(chunk)
+                        while sum(c.seconds for c in preroll) > settings.preroll_seconds + settings.start_seconds:
+                            preroll.popleft()
+                    case Decision.STARTED:
+                        self._publish(SpeechStarted(turn_id=request.turn_id))
+                        captured = [*preroll, chunk]
+                    case Decision.SPEAKING:
+                        captured.append(chunk)
+                    case Decision.ENDED:
+                        captured.append(chunk)
+                        self._publish(
+                            SpeechEnded(turn_id=request.turn_id, speech_seconds=round(endpointer.speech_seconds, 3))
+                        )
+                        return join(captured)
+                    case Decision.TIMED_OUT:
+                        waited = round(endpointer.waited_seconds, 3)
+                        self._publish(ListeningTimedOut(turn_id=request.turn_id, waited_seconds=waited))
+                        return None
+        finally:
+            request.mic.is_open = False
+
+    # --- answering --------------------------------------------------------------------------------
+
+    async def _answer(self, model_request: ModelRequest) -> None:
+        deps = self._deps
+        pieces = _PieceStream()
+        playback: asyncio.Task[bool] | None = None
+
+        def speak(piece: ReplyPiece) -> None:
+            nonlocal playback
+            pieces.put(piece)
+            if playback is None:
+                playback = asyncio.create_task(
+                    self._play(deps.voice.speak(aiter(pieces)), "reply"), name=f"playback:{self.turn_id}"
+                )
+
+        try:
+            for _ in range(deps.conversation.max_tool_rounds):
+                calls: list[ModelToolCall] = []
+                async for event in self._model_round(model_request):
+                    match event:
+                        case ModelTranscript(text=text):
+                            self._publish(UserTranscript(turn_id=self.turn_id, text=text))
+                        case ModelText(text=text):
+                            self._publish(ReplyText(turn_id=self.turn_id, text=text))
+                            speak(event)
+                        case ModelSpeech() | ModelAudio():
+                            speak(event)
+                        case ModelToolCall():
+                            calls.append(event)
+                        case ModelDone():
+                            pass
+                if not calls:
+                    break
+                results = tuple([await self._run_tool(call) for call in calls])
+                model_request = ModelRequest(
+                    model_request.conversation_id, model_request.tools, tool_results=results, speak=model_request.speak
+                )
+            else:
+                raise TurnError(
+                    f"the model still called tools after {deps.conversation.max_tool_rounds} rounds",
+                    code="too-many-tool-rounds",
+                )
+            pieces.close()
+            if playback is not None:
+                await playback
+        finally:
+            if playback is not None and not playback.done():
+                await cancel_and_wait(playback)
+
+    async def _model_round(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        """Stream one model round, retrying once a recoverable failure that happened before any output."""
+        for attempt in (1, 2):
+            produced = False
+            try:
+                async for event in self._deps.model.respond(request):
+                    produced = True
+                    yield event
+                return
+            except ModelError as err:
+                if not err.recoverable or produced or attempt == 2:
+                    raise
+                _LOGGER.warning("model failed (%s); retrying once", err.message)
+
+    async def _run_tool(self, call: ModelToolCall) -> ToolResult:
+        clock = self._deps.clock
+        self._publish(
+            ToolCallRequested(
+                turn_id=self.turn_id, call_id=call.call_id, tool=call.name, arguments=dict(call.arguments)
+            )
+        )
+        started = clock.now()
+        ok = False
+        try:
+            result = await self._deps.tools.call(call)
+            ok = result.ok
+            return result
+        finally:
+            seconds = round(clock.now() - started, 3)
+            self._publish(
+                ToolCallFinished(turn_id=self.turn_id, call_id=call.call_id, tool=call.name, ok=ok, seconds=seconds)
+            )
+
+    # --- speaking ---------------------------------------------------------------------------------
+
+    async def _play(self, audio: AsyncIterator[AudioChunk], kind: PlaybackKind) -> bool:
+        """Play a stream, publishing PlaybackStarted at its first sound; return False if cut short."""
+        started = False
+
+        async def announced() -> AsyncIterator[AudioChunk]:
+            nonlocal started
+            async for chunk in audio:
+                if not started:
+                    started = True
+                    self._publish(PlaybackStarted(turn_id=self.turn_id, kind=kind))
+                yield chunk
+
+        completed = False
+        try:
+            completed = await self._deps.sink.play(announced())
+            return completed
+        finally:
+            if started:
+                self._publish(PlaybackFinished(turn_id=self.turn_id, kind=kind, interrupted=not completed))

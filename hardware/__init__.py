@@ -1,0 +1,1 @@
+"""Hardware adapters: PyAudio microphone and speaker, device listing, WAV file sources and sinks."""

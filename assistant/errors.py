@@ -47,3 +47,12 @@ class PlaybackError(TurnError):
 
 class ToolError(AssistantError):
     """A tool failed in a way the model should hear about; the message is shown to the model."""
+
+
+class HomeAssistantError(AssistantError):
+    """Home Assistant refused or could not be reached; the message says which and is free of secrets."""
+
+    def __init__(self, message: str, *, reason: str = "unavailable") -> None:
+        super().__init__(message)
+        self.reason = reason
+        """``auth`` (bad token), ``unavailable`` (down, timeout) or ``rejected`` (bad entity or data)."""

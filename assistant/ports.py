@@ -228,3 +228,42 @@ class ToolRunner(Protocol):
     async def call(self, call: ModelToolCall) -> ToolResult:
         """Run one call; failures come back as results, never as exceptions."""
         ...
+
+
+# --- home -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EntityState:
+    """One Home Assistant entity as the API reports it."""
+
+    entity_id: str
+    """E.g. ``light.living_room``."""
+    state: str
+    """E.g. ``on``, ``off``, ``21.5``, ``unavailable``."""
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    """Friendly name, brightness, area and so on."""
+
+
+class HomeAssistantApi(Protocol):
+    """The part of Home Assistant's API the daemon uses; raises ``HomeAssistantError`` on failure."""
+
+    async def get_states(self) -> list[EntityState]:
+        """Return every entity."""
+        ...
+
+    async def get_state(self, entity_id: str) -> EntityState:
+        """Return one entity."""
+        ...
+
+    async def call_service(self, domain: str, service: str, data: Mapping[str, Any]) -> None:
+        """Call a service such as ``light.turn_on`` with its data."""
+        ...
+
+
+class MessagePublisher(Protocol):
+    """Publishes MQTT messages; the adapter keeps them while the broker is away."""
+
+    async def publish(self, topic: str, payload: str, *, qos: int = 1, retain: bool = False) -> None:
+        """Send one message."""
+        ...

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 from .config import EndpointSettings
 
+_EPSILON = 1e-6
+"""Chunk durations are sums of floats; compare with a tolerance so 10 × 0.1 s reaches 1.0 s."""
+
 
 class Decision(enum.StrEnum):
     """What the endpointer concluded after a chunk."""
@@ -49,17 +52,20 @@ class Endpointer:
         if not self._started:
             self.waited_seconds += seconds
             self._run_seconds = self._run_seconds + seconds if is_speech else 0.0
-            if is_speech and self._run_seconds >= s.start_seconds:
+            if is_speech and self._run_seconds >= s.start_seconds - _EPSILON:
                 self._started = True
                 self.speech_seconds = self._run_seconds
                 return Decision.STARTED
-            if self.waited_seconds >= s.no_speech_timeout_seconds:
+            if self.waited_seconds >= s.no_speech_timeout_seconds - _EPSILON:
                 self._done = Decision.TIMED_OUT
                 return self._done
             return Decision.WAITING
         self.speech_seconds += seconds
         self._silence_seconds = 0.0 if is_speech else self._silence_seconds + seconds
-        if self._silence_seconds >= s.end_silence_seconds or self.speech_seconds >= s.max_speech_seconds:
+        if (
+            self._silence_seconds >= s.end_silence_seconds - _EPSILON
+            or self.speech_seconds >= s.max_speech_seconds - _EPSILON
+        ):
             self._done = Decision.ENDED
             return self._done
         return Decision.SPEAKING

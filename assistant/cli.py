@@ -1,0 +1,103 @@
+"""Command line: ``xiangyin run | check | devices``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .config import Settings, load_config
+from .errors import ConfigError
+
+_LOGGER = logging.getLogger(__name__)
+
+EXIT_CONFIG = 2
+"""Exit status for a missing or invalid configuration (systemd does not restart on it)."""
+
+
+def default_config_path() -> Path:
+    """$XIANGYIN_CONFIG, else ./config.yaml, else /etc/xiangyin/config.yaml."""
+    if env := os.environ.get("XIANGYIN_CONFIG"):
+        return Path(env)
+    local = Path("config.yaml")
+    return local if local.exists() else Path("/etc/xiangyin/config.yaml")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xiangyin", description="乡音 Xiangyin home voice assistant")
+    parser.add_argument("--version", action="version", version=f"xiangyin {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("--config", type=Path, default=None, help="config file (default: %(default)s)")
+        return sub
+
+    run = with_config(commands.add_parser("run", help="run the assistant"))
+    run.add_argument("--input", type=Path, help="read the microphone from this WAV file instead")
+    run.add_argument("--output", type=Path, help="write what the speaker plays to this WAV file instead")
+    with_config(commands.add_parser("check", help="validate the config file and exit"))
+    commands.add_parser("devices", help="list audio input and output devices")
+    return parser
+
+
+def _load(path: Path | None) -> Settings:
+    return load_config(path or default_config_path())
+
+
+def _secrets(settings: Settings) -> list[str]:
+    values = [settings.mqtt.password, settings.home_assistant.token, settings.model.vllm.api_key]
+    return [value.get_secret_value() for value in values if value is not None]
+
+
+def _check(args: argparse.Namespace) -> int:
+    path = args.config or default_config_path()
+    settings = load_config(path)
+    words = ", ".join(w.model for w in settings.wake.words)
+    print(
+        f"{path}: OK — wake words: {words}; model: {settings.model.backend}; voice: {settings.voice.mode}; "
+        f"dialect: {settings.persona.dialect}; skills: {', '.join(settings.skills) or 'none'}"
+    )
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    from .app import App, build_adapters
+    from .logs import configure_logging
+
+    configure_logging(settings.logging, _secrets(settings))
+    app = App(
+        settings, lambda s, bus, clock: build_adapters(s, bus, clock, input_wav=args.input, output_wav=args.output)
+    )
+    asyncio.run(app.run())
+    return 0
+
+
+def _devices(_: argparse.Namespace) -> int:
+    from hardware.devices import list_devices
+
+    for device in list_devices():
+        print(device.describe())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``xiangyin`` console script."""
+    args = _parser().parse_args(argv)
+    handlers = {"run": _run, "check": _check, "devices": _devices}
+    try:
+        return handlers[args.command](args)
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The brain: speech model backends behind the ``SpeechModel`` port."""

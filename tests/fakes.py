@@ -17,6 +17,7 @@ from typing import Any
 from assistant.audio import AudioChunk, read_wav, split
 from assistant.errors import ModelError
 from assistant.ports import (
+    Clock,
     ModelAudio,
     ModelEvent,
     ModelRequest,
@@ -120,13 +121,13 @@ def timeline(*parts: Iterable[AudioChunk]) -> list[AudioChunk]:
 class FakeMicrophone:
     """Plays a timeline of chunks in real (fake-clock) time, then silence forever or the end."""
 
-    def __init__(self, clock: FakeClock, chunks: Sequence[AudioChunk], *, then_silence: bool = True) -> None:
+    def __init__(self, clock: Clock, chunks: Sequence[AudioChunk], *, then_silence: bool = True) -> None:
         self._clock = clock
         self._chunks = list(chunks)
         self._then_silence = then_silence
 
     @classmethod
-    def from_wav(cls, clock: FakeClock, path: Path, *, then_silence: bool = True) -> FakeMicrophone:
+    def from_wav(cls, clock: Clock, path: Path, *, then_silence: bool = True) -> FakeMicrophone:
         """Cut a 16 kHz WAV into 80 ms chunks."""
         return cls(clock, list(split(read_wav(path), CHUNK_SECONDS)), then_silence=then_silence)
 
@@ -179,7 +180,7 @@ class FakeSpeechDetector:
 class FakeSpeaker:
     """Records what it plays, taking each chunk's duration on the fake clock."""
 
-    def __init__(self, clock: FakeClock) -> None:
+    def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._generation = 0
         self.played: list[AudioChunk] = []
@@ -255,7 +256,7 @@ def after(delay_seconds: float, event: ModelEvent | Exception) -> Step:
 class ScriptedModel:
     """A speech model that plays one scripted round per request, on the fake clock."""
 
-    def __init__(self, clock: FakeClock, rounds: Sequence[Sequence[Step]]) -> None:
+    def __init__(self, clock: Clock, rounds: Sequence[Sequence[Step]]) -> None:
         self._clock = clock
         self._rounds = [list(r) for r in rounds]
         self.requests: list[ModelRequest] = []

@@ -65,3 +65,40 @@ def test_logs_mask_secrets_even_inside_tracebacks(monkeypatch: pytest.MonkeyPatc
     assert "s3cr3t-token" not in text
     assert text.count("***") >= 2
     logging.getLogger().handlers.clear()
+
+
+def test_daemon_reports_ready_pings_the_watchdog_and_stops_on_sigterm_within_2_s(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(str(path))
+        server.settimeout(20)
+        env = {**os.environ, "NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "400000", "PYTHONPATH": str(ROOT)}
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "tests.daemon_with_fakes"], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+        )
+        try:
+            messages = [server.recv(64)]
+            while messages.count(b"WATCHDOG=1") < 2:
+                messages.append(server.recv(64))
+            assert messages[0] == b"READY=1" or b"READY=1" in messages
+            # Let the scripted conversation run, then ask it to stop.
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                messages.append(server.recv(64))
+                if messages.count(b"WATCHDOG=1") >= 20:
+                    break
+            daemon.send_signal(signal.SIGTERM)
+            sent = time.monotonic()
+            out, _ = daemon.communicate(timeout=10)
+            stopped_after = time.monotonic() - sent
+        finally:
+            daemon.kill()
+    assert daemon.returncode == 0
+    assert stopped_after < 2.0, f"took {stopped_after:.2f} s to stop"
+    assert "turn-ended" in out and "outcome='completed'" in out
+    assert "shutdown-requested reason='SIGTERM'" in out
+    assert out.rstrip().endswith("clean exit")

@@ -164,18 +164,39 @@ class LocalModelSettings(_Model):
 
 
 class VllmModelSettings(_Model):
-    """StepFun's OpenAI-compatible vLLM server."""
+    """StepFun's OpenAI-compatible vLLM server (one GPU box serving many rooms)."""
 
-    base_url: str = "http://127.0.0.1:8000/v1"
+    base_url: Annotated[str, Field(pattern=r"^https?://")] = "http://127.0.0.1:8000/v1"
     """Server URL up to and including /v1."""
-    model: str = "step-audio-2-mini"
-    """Served model name."""
+    model: Annotated[str, Field(min_length=1)] = "step-audio-2-mini"
+    """Served model name (vLLM's --served-model-name)."""
     api_key: SecretStr | None = None
-    """Bearer token, from ${ENV} or api_key_file."""
+    """Bearer token, from ${ENV} or api_key_file; null when the server has no --api-key."""
     timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 60.0
-    """Longest wait for a whole reply, in seconds."""
+    """Longest wait for a whole reply (one model round), in seconds."""
     retries: Annotated[int, Field(ge=0, le=5)] = 1
-    """Extra attempts after a failed request."""
+    """Extra attempts, with jittered backoff, when the server refuses the connection before any reply;
+    slower failures (timeouts, 5xx, broken streams) are retried once by the turn instead."""
+    connect_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 3.0
+    """Longest wait to open a TCP connection to the server, in seconds."""
+    first_token_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 20.0
+    """Longest wait from sending a request to the first streamed token, in seconds (covers queueing
+    behind other rooms and audio encoding)."""
+    idle_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
+    """Longest silence between two streamed chunks once the reply has started, in seconds."""
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)] = 0.7
+    """Sampling temperature (StepFun's examples use 0.7 for speech)."""
+    top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
+    """Nucleus sampling mass, 0.0 to 1.0."""
+    repetition_penalty: Annotated[float, Field(ge=1.0, le=2.0)] = 1.05
+    """vLLM repetition penalty; 1.0 disables it."""
+    max_tokens: Annotated[int, Field(ge=16, le=8192)] = 2048
+    """Most tokens generated per model round (about 32 per second of speech)."""
+    history_tokens: Annotated[int, Field(ge=0, le=16384)] = 6000
+    """Estimated token budget for each room's conversation history; older spoken answers are first
+    kept as text only, then the oldest exchanges are dropped. 0 keeps only the current turn."""
+    health_interval_seconds: Annotated[float, Field(ge=1, le=3600)] = 30.0
+    """Seconds between health checks of the server (GET /v1/models) while it is reachable."""
 
 
 class ModelSettings(_Model):

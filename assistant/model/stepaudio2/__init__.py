@@ -1,0 +1,1 @@
+"""Step-Audio 2 mini: prompt building, token parsing and the engines that run it."""

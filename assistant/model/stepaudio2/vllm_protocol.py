@@ -1,0 +1,443 @@
+"""StepFun's vLLM chat protocol for Step-Audio 2, as pure functions: requests, stream assembly, history.
+
+No I/O here: ``vllm.py`` moves the bytes. The wire format follows StepFun's fork of vLLM
+(``--tokenizer-mode step_audio_2 --audio-parser step_audio_2_tts_ta4 --tool-call-parser step_audio_2``):
+
+* user audio is sent as ``input_audio`` items of base64 WAV, one item per chunk of at most 25 s
+  (a single 30 s chunk crashed the server);
+* a spoken answer is asked for by prefilling the assistant turn with ``<tts_start>`` and setting
+  ``continue_final_message: true, add_generation_prompt: false``;
+* the reply streams ``delta.tts_content.tts_text`` (what is spoken), ``delta.tts_content.tts_audio``
+  (``<audio_N>`` speech codes for token2wav), ``delta.content`` (text outside the spoken part) and
+  OpenAI ``delta.tool_calls`` whose arguments arrive as string diffs;
+* earlier spoken answers go back as ``{"role": "assistant", "tts_content": {...}}`` and tool results
+  as ``{"role": "input", "tool_call_id": ..., "content": [text items]}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import io
+import json
+import logging
+import math
+import re
+import uuid
+import wave
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...audio import MIC_RATE_HZ, SAMPLE_WIDTH_BYTES, AudioChunk
+from ...config import PersonaSettings, VllmModelSettings
+from ...ports import ModelEvent, ModelSpeech, ModelText, ModelToolCall, ToolResult, ToolSpec
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_CHUNK_SECONDS = 25.0
+"""Longest audio item the server gets; the encoder has 1500 positions and ≥30 s crashed the fork."""
+SPEECH_CODES = 6561
+"""CosyVoice2 S3 codes are 0..6560; ``<audio_6561>`` is the pad and never reaches token2wav."""
+TTS_START = "<tts_start>"
+"""Prefill of the assistant turn that makes the model answer in interleaved text and speech."""
+TOOL_RESULT_INSTRUCTION = "\n\n\n请用口语化形式总结检索结果，简短地回答用户的问题。"
+"""StepFun's own follow-up after a tool result; kept verbatim because the model was tuned on it."""
+
+_AUDIO_TOKEN = re.compile(r"<audio_(\d+)>")
+_AUDIO_TOKENS_PER_SECOND = 12.5
+_TOKENS_PER_MESSAGE = 4  # <|BOT|>, the role, "\n" and <|EOT|>
+
+
+class StreamError(Exception):
+    """The server's stream broke the protocol or reported an error mid-way; the message says which."""
+
+
+# --- system prompt --------------------------------------------------------------------------------
+
+_WEEKDAYS = "一二三四五六日"
+_DIALECTS = {
+    "mandarin": "",
+    "cantonese": "请用粤语与用户交流。",
+    "sichuanese": "请用四川话与用户交流。",
+    "english": "Please talk with the user in English.",
+}
+_STYLES = {
+    "default": "",
+    "elderly": "用户可能是老人：说话慢一点，用简单的词和短句，把时间、数字和名字这些关键信息再重复一遍。",
+    "brief": "回答要简短，一两句话说清楚。",
+}
+
+
+def system_prompt(persona: PersonaSettings, today: datetime.date) -> str:
+    """Write the system turn in the shape of StepFun's tool-calling examples (name, tools, date, voice).
+
+    Whether the mini model follows a dialect instruction is unproven (reference §5); the line costs
+    nothing and is what a user would try first.
+    """
+    lines = [
+        f"你的名字叫做{persona.name}，是这个家里的语音助手。",
+        "你具备调用工具解决问题的能力，你需要根据用户的需求和上下文情景，自主选择是否调用系统提供的工具来协助用户。",
+        "你说话口语化、亲切，不使用列表、表格或表情符号。",
+        _STYLES[persona.style],
+        f"用户住在{persona.location}。" if persona.location else "",
+        f"今天是{today.year}年{today.month}月{today.day}日，星期{_WEEKDAYS[today.weekday()]}",
+        _DIALECTS[persona.dialect],
+        "请用默认女声与用户交流",
+    ]
+    return "\n".join(line for line in lines if line)
+
+
+# --- request --------------------------------------------------------------------------------------
+
+
+def split_audio(audio: AudioChunk, max_seconds: float = MAX_CHUNK_SECONDS) -> list[AudioChunk]:
+    """Cut audio into the fewest chunks of at most ``max_seconds``, all about the same length.
+
+    Even pieces avoid a tiny last chunk, which the encoder would turn into zero audio embeddings.
+    """
+    if audio.samples == 0:
+        return []
+    count = math.ceil(audio.seconds / max_seconds - 1e-9)
+    step = math.ceil(audio.samples / count) * SAMPLE_WIDTH_BYTES
+    return [AudioChunk(audio.pcm[start : start + step], audio.rate_hz) for start in range(0, len(audio.pcm), step)]
+
+
+def wav_bytes(audio: AudioChunk) -> bytes:
+    """Encode mono int16 PCM as a WAV file in memory."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(SAMPLE_WIDTH_BYTES)
+        wav.setframerate(audio.rate_hz)
+        wav.writeframes(audio.pcm)
+    return buffer.getvalue()
+
+
+def audio_items(audio: AudioChunk) -> list[dict[str, Any]]:
+    """Return the ``input_audio`` content items for an utterance, one per ≤25 s chunk."""
+    if audio.rate_hz != MIC_RATE_HZ:
+        raise ValueError(f"the model hears 16 kHz audio, got {audio.rate_hz} Hz")
+    return [
+        {
+            "type": "input_audio",
+            "input_audio": {"data": base64.b64encode(wav_bytes(chunk)).decode("ascii"), "format": "wav"},
+        }
+        for chunk in split_audio(audio)
+    ]
+
+
+def tool_schemas(tools: Iterable[ToolSpec]) -> list[dict[str, Any]]:
+    """Return the OpenAI ``tools`` array, which the fork renders in its own ``tool_json_schemas`` turn."""
+    return [
+        {
+            "type": "function",
+            "function": {"name": t.name, "description": t.description, "parameters": dict(t.parameters)},
+        }
+        for t in tools
+    ]
+
+
+def user_message(*, audio: AudioChunk | None, text: str | None) -> dict[str, Any]:
+    """Return the ``human`` turn (StepFun's role name) for an utterance, a text, or both (audio first)."""
+    items: list[dict[str, Any]] = audio_items(audio) if audio is not None else []
+    if text:
+        if not items:
+            return {"role": "human", "content": text}
+        items.append({"type": "text", "text": text})
+    if not items:
+        raise ValueError("a user turn needs audio or text")
+    return {"role": "human", "content": items}
+
+
+def tool_result_messages(results: Sequence[ToolResult]) -> list[dict[str, Any]]:
+    """Return one ``input`` turn per result; the last one carries StepFun's instruction to sum up."""
+    messages: list[dict[str, Any]] = []
+    for i, result in enumerate(results):
+        content = [{"type": "text", "text": json.dumps(dict(result.content), ensure_ascii=False, default=str)}]
+        if i == len(results) - 1:
+            content.append({"type": "text", "text": TOOL_RESULT_INSTRUCTION})
+        messages.append({"role": "input", "tool_call_id": result.call_id, "content": content})
+    return messages
+
+
+def build_payload(
+    settings: VllmModelSettings,
+    *,
+    system: str,
+    tools: Sequence[ToolSpec],
+    messages: Sequence[Mapping[str, Any]],
+    speak: bool,
+) -> dict[str, Any]:
+    """Return the body of one streaming ``/chat/completions`` request."""
+    body: dict[str, Any] = {
+        "model": settings.model,
+        "messages": [{"role": "system", "content": system}, *messages],
+        "stream": True,
+        "max_tokens": settings.max_tokens,
+        "temperature": settings.temperature,
+        "top_p": settings.top_p,
+        "repetition_penalty": settings.repetition_penalty,
+        # The audio and tool parsers read <tts_start>, <tts_end> and <tool_call> from the raw text.
+        "skip_special_tokens": False,
+    }
+    if tools:
+        body["tools"] = tool_schemas(tools)
+        body["tool_choice"] = "auto"
+    if speak:
+        body["messages"].append({"role": "assistant", "content": TTS_START})
+        body["continue_final_message"] = True
+        body["add_generation_prompt"] = False
+    else:
+        body["continue_final_message"] = False
+        body["add_generation_prompt"] = True
+    return body
+
+
+# --- response -------------------------------------------------------------------------------------
+
+
+def parse_speech_codes(tokens: str) -> tuple[int, ...]:
+    """Return the speech codes in a ``<audio_N><audio_M>…`` string, dropping pads and out-of-range codes."""
+    codes: list[int] = []
+    for match in _AUDIO_TOKEN.finditer(tokens):
+        code = int(match.group(1))
+        if code < SPEECH_CODES:
+            codes.append(code)
+        elif code > SPEECH_CODES:
+            _LOGGER.warning("dropped speech code %d, outside 0..%d", code, SPEECH_CODES - 1)
+    leftover = _AUDIO_TOKEN.sub("", tokens).strip()
+    if leftover:
+        _LOGGER.warning("ignored %d characters that are not speech tokens in tts_audio", len(leftover))
+    return tuple(codes)
+
+
+def speech_tokens_text(codes: Iterable[int]) -> str:
+    """Render speech codes back as the server's ``<audio_N>`` string."""
+    return "".join(f"<audio_{code}>" for code in codes)
+
+
+@dataclass
+class _CallParts:
+    call_id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass
+class ReplyAssembler:
+    """Folds the SSE chunks of one reply into model events and, at the end, the assistant turn."""
+
+    tts_text: list[str] = field(default_factory=list)
+    codes: list[int] = field(default_factory=list)
+    content: list[str] = field(default_factory=list)
+    finish_reason: str | None = None
+    """Set from the chunk that carried it; None while the reply is still open."""
+    done: bool = False
+    """True once ``data: [DONE]`` arrived."""
+    _calls: dict[int, _CallParts] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """True when the server closed the reply properly (a finish reason or [DONE])."""
+        return self.done or self.finish_reason is not None
+
+    def feed(self, data: str) -> list[ModelEvent]:
+        """Take the data of one SSE event; return the text and speech it carries."""
+        if data.strip() == "[DONE]":
+            self.done = True
+            return []
+        try:
+            chunk = json.loads(data)
+        except json.JSONDecodeError as err:
+            raise StreamError(f"the server sent a chunk that is not JSON ({err.msg} at {err.pos})") from None
+        if not isinstance(chunk, dict):
+            raise StreamError(f"the server sent a {type(chunk).__name__} where a chunk object belongs")
+        if "error" in chunk:
+            error = chunk["error"]
+            message = error.get("message") if isinstance(error, dict) else error
+            raise StreamError(f"the server failed mid-reply: {str(message)[:200]}")
+        choices = chunk.get("choices")
+        if not isinstance(choices, list):
+            raise StreamError("the server sent a chunk without a choices list")
+        events: list[ModelEvent] = []
+        for choice in choices:
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            if not isinstance(delta, dict):
+                raise StreamError("the server sent a delta that is not an object")
+            events.extend(self._delta(delta))
+            if isinstance(reason := choice.get("finish_reason"), str):
+                self.finish_reason = reason
+        return events
+
+    def _delta(self, delta: Mapping[str, Any]) -> list[ModelEvent]:
+        events: list[ModelEvent] = []
+        tts = delta.get("tts_content")
+        if isinstance(tts, dict):
+            if isinstance(text := tts.get("tts_text"), str) and text:
+                self.tts_text.append(text)
+                events.append(ModelText(text))
+            if isinstance(audio := tts.get("tts_audio"), str) and audio:
+                codes = parse_speech_codes(audio)
+                if codes:
+                    self.codes.extend(codes)
+                    events.append(ModelSpeech(codes))
+        if isinstance(content := delta.get("content"), str) and content:
+            # Whitespace between <tts_end> and a tool call is layout, not something to say.
+            if content.strip() or self.content:
+                self.content.append(content)
+                events.append(ModelText(content))
+        for call in delta.get("tool_calls") or ():
+            self._tool_call_delta(call)
+        return events
+
+    def _tool_call_delta(self, call: Any) -> None:
+        if not isinstance(call, dict):
+            raise StreamError("the server sent a tool call delta that is not an object")
+        index = call.get("index", 0)
+        parts = self._calls.setdefault(index if isinstance(index, int) else 0, _CallParts())
+        if isinstance(call_id := call.get("id"), str) and not parts.call_id:
+            parts.call_id = call_id
+        function = call.get("function") or {}
+        if isinstance(function, dict):
+            # OpenAI's own stream accumulator concatenates every string field; names may come in pieces.
+            if isinstance(name := function.get("name"), str):
+                parts.name += name
+            if isinstance(arguments := function.get("arguments"), str):
+                parts.arguments += arguments
+
+    def tool_calls(self) -> list[ModelToolCall]:
+        """Return the tool calls of the reply; unparsable ones carry ``error`` instead of arguments."""
+        calls: list[ModelToolCall] = []
+        for index in sorted(self._calls):
+            parts = self._calls[index]
+            call_id = parts.call_id or f"call-{uuid.uuid4().hex[:12]}"
+            parts.call_id = call_id
+            name = parts.name.strip()
+            if not name:
+                calls.append(ModelToolCall(call_id, "", error="the model called a tool without a name"))
+                continue
+            raw = parts.arguments.strip()
+            try:
+                arguments = json.loads(raw) if raw else {}
+            except json.JSONDecodeError as err:
+                calls.append(ModelToolCall(call_id, name, error=f"the arguments are not valid JSON ({err.msg})"))
+                continue
+            if not isinstance(arguments, dict):
+                calls.append(ModelToolCall(call_id, name, error="the arguments must be a JSON object"))
+                continue
+            calls.append(ModelToolCall(call_id, name, arguments))
+        return calls
+
+    def assistant_message(self, calls: Sequence[ModelToolCall] = ()) -> dict[str, Any] | None:
+        """Return the assistant turn to keep in the history, or None when the reply said nothing."""
+        message: dict[str, Any] = {"role": "assistant"}
+        tts_text = "".join(self.tts_text)
+        if tts_text or self.codes:
+            message["tts_content"] = {"tts_text": tts_text, "tts_audio": speech_tokens_text(self.codes)}
+        content = "".join(self.content)
+        if content or "tts_content" not in message:
+            message["content"] = content
+        if calls:
+            # The server json.loads these when rendering, so a malformed call goes back as {}; its
+            # result tells the model what was wrong.
+            message["tool_calls"] = [
+                {
+                    "id": c.call_id,
+                    "type": "function",
+                    "function": {
+                        "name": c.name,
+                        "arguments": "{}" if c.error else json.dumps(dict(c.arguments), ensure_ascii=False),
+                    },
+                }
+                for c in calls
+            ]
+        if not (tts_text or self.codes or content or calls):
+            return None
+        return message
+
+
+# --- history --------------------------------------------------------------------------------------
+
+
+def _text_tokens(text: str) -> int:
+    # About one token per CJK character and per 3-4 Latin letters; UTF-8 bytes / 3 covers both.
+    return math.ceil(len(text.encode("utf-8")) / 3)
+
+
+def estimate_tokens(message: Mapping[str, Any]) -> int:
+    """Estimate how many prompt tokens a message costs (reference §2: 12.5/s heard, ~31/s spoken)."""
+    tokens = _TOKENS_PER_MESSAGE
+    content = message.get("content")
+    if isinstance(content, str):
+        tokens += _text_tokens(content)
+    elif isinstance(content, list):
+        for item in content:
+            if item.get("type") == "input_audio":
+                # base64 of a 16 kHz int16 WAV: 4 characters per 3 bytes, 32,000 bytes per second.
+                seconds = len(item["input_audio"]["data"]) * 3 / 4 / (MIC_RATE_HZ * SAMPLE_WIDTH_BYTES)
+                tokens += math.ceil(seconds * _AUDIO_TOKENS_PER_SECOND) + 2
+            elif item.get("type") == "text":
+                tokens += _text_tokens(str(item.get("text", "")))
+    if isinstance(tts := message.get("tts_content"), dict):
+        codes = len(_AUDIO_TOKEN.findall(tts.get("tts_audio", "")))
+        # The fork re-interleaves 1 text : 4 audio, padding whichever runs out first.
+        tokens += max(math.ceil(codes / 4), _text_tokens(tts.get("tts_text", ""))) * 5 + 2
+    for call in message.get("tool_calls") or ():
+        tokens += _text_tokens(json.dumps(call, ensure_ascii=False)) + 4
+    return tokens
+
+
+def as_text_only(message: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a spoken assistant turn with its speech codes dropped, as StepFun's text multi-turn does."""
+    text_only = {k: v for k, v in message.items() if k != "tts_content"}
+    spoken = message.get("tts_content", {}).get("tts_text", "")
+    text_only["content"] = spoken + str(message.get("content") or "")
+    return text_only
+
+
+@dataclass
+class History:
+    """One room's conversation as the server will read it, kept under a token budget."""
+
+    budget_tokens: int
+    """Estimated prompt tokens the history may cost."""
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def extend(self, messages: Iterable[dict[str, Any]]) -> None:
+        """Append turns, then trim to the budget."""
+        self.messages.extend(messages)
+        self.trim()
+
+    def tokens(self) -> int:
+        """Estimated prompt tokens of the whole history."""
+        return sum(estimate_tokens(m) for m in self.messages)
+
+    def trim(self) -> None:
+        """Fit the budget: older spoken answers become text, then the oldest exchanges go.
+
+        An exchange starts at a ``human`` turn, so the history always starts with one. The newest
+        exchange is kept whole even over budget: the model cannot answer without it.
+        """
+        while self.tokens() > self.budget_tokens:
+            starts = [i for i, m in enumerate(self.messages) if m.get("role") == "human"]
+            newest = starts[-1] if starts else 0
+            spoken = [i for i, m in enumerate(self.messages[:newest]) if "tts_content" in m]
+            if spoken:
+                self.messages[spoken[0]] = as_text_only(self.messages[spoken[0]])
+            elif len(starts) > 1:
+                del self.messages[: starts[1]]
+            else:
+                return
+
+    def close_open_tool_calls(self) -> None:
+        """Drop tool calls left without results (the turn was interrupted before they ran).
+
+        The server would render them as a call the model is still waiting on.
+        """
+        if self.messages and "tool_calls" in (last := self.messages[-1]):
+            del last["tool_calls"]
+            if not last.get("content") and "tts_content" not in last:
+                self.messages.pop()

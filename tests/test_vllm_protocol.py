@@ -1,0 +1,280 @@
+"""The pure half of the vLLM backend: requests, stream assembly and history, without a server."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import io
+import json
+import logging
+import wave
+
+import pytest
+
+from assistant.audio import AudioChunk
+from assistant.config import PersonaSettings, VllmModelSettings
+from assistant.model.stepaudio2.vllm_protocol import (
+    TTS_START,
+    History,
+    ReplyAssembler,
+    StreamError,
+    audio_items,
+    build_payload,
+    estimate_tokens,
+    parse_speech_codes,
+    split_audio,
+    system_prompt,
+    tool_result_messages,
+    user_message,
+)
+from assistant.ports import ModelSpeech, ModelText, ToolResult, ToolSpec
+from tests.vllm_fake import FakeCall, Spoken, Written, check_request, stream_chunks
+
+WEATHER = ToolSpec(
+    "get_weather", "查天气", {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+)
+
+
+def tone(seconds: float) -> AudioChunk:
+    samples = round(seconds * 16_000)
+    return AudioChunk((bytes(range(256)) * (samples // 128 + 1))[: 2 * samples])
+
+
+def feed_all(assembler: ReplyAssembler, reply: Spoken | Written) -> list[object]:
+    events: list[object] = []
+    for chunk in stream_chunks(reply):
+        events += assembler.feed(json.dumps(chunk))
+    events += assembler.feed("[DONE]")
+    return events
+
+
+# --- requests ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("seconds", "pieces"), [(1.0, [1.0]), (25.0, [25.0]), (25.5, [12.75, 12.75]), (60.0, [20.0, 20.0, 20.0])]
+)
+def test_audio_is_cut_into_even_chunks_of_at_most_25_seconds(seconds: float, pieces: list[float]) -> None:
+    chunks = split_audio(tone(seconds))
+    assert [round(c.seconds, 3) for c in chunks] == pieces
+    assert b"".join(c.pcm for c in chunks) == tone(seconds).pcm
+
+
+def test_audio_items_are_base64_wavs_of_the_original_samples() -> None:
+    audio = tone(30.0)
+    items = audio_items(audio)
+    pcm = b""
+    for item in items:
+        assert item["type"] == "input_audio" and item["input_audio"]["format"] == "wav"
+        with wave.open(io.BytesIO(base64.b64decode(item["input_audio"]["data"]))) as wav:
+            assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 16_000)
+            pcm += wav.readframes(wav.getnframes())
+    assert len(items) == 2 and pcm == audio.pcm
+
+
+def test_audio_at_another_rate_is_refused_with_a_clear_message() -> None:
+    with pytest.raises(ValueError, match="16 kHz"):
+        audio_items(AudioChunk(b"\0\0" * 100, 24_000))
+
+
+def test_a_user_turn_puts_audio_before_text_and_needs_one_of_them() -> None:
+    message = user_message(audio=tone(1.0), text="这是什么声音？")
+    assert [item["type"] for item in message["content"]] == ["input_audio", "text"]
+    assert user_message(audio=None, text="你好") == {"role": "human", "content": "你好"}
+    with pytest.raises(ValueError, match="audio or text"):
+        user_message(audio=None, text=None)
+
+
+def test_a_spoken_request_prefills_tts_start_and_continues_it() -> None:
+    body = build_payload(
+        VllmModelSettings(),
+        system="sys",
+        tools=(WEATHER,),
+        messages=[user_message(audio=tone(2), text=None)],
+        speak=True,
+    )
+    assert body["messages"][-1] == {"role": "assistant", "content": TTS_START}
+    assert (body["continue_final_message"], body["add_generation_prompt"]) == (True, False)
+    assert body["tools"] == [
+        {
+            "type": "function",
+            "function": {"name": "get_weather", "description": "查天气", "parameters": dict(WEATHER.parameters)},
+        }
+    ]
+    assert body["stream"] is True and body["skip_special_tokens"] is False
+    assert check_request(body) == []
+
+
+def test_a_text_request_lets_the_server_open_the_answer() -> None:
+    body = build_payload(
+        VllmModelSettings(), system="sys", tools=(), messages=[user_message(audio=None, text="几点了")], speak=False
+    )
+    assert body["messages"][-1]["role"] == "human" and "tools" not in body
+    assert (body["continue_final_message"], body["add_generation_prompt"]) == (False, True)
+    assert check_request(body) == []
+
+
+def test_tool_results_become_input_turns_and_the_last_asks_for_a_spoken_summary() -> None:
+    messages = tool_result_messages(
+        (ToolResult("a", "get_weather", {"temp_c": 25}), ToolResult("b", "get_time", {"ok": False, "error": "无网络"}))
+    )
+    assert [m["tool_call_id"] for m in messages] == ["a", "b"]
+    assert json.loads(messages[0]["content"][0]["text"]) == {"temp_c": 25}
+    assert len(messages[0]["content"]) == 1
+    assert "口语化" in messages[1]["content"][-1]["text"]
+    assert "无网络" in messages[1]["content"][0]["text"]
+
+
+def test_the_system_prompt_names_the_assistant_the_date_and_the_dialect() -> None:
+    persona = PersonaSettings(name="阿珍", dialect="cantonese", style="elderly", location="广州")
+    prompt = system_prompt(persona, datetime.date(2026, 11, 25))
+    assert "阿珍" in prompt and "广州" in prompt and "粤语" in prompt and "老人" in prompt
+    assert "今天是2026年11月25日，星期三" in prompt
+    assert "工具" in prompt
+    assert "粤语" not in system_prompt(PersonaSettings(), datetime.date(2026, 11, 25))
+
+
+# --- the stream ----------------------------------------------------------------------------------------
+
+
+def test_speech_codes_out_of_range_are_dropped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        assert parse_speech_codes("<audio_0><audio_6560><audio_6561><audio_9999>junk") == (0, 6560)
+    assert "9999" in caplog.text and "not speech tokens" in caplog.text
+    assert "6561" not in caplog.text  # the pad is expected, not worth a warning
+
+
+def test_a_spoken_reply_yields_its_text_and_speech_in_stream_order() -> None:
+    assembler = ReplyAssembler()
+    events = feed_all(assembler, Spoken("你好", tuple(range(6))))
+    assert events == [
+        ModelText("你"),
+        *[ModelSpeech((code,)) for code in range(4)],
+        ModelText("好"),
+        ModelSpeech((4,)),
+        ModelSpeech((5,)),
+    ]
+    assert assembler.complete and assembler.finish_reason == "stop"
+    assert assembler.assistant_message() == {
+        "role": "assistant",
+        "tts_content": {"tts_text": "你好", "tts_audio": "".join(f"<audio_{c}>" for c in range(6))},
+    }
+
+
+def test_tool_call_arguments_streamed_as_diffs_are_joined() -> None:
+    assembler = ReplyAssembler()
+    feed_all(assembler, Spoken("好", (1, 2), calls=(FakeCall("get_weather", '{"city": "成都", "days": 2}', "id-1"),)))
+    [call] = assembler.tool_calls()
+    assert (call.call_id, call.name, call.arguments, call.error) == (
+        "id-1",
+        "get_weather",
+        {"city": "成都", "days": 2},
+        None,
+    )
+    message = assembler.assistant_message([call])
+    assert message is not None and message["tool_calls"] == [
+        {
+            "id": "id-1",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "成都", "days": 2}'},
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [('{"city": "成都"', "not valid JSON"), ('["成都"]', "JSON object"), ("", None)],
+)
+def test_unusable_tool_arguments_become_an_error_not_a_crash(arguments: str, error: str | None) -> None:
+    assembler = ReplyAssembler()
+    feed_all(assembler, Written("", calls=(FakeCall("get_weather", arguments),)))
+    [call] = assembler.tool_calls()
+    assert call.name == "get_weather"
+    if error is None:
+        assert call.error is None and call.arguments == {}
+    else:
+        assert call.error is not None and error in call.error
+        message = assembler.assistant_message([call])
+        assert message is not None and message["tool_calls"][0]["function"]["arguments"] == "{}"
+
+
+def test_a_tool_call_without_a_name_is_reported() -> None:
+    assembler = ReplyAssembler()
+    assembler.feed(
+        json.dumps(
+            {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}}]}
+        )
+    )
+    [call] = assembler.tool_calls()
+    assert call.error is not None and "without a name" in call.error
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ('{"choices": [{"delta": {"content": "x"', "not JSON"),
+        ("[1, 2]", "list"),
+        ('{"object": "chat.completion.chunk"}', "choices"),
+        ('{"error": {"message": "CUDA out of memory", "code": 500}}', "CUDA out of memory"),
+    ],
+)
+def test_malformed_or_failed_chunks_raise_a_stream_error(data: str, message: str) -> None:
+    with pytest.raises(StreamError, match=message):
+        ReplyAssembler().feed(data)
+
+
+def test_a_written_reply_yields_content_and_keeps_it_as_text() -> None:
+    assembler = ReplyAssembler()
+    events = feed_all(assembler, Written("现在三点。"))
+    assert "".join(e.text for e in events if isinstance(e, ModelText)) == "现在三点。"
+    assert assembler.assistant_message() == {"role": "assistant", "content": "现在三点。"}
+
+
+def test_a_usage_only_chunk_and_empty_deltas_are_harmless() -> None:
+    assembler = ReplyAssembler()
+    assert assembler.feed('{"choices": [], "usage": {"prompt_tokens": 3}}') == []
+    assert assembler.feed('{"choices": [{"index": 0, "delta": {"content": "", "tts_content": {}}}]}') == []
+    assert not assembler.complete and assembler.assistant_message() is None
+
+
+# --- history ------------------------------------------------------------------------------------------------
+
+
+def exchange(seconds: float, spoken_codes: int) -> list[dict[str, object]]:
+    answer = {
+        "tts_text": "好" * (spoken_codes // 20),
+        "tts_audio": "".join(f"<audio_{i}>" for i in range(spoken_codes)),
+    }
+    return [user_message(audio=tone(seconds), text=None), {"role": "assistant", "tts_content": answer}]
+
+
+def test_token_estimates_follow_the_reference_rates() -> None:
+    user, answer = exchange(10.0, 250)
+    assert 125 <= estimate_tokens(user) <= 135  # 12.5 per second heard
+    assert 300 <= estimate_tokens(answer) <= 330  # ~31 per second spoken
+
+
+def test_history_turns_older_spoken_answers_into_text_before_dropping_exchanges() -> None:
+    history = History(budget_tokens=500)
+    history.extend(exchange(5.0, 250))
+    history.extend(exchange(5.0, 250))
+    assert "tts_content" not in history.messages[1] and history.messages[1]["content"].startswith("好")
+    assert "tts_content" in history.messages[3]
+    history.extend(exchange(5.0, 250))
+    assert len(history.messages) == 4 and history.tokens() <= 500
+    assert history.messages[0]["role"] == "human"
+
+
+def test_history_keeps_the_newest_exchange_even_over_budget() -> None:
+    history = History(budget_tokens=0)
+    history.extend(exchange(5.0, 100))
+    history.extend(exchange(5.0, 100))
+    assert len(history.messages) == 2 and "tts_content" in history.messages[1]
+
+
+def test_tool_calls_left_without_results_are_closed_before_the_next_question() -> None:
+    history = History(budget_tokens=10_000)
+    call = {"id": "x", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+    history.extend([user_message(audio=None, text="天气"), {"role": "assistant", "content": "", "tool_calls": [call]}])
+    history.close_open_tool_calls()
+    assert history.messages == [user_message(audio=None, text="天气")]

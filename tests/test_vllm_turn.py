@@ -1,0 +1,91 @@
+"""The real turn driving the vLLM backend against the fake server: tools, the retry, a final failure."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import pytest
+
+from assistant.config import ConversationSettings, EndpointSettings, PersonaSettings, VllmModelSettings
+from assistant.events import Event, ReplyText, ToolCallFinished, ToolCallRequested, TurnEnded, TurnFailed
+from assistant.model.stepaudio2.vllm import VllmSpeechModel
+from assistant.turn import Turn, TurnDeps, TurnRequest
+from tests.fakes import FakeSpeaker, FakeSpeechDetector, FakeTools, FakeVoice
+from tests.vllm_fake import Fail, FakeCall, FakeVllmServer, Spoken
+
+
+class QuickClock:
+    """Real time, but playback does not wait for the audio to be heard."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(0)
+
+
+async def weather(arguments: Mapping[str, Any]) -> Mapping[str, Any]:
+    return {"city": arguments["city"], "weather": "晴", "temp_c": 18}
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeVllmServer]:
+    async with FakeVllmServer() as fake:
+        yield fake
+    assert fake.problems == []
+
+
+async def ask(server: FakeVllmServer, question: str, tools: FakeTools | None = None) -> list[Event]:
+    events: list[Event] = []
+    clock = QuickClock()
+    model = VllmSpeechModel(VllmModelSettings(base_url=server.base_url), PersonaSettings(), events.append, clock=clock)
+    deps = TurnDeps(
+        publish=events.append,
+        clock=clock,
+        vad=FakeSpeechDetector(),
+        model=model,
+        voice=FakeVoice(),
+        sink=FakeSpeaker(clock),
+        tools=tools or FakeTools(),
+        endpoint=EndpointSettings(),
+        conversation=ConversationSettings(earcons=False),
+    )
+    try:
+        await Turn(deps, TurnRequest("t1", "api", "kitchen", question=question)).run()
+    finally:
+        await model.aclose()
+    return events
+
+
+async def test_a_turn_calls_the_tool_and_speaks_the_summary(server: FakeVllmServer) -> None:
+    call = FakeCall("get_weather", '{"city": "成都"}')
+    server.script.extend([Spoken("我查一下", tuple(range(8)), calls=(call,)), Spoken("成都晴", tuple(range(12)))])
+    tools = FakeTools({"get_weather": weather})
+    events = await ask(server, "成都天气怎么样", tools)
+    assert [type(e) for e in events if isinstance(e, ToolCallRequested | ToolCallFinished)] == [
+        ToolCallRequested,
+        ToolCallFinished,
+    ]
+    assert "".join(e.text for e in events if isinstance(e, ReplyText)) == "我查一下成都晴"
+    assert events[-1] == TurnEnded(turn_id="t1", outcome="completed")
+    assert tools.calls[0].arguments == {"city": "成都"}
+    assert '"temp_c": 18' in server.requests[1]["messages"][3]["content"][0]["text"]
+
+
+async def test_a_server_hiccup_is_retried_once_by_the_turn(server: FakeVllmServer) -> None:
+    server.script.extend([Fail(503), Spoken("好的", (1, 2, 3, 4))])
+    events = await ask(server, "你好")
+    assert events[-1] == TurnEnded(turn_id="t1", outcome="completed")
+    assert len(server.requests) == 2 and server.requests[0] == server.requests[1]
+
+
+async def test_a_refused_key_fails_the_turn_with_the_reason(server: FakeVllmServer) -> None:
+    server.api_key = "the-right-key"
+    events = await ask(server, "你好")
+    [failure] = [e for e in events if isinstance(e, TurnFailed)]
+    assert failure.code == "model-unavailable" and "API key" in failure.message
+    assert events[-1] == TurnEnded(turn_id="t1", outcome="error")
+    assert len(server.requests) == 0

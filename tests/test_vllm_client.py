@@ -294,7 +294,7 @@ def free_port() -> int:
 
 async def test_a_server_that_is_down_fails_recoverably_and_is_published(published: list[Event]) -> None:
     clock = InstantClock()
-    settings = VllmModelSettings(base_url=f"http://127.0.0.1:{free_port()}/v1", retries=2)
+    settings = VllmModelSettings(base_url=f"http://box:pa55word@127.0.0.1:{free_port()}/v1", retries=2)
     model = VllmSpeechModel(settings, PersonaSettings(), published.append, clock=clock)
     try:
         with pytest.raises(ModelError, match="cannot reach") as caught:
@@ -302,7 +302,9 @@ async def test_a_server_that_is_down_fails_recoverably_and_is_published(publishe
     finally:
         await model.aclose()
     assert caught.value.recoverable and len(clock.sleeps) == 2
-    assert [(e.service, e.connected) for e in published if isinstance(e, ConnectionChanged)] == [("model", False)]
+    [change] = [e for e in published if isinstance(e, ConnectionChanged)]
+    assert (change.service, change.connected) == ("model", False)
+    assert "127.0.0.1" in change.detail and "pa55word" not in change.detail + caught.value.message
 
 
 async def test_a_refused_connection_is_retried_until_the_server_is_up(published: list[Event]) -> None:

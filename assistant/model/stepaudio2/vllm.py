@@ -31,7 +31,7 @@ import logging
 import random
 import re
 import zoneinfo
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, NoReturn
 
 import httpx
@@ -87,7 +87,9 @@ class VllmSpeechModel:
         self._rng = rng or random.Random()
         self._histories: dict[str, History] = {}
         self._connected: bool | None = None
-        headers = {"Accept": "text/event-stream"}
+        # Credentials in the URL (http://user:pass@host) must not reach logs or spoken errors.
+        self._url = str(httpx.URL(settings.base_url).copy_with(userinfo=b""))
+        headers = {}
         if settings.api_key is not None:
             headers["Authorization"] = f"Bearer {settings.api_key.get_secret_value()}"
         self._client = httpx.AsyncClient(
@@ -228,22 +230,22 @@ class VllmSpeechModel:
             try:
                 async with asyncio.timeout(max(0.0, deadline - loop.time())):
                     response = await stack.enter_async_context(
-                        self._client.stream("POST", "chat/completions", json=payload)
+                        self._client.stream(
+                            "POST", "chat/completions", json=payload, headers={"Accept": "text/event-stream"}
+                        )
                     )
                     if response.status_code != httpx.codes.OK:
                         await response.aread()
             except httpx.ConnectError as err:
-                self._mark(False, f"cannot connect to {self._settings.base_url} ({_describe(err)})")
+                self._mark(False, f"cannot connect to {self._url} ({_describe(err)})")
                 if attempt == self._settings.retries or loop.time() >= deadline:
-                    raise ModelError(
-                        f"cannot reach the model server at {self._settings.base_url}", recoverable=True
-                    ) from err
+                    raise ModelError(f"cannot reach the model server at {self._url}", recoverable=True) from err
                 delay = next(delays)
                 _LOGGER.info("model server refused the connection; retrying in %.2f s", delay)
                 await self._clock.sleep(delay)
                 continue
             except (TimeoutError, httpx.TimeoutException) as err:
-                self._mark(False, f"no answer from {self._settings.base_url} ({_describe(err)})")
+                self._mark(False, f"no answer from {self._url} ({_describe(err)})")
                 raise ModelError("the model server did not answer in time", recoverable=True) from None
             except httpx.TransportError as err:
                 self._mark(False, f"the connection failed ({_describe(err)})")
@@ -276,7 +278,7 @@ class VllmSpeechModel:
 
     async def check_health(self) -> bool:
         """Ask the server which models it serves; publish ConnectionChanged when reachability changes."""
-        url = self._settings.base_url
+        url = self._url
         try:
             response = await self._client.get(
                 "models", timeout=httpx.Timeout(_HEALTH_READ_SECONDS, connect=self._settings.connect_timeout_seconds)
@@ -304,7 +306,7 @@ class VllmSpeechModel:
     async def run_health_checks(self) -> None:
         """Check the server now and then until cancelled: every interval while up, with backoff while down."""
         interval = self._settings.health_interval_seconds
-        delays: Any = None
+        delays: Iterator[float] | None = None
         while True:
             if await self.check_health():
                 delays = None
@@ -318,7 +320,7 @@ class VllmSpeechModel:
             return
         self._connected = connected
         if connected:
-            _LOGGER.info("model server %s: %s", self._settings.base_url, detail)
+            _LOGGER.info("model server %s: %s", self._url, detail)
         else:
             _LOGGER.warning("model server unavailable: %s", detail)
         self._publish(ConnectionChanged(service=SERVICE, connected=connected, detail=detail))

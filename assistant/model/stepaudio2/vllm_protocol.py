@@ -10,6 +10,9 @@ No I/O here: ``vllm.py`` moves the bytes. The wire format follows StepFun's fork
 * the reply streams ``delta.tts_content.tts_text`` (what is spoken), ``delta.tts_content.tts_audio``
   (``<audio_N>`` speech codes for token2wav), ``delta.content`` (text outside the spoken part) and
   OpenAI ``delta.tool_calls`` whose arguments arrive as string diffs;
+* the answer's text (``ModelText``) is ``tts_text`` while speaking and ``content`` otherwise (a text
+  answer, or words the model adds after ``<tts_end>``); whitespace between ``<tts_end>`` and a tool
+  call is layout and is dropped;
 * earlier spoken answers go back as ``{"role": "assistant", "tts_content": {...}}`` and tool results
   as ``{"role": "input", "tool_call_id": ..., "content": [text items]}``.
 """

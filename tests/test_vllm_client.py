@@ -133,6 +133,13 @@ async def test_the_next_turn_sends_the_earlier_answer_back_as_tts_content(
     assert second[1] == server.requests[0]["messages"][1]
 
 
+async def test_consecutive_turns_reuse_one_connection(server: FakeVllmServer, make_model: MakeModel) -> None:
+    model = make_model()
+    for _ in range(3):
+        await collect(model, ModelRequest("kitchen", text="你好"))
+    assert len(server.peers) == 3 and len(set(server.peers)) == 1
+
+
 async def test_a_text_answer_is_asked_for_without_the_prefill(server: FakeVllmServer, make_model: MakeModel) -> None:
     server.script.append(Written("三点了。"))
     events = await collect(make_model(), ModelRequest("cli", text="几点了？", speak=False))

@@ -295,6 +295,8 @@ class FakeVllmServer:
         self.default: Script = default or Spoken()
         self.requests: list[dict[str, Any]] = []
         """Bodies of every chat request received."""
+        self.peers: list[Any] = []
+        """Client address of every chat request (the same one twice means a reused connection)."""
         self.headers: list[dict[str, str]] = []
         """Headers of every request received (chat and models)."""
         self.problems: list[str] = []
@@ -358,6 +360,7 @@ class FakeVllmServer:
             self.problems.append("the body is not JSON")
             return web.json_response({"error": {"message": "bad JSON"}}, status=400)
         self.requests.append(body)
+        self.peers.append(request.transport.get_extra_info("peername") if request.transport else None)
         problems = check_request(body, self.model)
         if problems:
             self.problems.extend(problems)

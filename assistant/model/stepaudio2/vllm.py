@@ -59,6 +59,7 @@ SERVICE = "model"
 
 _CONTEXT_TOO_LONG = re.compile(r"maximum (context|model) length", re.IGNORECASE)
 _HEALTH_READ_SECONDS = 5.0
+_DRAIN_SECONDS = 0.2
 
 
 class _ContextTooLong(Exception):
@@ -189,15 +190,23 @@ class VllmSpeechModel:
             events = EventSource(response).aiter_sse()
             stack.push_async_callback(events.aclose)
             waiting_first = True
-            while not reply.done:
+            while True:
                 now = loop.time()
-                limit = first_deadline if waiting_first else now + settings.idle_timeout_seconds
+                if reply.done:
+                    # Reading to the end of the body lets httpx reuse the connection for the next turn.
+                    limit = now + _DRAIN_SECONDS
+                elif waiting_first:
+                    limit = first_deadline
+                else:
+                    limit = now + settings.idle_timeout_seconds
                 try:
                     async with asyncio.timeout(max(0.0, min(limit, last_deadline) - now)):
                         sse = await anext(events)
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
+                    if reply.done:
+                        break
                     if loop.time() >= last_deadline - 1e-3:
                         what = f"did not finish its reply within {settings.timeout_seconds:g} s"
                     elif waiting_first:
@@ -208,8 +217,12 @@ class VllmSpeechModel:
                 except SSEError as err:
                     raise ModelError(f"the model server does not stream: {err}") from None
                 except httpx.TransportError as err:
+                    if reply.done:
+                        break
                     self._mark(False, f"the connection broke mid-reply ({_describe(err)})")
                     raise ModelError("the model server broke off its reply", recoverable=True) from err
+                if reply.done:
+                    continue
                 if waiting_first:
                     waiting_first = False
                     _LOGGER.debug("first chunk after %.3f s", loop.time() - started)

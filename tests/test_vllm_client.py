@@ -242,6 +242,29 @@ async def test_a_server_that_never_answers_times_out_at_the_first_token_limit(
     await asyncio.wait_for(server.disconnected.wait(), 2.0)
 
 
+async def test_a_server_that_accepts_but_never_answers_times_out(published: list[Event]) -> None:
+    accepted = asyncio.Event()
+
+    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set()
+        await reader.read()  # until the client hangs up
+        writer.close()
+
+    listener = await asyncio.start_server(mute, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    settings = VllmModelSettings(base_url=f"http://127.0.0.1:{port}/v1", first_token_timeout_seconds=0.3)
+    model = VllmSpeechModel(settings, PersonaSettings(), published.append, clock=InstantClock())
+    try:
+        with pytest.raises(ModelError, match="did not answer in time") as caught:
+            await collect(model, ModelRequest("kitchen", audio=utterance(1.0)))
+    finally:
+        await model.aclose()
+        listener.close()
+        await listener.wait_closed()
+    assert caught.value.recoverable and accepted.is_set()
+    assert [e.connected for e in published if isinstance(e, ConnectionChanged)] == [False]
+
+
 async def test_a_reply_that_stalls_midway_times_out_after_the_idle_limit(
     server: FakeVllmServer, make_model: MakeModel
 ) -> None:

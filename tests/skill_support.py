@@ -3,6 +3,7 @@ implements the port in memory, a recording MQTT publisher, and fixture loading."
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -109,9 +110,11 @@ class RecordingPublisher:
     """MessagePublisher that keeps what it was asked to send."""
 
     sent: list[tuple[str, str, int, bool]] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def publish(self, topic: str, payload: str, *, qos: int = 1, retain: bool = False) -> None:
         self.sent.append((topic, payload, qos, retain))
+        self.arrived.set()
 
 
 def deps(**overrides: Any) -> tuple[SkillDeps, list[Event]]:

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from assistant.events import AnnounceRequested, Event, ReminderFired
-from assistant.scheduler import ReminderScheduler
+from assistant.scheduler import Reminder, ReminderScheduler
 
 TZ = ZoneInfo("Asia/Shanghai")
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +43,11 @@ async def test_a_due_timer_is_announced_once_and_forgotten(started: Callable[...
     events: list[Event] = []
     fired = asyncio.Event()
     scheduler = started(events)
-    scheduler.add_listener(lambda reminder: asyncio.sleep(0, fired.set()))
+
+    async def listener(reminder: Reminder) -> None:
+        fired.set()
+
+    scheduler.add_listener(listener)
     await scheduler.start()
     timer = scheduler.add_after("timer", "面条煮好了", 0.2)
     assert [r.id for r in scheduler.list()] == [timer.id]

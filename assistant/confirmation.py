@@ -16,6 +16,7 @@ its own question.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,10 +46,11 @@ class PendingCall:
 class Confirmations:
     """Issues and redeems confirmation tokens on the injected clock."""
 
-    def __init__(self, clock: Clock, confirm_seconds: float) -> None:
+    def __init__(self, clock: Clock, confirm_seconds: float, new_token: Callable[[], str] | None = None) -> None:
         if confirm_seconds <= 0:
             raise ValueError("confirm_seconds must be positive")
         self._clock = clock
+        self._new_token = new_token or _random_token
         self._seconds = confirm_seconds
         self._pending: dict[str, PendingCall] = {}
         self.spec = ToolSpec(
@@ -70,7 +72,7 @@ class Confirmations:
     def ask(self, tool: str, arguments: BaseModel, question: str, turn_id: str | None) -> dict[str, Any]:
         """Hold a call and return the result that asks the model to get the user's yes."""
         self._expire()
-        token = "".join(secrets.choice(_ALPHABET) for _ in range(6))
+        token = self._new_token()
         self._pending[token] = PendingCall(tool, arguments, self._clock.now() + self._seconds, turn_id)
         return {
             "ok": False,
@@ -98,3 +100,7 @@ class Confirmations:
         now = self._clock.now()
         for token in [t for t, p in self._pending.items() if p.expires_at < now]:
             del self._pending[token]
+
+
+def _random_token() -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(6))

@@ -210,10 +210,11 @@ class ToolRegistry:
         *,
         confirm_seconds: float = 30.0,
         max_result_chars: int = _MAX_RESULT_CHARS,
+        new_token: Callable[[], str] | None = None,
     ) -> None:
         self._clock = clock
         self._tools: dict[str, ToolDefinition] = {}
-        self._confirmations = Confirmations(clock, confirm_seconds)
+        self._confirmations = Confirmations(clock, confirm_seconds, new_token)
         self._max_result_chars = max_result_chars
         self._detached: set[asyncio.Task[Any]] = set()
         self._closers: list[Callable[[], Awaitable[None]]] = []
@@ -306,7 +307,7 @@ class ToolRegistry:
         if definition is None:
             return error_result(call.call_id, call.name, f"the tool {outcome.tool!r} is no longer available")
         result = await self._run(call.call_id, definition, outcome.arguments)
-        return ToolResult(call.call_id, definition.name, result.content)
+        return ToolResult(call.call_id, call.name, {**result.content, "action": definition.name})
 
     def _question(self, definition: ToolDefinition, arguments: BaseModel) -> str:
         template = definition.options.confirm

@@ -11,12 +11,13 @@ from aiohttp import web
 
 from assistant.bus import Envelope
 from assistant.errors import ConfigError, HomeAssistantError, ToolError
-from assistant.events import ToolCallRequested
-from assistant.ports import ModelToolCall
+from assistant.events import ToolCallFinished, ToolCallRequested
+from assistant.ports import ModelDone, ModelSpeech, ModelText, ModelToolCall
 from assistant.skills import SkillDeps, validate_config
 from assistant.tools import ToolRegistry, tools_of
 from skills.smart_home import SmartHomeSkill
-from tests.fakes import FakeClock
+from tests.conftest import Rig, settings
+from tests.fakes import FakeClock, after, silence, speech, timeline, wake_word
 from tests.ha_rest_adapter import RestHomeAssistant
 from tests.skill_support import FakeHomeAssistant, RecordingPublisher, ReplayServer, deps, fixture
 
@@ -132,7 +133,7 @@ async def test_unlocking_needs_the_users_yes_in_a_later_turn() -> None:
     assert question.content["say"] == "Do you want me to unlock front door?"
     assert ha.calls == []
     done = await tools.call(ask("t2", "c2", "confirm_action", confirm_token=question.content["confirm_token"]))
-    assert done.content == {"ok": True, "done": "unlocked", "devices": ["Front Door"]}
+    assert done.content == {"ok": True, "done": "unlocked", "devices": ["Front Door"], "action": "unlock_door"}
     assert ha.calls == [("lock", "unlock", {"entity_id": ["lock.front_door"]})]
 
 
@@ -221,3 +222,55 @@ async def test_a_bad_token_is_reported_as_such(ha_server: tuple[ReplayServer, li
     finally:
         await ha.aclose()
     assert services == []
+
+
+# --- a whole conversation through the supervisor and turn -------------------------------------------
+
+QUESTION = timeline(silence(0.4), wake_word(), speech(1.2), silence(3.0))
+
+
+def spoken(text: str) -> list[Any]:
+    return [after(0.2, ModelText(text)), after(0.1, ModelSpeech(tuple(range(25)))), after(0.0, ModelDone())]
+
+
+def registry_for(rig: Rig, ha: FakeHomeAssistant) -> ToolRegistry:
+    tools = ToolRegistry(rig.clock, new_token=lambda: "tok123")
+    tools.add_all(tools_of(skill(ha)[0], owner="smart_home"))
+    rig.bus.tap(tools.observe)
+    return tools
+
+
+async def test_unlock_is_asked_in_one_turn_and_done_after_yes_in_the_follow_up() -> None:
+    ha = FakeHomeAssistant()
+    rig = Rig(
+        settings=settings(conversation={"follow_up_seconds": 4.0}),
+        rounds=[
+            [after(0.3, ModelToolCall("c1", "unlock_door", {"target": "front door"})), after(0.0, ModelDone())],
+            spoken("要我打开大门吗？"),
+            [after(0.3, ModelToolCall("c2", "confirm_action", {"confirm_token": "tok123"})), after(0.0, ModelDone())],
+            spoken("大门开了"),
+        ],
+    )
+    rig.tools = registry_for(rig, ha)  # type: ignore[assignment]
+    mic = timeline(QUESTION[:-10], silence(4.0), speech(0.6), silence(8.0))
+    events = await rig.run(mic, turns=2)
+    finished = [(e.tool, e.ok, e.turn_id) for e in events if isinstance(e, ToolCallFinished)]
+    assert [(tool, ok) for tool, ok, _ in finished] == [("unlock_door", False), ("confirm_action", True)]
+    assert finished[0][2] != finished[1][2]
+    assert ha.calls == [("lock", "unlock", {"entity_id": ["lock.front_door"]})]
+    assert rig.model.requests[1].tool_results[0].content["say"] == "Do you want me to unlock front door?"
+
+
+async def test_the_model_answering_its_own_question_unlocks_nothing() -> None:
+    ha = FakeHomeAssistant()
+    rig = Rig(
+        rounds=[
+            [after(0.3, ModelToolCall("c1", "unlock_door", {"target": "front door"})), after(0.0, ModelDone())],
+            [after(0.3, ModelToolCall("c2", "confirm_action", {"confirm_token": "tok123"})), after(0.0, ModelDone())],
+            spoken("请先确认"),
+        ],
+    )
+    rig.tools = registry_for(rig, ha)  # type: ignore[assignment]
+    events = await rig.run(QUESTION)
+    assert [e.ok for e in events if isinstance(e, ToolCallFinished)] == [False, False]
+    assert ha.calls == []

@@ -259,8 +259,8 @@ async def test_sensitive_tool_asks_first_and_runs_after_the_users_yes() -> None:
 
     seen_in_turn(tools, "t2", "c2", "confirm_action")
     confirmed = await tools.call(call("confirm_action", "c2", confirm_token=token))
-    assert confirmed.content == {"ok": True, "unlocked": "front door"}
-    assert confirmed.name == "unlock_door"
+    assert confirmed.content == {"ok": True, "unlocked": "front door", "action": "unlock_door"}
+    assert confirmed.name == "confirm_action"
     assert door.unlocked == ["front door"]
 
     seen_in_turn(tools, "t3", "c3", "confirm_action")

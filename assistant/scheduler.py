@@ -164,7 +164,7 @@ class ReminderScheduler:
         _LOGGER.info("%s %s scheduled for %s", kind, reminder_id, job.next_run_time)
         return self._reminder(job)
 
-    def list(self) -> list[Reminder]:
+    def pending(self) -> list[Reminder]:
         """Every pending timer, alarm and reminder, soonest first."""
         jobs = [job for job in self._running().get_jobs() if job.id and len(job.args) == 5]
         return sorted((self._reminder(job) for job in jobs), key=lambda r: (r.next_run is None, r.next_run))

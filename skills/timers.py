@@ -105,7 +105,7 @@ class TimersSkill(Skill):
     @tool(timeout_seconds=5)
     async def list_reminders(self) -> dict[str, object]:
         """List the pending timers, alarms and reminders with their ids, soonest first."""
-        pending = self._scheduler.list()
+        pending = self._scheduler.pending()
         now = self.deps.now()
         return {"count": len(pending), "pending": [_describe(r, now) for r in pending[:_MAX_LISTED]]}
 
@@ -122,7 +122,7 @@ class TimersSkill(Skill):
     # --- helpers ----------------------------------------------------------------------------------
 
     def _check_room(self) -> None:
-        if len(self._scheduler.list()) >= self.settings.max_pending:
+        if len(self._scheduler.pending()) >= self.settings.max_pending:
             raise ToolError(f"there are already {self.settings.max_pending} pending; cancel some first")
 
     async def _notify(self, reminder: Reminder) -> None:

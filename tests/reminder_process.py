@@ -51,7 +51,7 @@ async def run(mode: str, database: str, log: str, until: float) -> None:
         print(json.dumps(due), flush=True)
         await asyncio.Event().wait()  # until SIGKILL
     await asyncio.sleep(max(0.0, until - time.time()))
-    pending = [r.text for r in scheduler.list()]
+    pending = [r.text for r in scheduler.pending()]
     await scheduler.stop()
     print(json.dumps(pending), flush=True)
 

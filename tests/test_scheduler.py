@@ -50,7 +50,7 @@ async def test_a_due_timer_is_announced_once_and_forgotten(started: Callable[...
     scheduler.add_listener(listener)
     await scheduler.start()
     timer = scheduler.add_after("timer", "面条煮好了", 0.2)
-    assert [r.id for r in scheduler.list()] == [timer.id]
+    assert [r.id for r in scheduler.pending()] == [timer.id]
     async with asyncio.timeout(5):
         await fired.wait()
     await asyncio.sleep(0.3)
@@ -58,7 +58,7 @@ async def test_a_due_timer_is_announced_once_and_forgotten(started: Callable[...
         AnnounceRequested(text="面条煮好了", source="scheduler"),
         ReminderFired(reminder_id=timer.id, kind="timer", text="面条煮好了"),
     ]
-    assert scheduler.list() == []
+    assert scheduler.pending() == []
 
 
 async def test_daily_reminder_is_listed_at_its_next_local_time_and_can_be_cancelled(
@@ -71,10 +71,10 @@ async def test_daily_reminder_is_listed_at_its_next_local_time_and_can_be_cancel
     assert daily.next_run is not None and (daily.next_run.hour, daily.next_run.minute) == (8, 0)
     assert daily.next_run.utcoffset() == timedelta(hours=8)
     assert timedelta(0) < daily.next_run - datetime.now(TZ) <= timedelta(days=1)
-    assert [r.text for r in scheduler.list()] == ["该吃药了", "起床了"]
+    assert [r.text for r in scheduler.pending()] == ["该吃药了", "起床了"]
     assert scheduler.cancel(daily.id) == daily
     assert scheduler.cancel(daily.id) is None
-    assert [r.id for r in scheduler.list()] == [later.id]
+    assert [r.id for r in scheduler.pending()] == [later.id]
 
 
 async def test_weekday_reminder_skips_the_weekend(started: Callable[..., ReminderScheduler]) -> None:
@@ -91,7 +91,7 @@ async def test_reminders_survive_a_restart_in_process(started: Callable[..., Rem
     await first.stop()
     second = started([])
     await second.start()
-    assert second.list() == [kept]
+    assert second.pending() == [kept]
 
 
 async def test_a_reminder_missed_beyond_the_grace_is_skipped(started: Callable[..., ReminderScheduler]) -> None:
@@ -105,7 +105,7 @@ async def test_a_reminder_missed_beyond_the_grace_is_skipped(started: Callable[.
     await second.start()
     await asyncio.sleep(0.4)
     assert events == []
-    assert second.list() == []
+    assert second.pending() == []
 
 
 async def test_a_second_scheduler_with_the_same_name_is_refused(started: Callable[..., ReminderScheduler]) -> None:

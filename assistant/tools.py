@@ -57,6 +57,9 @@ class ToolOptions:
     """True to ask the user for spoken confirmation before running."""
     confirm: str | None
     """Question to ask before a sensitive call, formatted with the arguments, e.g. ``Unlock {target}?``."""
+    prepare: str | None = None
+    """Name of an async method of the same object, called with the arguments before asking: it checks
+    them (raising ToolError) and returns more placeholders for ``confirm``, e.g. the resolved device."""
 
 
 def tool(
@@ -65,16 +68,18 @@ def tool(
     cancel_on_interrupt: bool = True,
     sensitive: bool = False,
     confirm: str | None = None,
+    prepare: str | None = None,
 ) -> Callable[[F], F]:
     """Mark an async method as a tool the model may call."""
     if timeout_seconds <= 0:
         raise ValueError("timeout_seconds must be positive")
+    sensitive = sensitive or confirm is not None or prepare is not None
 
     def mark(func: F) -> F:
         target: object = func  # keeps mypy from narrowing F away
         if not inspect.iscoroutinefunction(target):
             raise TypeError(f"tool {func.__qualname__} must be an async function")
-        options = ToolOptions(timeout_seconds, cancel_on_interrupt, sensitive or confirm is not None, confirm)
+        options = ToolOptions(timeout_seconds, cancel_on_interrupt, sensitive, confirm, prepare)
         setattr(func, _ATTRIBUTE, options)
         return func
 
@@ -99,6 +104,8 @@ class ToolDefinition:
     """Timeout, cancellation and confirmation."""
     owner: str = ""
     """Name of the skill that provides it."""
+    prepare: ToolFunc | None = None
+    """Bound ``options.prepare`` method, if any."""
 
     @property
     def name(self) -> str:
@@ -118,12 +125,17 @@ def define(func: ToolFunc, *, owner: str = "") -> ToolDefinition:
     if not description:
         raise ValueError(f"tool {name} needs a docstring: its first paragraph is what the model reads")
     arguments = _arguments_model(func)
-    if options.confirm is not None:
+    prepare: ToolFunc | None = None
+    if options.prepare is not None:
+        prepare = getattr(getattr(func, "__self__", None), options.prepare, None)
+        if prepare is None or not inspect.iscoroutinefunction(prepare):
+            raise TypeError(f"tool {name}: prepare={options.prepare!r} is not an async method of the same object")
+    elif options.confirm is not None:
         missing = _placeholders(options.confirm) - set(arguments.model_fields)
         if missing:
             raise ValueError(f"tool {name}: confirm text names unknown arguments {sorted(missing)}")
     schema = clean_schema(arguments.model_json_schema())
-    return ToolDefinition(ToolSpec(name, description, schema), arguments, func, options, owner)
+    return ToolDefinition(ToolSpec(name, description, schema), arguments, func, options, owner, prepare)
 
 
 def tools_of(obj: object, *, owner: str = "") -> list[ToolDefinition]:
@@ -190,6 +202,10 @@ def _describe_validation(err: ValidationError) -> str:
         message = "unknown argument" if item["type"] == "extra_forbidden" else item["msg"]
         parts.append(f"{where}: {message}")
     return "invalid arguments: " + "; ".join(parts)
+
+
+def _values(arguments: BaseModel) -> dict[str, Any]:
+    return {k: getattr(arguments, k) for k in type(arguments).model_fields}
 
 
 def error_result(call_id: str, name: str, message: str, **extra: Any) -> ToolResult:
@@ -272,7 +288,16 @@ class ToolRegistry:
         except ValidationError as err:
             return error_result(call.call_id, call.name, _describe_validation(err))
         if definition.options.sensitive:
-            question = self._question(definition, arguments)
+            extra: Mapping[str, Any] = {}
+            if definition.prepare is not None:
+                prepared = await self._attempt(call.call_id, definition, definition.prepare, arguments, shield=False)
+                if isinstance(prepared, ToolResult):
+                    return prepared
+                if not isinstance(prepared, Mapping):
+                    _LOGGER.error("tool %s: prepare returned %s, not a dict", call.name, type(prepared).__name__)
+                    return error_result(call.call_id, call.name, f"{call.name} failed because of an internal error")
+                extra = prepared
+            question = self._question(definition, arguments, extra)
             turn_id = self._turn_of_call.get(call.call_id)
             pending = self._confirmations.ask(definition.name, arguments, question, turn_id)
             return ToolResult(call.call_id, call.name, pending)
@@ -309,27 +334,39 @@ class ToolRegistry:
         result = await self._run(call.call_id, definition, outcome.arguments)
         return ToolResult(call.call_id, call.name, {**result.content, "action": definition.name})
 
-    def _question(self, definition: ToolDefinition, arguments: BaseModel) -> str:
+    def _question(self, definition: ToolDefinition, arguments: BaseModel, extra: Mapping[str, Any]) -> str:
         template = definition.options.confirm
+        values = {**_values(arguments), **extra}
         if template is None:
-            shown = ", ".join(f"{k}={v!r}" for k, v in arguments.model_dump().items())
+            shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
             return f"Do you really want me to run {definition.name}({shown})?"
-        return template.format(**{k: getattr(arguments, k) for k in type(arguments).model_fields})
+        try:
+            return template.format(**values)
+        except (KeyError, IndexError, ValueError):
+            _LOGGER.error("tool %s: confirm text %r does not fit %s", definition.name, template, sorted(values))
+            return f"Do you really want me to run {definition.name}?"
 
     async def _run(self, call_id: str, definition: ToolDefinition, arguments: BaseModel) -> ToolResult:
+        shield = not definition.options.cancel_on_interrupt
+        content = await self._attempt(call_id, definition, definition.func, arguments, shield=shield)
+        if isinstance(content, ToolResult):
+            return content
+        return self._checked(call_id, definition.name, content)
+
+    async def _attempt(
+        self, call_id: str, definition: ToolDefinition, func: ToolFunc, arguments: BaseModel, *, shield: bool
+    ) -> Mapping[str, Any] | ToolResult:
+        """Run ``func`` with the arguments under the tool's timeout; a failure comes back as an error result."""
         name = definition.name
-        values = {k: getattr(arguments, k) for k in type(arguments).model_fields}
         timeout = definition.options.timeout_seconds
+        values = _values(arguments)
 
         async def invoke() -> Mapping[str, Any]:
             async with asyncio.timeout(timeout):
-                return await definition.func(**values)
+                return await func(**values)
 
         try:
-            if definition.options.cancel_on_interrupt:
-                content = await invoke()
-            else:
-                content = await self._shielded(name, invoke())
+            return await (self._shielded(name, invoke()) if shield else invoke())
         except ToolError as err:
             return error_result(call_id, name, str(err))
         except TimeoutError:
@@ -340,7 +377,6 @@ class ToolRegistry:
         except Exception:
             _LOGGER.exception("tool %s failed", name)
             return error_result(call_id, name, f"{name} failed because of an internal error")
-        return self._checked(call_id, name, content)
 
     async def _shielded(self, name: str, work: Awaitable[Mapping[str, Any]]) -> Mapping[str, Any]:
         task: asyncio.Task[Mapping[str, Any]] = asyncio.ensure_future(work)

@@ -168,20 +168,27 @@ class SmartHomeSkill(Skill):
         await self._call("lock", "lock", devices)
         return {"done": "locked", "devices": _names(devices)}
 
-    @tool(timeout_seconds=10, cancel_on_interrupt=False, confirm="Do you want me to unlock {target}?")
+    @tool(
+        timeout_seconds=10,
+        cancel_on_interrupt=False,
+        confirm="Do you want me to unlock {devices}?",
+        prepare="_locks_meant",
+    )
     async def unlock_door(self, target: Target) -> dict[str, object]:
         """Unlock a door lock. The user is asked to confirm first."""
         devices = await self._find(target, {"lock"})
         await self._call("lock", "unlock", devices)
         return {"done": "unlocked", "devices": _names(devices)}
 
-    @tool(timeout_seconds=10, cancel_on_interrupt=False, confirm="Do you want me to open {target}?")
+    @tool(
+        timeout_seconds=10,
+        cancel_on_interrupt=False,
+        confirm="Do you want me to open {devices}?",
+        prepare="_gates_meant",
+    )
     async def open_garage_door(self, target: Target) -> dict[str, object]:
         """Open a garage door or gate. The user is asked to confirm first."""
-        devices = await self._find(target, {"cover"})
-        not_gates = [d for d in devices if d.device_class not in _GATES]
-        if not_gates:
-            raise ToolError(f"{_names(not_gates)[0]} is not a garage door or gate; use set_cover_position")
+        devices = await self._gates(target)
         await self._call("cover", "open_cover", devices)
         return {"done": "opening", "devices": _names(devices)}
 
@@ -196,7 +203,12 @@ class SmartHomeSkill(Skill):
         await self._call("alarm_control_panel", f"alarm_arm_{mode}", devices, **self._code(""))
         return {"done": f"armed ({mode})", "devices": _names(devices)}
 
-    @tool(timeout_seconds=10, cancel_on_interrupt=False, confirm="Do you want me to disarm {target}?")
+    @tool(
+        timeout_seconds=10,
+        cancel_on_interrupt=False,
+        confirm="Do you want me to disarm {devices}?",
+        prepare="_alarms_meant",
+    )
     async def disarm_alarm(
         self,
         target: Annotated[str, Field(description="The alarm panel as the user said it")] = "alarm",
@@ -207,7 +219,25 @@ class SmartHomeSkill(Skill):
         await self._call("alarm_control_panel", "alarm_disarm", devices, **self._code(code))
         return {"done": "disarmed", "devices": _names(devices)}
 
+    # --- what a confirmation question names (checked before the user is asked) ---------------------
+
+    async def _locks_meant(self, target: str) -> dict[str, object]:
+        return {"devices": _spoken(await self._find(target, {"lock"}))}
+
+    async def _gates_meant(self, target: str) -> dict[str, object]:
+        return {"devices": _spoken(await self._gates(target))}
+
+    async def _alarms_meant(self, target: str, code: str) -> dict[str, object]:
+        return {"devices": _spoken(await self._find(target, {"alarm_control_panel"}))}
+
     # --- helpers ----------------------------------------------------------------------------------
+
+    async def _gates(self, target: str) -> list[Device]:
+        devices = await self._find(target, {"cover"})
+        not_gates = [d for d in devices if d.device_class not in _GATES]
+        if not_gates:
+            raise ToolError(f"{_names(not_gates)[0]} is not a garage door or gate; use set_cover_position")
+        return devices
 
     async def _switch(self, target: str, *, on: bool) -> dict[str, object]:
         domains = _SWITCHABLE | _ONLY_ON if on else _SWITCHABLE
@@ -308,6 +338,13 @@ def _fits(device: Device, domains: set[str] | frozenset[str] | None) -> bool:
 
 def _names(devices: list[Device]) -> list[str]:
     return [d.name for d in devices]
+
+
+def _spoken(devices: list[Device]) -> str:
+    names = _names(devices)
+    if any(not name.isascii() for name in names):
+        return "和".join(names)
+    return " and ".join(names)
 
 
 def _describe(device: Device, state: EntityState) -> dict[str, object]:

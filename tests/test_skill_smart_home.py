@@ -130,7 +130,7 @@ async def test_unlocking_needs_the_users_yes_in_a_later_turn() -> None:
         return ModelToolCall(call_id, name, arguments)
 
     question = await tools.call(ask("t1", "c1", "unlock_door", target="front door"))
-    assert question.content["say"] == "Do you want me to unlock front door?"
+    assert question.content["say"] == "Do you want me to unlock Front Door?"
     assert ha.calls == []
     done = await tools.call(ask("t2", "c2", "confirm_action", confirm_token=question.content["confirm_token"]))
     assert done.content == {"ok": True, "done": "unlocked", "devices": ["Front Door"], "action": "unlock_door"}
@@ -258,7 +258,7 @@ async def test_unlock_is_asked_in_one_turn_and_done_after_yes_in_the_follow_up()
     assert [(tool, ok) for tool, ok, _ in finished] == [("unlock_door", False), ("confirm_action", True)]
     assert finished[0][2] != finished[1][2]
     assert ha.calls == [("lock", "unlock", {"entity_id": ["lock.front_door"]})]
-    assert rig.model.requests[1].tool_results[0].content["say"] == "Do you want me to unlock front door?"
+    assert rig.model.requests[1].tool_results[0].content["say"] == "Do you want me to unlock Front Door?"
 
 
 async def test_the_model_answering_its_own_question_unlocks_nothing() -> None:
@@ -274,3 +274,13 @@ async def test_the_model_answering_its_own_question_unlocks_nothing() -> None:
     events = await rig.run(QUESTION)
     assert [e.ok for e in events if isinstance(e, ToolCallFinished)] == [False, False]
     assert ha.calls == []
+
+
+async def test_an_unclear_or_wrong_device_is_caught_before_the_user_is_asked() -> None:
+    tools = ToolRegistry(FakeClock())
+    tools.add_all(tools_of(skill()[0], owner="smart_home"))
+    curtain = await tools.call(ModelToolCall("c1", "open_garage_door", {"target": "客厅窗帘"}))
+    assert "needs_confirmation" not in curtain.content
+    assert "not a garage door" in curtain.content["error"]
+    garage = await tools.call(ModelToolCall("c2", "open_garage_door", {"target": "车库门"}))
+    assert garage.content["say"] == "Do you want me to open 车库门?"

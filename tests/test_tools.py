@@ -151,6 +151,15 @@ def test_declaration_mistakes_are_refused_early() -> None:
     with pytest.raises(ValueError, match="gate"):
         define(Bad().open_door)
 
+    class NoPrepare:
+        @tool(confirm="Open {door}?", prepare="_missing")
+        async def open_door(self, door: str) -> dict[str, object]:
+            """Open a door."""
+            return {}
+
+    with pytest.raises(TypeError, match="prepare='_missing'"):
+        define(NoPrepare().open_door)
+
 
 def test_registry_is_a_tool_runner_and_refuses_duplicate_names() -> None:
     tools, door = registry()

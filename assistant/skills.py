@@ -176,6 +176,7 @@ async def load_skills(
     available = discover() if available is None else available
     registry = ToolRegistry(deps.clock, confirm_seconds=confirm_seconds)
     for name, raw in enabled.items():
+        skill: Skill | None = None
         try:
             entry = available.get(name)
             if entry is None:
@@ -183,16 +184,16 @@ async def load_skills(
             skill_class = _load_class(name, entry)
             skill = skill_class(validate_config(skill_class, raw), deps)
             definitions = tools_of(skill, owner=name)
+            registry.check_names(definitions)
             await skill.start()
         except Exception as err:
-            _LOGGER.error("skill %s is skipped: %s", name, err, exc_info=not isinstance(err, ConfigError))
+            # ConfigError and a clash of names explain themselves; anything else is a bug worth a traceback.
+            _LOGGER.error("skill %s is skipped: %s", name, err, exc_info=not isinstance(err, ConfigError | ValueError))
+            registry.skipped[name] = str(err)
+            if skill is not None:
+                await _close_quietly(skill)
             continue
-        try:
-            registry.add_all(definitions)
-        except ValueError as err:
-            _LOGGER.error("skill %s is skipped: %s", name, err)
-            await _close_quietly(skill)
-            continue
+        registry.add_all(definitions)
         registry.on_close(skill.aclose)
         _LOGGER.info("skill %s loaded with tools %s", name, ", ".join(d.name for d in definitions) or "none")
     return registry

@@ -235,6 +235,8 @@ class ToolRegistry:
         self._detached: set[asyncio.Task[Any]] = set()
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._turn_of_call: dict[str, str] = {}
+        self.skipped: dict[str, str] = {}
+        """Skills that were enabled but could not be loaded, with the reason (for ``check`` and status)."""
 
     # --- building ---------------------------------------------------------------------------------
 
@@ -246,12 +248,16 @@ class ToolRegistry:
             raise ValueError(f"tool {name!r} of {definition.owner or 'a skill'} is already provided by {other}")
         self._tools[name] = definition
 
-    def add_all(self, definitions: list[ToolDefinition]) -> None:
-        """Add several tools, all or none."""
+    def check_names(self, definitions: list[ToolDefinition]) -> None:
+        """Raise ValueError if any of these tool names is taken (or repeated)."""
         names = [d.name for d in definitions]
         clash = [n for n in names if n in self._tools or n == CONFIRM_TOOL or names.count(n) > 1]
         if clash:
             raise ValueError(f"tool names already taken: {', '.join(sorted(set(clash)))}")
+
+    def add_all(self, definitions: list[ToolDefinition]) -> None:
+        """Add several tools, all or none."""
+        self.check_names(definitions)
         for definition in definitions:
             self.add(definition)
 

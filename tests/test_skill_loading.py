@@ -41,9 +41,13 @@ class EchoSkill(Skill):
 
 class BrokenStartSkill(Skill):
     name = "broken_start"
+    closed = 0
 
     async def start(self) -> None:
         raise OSError("device missing")
+
+    async def aclose(self) -> None:
+        BrokenStartSkill.closed += 1
 
 
 class ClashSkill(Skill):
@@ -100,10 +104,12 @@ async def test_broken_skills_are_reported_and_skipped(caplog: pytest.LogCaptureF
     available = AVAILABLE | {"echo_bad": entry("echo_bad", "tests.test_skill_loading:EchoSkill")}
     tools = await load_skills(enabled, deps()[0], available=available)
     assert tools.names == ("echo",)
+    assert sorted(tools.skipped) == ["broken_start", "clash", "echo_bad", "missing", "not_a_skill", "typo"]
     log = caplog.text
     assert "skill missing is skipped: skills.missing: cannot import tests.no_such_module:Nothing" in log
     assert "skill not_a_skill is skipped: skills.not_a_skill: tests.test_skill_loading:entry is not a Skill" in log
     assert "skill broken_start is skipped: device missing" in log
+    assert BrokenStartSkill.closed == 1, "a skill whose start failed still releases what it holds"
     assert "skill clash is skipped: tool names already taken: echo" in log
     assert "skill typo is skipped: skills.typo: no such skill" in log
     assert "skills.echo_bad: tests.test_skill_loading:EchoSkill calls itself 'echo'" in log

@@ -23,7 +23,7 @@ import inspect
 import json
 import logging
 import string
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, get_type_hints
 
@@ -140,22 +140,15 @@ def define(func: ToolFunc, *, owner: str = "") -> ToolDefinition:
 
 def tools_of(obj: object, *, owner: str = "") -> list[ToolDefinition]:
     """Return the definitions of every ``@tool`` method of an object, in declaration order."""
-    found: list[ToolDefinition] = []
-    seen: set[str] = set()
+    names: list[str] = []
     for klass in reversed(type(obj).__mro__):
-        for attr, value in vars(klass).items():
-            if attr not in seen and isinstance(getattr(value, _ATTRIBUTE, None), ToolOptions):
-                seen.add(attr)
-    for attr in _declaration_order(type(obj), seen):
-        found.append(define(getattr(obj, attr), owner=owner))
-    return found
+        names.extend(attr for attr, value in vars(klass).items() if _is_tool(value) and attr not in names)
+    # getattr on the object, so an override in a subclass decides whether a name is still a tool.
+    return [define(getattr(obj, n), owner=owner) for n in names if _is_tool(getattr(obj, n, None))]
 
 
-def _declaration_order(klass: type, names: set[str]) -> Iterator[str]:
-    ordered: list[str] = []
-    for base in reversed(klass.__mro__):
-        ordered.extend(attr for attr in vars(base) if attr in names and attr not in ordered)
-    yield from ordered
+def _is_tool(value: object) -> bool:
+    return isinstance(getattr(value, _ATTRIBUTE, None), ToolOptions)
 
 
 def _description(func: ToolFunc) -> str:

@@ -314,3 +314,31 @@ def test_core_tool_modules_import_no_network_or_hardware_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_subclass_tools_come_after_inherited_ones_and_overrides_decide() -> None:
+    class Base:
+        @tool()
+        async def first(self) -> dict[str, object]:
+            """First."""
+            return {}
+
+        @tool()
+        async def second(self) -> dict[str, object]:
+            """Second."""
+            return {}
+
+    class Child(Base):
+        async def second(self) -> dict[str, object]:  # no longer a tool
+            return {}
+
+        @tool()
+        async def third(self) -> dict[str, object]:
+            """Third."""
+            return {}
+
+        @property
+        def explodes(self) -> int:
+            raise RuntimeError("properties are not touched")
+
+    assert [d.name for d in tools_of(Child())] == ["first", "third"]

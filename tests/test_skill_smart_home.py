@@ -18,7 +18,6 @@ from assistant.tools import ToolRegistry, tools_of
 from skills.smart_home import SmartHomeSkill
 from tests.conftest import Rig, settings
 from tests.fakes import FakeClock, after, silence, speech, timeline, wake_word
-from tests.ha_rest_adapter import RestHomeAssistant
 from tests.skill_support import FakeHomeAssistant, RecordingPublisher, ReplayServer, deps, fixture
 
 AREAS = {
@@ -199,9 +198,16 @@ async def ha_server() -> AsyncIterator[tuple[ReplayServer, list[tuple[str, dict[
     await server.aclose()
 
 
+def rest_client(url: str, token: str) -> Any:
+    pytest.importorskip("homeassistant_api")
+    from tests.ha_rest_adapter import RestHomeAssistant
+
+    return RestHomeAssistant(url, token)
+
+
 async def test_through_homeassistant_api_over_rest(ha_server: tuple[ReplayServer, list[Any]]) -> None:
     server, services = ha_server
-    ha = RestHomeAssistant(server.url, TOKEN)
+    ha = rest_client(server.url, TOKEN)
     home, _ = skill(ha)
     try:
         assert await home.turn_on("卧室灯") == {"done": "on", "devices": ["卧室灯"]}
@@ -214,7 +220,7 @@ async def test_through_homeassistant_api_over_rest(ha_server: tuple[ReplayServer
 
 async def test_a_bad_token_is_reported_as_such(ha_server: tuple[ReplayServer, list[Any]]) -> None:
     server, services = ha_server
-    ha = RestHomeAssistant(server.url, "wrong")
+    ha = rest_client(server.url, "wrong")
     home, _ = skill(ha)
     try:
         with pytest.raises(ToolError, match="refused the assistant's token"):

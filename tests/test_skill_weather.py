@@ -135,7 +135,7 @@ async def test_slow_service_times_out_with_a_readable_error() -> None:
     server = ReplayServer()
 
     async def slow(request: web.Request) -> web.Response:
-        await asyncio.sleep(2)
+        await asyncio.sleep(0.8)  # well past the skill's 0.2 s timeout
         return web.json_response({})
 
     server.raw("GET", "/v1/search", slow)

@@ -269,3 +269,18 @@ def wire_name(event_type: type[Event]) -> str:
 def all_event_types() -> list[type[Event]]:
     """Return every concrete event class defined here."""
     return [cls for cls in globals().values() if isinstance(cls, type) and issubclass(cls, Event) and cls is not Event]
+
+
+# --- skills and scheduler (issue 6) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReminderFired(Event):
+    """A timer, alarm or reminder fell due (its AnnounceRequested is published just before)."""
+
+    reminder_id: str
+    """Identifier of the reminder, as listed to the user."""
+    kind: str
+    """``timer``, ``alarm`` or ``reminder``."""
+    text: str
+    """What was announced."""

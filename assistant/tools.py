@@ -1,0 +1,413 @@
+"""Tools the model can call: declared once as typed methods, validated, timed, cancellable, confirmable.
+
+A tool is an ``async`` method marked with :func:`tool`. Its name is the method's name, its description
+the first paragraph of the docstring (written for the model), and its arguments' JSON Schema comes from
+the signature through pydantic: ``Annotated[str, Field(description=...)]`` describes a parameter, a
+``Literal`` becomes an enum, a default makes it optional. The same pydantic model validates the model's
+arguments before the method runs, so a skill never sees bad input.
+
+:class:`ToolRegistry` implements :class:`~assistant.ports.ToolRunner` and never raises into the turn:
+every failure (malformed call, bad arguments, :class:`~assistant.errors.ToolError`, timeout, a bug in
+the skill) becomes a small ``{"ok": false, "error": ...}`` result the model can read. Cancellation (the
+turn was interrupted) propagates into the running tool, except for tools declared
+``cancel_on_interrupt=False``, whose side effects must not be left half done.
+
+Sensitive tools (unlocking doors, disarming alarms, opening garages, buying things) are confirmed by
+the user first, as data (see :mod:`assistant.confirmation`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import string
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from .bus import Envelope
+from .confirmation import CONFIRM_TOOL, Confirmations
+from .errors import ToolError
+from .events import ToolCallRequested
+from .ports import Clock, ModelToolCall, ToolResult, ToolSpec
+
+_LOGGER = logging.getLogger(__name__)
+
+_ATTRIBUTE = "__xiangyin_tool__"
+_MAX_RESULT_CHARS = 4000
+_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+ToolFunc = Callable[..., Awaitable[Mapping[str, Any]]]
+F = TypeVar("F", bound=ToolFunc)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOptions:
+    """How a tool runs, as given to :func:`tool`."""
+
+    timeout_seconds: float
+    """Seconds after which the call is abandoned and reported as timed out."""
+    cancel_on_interrupt: bool
+    """False for side effects that must finish even when the user interrupts the turn."""
+    sensitive: bool
+    """True to ask the user for spoken confirmation before running."""
+    confirm: str | None
+    """Question to ask before a sensitive call, formatted with the arguments, e.g. ``Unlock {target}?``."""
+    prepare: str | None = None
+    """Name of an async method of the same object, called with the arguments before asking: it checks
+    them (raising ToolError) and returns more placeholders for ``confirm``, e.g. the resolved device."""
+
+
+def tool(
+    *,
+    timeout_seconds: float = 10.0,
+    cancel_on_interrupt: bool = True,
+    sensitive: bool = False,
+    confirm: str | None = None,
+    prepare: str | None = None,
+) -> Callable[[F], F]:
+    """Mark an async method as a tool the model may call."""
+    if timeout_seconds <= 0:
+        raise ValueError("timeout_seconds must be positive")
+    sensitive = sensitive or confirm is not None or prepare is not None
+
+    def mark(func: F) -> F:
+        target: object = func  # keeps mypy from narrowing F away
+        if not inspect.iscoroutinefunction(target):
+            raise TypeError(f"tool {func.__qualname__} must be an async function")
+        options = ToolOptions(timeout_seconds, cancel_on_interrupt, sensitive, confirm, prepare)
+        setattr(func, _ATTRIBUTE, options)
+        return func
+
+    return mark
+
+
+class _Arguments(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolDefinition:
+    """A bound tool: what the model sees, how to validate its arguments, and what to run."""
+
+    spec: ToolSpec
+    """Name, description and JSON Schema for the model."""
+    arguments: type[BaseModel]
+    """Validates the model's arguments; the schema was made from it."""
+    func: ToolFunc
+    """The bound coroutine function to call with the validated arguments."""
+    options: ToolOptions
+    """Timeout, cancellation and confirmation."""
+    owner: str = ""
+    """Name of the skill that provides it."""
+    prepare: ToolFunc | None = None
+    """Bound ``options.prepare`` method, if any."""
+
+    @property
+    def name(self) -> str:
+        """The tool's name."""
+        return self.spec.name
+
+
+def define(func: ToolFunc, *, owner: str = "") -> ToolDefinition:
+    """Build the definition of one function marked with :func:`tool` (bound, if it is a method)."""
+    options = getattr(func, _ATTRIBUTE, None)
+    if not isinstance(options, ToolOptions):
+        raise TypeError(f"{func!r} is not marked with @tool")
+    name = func.__name__
+    if not name or not set(name) <= _NAME_OK or len(name) > 64:
+        raise ValueError(f"tool name {name!r} must be 1-64 characters of A-Z, a-z, 0-9, _ or -")
+    description = _description(func)
+    if not description:
+        raise ValueError(f"tool {name} needs a docstring: its first paragraph is what the model reads")
+    arguments = _arguments_model(func)
+    prepare: ToolFunc | None = None
+    if options.prepare is not None:
+        prepare = getattr(getattr(func, "__self__", None), options.prepare, None)
+        if prepare is None or not inspect.iscoroutinefunction(prepare):
+            raise TypeError(f"tool {name}: prepare={options.prepare!r} is not an async method of the same object")
+    elif options.confirm is not None:
+        missing = _placeholders(options.confirm) - set(arguments.model_fields)
+        if missing:
+            raise ValueError(f"tool {name}: confirm text names unknown arguments {sorted(missing)}")
+    schema = clean_schema(arguments.model_json_schema())
+    return ToolDefinition(ToolSpec(name, description, schema), arguments, func, options, owner, prepare)
+
+
+def tools_of(obj: object, *, owner: str = "") -> list[ToolDefinition]:
+    """Return the definitions of every ``@tool`` method of an object, in declaration order."""
+    names: list[str] = []
+    for klass in reversed(type(obj).__mro__):
+        names.extend(attr for attr, value in vars(klass).items() if _is_tool(value) and attr not in names)
+    # getattr on the object, so an override in a subclass decides whether a name is still a tool.
+    return [define(getattr(obj, n), owner=owner) for n in names if _is_tool(getattr(obj, n, None))]
+
+
+def _is_tool(value: object) -> bool:
+    return isinstance(getattr(value, _ATTRIBUTE, None), ToolOptions)
+
+
+def _description(func: ToolFunc) -> str:
+    doc = inspect.getdoc(func) or ""
+    return " ".join(doc.split("\n\n", 1)[0].split())
+
+
+def _arguments_model(func: ToolFunc) -> type[BaseModel]:
+    signature = inspect.signature(func)
+    hints = get_type_hints(func, include_extras=True)
+    fields: dict[str, Any] = {}
+    for parameter in signature.parameters.values():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            raise TypeError(f"tool {func.__name__}: *args and **kwargs cannot be described to the model")
+        if parameter.name not in hints:
+            raise TypeError(f"tool {func.__name__}: parameter {parameter.name} needs a type hint")
+        default = ... if parameter.default is parameter.empty else parameter.default
+        fields[parameter.name] = (hints[parameter.name], default)
+    model: type[BaseModel] = create_model(f"{func.__name__}_arguments", __base__=_Arguments, **fields)
+    return model
+
+
+def clean_schema(schema: Any, *, in_properties: bool = False) -> Any:
+    """Remove pydantic's ``title`` keys, which only repeat the names and cost the model tokens."""
+    if isinstance(schema, dict):
+        return {
+            key: clean_schema(value, in_properties=key in ("properties", "$defs") and not in_properties)
+            for key, value in schema.items()
+            if in_properties or key != "title"
+        }
+    if isinstance(schema, list):
+        return [clean_schema(item) for item in schema]
+    return schema
+
+
+def _placeholders(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def _describe_validation(err: ValidationError) -> str:
+    parts = []
+    for item in err.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "arguments"
+        message = "unknown argument" if item["type"] == "extra_forbidden" else item["msg"]
+        parts.append(f"{where}: {message}")
+    return "invalid arguments: " + "; ".join(parts)
+
+
+def _values(arguments: BaseModel) -> dict[str, Any]:
+    return {k: getattr(arguments, k) for k in type(arguments).model_fields}
+
+
+def error_result(call_id: str, name: str, message: str, **extra: Any) -> ToolResult:
+    """A failure the model can read."""
+    return ToolResult(call_id, name, {"ok": False, "error": message, **extra})
+
+
+class ToolRegistry:
+    """Every tool of the enabled skills; implements :class:`~assistant.ports.ToolRunner`.
+
+    Tool names are unique: a duplicate is refused when it is added. Skills the registry was given are
+    closed by :meth:`aclose`.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        confirm_seconds: float = 30.0,
+        max_result_chars: int = _MAX_RESULT_CHARS,
+        new_token: Callable[[], str] | None = None,
+    ) -> None:
+        self._clock = clock
+        self._tools: dict[str, ToolDefinition] = {}
+        self._confirmations = Confirmations(clock, confirm_seconds, new_token)
+        self._max_result_chars = max_result_chars
+        self._detached: set[asyncio.Task[Any]] = set()
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._turn_of_call: dict[str, str] = {}
+        self.skipped: dict[str, str] = {}
+        """Skills that were enabled but could not be loaded, with the reason (for ``check`` and status)."""
+
+    # --- building ---------------------------------------------------------------------------------
+
+    def add(self, definition: ToolDefinition) -> None:
+        """Offer one tool to the model; raise ValueError if its name is taken."""
+        name = definition.name
+        if name == CONFIRM_TOOL or name in self._tools:
+            other = "the registry" if name == CONFIRM_TOOL else self._tools[name].owner or "another tool"
+            raise ValueError(f"tool {name!r} of {definition.owner or 'a skill'} is already provided by {other}")
+        self._tools[name] = definition
+
+    def check_names(self, definitions: list[ToolDefinition]) -> None:
+        """Raise ValueError if any of these tool names is taken (or repeated)."""
+        names = [d.name for d in definitions]
+        clash = [n for n in names if n in self._tools or n == CONFIRM_TOOL or names.count(n) > 1]
+        if clash:
+            raise ValueError(f"tool names already taken: {', '.join(sorted(set(clash)))}")
+
+    def add_all(self, definitions: list[ToolDefinition]) -> None:
+        """Add several tools, all or none."""
+        self.check_names(definitions)
+        for definition in definitions:
+            self.add(definition)
+
+    def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Run ``closer`` in :meth:`aclose` (skills release their clients there)."""
+        self._closers.append(closer)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Names of the tools offered, the confirmation tool included when needed."""
+        return tuple(spec.name for spec in self.specs())
+
+    # --- ToolRunner -------------------------------------------------------------------------------
+
+    def specs(self) -> tuple[ToolSpec, ...]:
+        """Return the tools offered to the model."""
+        specs = [d.spec for d in self._tools.values()]
+        if any(d.options.sensitive for d in self._tools.values()):
+            specs.append(self._confirmations.spec)
+        return tuple(specs)
+
+    async def call(self, call: ModelToolCall) -> ToolResult:
+        """Run one call; failures come back as results, cancellation propagates."""
+        if call.error is not None:
+            return error_result(call.call_id, call.name, f"the tool call could not be read: {call.error}")
+        if call.name == CONFIRM_TOOL:
+            return await self._confirm(call)
+        definition = self._tools.get(call.name)
+        if definition is None:
+            known = ", ".join(sorted(self._tools)) or "none"
+            return error_result(call.call_id, call.name, f"unknown tool {call.name!r}; the tools are: {known}")
+        try:
+            arguments = definition.arguments.model_validate(dict(call.arguments))
+        except ValidationError as err:
+            return error_result(call.call_id, call.name, _describe_validation(err))
+        if definition.options.sensitive:
+            extra: Mapping[str, Any] = {}
+            if definition.prepare is not None:
+                prepared = await self._attempt(call.call_id, definition, definition.prepare, arguments, shield=False)
+                if isinstance(prepared, ToolResult):
+                    return prepared
+                if not isinstance(prepared, Mapping):
+                    _LOGGER.error("tool %s: prepare returned %s, not a dict", call.name, type(prepared).__name__)
+                    return error_result(call.call_id, call.name, f"{call.name} failed because of an internal error")
+                extra = prepared
+            question = self._question(definition, arguments, extra)
+            turn_id = self._turn_of_call.get(call.call_id)
+            pending = self._confirmations.ask(definition.name, arguments, question, turn_id)
+            return ToolResult(call.call_id, call.name, pending)
+        return await self._run(call.call_id, definition, arguments)
+
+    def observe(self, envelope: Envelope) -> None:
+        """Bus tap: learn which turn each tool call belongs to, so a confirmation needs a later turn."""
+        event = envelope.event
+        if isinstance(event, ToolCallRequested) and event.turn_id is not None:
+            self._turn_of_call[event.call_id] = event.turn_id
+            if len(self._turn_of_call) > 256:
+                del self._turn_of_call[next(iter(self._turn_of_call))]
+
+    async def aclose(self) -> None:
+        """Wait for tools that outlived an interruption, then close the skills."""
+        if self._detached:
+            await asyncio.wait(set(self._detached), timeout=5.0)
+        for closer in reversed(self._closers):
+            try:
+                await closer()
+            except Exception:
+                _LOGGER.exception("closing a skill failed")
+
+    # --- running ----------------------------------------------------------------------------------
+
+    async def _confirm(self, call: ModelToolCall) -> ToolResult:
+        token = str(call.arguments.get("confirm_token", "")).strip()
+        outcome = self._confirmations.take(token, self._turn_of_call.get(call.call_id))
+        if isinstance(outcome, str):
+            return error_result(call.call_id, call.name, outcome)
+        definition = self._tools.get(outcome.tool)
+        if definition is None:
+            return error_result(call.call_id, call.name, f"the tool {outcome.tool!r} is no longer available")
+        result = await self._run(call.call_id, definition, outcome.arguments)
+        return ToolResult(call.call_id, call.name, {**result.content, "action": definition.name})
+
+    def _question(self, definition: ToolDefinition, arguments: BaseModel, extra: Mapping[str, Any]) -> str:
+        template = definition.options.confirm
+        values = {**_values(arguments), **extra}
+        if template is None:
+            shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
+            return f"Do you really want me to run {definition.name}({shown})?"
+        try:
+            return template.format(**values)
+        except (KeyError, IndexError, ValueError):
+            _LOGGER.error("tool %s: confirm text %r does not fit %s", definition.name, template, sorted(values))
+            return f"Do you really want me to run {definition.name}?"
+
+    async def _run(self, call_id: str, definition: ToolDefinition, arguments: BaseModel) -> ToolResult:
+        shield = not definition.options.cancel_on_interrupt
+        content = await self._attempt(call_id, definition, definition.func, arguments, shield=shield)
+        if isinstance(content, ToolResult):
+            return content
+        return self._checked(call_id, definition.name, content)
+
+    async def _attempt(
+        self, call_id: str, definition: ToolDefinition, func: ToolFunc, arguments: BaseModel, *, shield: bool
+    ) -> Mapping[str, Any] | ToolResult:
+        """Run ``func`` with the arguments under the tool's timeout; a failure comes back as an error result."""
+        name = definition.name
+        timeout = definition.options.timeout_seconds
+        values = _values(arguments)
+
+        async def invoke() -> Mapping[str, Any]:
+            async with asyncio.timeout(timeout):
+                return await func(**values)
+
+        try:
+            return await (self._shielded(name, invoke()) if shield else invoke())
+        except ToolError as err:
+            return error_result(call_id, name, str(err))
+        except TimeoutError:
+            _LOGGER.warning("tool %s timed out after %.1f s", name, timeout)
+            return error_result(call_id, name, f"{name} did not answer within {timeout:g} seconds")
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            _LOGGER.exception("tool %s failed", name)
+            return error_result(call_id, name, f"{name} failed because of an internal error")
+
+    async def _shielded(self, name: str, work: Awaitable[Mapping[str, Any]]) -> Mapping[str, Any]:
+        task: asyncio.Task[Mapping[str, Any]] = asyncio.ensure_future(work)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # The side effect may already be on its way; let it finish and log how it went.
+            self._detached.add(task)
+            task.add_done_callback(lambda t: self._finish_detached(name, t))
+            raise
+
+    def _finish_detached(self, name: str, task: asyncio.Task[Any]) -> None:
+        self._detached.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None and not isinstance(error, ToolError | TimeoutError):
+            _LOGGER.error("tool %s failed after the turn was interrupted", name, exc_info=error)
+        else:
+            _LOGGER.info("tool %s finished after the turn was interrupted", name)
+
+    def _checked(self, call_id: str, name: str, content: Any) -> ToolResult:
+        if not isinstance(content, Mapping):
+            _LOGGER.error("tool %s returned %s instead of a dict", name, type(content).__name__)
+            return error_result(call_id, name, f"{name} failed because of an internal error")
+        result = {"ok": True, **content}
+        try:
+            text = json.dumps(result, ensure_ascii=False)
+        except (TypeError, ValueError):
+            _LOGGER.exception("tool %s returned something that is not JSON", name)
+            return error_result(call_id, name, f"{name} failed because of an internal error")
+        if len(text) > self._max_result_chars:
+            _LOGGER.error("tool %s returned %d characters (limit %d)", name, len(text), self._max_result_chars)
+            return error_result(call_id, name, f"{name} returned too much data")
+        return ToolResult(call_id, name, json.loads(text))

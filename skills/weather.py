@@ -1,0 +1,187 @@
+"""Weather from Open-Meteo (no key): geocode the place the user names, then current conditions and forecast."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from assistant.errors import ToolError
+from assistant.skills import Skill, SkillConfig, SkillDeps
+from assistant.tools import tool
+
+from ._http import JsonGetter
+
+_CJK = re.compile(r"[\u3400-\u9fff]")
+# Users say 成都市, 四川省 or 海淀区; GeoNames often knows the bare name only.
+_CJK_SUFFIXES = ("特别行政区", "自治州", "自治区", "地区", "市", "省", "县", "区", "镇", "乡")
+
+# WMO weather interpretation codes, as documented by Open-Meteo.
+_WMO: dict[int, tuple[str, str]] = {
+    0: ("clear sky", "晴"),
+    1: ("mainly clear", "晴间少云"),
+    2: ("partly cloudy", "多云"),
+    3: ("overcast", "阴"),
+    45: ("fog", "雾"),
+    48: ("freezing fog", "冻雾"),
+    51: ("light drizzle", "小毛毛雨"),
+    53: ("drizzle", "毛毛雨"),
+    55: ("dense drizzle", "大毛毛雨"),
+    56: ("light freezing drizzle", "冻毛毛雨"),
+    57: ("freezing drizzle", "冻毛毛雨"),
+    61: ("light rain", "小雨"),
+    63: ("rain", "中雨"),
+    65: ("heavy rain", "大雨"),
+    66: ("light freezing rain", "冻雨"),
+    67: ("freezing rain", "冻雨"),
+    71: ("light snow", "小雪"),
+    73: ("snow", "中雪"),
+    75: ("heavy snow", "大雪"),
+    77: ("snow grains", "米雪"),
+    80: ("light rain showers", "小阵雨"),
+    81: ("rain showers", "阵雨"),
+    82: ("violent rain showers", "强阵雨"),
+    85: ("snow showers", "阵雪"),
+    86: ("heavy snow showers", "强阵雪"),
+    95: ("thunderstorm", "雷阵雨"),
+    96: ("thunderstorm with hail", "雷阵雨伴有冰雹"),
+    99: ("thunderstorm with heavy hail", "雷阵雨伴有大冰雹"),
+}
+
+_CURRENT = "temperature_2m,apparent_temperature,relative_humidity_2m,weather_code,wind_speed_10m,precipitation"
+_DAILY = "weather_code,temperature_2m_max,temperature_2m_min,precipitation_probability_max,wind_speed_10m_max"
+
+
+def describe(code: Any) -> tuple[str, str]:
+    """English and Chinese words for a WMO weather code."""
+    return _WMO.get(int(code), ("unknown", "未知")) if isinstance(code, int | float) else ("unknown", "未知")
+
+
+class WeatherSkill(Skill):
+    """Current weather and forecasts for any place."""
+
+    name = "weather"
+    needs_network = True
+
+    class Config(SkillConfig):
+        """Settings of the weather skill."""
+
+        units: Literal["metric", "imperial"] = "metric"
+        """metric: °C and km/h; imperial: °F and mph."""
+        default_location: str = ""
+        """Place used when the user names none; empty means the persona's home town."""
+        geocoding_url: str = "https://geocoding-api.open-meteo.com/v1/search"
+        """Open-Meteo geocoding endpoint."""
+        forecast_url: str = "https://api.open-meteo.com/v1/forecast"
+        """Open-Meteo forecast endpoint."""
+        timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 6.0
+        """Timeout of one HTTP request, in seconds."""
+
+    def __init__(self, config: Config, deps: SkillDeps) -> None:
+        super().__init__(config, deps)
+        self.settings = config
+        self._web = JsonGetter(deps.http, "weather", config.timeout_seconds)
+        self._places: dict[str, dict[str, Any]] = {}
+
+    async def aclose(self) -> None:
+        """Close our HTTP client, if we made one."""
+        await self._web.aclose()
+
+    @tool(timeout_seconds=15)
+    async def get_weather(
+        self,
+        location: Annotated[
+            str, Field(description="City or place as the user said it, in Chinese or English; empty for home")
+        ] = "",
+        days_ahead: Annotated[int, Field(ge=0, le=6, description="0 for today, 1 for tomorrow, up to 6")] = 0,
+    ) -> dict[str, object]:
+        """Get current weather and the forecast for a place; use it for any weather, rain or temperature question."""
+        place = await self._geocode(location.strip() or self.settings.default_location or self.deps.home_location)
+        metric = self.settings.units == "metric"
+        params: dict[str, str | int | float] = {
+            "latitude": place["latitude"],
+            "longitude": place["longitude"],
+            "daily": _DAILY,
+            "timezone": "auto",
+            "forecast_days": days_ahead + 1,
+        }
+        if days_ahead == 0:
+            params["current"] = _CURRENT
+        if not metric:
+            params |= {"temperature_unit": "fahrenheit", "wind_speed_unit": "mph", "precipitation_unit": "inch"}
+        data = await self._web.get(self.settings.forecast_url, params)
+        result: dict[str, object] = {
+            "place": _place_name(place),
+            "units": {"temperature": "°C" if metric else "°F", "wind": "km/h" if metric else "mph"},
+        }
+        try:
+            if days_ahead == 0:
+                result["current"] = _current(data["current"])
+            result["forecast"] = _day(data["daily"], days_ahead)
+        except (KeyError, IndexError, TypeError):
+            raise ToolError("the weather service sent an incomplete forecast") from None
+        return result
+
+    async def _geocode(self, name: str) -> dict[str, Any]:
+        if not name:
+            raise ToolError("no place given and no home town configured; ask the user which place they mean")
+        key = name.casefold()
+        if key in self._places:
+            return self._places[key]
+        language = "zh" if _CJK.search(name) else "en"
+        for candidate in _candidates(name):
+            data = await self._web.get(
+                self.settings.geocoding_url, {"name": candidate, "count": 1, "language": language, "format": "json"}
+            )
+            results = data.get("results") if isinstance(data, dict) else None
+            if results:
+                place: dict[str, Any] = results[0]
+                if "latitude" in place and "longitude" in place:
+                    self._places[key] = place
+                    return place
+        raise ToolError(f"no place called {name!r} was found; ask the user to say it another way")
+
+
+def _candidates(name: str) -> list[str]:
+    names = [name]
+    if _CJK.search(name):
+        for suffix in _CJK_SUFFIXES:
+            if name.endswith(suffix) and len(name) > len(suffix) + 1:
+                names.append(name[: -len(suffix)])
+                break
+    return names
+
+
+def _place_name(place: dict[str, Any]) -> str:
+    parts = [place.get("name"), place.get("admin1"), place.get("country")]
+    seen: list[str] = []
+    for part in parts:
+        if part and part not in seen:
+            seen.append(str(part))
+    return ", ".join(seen)
+
+
+def _current(current: dict[str, Any]) -> dict[str, object]:
+    english, chinese = describe(current.get("weather_code"))
+    return {
+        "temperature": current["temperature_2m"],
+        "feels_like": current.get("apparent_temperature"),
+        "humidity_percent": current.get("relative_humidity_2m"),
+        "wind_speed": current.get("wind_speed_10m"),
+        "conditions": english,
+        "conditions_zh": chinese,
+    }
+
+
+def _day(daily: dict[str, Any], index: int) -> dict[str, object]:
+    english, chinese = describe(daily["weather_code"][index])
+    rain = daily.get("precipitation_probability_max") or []
+    return {
+        "date": daily["time"][index],
+        "high": daily["temperature_2m_max"][index],
+        "low": daily["temperature_2m_min"][index],
+        "precipitation_chance_percent": rain[index] if index < len(rain) else None,
+        "conditions": english,
+        "conditions_zh": chinese,
+    }

@@ -1,0 +1,153 @@
+"""Timers and reminders: they fire as announcements, survive a killed process, and never fire twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from assistant.events import AnnounceRequested, Event, ReminderFired
+from assistant.scheduler import Reminder, ReminderScheduler
+
+TZ = ZoneInfo("Asia/Shanghai")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def started(tmp_path: Path) -> AsyncIterator[Callable[..., ReminderScheduler]]:
+    running: list[ReminderScheduler] = []
+
+    def make(events: list[Event], grace: int = 60) -> ReminderScheduler:
+        scheduler = ReminderScheduler(
+            tmp_path / "jobs.sqlite", publish=events.append, timezone="Asia/Shanghai", misfire_grace_seconds=grace
+        )
+        running.append(scheduler)
+        return scheduler
+
+    yield make
+    for scheduler in running:
+        await scheduler.stop()
+
+
+async def test_a_due_timer_is_announced_once_and_forgotten(started: Callable[..., ReminderScheduler]) -> None:
+    events: list[Event] = []
+    fired = asyncio.Event()
+    scheduler = started(events)
+
+    async def listener(reminder: Reminder) -> None:
+        fired.set()
+
+    scheduler.add_listener(listener)
+    await scheduler.start()
+    timer = scheduler.add_after("timer", "面条煮好了", 0.2)
+    assert [r.id for r in scheduler.pending()] == [timer.id]
+    async with asyncio.timeout(5):
+        await fired.wait()
+    await asyncio.sleep(0.3)
+    assert events == [
+        AnnounceRequested(text="面条煮好了", source="scheduler"),
+        ReminderFired(reminder_id=timer.id, kind="timer", text="面条煮好了"),
+    ]
+    assert scheduler.pending() == []
+
+
+async def test_daily_reminder_is_listed_at_its_next_local_time_and_can_be_cancelled(
+    started: Callable[..., ReminderScheduler],
+) -> None:
+    scheduler = started([])
+    await scheduler.start()
+    later = scheduler.add_once("alarm", "起床了", datetime.now(TZ) + timedelta(hours=30))
+    daily = scheduler.add_repeating("reminder", "该吃药了", hour=8, minute=0, repeat="daily")
+    assert daily.next_run is not None and (daily.next_run.hour, daily.next_run.minute) == (8, 0)
+    assert daily.next_run.utcoffset() == timedelta(hours=8)
+    assert timedelta(0) < daily.next_run - datetime.now(TZ) <= timedelta(days=1)
+    assert [r.text for r in scheduler.pending()] == ["该吃药了", "起床了"]
+    assert scheduler.cancel(daily.id) == daily
+    assert scheduler.cancel(daily.id) is None
+    assert [r.id for r in scheduler.pending()] == [later.id]
+
+
+async def test_weekday_reminder_skips_the_weekend(started: Callable[..., ReminderScheduler]) -> None:
+    scheduler = started([])
+    await scheduler.start()
+    reminder = scheduler.add_repeating("reminder", "上班", hour=7, minute=30, repeat="weekdays")
+    assert reminder.next_run is not None and reminder.next_run.weekday() < 5
+
+
+async def test_reminders_survive_a_restart_in_process(started: Callable[..., ReminderScheduler]) -> None:
+    first = started([])
+    await first.start()
+    kept = first.add_once("reminder", "交电费", datetime.now(TZ) + timedelta(days=2))
+    await first.stop()
+    second = started([])
+    await second.start()
+    assert second.pending() == [kept]
+
+
+async def test_a_reminder_missed_beyond_the_grace_is_skipped(started: Callable[..., ReminderScheduler]) -> None:
+    events: list[Event] = []
+    first = started(events, grace=1)
+    await first.start()
+    first.add_after("reminder", "too late", 0.1)
+    await first.stop()
+    await asyncio.sleep(1.4)
+    second = started(events, grace=1)
+    await second.start()
+    await asyncio.sleep(0.4)
+    assert events == []
+    assert second.pending() == []
+
+
+async def test_a_second_scheduler_with_the_same_name_is_refused(started: Callable[..., ReminderScheduler]) -> None:
+    await started([]).start()
+    with pytest.raises(RuntimeError, match="already running"):
+        await started([]).start()
+
+
+@pytest.mark.slow
+def test_reminders_fire_exactly_once_across_a_sigkill(tmp_path: Path) -> None:
+    """Kill the daemon between reminders; the restarted one fires every due reminder once, none twice."""
+    database, log = tmp_path / "jobs.sqlite", tmp_path / "fired.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "tests.reminder_process"]
+    first = subprocess.Popen(
+        [*command, "schedule", str(database), str(log)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert first.stdout is not None
+        due = json.loads(first.stdout.readline())
+        deadline = time.time() + 15
+        while not (log.exists() and "early" in log.read_text()):
+            assert time.time() < deadline, "the first reminder never fired"
+            time.sleep(0.02)
+        assert time.time() < due["missed-1"], "too slow to kill between reminders"
+        first.send_signal(signal.SIGKILL)
+    finally:
+        first.kill()
+        first.wait()
+
+    while time.time() < due["missed-2"] + 0.3:  # the box is off while two reminders fall due
+        time.sleep(0.05)
+    second = subprocess.run(
+        [*command, "resume", str(database), str(log), "--until", str(due["later"] + 1.5)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+    fired = [json.loads(line) for line in log.read_text().splitlines()]
+    assert sorted(f["text"] for f in fired) == ["early", "later", "missed-1", "missed-2"]
+    assert [f["pid"] for f in fired if f["text"] == "early"] == [first.pid]
+    assert {f["pid"] for f in fired if f["text"] != "early"} != {first.pid}
+    assert json.loads(second.stdout) == ["daily-medicine"]

@@ -1,0 +1,70 @@
+"""Golden JSON Schemas of every built-in tool: a docstring or hint change shows up here in review.
+
+Regenerate after a deliberate change with ``XIANGYIN_UPDATE_GOLDEN=1 pytest tests/test_skill_schemas.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant.confirmation import Confirmations
+from assistant.scheduler import ReminderScheduler
+from assistant.skills import Skill, discover, validate_config
+from assistant.tools import ToolDefinition, tools_of
+from tests.fakes import FakeClock
+from tests.skill_support import DATA, deps
+
+GOLDEN = DATA / "tool_schemas.json"
+CONFIGS: dict[str, dict[str, Any]] = {"help": {"contacts": [{"name": "x", "mqtt_topic": "a/b"}]}}
+
+
+def built_in_tools(tmp_path: Path) -> dict[str, dict[str, Any]]:
+    scheduler = ReminderScheduler(tmp_path / "unused.sqlite", publish=lambda e: None)
+    skill_deps, _ = deps(scheduler=scheduler)
+    found: dict[str, dict[str, Any]] = {}
+    for name, entry in sorted(discover().items()):
+        skill_class: type[Skill] = entry.load()
+        if not skill_class.__module__.startswith("skills."):
+            continue
+        skill = skill_class(validate_config(skill_class, CONFIGS.get(name, {})), skill_deps)
+        definitions: list[ToolDefinition] = tools_of(skill, owner=name)
+        for d in definitions:
+            found[d.name] = {
+                "skill": name,
+                "description": d.spec.description,
+                "parameters": d.spec.parameters,
+                "timeout_seconds": d.options.timeout_seconds,
+                "cancel_on_interrupt": d.options.cancel_on_interrupt,
+                "sensitive": d.options.sensitive,
+            }
+    confirm = Confirmations(FakeClock(), 30).spec
+    found[confirm.name] = {"skill": "(registry)", "description": confirm.description, "parameters": confirm.parameters}
+    return found
+
+
+def test_every_built_in_tool_schema_matches_the_golden_file(tmp_path: Path) -> None:
+    actual = built_in_tools(tmp_path)
+    if os.environ.get("XIANGYIN_UPDATE_GOLDEN"):
+        GOLDEN.write_text(json.dumps(actual, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    golden = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    assert sorted(actual) == sorted(golden), "tools were added or removed"
+    for name, spec in actual.items():
+        assert spec == golden[name], f"the schema of {name} changed"
+
+
+def test_only_the_dangerous_tools_are_sensitive(tmp_path: Path) -> None:
+    sensitive = {name for name, spec in built_in_tools(tmp_path).items() if spec.get("sensitive")}
+    assert sensitive == {"unlock_door", "open_garage_door", "disarm_alarm"}
+
+
+@pytest.mark.parametrize("limit", [1024])
+def test_all_tool_schemas_fit_a_small_prompt(tmp_path: Path, limit: int) -> None:
+    """Every tool costs prompt tokens on every turn; keep each declaration compact."""
+    for name, spec in built_in_tools(tmp_path).items():
+        size = len(json.dumps({"name": name, "description": spec["description"], "parameters": spec["parameters"]}))
+        assert size <= limit, f"{name} declaration is {size} characters"

@@ -1,0 +1,104 @@
+"""Real servers for integration tests: a mosquitto broker on a free loopback port, and helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    """Block until something accepts connections on ``port``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {HOST}:{port} after {timeout} s")
+
+
+@dataclass
+class Mosquitto:
+    """A mosquitto broker run by the test; ``stop``/``start`` keep the port (for reconnect tests)."""
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    users: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        return HOST
+
+    def _config(self) -> Path:
+        lines = [f"listener {self.port} {HOST}", "persistence false", f"log_dest file {self.workdir / 'mosquitto.log'}"]
+        if self.users:
+            passwords = self.workdir / "passwords"
+            passwords.write_text("")
+            for user, password in self.users.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(passwords), user, password], check=True)
+            lines += ["allow_anonymous false", f"password_file {passwords}"]
+        else:
+            lines.append("allow_anonymous true")
+        config = self.workdir / "mosquitto.conf"
+        config.write_text("\n".join(lines) + "\n")
+        return config
+
+    def start(self) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.process = subprocess.Popen([binary, "-c", str(self._config())], stderr=subprocess.PIPE)
+        try:
+            wait_for_port(self.port)
+        except TimeoutError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=5)
+            self.process = None
+
+
+@contextmanager
+def mosquitto(workdir: Path, users: dict[str, str] | None = None) -> Iterator[Mosquitto]:
+    """Run a broker for the duration of the block."""
+    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+        raise RuntimeError("mosquitto is not installed: apt-get install mosquitto")
+    broker = Mosquitto(workdir, users=users or {})
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+async def eventually(check: object, timeout: float = 10.0, interval: float = 0.05) -> None:
+    """Wait until ``check()`` is truthy (it may be a coroutine function); fail with its last value."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        last = check() if callable(check) else check
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met in {timeout} s (last value: {last!r})")

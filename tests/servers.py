@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import subprocess
@@ -49,6 +50,9 @@ class Mosquitto:
 
     def _config(self) -> Path:
         lines = [f"listener {self.port} {HOST}", "persistence false", f"log_dest file {self.workdir / 'mosquitto.log'}"]
+        if os.geteuid() == 0:
+            # As root mosquitto drops to the "mosquitto" user, who cannot read pytest's private tmp dirs.
+            lines.append("user root")
         if self.users:
             passwords = self.workdir / "passwords"
             passwords.write_text("")
@@ -67,8 +71,9 @@ class Mosquitto:
         try:
             wait_for_port(self.port)
         except TimeoutError:
+            _, stderr = self.process.communicate(timeout=5) if self.process.poll() is not None else (b"", b"")
             self.stop()
-            raise
+            raise RuntimeError(f"mosquitto did not start: {stderr.decode(errors='replace')}") from None
 
     def stop(self) -> None:
         if self.process is not None:
@@ -90,7 +95,7 @@ def mosquitto(workdir: Path, users: dict[str, str] | None = None) -> Iterator[Mo
         broker.stop()
 
 
-async def eventually(check: object, timeout: float = 10.0, interval: float = 0.05) -> None:
+async def eventually(check: object, timeout: float = 10.0, interval: float = 0.05) -> None:  # noqa: ASYNC109
     """Wait until ``check()`` is truthy (it may be a coroutine function); fail with its last value."""
     deadline = time.monotonic() + timeout
     last: object = None

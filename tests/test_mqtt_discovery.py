@@ -64,7 +64,7 @@ def test_entity_configs_cover_the_platforms_home_assistant_users_expect() -> Non
 
 
 def test_device_discovery_carries_every_component_in_one_message() -> None:
-    (topic, payload), = discovery.device_config(TOPICS, INFO).items()
+    ((topic, payload),) = discovery.device_config(TOPICS, INFO).items()
     assert topic == "homeassistant/device/kitchen_box/config"
     config = json.loads(payload)
     assert config["device"]["identifiers"] == ["kitchen_box"]

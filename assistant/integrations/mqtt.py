@@ -210,14 +210,19 @@ class MqttBridge:
         follower = asyncio.create_task(self._follow_bus(), name="mqtt:bus")
         delays = backoff(0.5, self._settings.reconnect_max_seconds)
         where = f"{self._settings.host}:{self._settings.port}"
+        failures = 0
         try:
             while True:
                 try:
                     async with self._client() as client:
-                        delays = backoff(0.5, self._settings.reconnect_max_seconds)
+                        delays, failures = backoff(0.5, self._settings.reconnect_max_seconds), 0
                         await self._serve(client, where)
                 except aiomqtt.MqttError as err:
-                    self._set_connected(False, f"{where}: {err}")
+                    if self.connected:
+                        self._set_connected(False, f"{where}: {err}")
+                    elif failures == 0:
+                        _LOGGER.warning("cannot connect to the MQTT broker at %s: %s%s", where, err, _hint(err))
+                    failures += 1
                 delay = next(delays)
                 _LOGGER.info("reconnecting to the MQTT broker at %s in %.1f s", where, delay)
                 await asyncio.sleep(delay)
@@ -296,3 +301,12 @@ def aiomqtt_error(message: str) -> Exception:
     import aiomqtt
 
     return aiomqtt.MqttError(message)
+
+
+def _hint(err: Exception) -> str:
+    text = str(err).lower()
+    if "not authorized" in text or "bad user name or password" in text:
+        return " (check mqtt.username and mqtt.password)"
+    if "refused" in text or "timed out" in text:
+        return " (is the broker running, and are mqtt.host and mqtt.port right?)"
+    return ""

@@ -42,11 +42,17 @@ class Mosquitto:
     workdir: Path
     port: int = field(default_factory=free_port)
     users: dict[str, str] = field(default_factory=dict)
+    tls: bool = False
+    """Serve TLS only, with a certificate for 127.0.0.1 signed by ``ca_file``."""
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def host(self) -> str:
         return HOST
+
+    @property
+    def ca_file(self) -> Path:
+        return self.workdir / "ca.pem"
 
     def _config(self) -> Path:
         lines = [f"listener {self.port} {HOST}", "persistence false", f"log_dest file {self.workdir / 'mosquitto.log'}"]
@@ -61,6 +67,9 @@ class Mosquitto:
             lines += ["allow_anonymous false", f"password_file {passwords}"]
         else:
             lines.append("allow_anonymous true")
+        if self.tls:
+            make_certificates(self.workdir)
+            lines += [f"{key} {self.workdir / name}" for key, name in _TLS_FILES.items()]
         config = self.workdir / "mosquitto.conf"
         config.write_text("\n".join(lines) + "\n")
         return config
@@ -82,12 +91,30 @@ class Mosquitto:
             self.process = None
 
 
+_TLS_FILES = {"cafile": "ca.pem", "certfile": "server.pem", "keyfile": "server.key"}
+
+
+def make_certificates(workdir: Path) -> None:
+    """A throw-away CA and a server certificate for 127.0.0.1, made with the openssl CLI."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=workdir, check=True, capture_output=True)
+
+    (workdir / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=Xiangyin test CA")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=127.0.0.1")  # fmt: skip
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "2", "-extfile", "san.cnf")  # fmt: skip
+
+
 @contextmanager
-def mosquitto(workdir: Path, users: dict[str, str] | None = None) -> Iterator[Mosquitto]:
+def mosquitto(workdir: Path, users: dict[str, str] | None = None, tls: bool = False) -> Iterator[Mosquitto]:
     """Run a broker for the duration of the block."""
     if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
         raise RuntimeError("mosquitto is not installed: apt-get install mosquitto")
-    broker = Mosquitto(workdir, users=users or {})
+    broker = Mosquitto(workdir, users=users or {}, tls=tls)
     broker.start()
     try:
         yield broker

@@ -219,3 +219,13 @@ def test_killed_daemon_is_marked_offline_by_its_last_will(broker: Mosquitto) -> 
     finally:
         process.kill()
         process.wait()
+
+
+async def test_tls_with_username_and_password(tmp_path: Path) -> None:
+    with mosquitto(tmp_path, users={"box": "s3cret"}, tls=True) as secured:
+        async with Daemon(secured, username="box", password="s3cret", tls=True, ca_file=str(secured.ca_file)) as box:
+            await eventually(lambda: box.bridge.connected)
+        # Without our CA the broker's certificate must not be trusted.
+        async with Daemon(secured, username="box", password="s3cret", tls=True) as untrusting:
+            await asyncio.sleep(1.0)
+            assert not untrusting.bridge.connected

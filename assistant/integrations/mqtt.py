@@ -28,6 +28,7 @@ from ..events import (
     VolumeChanged,
     WakeDetected,
 )
+from ..ports import MessagePublisher
 from ..tasks import backoff
 from . import discovery
 from .discovery import OFF, OFFLINE, ON, ONLINE, CommandError, DeviceInfo, Topics
@@ -294,6 +295,10 @@ class MqttBridge:
         else:
             _LOGGER.warning("MQTT broker connection lost: %s", detail)
         self._bus.publish(ConnectionChanged(service="mqtt", connected=connected, detail=detail))
+
+
+if TYPE_CHECKING:
+    _PUBLISHER: type[MessagePublisher] = MqttBridge  # mypy proves the bridge fits the skills' port
 
 
 def aiomqtt_error(message: str) -> Exception:

@@ -236,6 +236,7 @@ class MqttBridge:
         """Run one connection until it drops (raises MqttError) or we are cancelled."""
         await client.subscribe(self.topics.commands, qos=1)
         await client.subscribe(self.topics.ha_status, qos=1)
+        _raise_if_cancelling()
         self._announce()
         self._set_connected(True, where)
         workers = {
@@ -255,9 +256,12 @@ class MqttBridge:
 
     @staticmethod
     async def _stop(workers: set[asyncio.Task[None]]) -> None:
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        # Python 3.11's wait_for (inside aiomqtt) loses a cancel that races a finishing publish,
+        # so cancel again until every worker has really stopped.
+        while pending := {task for task in workers if not task.done()}:
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=0.1)
 
     async def _send(self, client: aiomqtt.Client) -> None:
         while True:
@@ -267,6 +271,7 @@ class MqttBridge:
             message = self._queue[0]
             # Only dequeue after the broker acknowledged it (QoS 1), so a drop mid-send loses nothing.
             await client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
+            _raise_if_cancelling()
             if self._queue and self._queue[0] is message:
                 self._queue.popleft()
             if self._dropped:
@@ -306,6 +311,13 @@ def aiomqtt_error(message: str) -> Exception:
     import aiomqtt
 
     return aiomqtt.MqttError(message)
+
+
+def _raise_if_cancelling() -> None:
+    """Honour a cancel that Python 3.11's ``asyncio.wait_for`` swallowed (it leaves ``cancelling()`` set)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _hint(err: Exception) -> str:

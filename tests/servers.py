@@ -42,6 +42,8 @@ class Mosquitto:
     workdir: Path
     port: int = field(default_factory=free_port)
     users: dict[str, str] = field(default_factory=dict)
+    nodelay: bool = False
+    """Turn on mosquitto's set_tcp_nodelay (off by default), for latency benchmarks."""
     tls: bool = False
     """Serve TLS only, with a certificate for 127.0.0.1 signed by ``ca_file``."""
     process: subprocess.Popen[bytes] | None = None
@@ -56,6 +58,8 @@ class Mosquitto:
 
     def _config(self) -> Path:
         lines = [f"listener {self.port} {HOST}", "persistence false", f"log_dest file {self.workdir / 'mosquitto.log'}"]
+        if self.nodelay:
+            lines.append("set_tcp_nodelay true")
         if os.geteuid() == 0:
             # As root mosquitto drops to the "mosquitto" user, who cannot read pytest's private tmp dirs.
             lines.append("user root")
@@ -110,11 +114,13 @@ def make_certificates(workdir: Path) -> None:
 
 
 @contextmanager
-def mosquitto(workdir: Path, users: dict[str, str] | None = None, tls: bool = False) -> Iterator[Mosquitto]:
+def mosquitto(
+    workdir: Path, users: dict[str, str] | None = None, tls: bool = False, nodelay: bool = False
+) -> Iterator[Mosquitto]:
     """Run a broker for the duration of the block."""
     if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
         raise RuntimeError("mosquitto is not installed: apt-get install mosquitto")
-    broker = Mosquitto(workdir, users=users or {}, tls=tls)
+    broker = Mosquitto(workdir, users=users or {}, tls=tls, nodelay=nodelay)
     broker.start()
     try:
         yield broker

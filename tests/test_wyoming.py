@@ -1,4 +1,4 @@
-"""The Wyoming conversation agent, driven by the wyoming client library over loopback."""
+"""The Wyoming server (conversation agent and voice), driven by the wyoming client library over loopback."""
 
 from __future__ import annotations
 
@@ -7,17 +7,24 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from wyoming.asr import Transcript
+from wyoming.audio import AudioChunk as WyomingChunk
+from wyoming.audio import AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
+from wyoming.error import Error
 from wyoming.event import Event as WyomingEvent
 from wyoming.handle import Handled, NotHandled
 from wyoming.info import Describe, Info
 from wyoming.ping import Ping, Pong
+from wyoming.tts import Synthesize
 
+from assistant.audio import AudioChunk
 from assistant.bus import Bus
 from assistant.config import WyomingSettings
 from assistant.events import AskRequested, ReplyText, TurnEnded, TurnFailed, TurnStarted
 from assistant.integrations.wyoming import WyomingServer
+from assistant.ports import ReplyPiece, Voice
 from assistant.tasks import MonotonicClock, cancel_and_wait
+from tests.fakes import FakeVoice
 
 Answer = Callable[[Bus, AskRequested], None]
 
@@ -33,7 +40,7 @@ def answers_in_pieces(bus: Bus, ask: AskRequested) -> None:
 
 @asynccontextmanager
 async def agent(
-    answer: Answer | None = answers_in_pieces, answer_seconds: float = 5.0
+    answer: Answer | None = answers_in_pieces, answer_seconds: float = 5.0, voice: Voice | None = None
 ) -> AsyncIterator[AsyncTcpClient]:
     bus = Bus(MonotonicClock())
 
@@ -45,7 +52,7 @@ async def agent(
                 answer(bus, envelope.event)
 
     settings = WyomingSettings(enabled=True, host="127.0.0.1", port=1, answer_timeout_seconds=answer_seconds)
-    server = WyomingServer(settings.model_copy(update={"port": 0}), bus, "1.0.0")
+    server = WyomingServer(settings.model_copy(update={"port": 0}), bus, "1.0.0", voice=voice)
     tasks = [asyncio.create_task(server.run()), asyncio.create_task(supervisor())]
     port = await server.started()
     try:
@@ -105,3 +112,43 @@ async def test_unknown_events_and_empty_questions_do_not_break_the_connection() 
         empty = await exchange(client, Transcript(text="   ").event())
         assert NotHandled.is_type(empty.type)
         assert Pong.is_type((await exchange(client, Ping().event())).type)
+
+
+class BrokenVoice:
+    async def speak(self, pieces: AsyncIterator[ReplyPiece]) -> AsyncIterator[AudioChunk]:
+        async for _ in pieces:
+            raise RuntimeError("engine crashed")
+        yield AudioChunk(b"")  # pragma: no cover
+
+
+async def read_audio(client: AsyncTcpClient) -> tuple[AudioStart, bytes]:
+    start = AudioStart.from_event(await exchange(client, Synthesize(text="饭好了，快来吃").event()))
+    audio = b""
+    while not AudioStop.is_type((event := await asyncio.wait_for(client.read_event(), 10)).type):  # type: ignore[union-attr]
+        assert event is not None
+        audio += WyomingChunk.from_event(event).audio
+    return start, audio
+
+
+async def test_describe_offers_a_voice_when_the_daemon_has_one() -> None:
+    async with agent(voice=FakeVoice()) as client:
+        info = Info.from_event(await exchange(client, Describe().event()))
+    assert [v.name for p in info.tts for v in p.voices] == ["xiangyin"]
+
+
+async def test_synthesize_streams_the_voice_audio_back() -> None:
+    async with agent(voice=FakeVoice(seconds_per_char=0.1)) as client:
+        start, audio = await read_audio(client)
+    assert (start.rate, start.width, start.channels) == (24_000, 2, 1)
+    assert len(audio) == round(7 * 0.1 * 24_000) * 2  # seven characters at 0.1 s each
+    assert audio.startswith(b"VOIC")
+
+
+async def test_a_failing_voice_or_no_voice_answers_an_error_and_the_connection_lives_on() -> None:
+    async with agent(voice=BrokenVoice()) as client:
+        error = await exchange(client, Synthesize(text="你好").event())
+        assert Error.is_type(error.type) and "engine crashed" in Error.from_event(error).text
+        assert Pong.is_type((await exchange(client, Ping().event())).type)
+    async with agent(voice=None) as client:
+        error = await exchange(client, Synthesize(text="你好").event())
+        assert Error.from_event(error).code == "tts-unavailable"

@@ -1,10 +1,14 @@
-"""Serve Home Assistant over the Wyoming protocol as a conversation agent (a ``handle`` program).
+"""Serve Home Assistant over the Wyoming protocol: the box as a conversation agent and a TTS voice.
 
-Home Assistant is the TCP client: it sends ``describe`` and builds a conversation entity from our
-``info``; each ``transcript`` it sends becomes an ``AskRequested`` on the bus, carrying a fresh turn id,
-and the ``ReplyText`` of that turn goes back as ``handled`` once its ``TurnEnded`` arrives. The box thus
-answers HA's Assist pipelines (typed or spoken at any other satellite) in its own words and dialect.
-HA 2024.12 and newer use Wyoming handle programs; HA 2024.3 lists the service but ignores it.
+Home Assistant is the TCP client: it sends ``describe`` and builds entities from our ``info``.
+
+- ``handle`` (conversation agent): each ``transcript`` becomes an ``AskRequested`` on the bus with a
+  fresh turn id; that turn's ``ReplyText`` goes back as ``handled`` once its ``TurnEnded`` arrives. HA's
+  Assist pipelines (typed, or spoken at any other satellite) are then answered by the box. Newer HA only:
+  2024.3 does not know handle programs.
+- ``tts`` (when the daemon gives us its ``Voice``): ``synthesize`` → the household's dialect voice →
+  ``audio-start``/``audio-chunk``/``audio-stop``, so HA can speak with it on any media player or pipeline.
+  Works with HA 2024.3 and newer.
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from ..bus import Bus
 from ..config import WyomingSettings
 from ..events import AskRequested, ReplyText, TurnEnded, TurnFailed
+from ..ports import ModelText, ReplyPiece, Voice
 from ..tasks import cancel_and_wait
 
 if TYPE_CHECKING:
@@ -34,8 +39,17 @@ LANGUAGES = ["zh", "zh-CN", "zh-HK", "yue", "en"]
 class WyomingServer:
     """A Wyoming TCP server; ``run`` serves until cancelled. ``port`` is the bound port once started."""
 
-    def __init__(self, settings: WyomingSettings, bus: Bus, version: str, *, new_id: Callable[[], str] | None = None):
+    def __init__(
+        self,
+        settings: WyomingSettings,
+        bus: Bus,
+        version: str,
+        *,
+        voice: Voice | None = None,
+        new_id: Callable[[], str] | None = None,
+    ) -> None:
         self._settings = settings
+        self._voice = voice
         self._bus = bus
         self._version = version
         self._new_id = new_id or (lambda: f"wyoming-{uuid.uuid4().hex[:12]}")
@@ -86,6 +100,7 @@ class WyomingServer:
         from wyoming.handle import Handled, NotHandled
         from wyoming.info import Describe
         from wyoming.ping import Ping, Pong
+        from wyoming.tts import Synthesize
 
         while (event := await async_read_event(reader)) is not None:
             reply: WyomingEvent | None = None
@@ -93,6 +108,8 @@ class WyomingServer:
                 reply = self.info().event()
             elif Ping.is_type(event.type):
                 reply = Pong(text=Ping.from_event(event).text).event()
+            elif Synthesize.is_type(event.type):
+                await self.synthesize(Synthesize.from_event(event).text, writer)
             elif Transcript.is_type(event.type):
                 text = (Transcript.from_event(event).text or "").strip()
                 if not text:
@@ -134,9 +151,40 @@ class WyomingServer:
             return failure, False
         return answer, bool(answer)
 
+    async def synthesize(self, text: str, writer: asyncio.StreamWriter) -> None:
+        """Speak ``text`` with the daemon's voice and stream the audio back; an ``error`` if we cannot."""
+        from wyoming.audio import AudioChunk, AudioStart, AudioStop
+        from wyoming.error import Error
+        from wyoming.event import async_write_event
+
+        text = text.strip()
+        if self._voice is None or not text:
+            reason = "this box offers no voice" if self._voice is None else "nothing to say"
+            await async_write_event(Error(text=reason, code="tts-unavailable").event(), writer)
+            return
+        started = False
+        try:
+            async for chunk in self._voice.speak(_pieces(text)):
+                if not started:
+                    await async_write_event(AudioStart(rate=chunk.rate_hz, width=2, channels=1).event(), writer)
+                    started = True
+                await async_write_event(
+                    AudioChunk(rate=chunk.rate_hz, width=2, channels=1, audio=chunk.pcm).event(), writer
+                )
+        except (asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception as err:
+            # The voice is another team's engine: whatever it raises, HA gets an error, the server lives.
+            _LOGGER.exception("the voice failed to speak a Wyoming synthesize request")
+            await async_write_event(Error(text=f"speech synthesis failed: {err}", code="tts-failed").event(), writer)
+            return
+        if not started:
+            await async_write_event(AudioStart(rate=16_000, width=2, channels=1).event(), writer)
+        await async_write_event(AudioStop().event(), writer)
+
     def info(self) -> Info:
         """What we tell HA in answer to ``describe``."""
-        from wyoming.info import Attribution, HandleModel, HandleProgram, Info
+        from wyoming.info import Attribution, HandleModel, HandleProgram, Info, TtsProgram, TtsVoice
 
         attribution = Attribution(name="Xiangyin", url="")
         model = HandleModel(
@@ -156,4 +204,28 @@ class WyomingServer:
             models=[model],
             supports_home_control=True,
         )
-        return Info(handle=[program])
+        tts = []
+        if self._voice is not None:
+            voice = TtsVoice(
+                name="xiangyin",
+                attribution=attribution,
+                installed=True,
+                description="The household's dialect voice",
+                version=self._version,
+                languages=LANGUAGES,
+            )
+            tts.append(
+                TtsProgram(
+                    name=f"{self._settings.name} voice",
+                    attribution=attribution,
+                    installed=True,
+                    description="Xiangyin speech in the household's dialect",
+                    version=self._version,
+                    voices=[voice],
+                )
+            )
+        return Info(handle=[program], tts=tts)
+
+
+async def _pieces(text: str) -> AsyncIterator[ReplyPiece]:
+    yield ModelText(text)

@@ -98,6 +98,11 @@ class HomeAssistant:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read() or b"null")
 
+    def fetch(self, url: str) -> bytes:
+        """GET a URL HA handed out (e.g. a TTS file) and return the body."""
+        with urllib.request.urlopen(urllib.parse.urljoin(self.url, url), timeout=30) as response:
+            return bytes(response.read())
+
     def state(self, entity_id: str) -> str | None:
         """The entity's state, or None if HA does not know it."""
         try:

@@ -7,21 +7,30 @@ tests/mqtt_daemon.py) serve every test in this module; the last test kills the d
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
-from collections.abc import Iterator
+import wave
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
-from assistant.config import HomeAssistantSettings
+from assistant.audio import AudioChunk, read_wav, split
+from assistant.bus import Bus
+from assistant.config import HomeAssistantSettings, WyomingSettings
 from assistant.errors import HomeAssistantError
 from assistant.integrations.homeassistant import HomeAssistantClient
+from assistant.integrations.wyoming import WyomingServer
+from assistant.ports import ModelText, ReplyPiece
+from assistant.tasks import MonotonicClock, cancel_and_wait
 from tests.home_assistant_server import HomeAssistant, home_assistant
-from tests.servers import Mosquitto, eventually, mosquitto
+from tests.servers import Mosquitto, eventually, free_port, mosquitto
 
 pytestmark = [pytest.mark.homeassistant, pytest.mark.broker]
 
@@ -156,6 +165,45 @@ async def test_wrong_token_and_unknown_entity_against_real_home_assistant(setup:
         await good.close()
     assert auth.value.reason == "auth" and "not-a-token" not in str(auth.value)
     assert missing.value.reason == "rejected"
+
+
+class EspeakVoice:
+    """A small real voice for this test: espeak-ng's Mandarin, as the daemon's TTS fallback would speak."""
+
+    async def speak(self, pieces: AsyncIterator[ReplyPiece]) -> AsyncIterator[AudioChunk]:
+        async for piece in pieces:
+            if not isinstance(piece, ModelText):
+                continue
+            with tempfile.TemporaryDirectory() as workdir:
+                wav = Path(workdir) / "speech.wav"
+                process = await asyncio.create_subprocess_exec("espeak-ng", "-v", "cmn", "-w", str(wav), piece.text)
+                assert await process.wait() == 0
+                for chunk in split(read_wav(wav), 0.1):
+                    yield chunk
+
+
+async def test_home_assistant_speaks_with_the_box_voice_over_wyoming(setup: Setup) -> None:
+    ha = setup.ha
+    settings = WyomingSettings(enabled=True, host="127.0.0.1", port=free_port())
+    server = WyomingServer(settings, Bus(MonotonicClock()), "1.0", voice=EspeakVoice())
+    task = asyncio.create_task(server.run())
+    try:
+        port = await server.started()
+        flow = await asyncio.to_thread(ha.request, "POST", "/api/config/config_entries/flow", {"handler": "wyoming"})
+        answer = {"host": "127.0.0.1", "port": port}
+        entry = await asyncio.to_thread(
+            ha.request, "POST", f"/api/config/config_entries/flow/{flow['flow_id']}", answer
+        )
+        assert entry.get("type") == "create_entry", entry
+        await eventually(lambda: asyncio.to_thread(ha.state, "tts.xiangyin_voice"), timeout=20)
+        request = {"engine_id": "tts.xiangyin_voice", "message": "晚饭好了", "options": {"preferred_format": "wav"}}
+        url = (await asyncio.to_thread(ha.request, "POST", "/api/tts_get_url", request))["url"]
+        wav = await asyncio.to_thread(ha.fetch, url)
+    finally:
+        await cancel_and_wait(task)
+    assert wav[:4] == b"RIFF" and wav[8:12] == b"WAVE"
+    with wave.open(io.BytesIO(wav)) as audio:
+        assert audio.getnframes() / audio.getframerate() > 0.5, "espeak-ng says four syllables in well over 0.5 s"
 
 
 async def test_killing_the_daemon_marks_its_entities_unavailable(setup: Setup) -> None:

@@ -250,7 +250,7 @@ class MqttSettings(_Model):
     """Topics the smart-home skill may publish to (MQTT wildcards allowed)."""
     discovery: Literal["entity", "device"] = "entity"
     """Home Assistant discovery style: one config topic per entity (every HA version) or one per device
-    (HA 2024.12 and newer)."""
+    (newer HA only; 2024.3 rejects it)."""
     keepalive_seconds: Annotated[int, Field(ge=5, le=3600)] = 30
     """Seconds between MQTT keep-alive pings; the broker declares the box offline after 1.5 times this."""
     reconnect_max_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0

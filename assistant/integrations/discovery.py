@@ -2,7 +2,7 @@
 
 Pure logic, no I/O: ``mqtt.py`` moves these messages over the wire. Two discovery styles are produced
 from one table of entities: one retained config per entity (every HA version) and one retained config per
-device (``homeassistant/device/<id>/config``, HA 2024.12 and newer; 2024.3 rejects it).
+device (``homeassistant/device/<id>/config``, newer HA, e.g. 2026.2; 2024.3 rejects it).
 """
 
 from __future__ import annotations

@@ -129,3 +129,10 @@ def test_bad_commands_are_refused_with_a_reason(key: str, payload: str | bytes, 
 def test_commands_for_another_box_are_refused() -> None:
     with pytest.raises(CommandError):
         discovery.parse_command(TOPICS, "xiangyin/other_box/mute/set", b"ON", WAKE)
+
+
+def test_without_wake_words_there_is_no_empty_select_and_an_old_one_is_removed() -> None:
+    bare = DeviceInfo(name="Kitchen voice", version="1.2.3", wake_words=())
+    messages = discovery.discovery_messages(TOPICS, bare, "entity")
+    assert messages["homeassistant/select/kitchen_box/wake_word/config"] == ""
+    assert json.loads(messages["homeassistant/select/kitchen_box/dialect/config"])["options"]

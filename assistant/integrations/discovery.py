@@ -206,6 +206,11 @@ def _entity_body(entity: Entity, topics: Topics, info: DeviceInfo) -> dict[str, 
     return body
 
 
+def entities(info: DeviceInfo) -> tuple[Entity, ...]:
+    """The entities this box offers: the wake-word select only when there is something to select."""
+    return tuple(e for e in ENTITIES if e.key != "wake_word" or info.wake_words)
+
+
 def entity_configs(topics: Topics, info: DeviceInfo) -> dict[str, str]:
     """Per-entity discovery: config topic → retained JSON payload."""
     device = _device_block(topics, info)
@@ -213,7 +218,7 @@ def entity_configs(topics: Topics, info: DeviceInfo) -> dict[str, str]:
         topics.entity_config(entity.component, entity.key): json.dumps(
             {**_entity_body(entity, topics, info), "device": device}, ensure_ascii=False
         )
-        for entity in ENTITIES
+        for entity in entities(info)
     }
 
 
@@ -221,7 +226,7 @@ def device_config(topics: Topics, info: DeviceInfo) -> dict[str, str]:
     """Device discovery: one config topic → retained JSON payload with every component."""
     components = {
         f"{topics.device_id}_{entity.key}": {"platform": entity.component, **_entity_body(entity, topics, info)}
-        for entity in ENTITIES
+        for entity in entities(info)
     }
     payload = {
         "device": _device_block(topics, info),
@@ -238,8 +243,10 @@ def discovery_messages(topics: Topics, info: DeviceInfo, style: Literal["entity"
     An empty retained payload deletes a discovered entity, so switching style never leaves duplicates.
     """
     wanted = entity_configs(topics, info) if style == "entity" else device_config(topics, info)
-    other = device_config(topics, info) if style == "entity" else entity_configs(topics, info)
-    return {**dict.fromkeys(other, ""), **wanted}
+    every = DeviceInfo(info.name, info.version, wake_words=info.wake_words or ("-",))
+    # Clear the other style, and any entity this configuration no longer offers.
+    stale = {**entity_configs(topics, every), **device_config(topics, every)}
+    return {**dict.fromkeys(stale, ""), **wanted}
 
 
 # --- states -------------------------------------------------------------------------------------

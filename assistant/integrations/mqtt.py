@@ -77,6 +77,7 @@ class MqttBridge:
         wake_word: str | None = None,
         dialect: str | None = None,
         volume: float | None = None,
+        muted: bool = False,
     ) -> None:
         self._settings = settings
         self._bus = bus
@@ -93,7 +94,7 @@ class MqttBridge:
         self._facts = bus.subscribe("mqtt", *_FACTS)
         self._set_state("state", "idle")
         self._set_state("listening", OFF)
-        self._set_state("mute", OFF)
+        self._set_state("mute", ON if muted else OFF)
         if wake_word is not None:
             self._set_state("wake_word", wake_word)
         if dialect is not None:

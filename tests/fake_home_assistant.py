@@ -64,6 +64,10 @@ def fake_home_assistant() -> Iterator[FakeHomeAssistant]:
             if method == "GET" and path.startswith("/api/states/"):
                 state = fake.states.get(path.removeprefix("/api/states/"))
                 return self._reply(200, _full(state)) if state else self._reply(404, {"message": "Entity not found."})
+            if method == "POST" and path == "/api/conversation/process":
+                fake.calls.append(("conversation", "process", body))
+                speech = {"plain": {"speech": "已打开厨房灯", "extra_data": None}}
+                return self._reply(200, {"response": {"speech": speech, "response_type": "action_done"}})
             if method == "POST" and path.startswith("/api/services/"):
                 domain, service = path.removeprefix("/api/services/").split("/")
                 if domain == "nope":

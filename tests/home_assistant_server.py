@@ -45,6 +45,7 @@ auth:
 onboarding:
 websocket_api:
 config:
+conversation:
 logger:
   default: warning
 input_boolean:

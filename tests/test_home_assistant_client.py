@@ -124,3 +124,11 @@ async def test_announce_without_tts_settings_is_rejected(ha: FakeHomeAssistant) 
     with pytest.raises(HomeAssistantError, match="tts_entity") as caught:
         await api.announce("hello")
     assert caught.value.reason == "rejected" and ha.requests == 0
+
+
+async def test_converse_returns_assists_spoken_reply(ha: FakeHomeAssistant) -> None:
+    api = client(ha.url)
+    reply = await api.converse("打开厨房灯", language="zh-cn")
+    await api.close()
+    assert reply == "已打开厨房灯"
+    assert ha.calls == [("conversation", "process", {"text": "打开厨房灯", "language": "zh-cn"})]

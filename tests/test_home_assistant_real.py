@@ -151,6 +151,18 @@ async def test_our_client_turns_a_home_assistant_light_on(setup: Setup) -> None:
         await api.close()
 
 
+async def test_home_assistant_assist_understands_a_sentence_from_our_client(setup: Setup) -> None:
+    ha = setup.ha
+    api = HomeAssistantClient(HomeAssistantSettings(enabled=True, url=ha.url, token=ha.token))  # type: ignore[arg-type]
+    try:
+        await api.call_service("light", "turn_off", {"entity_id": "light.test_lamp"})
+        reply = await api.converse("turn on the test lamp", language="en")
+    finally:
+        await api.close()
+    assert reply == "Turned on the light"
+    assert ha.state("light.test_lamp") == "on"
+
+
 async def test_wrong_token_and_unknown_entity_against_real_home_assistant(setup: Setup) -> None:
     ha = setup.ha
     bad = HomeAssistantClient(HomeAssistantSettings(enabled=True, url=ha.url, token="not-a-token"))  # type: ignore[arg-type]

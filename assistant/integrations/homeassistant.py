@@ -108,6 +108,26 @@ class HomeAssistantClient:
             {"entity_id": engine, "media_player_entity_id": list(players), "message": message},
         )
 
+    async def converse(self, text: str, *, language: str | None = None) -> str:
+        """Pass a sentence to Home Assistant's own Assist agent (``/api/conversation/process``); return its reply.
+
+        Useful as the smart-home skill's fallback: HA's intents know every exposed entity and area by name.
+        """
+        from http import HTTPMethod
+
+        body: dict[str, Any] = {"text": text}
+        if language:
+            body["language"] = language
+        result = await self._call(
+            "ask Assist", lambda api: api.request("conversation/process", method=HTTPMethod.POST, json=body)
+        )
+        try:
+            return str(result["response"]["speech"]["plain"]["speech"])
+        except (KeyError, TypeError) as err:
+            raise HomeAssistantError(
+                f"Home Assistant at {self._url} gave an unexpected Assist answer: missing {err}", reason="unavailable"
+            ) from None
+
     # --- errors and retries -------------------------------------------------------------------------
 
     async def _call(self, action: str, request: Callable[[AsyncClient], Awaitable[T]]) -> T:

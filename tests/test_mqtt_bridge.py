@@ -193,8 +193,10 @@ async def test_wrong_password_is_reported_without_the_password(
     caplog.set_level(logging.DEBUG)
     with mosquitto(tmp_path, users={"box": "right-secret"}) as secured:
         async with Daemon(secured, username="box", password="wrong-secret", reconnect_max_seconds=0.2) as bad:
-            await eventually(lambda: "not authorized" in caplog.text.lower() or "refused" in caplog.text.lower())
+            await eventually(lambda: "check mqtt.username and mqtt.password" in caplog.text)
             assert not bad.bridge.connected
+            down = bad.of(ConnectionChanged)
+            assert len(down) == 1 and not down[0].connected  # type: ignore[attr-defined]
         async with Daemon(secured, username="box", password="right-secret") as good:
             await eventually(lambda: good.bridge.connected)
     assert "wrong-secret" not in caplog.text and "right-secret" not in caplog.text

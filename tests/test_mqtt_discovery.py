@@ -17,7 +17,8 @@ from assistant.events import (
     VolumeRequested,
 )
 from assistant.integrations import discovery
-from assistant.integrations.discovery import CommandError, DeviceInfo, Topics
+from assistant.integrations.commands import CommandError, parse_command
+from assistant.integrations.discovery import DeviceInfo, Topics
 
 TOPICS = Topics.from_settings(MqttSettings(device_id="kitchen_box"))
 INFO = DeviceInfo(name="Kitchen voice", version="1.2.3", wake_words=("hey_jarvis", "alexa"))
@@ -26,7 +27,7 @@ WAKE = ("hey_jarvis", "alexa")
 
 def command(key: str, payload: str | bytes) -> object:
     data = payload.encode() if isinstance(payload, str) else payload
-    return discovery.parse_command(TOPICS, f"xiangyin/kitchen_box/{key}/set", data, WAKE)
+    return parse_command(TOPICS, f"xiangyin/kitchen_box/{key}/set", data, WAKE)
 
 
 def test_every_entity_config_names_the_device_and_availability() -> None:
@@ -128,7 +129,7 @@ def test_bad_commands_are_refused_with_a_reason(key: str, payload: str | bytes, 
 
 def test_commands_for_another_box_are_refused() -> None:
     with pytest.raises(CommandError):
-        discovery.parse_command(TOPICS, "xiangyin/other_box/mute/set", b"ON", WAKE)
+        parse_command(TOPICS, "xiangyin/other_box/mute/set", b"ON", WAKE)
 
 
 def test_without_wake_words_there_is_no_empty_select_and_an_old_one_is_removed() -> None:

@@ -9,11 +9,9 @@ commands use QoS 1 on a persistent session, so the broker keeps those sent while
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..bus import Bus
@@ -32,7 +30,9 @@ from ..events import (
 from ..ports import MessagePublisher
 from ..tasks import backoff
 from . import discovery
-from .discovery import OFF, OFFLINE, ON, ONLINE, CommandError, DeviceInfo, Topics
+from .commands import CommandError, parse_command
+from .discovery import OFF, OFFLINE, ON, ONLINE, DeviceInfo, Topics
+from .outbox import Outbox, Outgoing
 
 if TYPE_CHECKING:
     import aiomqtt
@@ -49,16 +49,6 @@ _FACTS = (
     VolumeChanged,
     SettingChanged,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """A message waiting to be sent."""
-
-    topic: str
-    payload: str
-    qos: int
-    retain: bool
 
 
 class MqttBridge:
@@ -83,13 +73,13 @@ class MqttBridge:
         self._bus = bus
         self.topics = Topics.from_settings(settings)
         self._info = DeviceInfo(name=settings.device_name, version=version, wake_words=tuple(wake_words))
-        self._queue: collections.deque[Outgoing] = collections.deque()
-        self._wakeup = asyncio.Event()
-        self._dropped = 0
+        self._outbox = Outbox(settings.queue_limit)
         self._retained: dict[str, str] = {}
         """Last value of every retained state topic, re-sent after a reconnect."""
         self._answers: dict[str | None, list[str]] = {}
         self.connected = False
+        self._reported: bool | None = None
+        """Last connection state published on the bus; None before the first attempt."""
         # Subscribe now, not in run(), so facts published between construction and run() are kept.
         self._facts = bus.subscribe("mqtt", *_FACTS)
         self._set_state("state", "idle")
@@ -110,18 +100,7 @@ class MqttBridge:
             raise ValueError(f"cannot publish to {topic!r}: a topic must be non-empty and free of wildcards")
         if qos not in (0, 1, 2):
             raise ValueError(f"QoS must be 0, 1 or 2, not {qos}")
-        self._enqueue(Outgoing(topic, payload, qos, retain))
-
-    def _enqueue(self, message: Outgoing) -> None:
-        if len(self._queue) >= self._settings.queue_limit:
-            self._queue.popleft()
-            if self._dropped == 0:
-                _LOGGER.warning(
-                    "MQTT send queue is full (%d messages): dropping the oldest", self._settings.queue_limit
-                )
-            self._dropped += 1
-        self._queue.append(message)
-        self._wakeup.set()
+        self._outbox.put(Outgoing(topic, payload, qos, retain))
 
     def _set_state(self, key: str, value: str) -> None:
         self._set_retained(self.topics.state(key), value)
@@ -130,7 +109,7 @@ class MqttBridge:
         self._retained[topic] = value
         # While away, only the latest value matters: _announce sends every retained state on connect.
         if self.connected:
-            self._enqueue(Outgoing(topic, value, 1, True))
+            self._outbox.put(Outgoing(topic, value, 1, True))
 
     # --- bus → MQTT -----------------------------------------------------------------------------
 
@@ -151,7 +130,7 @@ class MqttBridge:
                         self._set_retained(topic, value)
             case WakeDetected(wake_word=wake_word, score=score):
                 # Events are momentary: never retained, or HA would replay old detections on restart.
-                self._enqueue(Outgoing(self.topics.state("wake"), discovery.wake_event(wake_word, score), 0, False))
+                self._outbox.put(Outgoing(self.topics.state("wake"), discovery.wake_event(wake_word, score), 0, False))
             case MuteChanged(muted=muted):
                 self._set_state("mute", ON if muted else OFF)
             case VolumeChanged(level=level):
@@ -172,7 +151,7 @@ class MqttBridge:
                 self._announce()
             return
         try:
-            event = discovery.parse_command(self.topics, topic, payload, self._info.wake_words)
+            event = parse_command(self.topics, topic, payload, self._info.wake_words)
         except CommandError as err:
             _LOGGER.warning("ignoring MQTT command on %s: %s", topic, err)
             return
@@ -184,10 +163,10 @@ class MqttBridge:
     def _announce(self) -> None:
         """Queue discovery configs, availability and every retained state."""
         for topic, payload in discovery.discovery_messages(self.topics, self._info, self._settings.discovery).items():
-            self._enqueue(Outgoing(topic, payload, 1, True))
-        self._enqueue(Outgoing(self.topics.availability, ONLINE, 1, True))
+            self._outbox.put(Outgoing(topic, payload, 1, True))
+        self._outbox.put(Outgoing(self.topics.availability, ONLINE, 1, True))
         for topic, value in self._retained.items():
-            self._enqueue(Outgoing(topic, value, 1, True))
+            self._outbox.put(Outgoing(topic, value, 1, True))
 
     def _client(self) -> aiomqtt.Client:
         import aiomqtt
@@ -229,6 +208,7 @@ class MqttBridge:
                         self._set_connected(False, f"{where}: {err}")
                     elif failures == 0:
                         _LOGGER.warning("cannot connect to the MQTT broker at %s: %s%s", where, err, _hint(err))
+                        self._set_connected(False, f"{where}: {err}")
                     failures += 1
                 delay = next(delays)
                 _LOGGER.info("reconnecting to the MQTT broker at %s in %.1f s", where, delay)
@@ -271,18 +251,11 @@ class MqttBridge:
 
     async def _send(self, client: aiomqtt.Client) -> None:
         while True:
-            while not self._queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-            message = self._queue[0]
-            # Only dequeue after the broker acknowledged it (QoS 1), so a drop mid-send loses nothing.
+            message = await self._outbox.peek()
+            # Dequeue only once the broker acknowledged it (QoS 1), so a drop mid-send loses nothing.
             await client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
             _raise_if_cancelling()
-            if self._queue and self._queue[0] is message:
-                self._queue.popleft()
-            if self._dropped:
-                _LOGGER.warning("%d queued MQTT messages were dropped", self._dropped)
-                self._dropped = 0
+            self._outbox.sent(message)
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
@@ -298,12 +271,13 @@ class MqttBridge:
             _LOGGER.debug("could not publish offline on shutdown: %s", err)
 
     def _set_connected(self, connected: bool, detail: str) -> None:
-        if connected == self.connected:
+        """Record and publish a change; the first failure to connect counts as one, too."""
+        if connected == self._reported:
             return
-        self.connected = connected
+        was, self.connected, self._reported = self.connected, connected, connected
         if connected:
             _LOGGER.info("connected to the MQTT broker at %s", detail)
-        else:
+        elif was:
             _LOGGER.warning("MQTT broker connection lost: %s", detail)
         self._bus.publish(ConnectionChanged(service="mqtt", connected=connected, detail=detail))
 

@@ -269,6 +269,15 @@ class MqttSettings(_Model):
     """Name of the device in Home Assistant."""
     command_topics: tuple[str, ...] = ()
     """Topics the smart-home skill may publish to (MQTT wildcards allowed)."""
+    discovery: Literal["entity", "device"] = "entity"
+    """Home Assistant discovery style: one config topic per entity (every HA version) or one per device
+    (newer HA only; 2024.3 rejects it)."""
+    keepalive_seconds: Annotated[int, Field(ge=5, le=3600)] = 30
+    """Seconds between MQTT keep-alive pings; the broker declares the box offline after 1.5 times this."""
+    reconnect_max_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
+    """Longest wait, in seconds, between attempts to reach the broker."""
+    queue_limit: Annotated[int, Field(ge=10, le=100_000)] = 1000
+    """Most outgoing messages kept while the broker is away; the oldest are dropped beyond it."""
 
 
 class HomeAssistantSettings(_Model):
@@ -284,10 +293,16 @@ class HomeAssistantSettings(_Model):
     """Check the server's TLS certificate."""
     timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
     """Timeout of one request, in seconds."""
+    retries: Annotated[int, Field(ge=0, le=10)] = 2
+    """Extra attempts after a request fails because Home Assistant is down or timed out."""
+    tts_entity: str | None = None
+    """TTS entity (e.g. ``tts.piper``) used to speak announcements on Home Assistant media players."""
+    media_players: tuple[str, ...] = ()
+    """Media player entity ids that announcements through Home Assistant play on."""
 
 
 class WyomingSettings(_Model):
-    """Serve Home Assistant as a Wyoming satellite."""
+    """Serve Home Assistant over the Wyoming protocol (conversation agent)."""
 
     enabled: bool = False
     """Listen for Home Assistant's Wyoming integration."""
@@ -295,6 +310,10 @@ class WyomingSettings(_Model):
     """Address to listen on."""
     port: Annotated[int, Field(ge=1, le=65535)] = 10700
     """TCP port to listen on."""
+    name: Annotated[str, Field(min_length=1)] = "Xiangyin"
+    """Name Home Assistant shows for this Wyoming service."""
+    answer_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 60.0
+    """Longest wait, in seconds, for the answer to a question Home Assistant passed on."""
 
 
 class SchedulerSettings(_Model):

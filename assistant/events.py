@@ -258,6 +258,45 @@ class TurnEnded(Event):
     """How it ended."""
 
 
+# --- integrations (MQTT, Home Assistant, Wyoming) --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AskRequested(Event):
+    """Answer a question given as text, as if the user had said it (MQTT, Home Assistant, Wyoming).
+
+    When ``turn_id`` is set, the turn started for this request uses it, so the asker can collect that
+    turn's ReplyText and TurnEnded.
+    """
+
+    text: str
+    """The question."""
+    source: RequestSource
+    """Who asked."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SettingRequested(Event):
+    """Change a runtime setting (wake word, dialect) from Home Assistant or MQTT."""
+
+    key: Literal["wake_word", "dialect"]
+    """Which setting."""
+    value: str
+    """The new value, one of the options the setting offers."""
+    source: RequestSource
+    """Who asked."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SettingChanged(Event):
+    """A runtime setting took a new value (published after applying a SettingRequested)."""
+
+    key: Literal["wake_word", "dialect"]
+    """Which setting."""
+    value: str
+    """Its value now."""
+
+
 _CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
 
 

@@ -1,0 +1,1 @@
+"""Edges to the smart home: MQTT (Home Assistant discovery), Home Assistant's API, Wyoming."""

@@ -1,0 +1,309 @@
+"""The box on MQTT: Home Assistant discovery, state topics from bus facts, commands to bus requests.
+
+One long-lived task (``MqttBridge.run``) keeps a connection to the broker with jittered backoff. Every
+outgoing message goes through one queue that survives disconnects, so nothing a skill or the bus produced
+is lost while the broker is away; retained states are re-sent in full after each reconnect. Incoming
+commands use QoS 1 on a persistent session, so the broker keeps those sent while the box was offline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ..bus import Bus
+from ..config import MqttSettings
+from ..events import (
+    AssistantStateChanged,
+    ConnectionChanged,
+    MuteChanged,
+    ReplyText,
+    SettingChanged,
+    TurnEnded,
+    UserTranscript,
+    VolumeChanged,
+    WakeDetected,
+)
+from ..ports import MessagePublisher
+from ..tasks import backoff
+from . import discovery
+from .commands import CommandError, parse_command
+from .discovery import OFF, OFFLINE, ON, ONLINE, DeviceInfo, Topics
+from .outbox import Outbox, Outgoing
+
+if TYPE_CHECKING:
+    import aiomqtt
+
+_LOGGER = logging.getLogger(__name__)
+
+_FACTS = (
+    AssistantStateChanged,
+    UserTranscript,
+    ReplyText,
+    TurnEnded,
+    WakeDetected,
+    MuteChanged,
+    VolumeChanged,
+    SettingChanged,
+)
+
+
+class MqttBridge:
+    """Connects the bus to an MQTT broker and announces the box to Home Assistant.
+
+    Also the daemon's ``MessagePublisher``: skills publish through it and never see the connection drop.
+    """
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        bus: Bus,
+        version: str,
+        *,
+        wake_words: Sequence[str] = (),
+        wake_word: str | None = None,
+        dialect: str | None = None,
+        volume: float | None = None,
+        muted: bool = False,
+    ) -> None:
+        self._settings = settings
+        self._bus = bus
+        self.topics = Topics.from_settings(settings)
+        self._info = DeviceInfo(name=settings.device_name, version=version, wake_words=tuple(wake_words))
+        self._outbox = Outbox(settings.queue_limit)
+        self._retained: dict[str, str] = {}
+        """Last value of every retained state topic, re-sent after a reconnect."""
+        self._answers: dict[str | None, list[str]] = {}
+        self.connected = False
+        self._reported: bool | None = None
+        """Last connection state published on the bus; None before the first attempt."""
+        # Subscribe now, not in run(), so facts published between construction and run() are kept.
+        self._facts = bus.subscribe("mqtt", *_FACTS)
+        self._set_state("state", "idle")
+        self._set_state("listening", OFF)
+        self._set_state("mute", ON if muted else OFF)
+        if wake_word is not None:
+            self._set_state("wake_word", wake_word)
+        if dialect is not None:
+            self._set_state("dialect", dialect)
+        if volume is not None:
+            self._set_state("volume", discovery.volume_percent(volume))
+
+    # --- MessagePublisher ---------------------------------------------------------------------------
+
+    async def publish(self, topic: str, payload: str, *, qos: int = 1, retain: bool = False) -> None:
+        """Queue one message; it is sent as soon as the broker is reachable (now, when connected)."""
+        if not topic or "+" in topic or "#" in topic:
+            raise ValueError(f"cannot publish to {topic!r}: a topic must be non-empty and free of wildcards")
+        if qos not in (0, 1, 2):
+            raise ValueError(f"QoS must be 0, 1 or 2, not {qos}")
+        self._outbox.put(Outgoing(topic, payload, qos, retain))
+
+    def _set_state(self, key: str, value: str) -> None:
+        self._set_retained(self.topics.state(key), value)
+
+    def _set_retained(self, topic: str, value: str) -> None:
+        self._retained[topic] = value
+        # While away, only the latest value matters: _announce sends every retained state on connect.
+        if self.connected:
+            self._outbox.put(Outgoing(topic, value, 1, True))
+
+    # --- bus → MQTT -----------------------------------------------------------------------------
+
+    def _on_fact(self, event: object) -> None:
+        match event:
+            case AssistantStateChanged(new=new):
+                self._set_state("state", new)
+                self._set_state("listening", ON if new == "listening" else OFF)
+            case UserTranscript(text=text):
+                for topic, value in discovery.text_state(self.topics, "transcript", text).items():
+                    self._set_retained(topic, value)
+            case ReplyText(turn_id=turn_id, text=text):
+                self._answers.setdefault(turn_id, []).append(text)
+            case TurnEnded(turn_id=turn_id):
+                answer = "".join(self._answers.pop(turn_id, [])).strip()
+                if answer:
+                    for topic, value in discovery.text_state(self.topics, "answer", answer).items():
+                        self._set_retained(topic, value)
+            case WakeDetected(wake_word=wake_word, score=score):
+                # Events are momentary: never retained, or HA would replay old detections on restart.
+                self._outbox.put(Outgoing(self.topics.state("wake"), discovery.wake_event(wake_word, score), 0, False))
+            case MuteChanged(muted=muted):
+                self._set_state("mute", ON if muted else OFF)
+            case VolumeChanged(level=level):
+                self._set_state("volume", discovery.volume_percent(level))
+            case SettingChanged(key=key, value=value):
+                self._set_state(key, value)
+
+    async def _follow_bus(self) -> None:
+        async for envelope in self._facts:
+            self._on_fact(envelope.event)
+
+    # --- MQTT → bus -----------------------------------------------------------------------------
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        if topic == self.topics.ha_status:
+            if payload.strip() == ONLINE.encode():
+                _LOGGER.info("Home Assistant came online; announcing the box again")
+                self._announce()
+            return
+        try:
+            event = parse_command(self.topics, topic, payload, self._info.wake_words)
+        except CommandError as err:
+            _LOGGER.warning("ignoring MQTT command on %s: %s", topic, err)
+            return
+        _LOGGER.info("MQTT command on %s: %s", topic, type(event).__name__)
+        self._bus.publish(event)
+
+    # --- connection -----------------------------------------------------------------------------
+
+    def _announce(self) -> None:
+        """Queue discovery configs, availability and every retained state."""
+        for topic, payload in discovery.discovery_messages(self.topics, self._info, self._settings.discovery).items():
+            self._outbox.put(Outgoing(topic, payload, 1, True))
+        self._outbox.put(Outgoing(self.topics.availability, ONLINE, 1, True))
+        for topic, value in self._retained.items():
+            self._outbox.put(Outgoing(topic, value, 1, True))
+
+    def _client(self) -> aiomqtt.Client:
+        import aiomqtt
+
+        settings = self._settings
+        tls = aiomqtt.TLSParameters(ca_certs=settings.ca_file) if settings.tls else None
+        return aiomqtt.Client(
+            settings.host,
+            settings.port,
+            username=settings.username,
+            password=settings.password.get_secret_value() if settings.password else None,
+            identifier=f"xiangyin-{settings.device_id}",
+            # A persistent session: the broker queues QoS 1 commands sent while we are away.
+            clean_session=False,
+            keepalive=settings.keepalive_seconds,
+            will=aiomqtt.Will(self.topics.availability, OFFLINE, qos=1, retain=True),
+            tls_params=tls,
+            timeout=10,
+            # MQTT packets are tiny: without this, Nagle and delayed ACKs add about 40 ms per exchange.
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        )
+
+    async def run(self) -> None:
+        """Stay connected until cancelled; publish ConnectionChanged on every change."""
+        import aiomqtt
+
+        follower = asyncio.create_task(self._follow_bus(), name="mqtt:bus")
+        delays = backoff(0.5, self._settings.reconnect_max_seconds)
+        where = f"{self._settings.host}:{self._settings.port}"
+        failures = 0
+        try:
+            while True:
+                try:
+                    async with self._client() as client:
+                        delays, failures = backoff(0.5, self._settings.reconnect_max_seconds), 0
+                        await self._serve(client, where)
+                except aiomqtt.MqttError as err:
+                    if self.connected:
+                        self._set_connected(False, f"{where}: {err}")
+                    elif failures == 0:
+                        _LOGGER.warning("cannot connect to the MQTT broker at %s: %s%s", where, err, _hint(err))
+                        self._set_connected(False, f"{where}: {err}")
+                    failures += 1
+                delay = next(delays)
+                _LOGGER.info("reconnecting to the MQTT broker at %s in %.1f s", where, delay)
+                await asyncio.sleep(delay)
+        finally:
+            follower.cancel()
+            self._bus.unsubscribe(self._facts)
+            self._set_connected(False, "stopped")
+
+    async def _serve(self, client: aiomqtt.Client, where: str) -> None:
+        """Run one connection until it drops (raises MqttError) or we are cancelled."""
+        await client.subscribe(self.topics.commands, qos=1)
+        await client.subscribe(self.topics.ha_status, qos=1)
+        _raise_if_cancelling()
+        self._announce()
+        self._set_connected(True, where)
+        workers = {
+            asyncio.create_task(self._send(client), name="mqtt:send"),
+            asyncio.create_task(self._receive(client), name="mqtt:receive"),
+        }
+        try:
+            done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            await self._stop(workers)
+            await self._say_goodbye(client)
+            raise
+        await self._stop(workers)
+        for task in done:
+            task.result()
+        raise aiomqtt_error("the connection closed")
+
+    @staticmethod
+    async def _stop(workers: set[asyncio.Task[None]]) -> None:
+        # Python 3.11's wait_for (inside aiomqtt) loses a cancel that races a finishing publish,
+        # so cancel again until every worker has really stopped.
+        while pending := {task for task in workers if not task.done()}:
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=0.1)
+
+    async def _send(self, client: aiomqtt.Client) -> None:
+        while True:
+            message = await self._outbox.peek()
+            # Dequeue only once the broker acknowledged it (QoS 1), so a drop mid-send loses nothing.
+            await client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
+            _raise_if_cancelling()
+            self._outbox.sent(message)
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+            self._on_message(message.topic.value, payload)
+
+    async def _say_goodbye(self, client: aiomqtt.Client) -> None:
+        """Mark the box offline on a clean shutdown (the will only fires on an unclean one)."""
+        try:
+            async with asyncio.timeout(2):
+                await client.publish(self.topics.availability, OFFLINE, qos=1, retain=True)
+        except Exception as err:  # shutting down anyway; the will covers us
+            _LOGGER.debug("could not publish offline on shutdown: %s", err)
+
+    def _set_connected(self, connected: bool, detail: str) -> None:
+        """Record and publish a change; the first failure to connect counts as one, too."""
+        if connected == self._reported:
+            return
+        was, self.connected, self._reported = self.connected, connected, connected
+        if connected:
+            _LOGGER.info("connected to the MQTT broker at %s", detail)
+        elif was:
+            _LOGGER.warning("MQTT broker connection lost: %s", detail)
+        self._bus.publish(ConnectionChanged(service="mqtt", connected=connected, detail=detail))
+
+
+if TYPE_CHECKING:
+    _PUBLISHER: type[MessagePublisher] = MqttBridge  # mypy proves the bridge fits the skills' port
+
+
+def aiomqtt_error(message: str) -> Exception:
+    """An ``aiomqtt.MqttError``, imported lazily like the rest of paho."""
+    import aiomqtt
+
+    return aiomqtt.MqttError(message)
+
+
+def _raise_if_cancelling() -> None:
+    """Honour a cancel that Python 3.11's ``asyncio.wait_for`` swallowed (it leaves ``cancelling()`` set)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+def _hint(err: Exception) -> str:
+    text = str(err).lower()
+    if "not authorized" in text or "bad user name or password" in text:
+        return " (check mqtt.username and mqtt.password)"
+    if "refused" in text or "timed out" in text:
+        return " (is the broker running, and are mqtt.host and mqtt.port right?)"
+    return ""

@@ -1,0 +1,231 @@
+"""Serve Home Assistant over the Wyoming protocol: the box as a conversation agent and a TTS voice.
+
+Home Assistant is the TCP client: it sends ``describe`` and builds entities from our ``info``.
+
+- ``handle`` (conversation agent): each ``transcript`` becomes an ``AskRequested`` on the bus with a
+  fresh turn id; that turn's ``ReplyText`` goes back as ``handled`` once its ``TurnEnded`` arrives. HA's
+  Assist pipelines (typed, or spoken at any other satellite) are then answered by the box. Newer HA only:
+  2024.3 does not know handle programs.
+- ``tts`` (when the daemon gives us its ``Voice``): ``synthesize`` → the household's dialect voice →
+  ``audio-start``/``audio-chunk``/``audio-stop``, so HA can speak with it on any media player or pipeline.
+  Works with HA 2024.3 and newer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+
+from ..bus import Bus
+from ..config import WyomingSettings
+from ..events import AskRequested, ReplyText, TurnEnded, TurnFailed
+from ..ports import ModelText, ReplyPiece, Voice
+from ..tasks import cancel_and_wait
+
+if TYPE_CHECKING:
+    from wyoming.event import Event as WyomingEvent
+    from wyoming.info import Info
+
+_LOGGER = logging.getLogger(__name__)
+
+LANGUAGES = ["zh", "zh-CN", "zh-HK", "yue", "en"]
+"""Languages HA may route to us; the model answers in the household's dialect either way."""
+
+
+class WyomingServer:
+    """A Wyoming TCP server; ``run`` serves until cancelled. ``port`` is the bound port once started."""
+
+    def __init__(
+        self,
+        settings: WyomingSettings,
+        bus: Bus,
+        version: str,
+        *,
+        voice: Voice | None = None,
+        new_id: Callable[[], str] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._voice = voice
+        self._bus = bus
+        self._version = version
+        self._new_id = new_id or (lambda: f"wyoming-{uuid.uuid4().hex[:12]}")
+        self._connections: set[asyncio.Task[None]] = set()
+        self._started = asyncio.Event()
+        self.port = settings.port
+
+    async def started(self) -> int:
+        """Wait until the server listens; return its port (useful with port 0 in tests)."""
+        await self._started.wait()
+        return self.port
+
+    async def run(self) -> None:
+        """Listen until cancelled, then close every connection."""
+        server = await asyncio.start_server(self._connection, self._settings.host, self._settings.port)
+        self.port = int(server.sockets[0].getsockname()[1])
+        _LOGGER.info("Wyoming conversation agent listening on %s:%d", self._settings.host, self.port)
+        self._started.set()
+        try:
+            async with server:
+                await server.serve_forever()
+        finally:
+            for task in list(self._connections):
+                await cancel_and_wait(task)
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        peer = writer.get_extra_info("peername")
+        _LOGGER.info("Wyoming client connected from %s", peer)
+        try:
+            await self._serve(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError) as err:
+            _LOGGER.info("Wyoming client %s went away: %s", peer, err)
+        except (ValueError, KeyError, UnicodeDecodeError) as err:
+            # A malformed frame: this client is confused, the server is fine.
+            _LOGGER.warning("closing Wyoming connection from %s after a malformed message: %s", peer, err)
+        finally:
+            self._connections.discard(task)
+            writer.close()
+            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+                await writer.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        from wyoming.asr import Transcript
+        from wyoming.event import async_read_event, async_write_event
+        from wyoming.handle import Handled, NotHandled
+        from wyoming.info import Describe
+        from wyoming.ping import Ping, Pong
+        from wyoming.tts import Synthesize
+
+        while (event := await async_read_event(reader)) is not None:
+            reply: WyomingEvent | None = None
+            if Describe.is_type(event.type):
+                reply = self.info().event()
+            elif Ping.is_type(event.type):
+                reply = Pong(text=Ping.from_event(event).text).event()
+            elif Synthesize.is_type(event.type):
+                await self.synthesize(Synthesize.from_event(event).text, writer)
+            elif Transcript.is_type(event.type):
+                text = (Transcript.from_event(event).text or "").strip()
+                if not text:
+                    reply = NotHandled(text="I did not get a question.").event()
+                else:
+                    answer, ok = await self.ask(text)
+                    reply = (Handled if ok else NotHandled)(text=answer).event()
+            else:
+                _LOGGER.debug("ignoring Wyoming event %s", event.type)
+            if reply is not None:
+                await async_write_event(reply, writer)
+
+    async def ask(self, text: str) -> tuple[str, bool]:
+        """Put a question on the bus and wait for its turn's answer; return (answer, ok)."""
+        turn_id = self._new_id()
+        replies = self._bus.subscribe(f"wyoming:{turn_id}", ReplyText, TurnFailed, TurnEnded)
+        pieces: list[str] = []
+        failure: str | None = None
+        try:
+            self._bus.publish(AskRequested(turn_id=turn_id, text=text, source="ha"))
+            async with asyncio.timeout(self._settings.answer_timeout_seconds):
+                async for envelope in replies:
+                    event = envelope.event
+                    if event.turn_id != turn_id:
+                        continue
+                    if isinstance(event, ReplyText):
+                        pieces.append(event.text)
+                    elif isinstance(event, TurnFailed):
+                        failure = event.message
+                    elif isinstance(event, TurnEnded):
+                        break
+        except TimeoutError:
+            _LOGGER.warning("no answer to a Wyoming question within %.0f s", self._settings.answer_timeout_seconds)
+            return "Sorry, the assistant took too long to answer.", False
+        finally:
+            self._bus.unsubscribe(replies)
+        answer = "".join(pieces).strip()
+        if failure is not None and not answer:
+            return failure, False
+        return answer, bool(answer)
+
+    async def synthesize(self, text: str, writer: asyncio.StreamWriter) -> None:
+        """Speak ``text`` with the daemon's voice and stream the audio back; an ``error`` if we cannot."""
+        from wyoming.audio import AudioChunk, AudioStart, AudioStop
+        from wyoming.error import Error
+        from wyoming.event import async_write_event
+
+        text = text.strip()
+        if self._voice is None or not text:
+            reason = "this box offers no voice" if self._voice is None else "nothing to say"
+            await async_write_event(Error(text=reason, code="tts-unavailable").event(), writer)
+            return
+        started = False
+        try:
+            async for chunk in self._voice.speak(_pieces(text)):
+                if not started:
+                    await async_write_event(AudioStart(rate=chunk.rate_hz, width=2, channels=1).event(), writer)
+                    started = True
+                await async_write_event(
+                    AudioChunk(rate=chunk.rate_hz, width=2, channels=1, audio=chunk.pcm).event(), writer
+                )
+        except (asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception as err:
+            # The voice is another team's engine: whatever it raises, HA gets an error, the server lives.
+            _LOGGER.exception("the voice failed to speak a Wyoming synthesize request")
+            await async_write_event(Error(text=f"speech synthesis failed: {err}", code="tts-failed").event(), writer)
+            return
+        if not started:
+            await async_write_event(AudioStart(rate=16_000, width=2, channels=1).event(), writer)
+        await async_write_event(AudioStop().event(), writer)
+
+    def info(self) -> Info:
+        """What we tell HA in answer to ``describe``."""
+        from wyoming.info import Attribution, HandleModel, HandleProgram, Info, TtsProgram, TtsVoice
+
+        attribution = Attribution(name="Xiangyin", url="")
+        model = HandleModel(
+            name="step-audio-2-mini",
+            attribution=Attribution(name="StepFun", url="https://github.com/stepfun-ai/Step-Audio2"),
+            installed=True,
+            description="Step-Audio 2 mini, answering in the household's dialect",
+            version=self._version,
+            languages=LANGUAGES,
+        )
+        program = HandleProgram(
+            name=self._settings.name,
+            attribution=attribution,
+            installed=True,
+            description="Xiangyin voice assistant",
+            version=self._version,
+            models=[model],
+            supports_home_control=True,
+        )
+        tts = []
+        if self._voice is not None:
+            voice = TtsVoice(
+                name="xiangyin",
+                attribution=attribution,
+                installed=True,
+                description="The household's dialect voice",
+                version=self._version,
+                languages=LANGUAGES,
+            )
+            tts.append(
+                TtsProgram(
+                    name=f"{self._settings.name} voice",
+                    attribution=attribution,
+                    installed=True,
+                    description="Xiangyin speech in the household's dialect",
+                    version=self._version,
+                    voices=[voice],
+                )
+            )
+        return Info(handle=[program], tts=tts)
+
+
+async def _pieces(text: str) -> AsyncIterator[ReplyPiece]:
+    yield ModelText(text)

@@ -297,20 +297,7 @@ class SettingChanged(Event):
     """Its value now."""
 
 
-_CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
-
-
-def wire_name(event_type: type[Event]) -> str:
-    """Return the kebab-case name used for an event at the edges (MQTT, trace logs)."""
-    return _CAMEL_BOUNDARY.sub("-", event_type.__name__).lower()
-
-
-def all_event_types() -> list[type[Event]]:
-    """Return every concrete event class defined here."""
-    return [cls for cls in globals().values() if isinstance(cls, type) and issubclass(cls, Event) and cls is not Event]
-
-
-# --- skills and scheduler (issue 6) ---------------------------------------------------------------
+# --- skills and scheduler ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -323,3 +310,16 @@ class ReminderFired(Event):
     """``timer``, ``alarm`` or ``reminder``."""
     text: str
     """What was announced."""
+
+
+_CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def wire_name(event_type: type[Event]) -> str:
+    """Return the kebab-case name used for an event at the edges (MQTT, trace logs)."""
+    return _CAMEL_BOUNDARY.sub("-", event_type.__name__).lower()
+
+
+def all_event_types() -> list[type[Event]]:
+    """Return every concrete event class defined here."""
+    return [cls for cls in globals().values() if isinstance(cls, type) and issubclass(cls, Event) and cls is not Event]

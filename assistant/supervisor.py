@@ -18,11 +18,14 @@ from .audio import AudioChunk
 from .bus import Bus, Envelope
 from .events import (
     AnnounceRequested,
+    AskRequested,
     ListenRequested,
     MuteChanged,
     MuteRequested,
     PlaybackFinished,
     PlaybackStarted,
+    SettingChanged,
+    SettingRequested,
     ShutdownRequested,
     StopRequested,
     Trigger,
@@ -51,6 +54,10 @@ class SupervisorOptions:
     """Conversation (room) this box continues in the model."""
     initial_volume: float = 0.8
     """Linear output gain at start."""
+    wake_words: tuple[str, ...] = ()
+    """Names of the configured wake words; a SettingRequested may pick one of them."""
+    dialects: tuple[str, ...] = ("mandarin", "cantonese", "sichuanese", "english")
+    """Dialects a SettingRequested may choose."""
 
 
 def _id_factory() -> Callable[[], str]:
@@ -88,6 +95,7 @@ class Supervisor:
         self._speaking = False
         self._closing = False
         self._last_turn_end: float | None = None
+        self._active_wake_word: str | None = None
         self._requests = bus.subscribe(
             "supervisor",
             ListenRequested,
@@ -96,6 +104,8 @@ class Supervisor:
             MuteRequested,
             VolumeRequested,
             ShutdownRequested,
+            AskRequested,
+            SettingRequested,
         )
         bus.tap(self._track_playback)
         deps.sink.set_volume(self._options.initial_volume)
@@ -135,6 +145,14 @@ class Supervisor:
                     await self._interrupt()
                 case ListenRequested(source=source):
                     await self._start("button" if source == "button" else "api", self._new_id())
+                case AskRequested(text=text, turn_id=turn_id):
+                    await self._interrupt()
+                    if not self._closing:
+                        self._launch(
+                            TurnRequest(turn_id or self._new_id(), "api", self._options.conversation_id, question=text)
+                        )
+                case SettingRequested(key=key, value=value, source=source):
+                    self._apply_setting(key, value, source)
                 case AnnounceRequested(text=text):
                     self._announcements.append(text)
                     if not self.busy:
@@ -145,6 +163,18 @@ class Supervisor:
                     level = min(1.0, max(0.0, level))
                     self._deps.sink.set_volume(level)
                     self._bus.publish(VolumeChanged(level=level))
+
+    def _apply_setting(self, key: str, value: str, source: str) -> None:
+        allowed = self._options.wake_words if key == "wake_word" else self._options.dialects
+        if value not in allowed:
+            _LOGGER.warning("%s asked for %s=%r; expected one of %s", source, key, value, ", ".join(allowed))
+            return
+        if key == "wake_word":
+            # Every configured model keeps running; hits from the others are ignored.
+            self._active_wake_word = value
+            self._bus.publish(SettingChanged(key="wake_word", value=value))
+        else:
+            self._bus.publish(SettingChanged(key="dialect", value=value))
 
     async def _set_muted(self, muted: bool) -> None:
         if muted == self._muted:
@@ -187,7 +217,7 @@ class Supervisor:
         if self._speaking and self._options.suppress_wake_during_playback:
             return
         hit = self._wake.process(chunk)
-        if hit is None:
+        if hit is None or (self._active_wake_word is not None and hit.name != self._active_wake_word):
             return
         self._wake.reset()
         turn_id = self._new_id()

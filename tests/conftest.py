@@ -80,6 +80,7 @@ class Rig:
         turns: int = 1,
         script: Sequence[Callable[[], Any]] = (),
         limit_seconds: float = 120.0,
+        wake_words: tuple[str, ...] = (),
     ) -> list[Event]:
         """Run until ``until`` holds (default: ``turns`` TurnEnded events), then shut down cleanly."""
         s = self.settings
@@ -104,6 +105,7 @@ class Rig:
             options=SupervisorOptions(
                 follow_up_seconds=s.conversation.follow_up_seconds,
                 suppress_wake_during_playback=s.wake.suppress_during_playback,
+                wake_words=wake_words,
             ),
         )
         reached = asyncio.Event()

@@ -9,9 +9,12 @@ from typing import Any
 from assistant.errors import ModelError
 from assistant.events import (
     AnnounceRequested,
+    AskRequested,
     ListeningTimedOut,
     MuteRequested,
     PlaybackFinished,
+    SettingChanged,
+    SettingRequested,
     SpeechEnded,
     StopRequested,
     ToolCallFinished,
@@ -274,3 +277,42 @@ async def test_every_turn_started_has_exactly_one_turn_ended() -> None:
     assert len(started) >= 3
     assert sorted(started) == sorted(ended)
     assert len(set(started)) == len(started)
+
+
+async def test_a_text_question_runs_a_turn_with_the_askers_turn_id() -> None:
+    rig = Rig(rounds=[[after(0.2, ModelText("八点")), after(0, ModelDone())]])
+    events = await rig.run(
+        silence(5), script=[rig.at(1.0, AskRequested(text="几点了", source="ha", turn_id="wyoming-7"))]
+    )
+    assert names(events) == [
+        "AskRequested",
+        "TurnStarted",
+        "ReplyText",
+        "PlaybackStarted",
+        "PlaybackFinished",
+        "TurnEnded",
+    ]
+    assert {e.turn_id for e in events if names([e])} == {"wyoming-7"}
+    assert rig.model.requests[0].text == "几点了" and rig.model.requests[0].audio is None
+
+
+async def test_choosing_a_wake_word_ignores_the_others_and_reports_the_change() -> None:
+    rig = Rig(rounds=[answer()])
+    rig.wake.name = "alexa"
+    events = await rig.run(
+        QUESTION,
+        script=[rig.at(0.1, SettingRequested(key="wake_word", value="hey_jarvis", source="mqtt"))],
+        until=lambda events: rig.clock.now() > 6,
+        wake_words=("alexa", "hey_jarvis"),
+    )
+    assert SettingChanged(key="wake_word", value="hey_jarvis") in events
+    assert "WakeDetected" not in names(events), "alexa fired but hey_jarvis is the chosen word"
+
+
+async def test_an_unknown_setting_value_changes_nothing() -> None:
+    rig = Rig(rounds=[answer()])
+    events = await rig.run(
+        QUESTION, script=[rig.at(0.1, SettingRequested(key="dialect", value="klingon", source="mqtt"))]
+    )
+    assert not any(isinstance(e, SettingChanged) for e in events)
+    assert events[-1].outcome == "completed"  # type: ignore[attr-defined]

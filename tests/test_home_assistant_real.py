@@ -27,7 +27,8 @@ from assistant.config import HomeAssistantSettings, WyomingSettings
 from assistant.errors import HomeAssistantError
 from assistant.integrations.homeassistant import HomeAssistantClient
 from assistant.integrations.wyoming import WyomingServer
-from assistant.ports import ModelText, ReplyPiece
+from assistant.ports import ModelText, ModelToolCall, ReplyPiece
+from assistant.skills import SkillDeps, load_skills
 from assistant.tasks import MonotonicClock, cancel_and_wait
 from tests.home_assistant_server import HomeAssistant, home_assistant
 from tests.servers import Mosquitto, eventually, free_port, mosquitto
@@ -148,6 +149,25 @@ async def test_our_client_turns_a_home_assistant_light_on(setup: Setup) -> None:
         assert (await api.get_state("light.test_lamp")).state == "on"
         assert "light.test_lamp" in {s.entity_id for s in await api.get_states()}
     finally:
+        await api.close()
+
+
+async def test_the_smart_home_skill_turns_the_lamp_on_when_the_model_asks(setup: Setup) -> None:
+    """The model's tool call goes through the real registry, skill and client, and HA shows the lamp on."""
+    ha = setup.ha
+    api = HomeAssistantClient(HomeAssistantSettings(enabled=True, url=ha.url, token=ha.token))  # type: ignore[arg-type]
+    deps = SkillDeps(publish=lambda _: None, clock=MonotonicClock(), home_assistant=api)
+    registry = await load_skills({"smart_home": {"aliases": {"台灯": "light.test_lamp"}}}, deps)
+    try:
+        await api.call_service("light", "turn_off", {"entity_id": "light.test_lamp"})
+        result = await registry.call(ModelToolCall("c1", "turn_on", {"target": "Test lamp"}))
+        assert result.ok, result.content
+        assert ha.state("light.test_lamp") == "on"
+        result = await registry.call(ModelToolCall("c2", "turn_off", {"target": "台灯"}))
+        assert result.ok, result.content
+        assert ha.state("light.test_lamp") == "off"
+    finally:
+        await registry.aclose()
         await api.close()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import AssistantError
+from ..errors import AssistantError, TurnError
 
 
 class VoiceUnavailable(AssistantError):
@@ -12,5 +12,7 @@ class VoiceUnavailable(AssistantError):
     """
 
 
-class SpeechError(AssistantError):
+class SpeechError(TurnError):
     """Synthesis of one answer failed; the message says why."""
+
+    code = "speech-failed"

@@ -21,7 +21,8 @@ class _Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, size)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+        out: Tensor = self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+        return out
 
 
 class _Attention(nn.Module):
@@ -89,9 +90,9 @@ class _CausalConvBlock(nn.Module):
 
     def forward(self, x: Tensor, cache: Tensor | None) -> tuple[Tensor, Tensor]:
         """Run (b, t, c) after ``cache`` (b, 2c, kernel-1); return the output and the new cache."""
-        first: _CausalConv1d = self.block[1]
-        second: _CausalConv1d = self.block[6]
-        cache1, cache2 = cache.split(self.size, dim=1) if cache is not None else (None, None)
+        first, second = self.block[1], self.block[6]
+        assert isinstance(first, _CausalConv1d) and isinstance(second, _CausalConv1d)
+        cache1, cache2 = (cache[:, : self.size], cache[:, self.size :]) if cache is not None else (None, None)
         h, new1 = first.forward_cached(x.transpose(1, 2), cache1)
         h = self.block[4](self.block[3](h.transpose(1, 2))).transpose(1, 2)
         h, new2 = second.forward_cached(h, cache2)
@@ -118,6 +119,7 @@ class DiTBlock(nn.Module):
     def forward(
         self, x: Tensor, c: Tensor, mask: Tensor | None, conv_cache: Tensor | None, att_cache: Tensor | None
     ) -> tuple[Tensor, Tensor, Tensor]:
+        """One block over (b, t, c) with time embedding ``c``; returns output, conv cache, k/v cache."""
         (shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp, shift_conv, scale_conv, gate_conv) = (
             self.adaLN_modulation(c).chunk(9, dim=-1)
         )
@@ -212,9 +214,7 @@ class DiT(nn.Module):
         convs: list[Tensor] = []
         atts: list[Tensor] = []
         for i, block in enumerate(self.blocks):
-            h, conv, att = block(
-                h, c, mask, cache.conv[i] if cache else None, cache.attention[i] if cache else None
-            )
+            h, conv, att = block(h, c, mask, cache.conv[i] if cache else None, cache.attention[i] if cache else None)
             convs.append(conv)
             atts.append(att)
         return self.final_layer(h, c).transpose(1, 2), DiTCache(convs, atts)

@@ -24,15 +24,14 @@ class _LinearEmbed(nn.Module):
         self.xscale = math.sqrt(size)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.out(x) * self.xscale
+        out: Tensor = self.out(x)
+        return out * self.xscale
 
 
 def relative_positions(size: int, length: int, *, device: torch.device, dtype: torch.dtype) -> Tensor:
     """ESPnet sinusoidal encodings of relative positions ``length-1 … -(length-1)``: ``(1, 2·length-1, size)``."""
     position = torch.arange(length - 1, -length, -1, dtype=torch.float32, device=device).unsqueeze(1)
-    div_term = torch.exp(
-        torch.arange(0, size, 2, dtype=torch.float32, device=device) * -(math.log(10000.0) / size)
-    )
+    div_term = torch.exp(torch.arange(0, size, 2, dtype=torch.float32, device=device) * -(math.log(10000.0) / size))
     pe = torch.zeros(2 * length - 1, size, device=device)
     pe[:, 0::2] = torch.sin(position * div_term)
     pe[:, 1::2] = torch.cos(position * div_term)
@@ -99,7 +98,8 @@ class _FeedForward(nn.Module):
         self.w_2 = nn.Linear(hidden, size)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.w_2(F.silu(self.w_1(x)))
+        out: Tensor = self.w_2(F.silu(self.w_1(x)))
+        return out
 
 
 class ConformerLayer(nn.Module):
@@ -113,6 +113,7 @@ class ConformerLayer(nn.Module):
         self.norm_mha = nn.LayerNorm(size, eps=1e-12)
 
     def forward(self, x: Tensor, pos: Tensor, mask: Tensor | None, cache: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Run (b, t, c) after ``cache``; return the output and the layer's new key/value cache."""
         attended, new_cache = self.self_attn(self.norm_mha(x), pos, mask, cache)
         x = x + attended
         return x + self.feed_forward(self.norm_ff(x)), new_cache

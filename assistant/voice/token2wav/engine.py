@@ -260,7 +260,8 @@ class SpeechStream:
 def to_pcm(audio: Tensor) -> bytes:
     """Float audio in [-1, 1] → little-endian int16 bytes."""
     values = np.clip(audio.detach().float().cpu().numpy(), -1.0, 1.0)
-    return (values * 32767.0).astype("<i2").tobytes()
+    pcm: bytes = (values * 32767.0).astype("<i2").tobytes()
+    return pcm
 
 
 def _load(path: Path) -> dict[str, Tensor]:

@@ -139,7 +139,7 @@ class _Decoder(nn.Module):
 
     def noise_at(self, start: int, frames: int) -> Tensor:
         """Starting noise for absolute frames ``start … start+frames``."""
-        noise: Tensor = self.noise
+        noise = self.get_buffer("noise")
         index = torch.arange(start, start + frames, device=noise.device) % NOISE_FRAMES
         return noise[:, :, index]
 
@@ -163,7 +163,9 @@ class FlowState:
 
     def copy(self) -> FlowState:
         """A state that can advance without changing this one (the per-voice template)."""
-        return FlowState(self.speaker, self.prompt_frames, self.encoder, list(self.steps), self.frames, list(self.history))
+        return FlowState(
+            self.speaker, self.prompt_frames, self.encoder, list(self.steps), self.frames, list(self.history)
+        )
 
 
 class Flow(nn.Module):

@@ -61,7 +61,8 @@ class _F0Predictor(nn.Module):
         self.classifier = nn.Linear(channels, 1)
 
     def forward(self, mel: Tensor) -> Tensor:
-        return torch.abs(self.classifier(self.condnet(mel).transpose(1, 2)).squeeze(-1))
+        f0: Tensor = self.classifier(self.condnet(mel).transpose(1, 2))
+        return torch.abs(f0.squeeze(-1))
 
 
 class _SourceModule(nn.Module):
@@ -190,13 +191,15 @@ class Hift(nn.Module):
         """The excitation for ``mel``: (b, 1, 480·frames)."""
         f0 = self.f0_predictor(mel)
         f0 = F.interpolate(f0[:, None], scale_factor=float(self.config.samples_per_frame)).transpose(1, 2)
-        return self.m_source(f0, generator).transpose(1, 2)
+        excitation: Tensor = self.m_source(f0, generator)
+        return excitation.transpose(1, 2)
 
     def decode(self, mel: Tensor, source: Tensor) -> Tensor:
         """Mel plus excitation → audio (b, samples)."""
         cfg = self.config
-        window: Tensor = self.window
-        spec = torch.view_as_real(torch.stft(source.squeeze(1), cfg.n_fft, cfg.hop, cfg.n_fft, window, return_complex=True))
+        window = self.get_buffer("window")
+        stft = torch.stft(source.squeeze(1), cfg.n_fft, cfg.hop, cfg.n_fft, window, return_complex=True)
+        spec = torch.view_as_real(stft)
         s_stft = torch.cat([spec[..., 0], spec[..., 1]], dim=1)
         x = self.conv_pre(mel)
         kernels = len(cfg.resblock_kernels)

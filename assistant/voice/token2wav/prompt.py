@@ -99,7 +99,7 @@ def prompt_mel(audio_24k: FloatArray) -> FloatArray:
 
 def kaldi_fbank(audio_16k: FloatArray) -> FloatArray:
     """80-bin Kaldi fbank (25 ms frames, 10 ms hop, no dither), mean-normalised over time: (frames, 80)."""
-    import kaldi_native_fbank as knf
+    import kaldi_native_fbank as knf  # type: ignore[import-untyped]
 
     options = knf.FbankOptions()
     options.frame_opts.dither = 0.0
@@ -117,7 +117,7 @@ def resample(audio: FloatArray, from_hz: int, to_hz: int) -> FloatArray:
     """High-quality resampling (libsoxr)."""
     if from_hz == to_hz:
         return audio
-    import soxr
+    import soxr  # type: ignore[import-untyped]
 
     out: FloatArray = soxr.resample(audio, from_hz, to_hz).astype(np.float32)
     return out
@@ -138,7 +138,7 @@ class PromptProcessor:
 
     def _session(self, name: str) -> Any:
         if name not in self._sessions:
-            import onnxruntime
+            import onnxruntime  # type: ignore[import-untyped]
 
             options = onnxruntime.SessionOptions()
             options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -219,14 +219,19 @@ class PromptProcessor:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_suffix(".tmp.npz")
-            np.savez(partial, tokens=np.array(features.tokens, dtype=np.int32), embedding=features.embedding, mel=features.mel)
+            np.savez(
+                partial,
+                tokens=np.array(features.tokens, dtype=np.int32),
+                embedding=features.embedding,
+                mel=features.mel,
+            )
             partial.replace(path)
         except OSError as err:
             _LOGGER.warning("could not write voice cache %s: %s", path, err)
 
 
 def _read_audio(path: Path) -> tuple[FloatArray, int]:
-    import soundfile
+    import soundfile  # type: ignore[import-untyped]
 
     try:
         data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)

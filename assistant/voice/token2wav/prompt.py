@@ -61,7 +61,7 @@ def mel_filters(rate_hz: int, n_fft: int, bins: int, fmax_hz: float) -> FloatArr
     edges = mel_to_hz(np.linspace(hz_to_mel(np.array(0.0)), hz_to_mel(np.array(fmax_hz)), bins + 2))
     widths = np.diff(edges)
     ramps = edges[:, None] - fft_hz[None, :]
-    lower = -ramps[:-2] / widths[:-2, None]
+    lower = -ramps[:bins] / widths[:bins, None]
     upper = ramps[2:] / widths[1:, None]
     weights = np.maximum(0, np.minimum(lower, upper))
     weights *= (2.0 / (edges[2 : bins + 2] - edges[:bins]))[:, None]

@@ -118,39 +118,56 @@ class AnswerVoice:
             self._tokens.close()
 
     async def speak(self, pieces: AsyncIterator[ReplyPiece]) -> AsyncIterator[AudioChunk]:
-        """Yield audio while pieces keep arriving; cancelling stops synthesis at its next step."""
+        """Yield audio while pieces keep arriving; cancelling stops synthesis at its next step.
+
+        If token2wav fails, the answer goes on through the TTS: text that was only a caption is spoken.
+        """
         stop = threading.Event()
         stream: SpeechStream | None = None
         splitter = SentenceSplitter()
-        held: list[str] = []
-        speech_seen = False
+        held: list[str] = []  # model mode: sentences kept back in case no speech comes
+        captions: list[str] = []  # text that arrived while speech was speaking
+        speech_seen = token_audio = broken = False
         try:
             async for piece in pieces:
                 match piece:
-                    case ModelSpeech(tokens=tokens) if self.mode != "tts" and self._tokens is not None:
+                    case ModelSpeech(tokens=tokens) if self.mode != "tts" and self._tokens and not broken:
                         speech_seen = True
-                        held.clear()
-                        if not tokens:
-                            continue
-                        if stream is None:
-                            stream = await self._tokens.open(stop)
-                        for pcm in await self._tokens.push(stream, stop, _valid(tokens)):
+                        try:
+                            if stream is None:
+                                stream = await self._tokens.open(stop)
+                            rendered = await self._tokens.push(stream, stop, _valid(tokens))
+                        except SpeechError as err:
+                            _LOGGER.warning("speaking the text instead of the model's speech: %s", err)
+                            broken, stream, speech_seen = True, None, False
+                            rendered = []
+                            lost = [] if token_audio else [*held, "".join(captions)]
+                            for sentence in [s for text in lost for s in splitter.feed(text)]:
+                                async for chunk in self._say(sentence):
+                                    yield chunk
+                        for pcm in rendered:
+                            token_audio = True
                             yield AudioChunk(pcm, TOKEN2WAV_RATE_HZ)
                     case ModelAudio(chunk=chunk) if self.mode != "tts":
                         speech_seen = True
-                        held.clear()
                         yield chunk
-                    case ModelText(text=text) if not speech_seen:
+                    case ModelText(text=text) if speech_seen:
+                        captions.append(text)
+                    case ModelText(text=text):
                         for sentence in splitter.feed(text):
-                            if self.mode == "model":
+                            if self.mode == "model" and not broken:
                                 held.append(sentence)
                             else:
                                 async for chunk in self._say(sentence):
                                     yield chunk
                     case _:
                         pass
-            if stream is not None:
-                pcm = await self._tokens.finish(stream, stop) if self._tokens else b""
+            if stream is not None and self._tokens is not None:
+                try:
+                    pcm = await self._tokens.finish(stream, stop)
+                except SpeechError as err:
+                    _LOGGER.warning("the end of the model's speech is lost: %s", err)
+                    pcm = b""
                 if pcm:
                     yield AudioChunk(pcm, TOKEN2WAV_RATE_HZ)
             if not speech_seen:

@@ -165,3 +165,20 @@ async def test_build_voice_loads_token2wav_with_the_default_prompt(token2wav_dir
     assert sum(c.samples for c in chunks) == 9 * 960
     cached = await asyncio.to_thread(lambda: list(tmp_path.glob("prompt-*.npz")))
     assert cached  # the prompt is cached for the next start
+
+
+class BrokenSpeaker:
+    """A token2wav whose weights turn out unusable at the first answer."""
+
+    async def open(self, stop: object) -> object:
+        from assistant.voice import SpeechError
+
+        raise SpeechError("token2wav failed: CUDA out of memory")
+
+
+async def test_auto_speaks_the_text_when_token2wav_fails() -> None:
+    tts = RecordingTts()
+    voice = AnswerVoice("auto", BrokenSpeaker(), tts)  # type: ignore[arg-type]
+    chunks = await collect(voice.speak(pieces(ModelText("明天"), speech(12), ModelText("晴。"), speech(12, 1))))
+    assert tts.spoken == ["明天晴。"]
+    assert [c.rate_hz for c in chunks] == [22_050]

@@ -192,3 +192,15 @@ def test_a_prepared_voice_is_reused_across_answers(engine: Token2Wav) -> None:
     two = engine.open(first)
     b = b"".join([*two.push(_tokens(12)), two.finish()])
     assert a == b  # the second answer starts from the same prompt state, not from the first answer's
+
+
+def test_a_half_precision_flow_stays_close_to_full_precision(token2wav_dir: Path, tmp_path: Path) -> None:
+    mels = []
+    for half in (False, True):
+        engine = Token2Wav.load(token2wav_dir, device="cpu", fp16=half, cache_dir=tmp_path, schedule=SCHEDULE)
+        voice = engine.voice(PROMPT_WAV)
+        mel, _ = engine.flow.stream(voice.state, _tokens(20), last=True)
+        assert engine.flow.dtype == (torch.float16 if half else torch.float32)
+        mels.append(mel)
+    assert mels[1].dtype == torch.float32  # the vocoder always gets fp32
+    assert (mels[1] - mels[0]).abs().max() < 0.05 * mels[0].abs().mean()

@@ -83,6 +83,18 @@ class ReplayVoice:
         self._last: Answer | None = None
         self._queued: float | None = None
 
+    async def prepare(self) -> None:
+        """Warm the inner voice up (token2wav prompt processing), when it can."""
+        prepare = getattr(self._inner, "prepare", None)
+        if prepare is not None:
+            await prepare()
+
+    def close(self) -> None:
+        """Release the inner voice's worker thread, when it has one."""
+        close = getattr(self._inner, "close", None)
+        if close is not None:
+            close()
+
     @property
     def last(self) -> Answer | None:
         """The last answer spoken, if any."""

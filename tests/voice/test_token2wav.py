@@ -73,6 +73,14 @@ def test_weights_of_another_shape_are_refused_clearly(token2wav_dir: Path, tmp_p
         Token2Wav.load(broken, device="cpu")
 
 
+def test_a_corrupt_checkpoint_is_refused_clearly(token2wav_dir: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "token2wav"
+    shutil.copytree(token2wav_dir, broken)
+    (broken / "hift.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(VoiceUnavailable, match="do not load"):
+        Token2Wav.load(broken, device="cpu")
+
+
 def test_prompt_processing_runs_both_onnx_models_and_caches_on_disk(token2wav_dir: Path, tmp_path: Path) -> None:
     prompts = PromptProcessor(token2wav_dir, tmp_path)
     features = prompts.features(PROMPT_WAV)

@@ -9,6 +9,7 @@ starts one answer: a :class:`SpeechStream` that takes tokens as they come and re
 from __future__ import annotations
 
 import logging
+import pickle
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -113,7 +114,7 @@ class Token2Wav:
             hift_state = load_hift_state(_load(model_dir / "hift.pt"))
             hift = Hift(HiftConfig.from_state_dict(hift_state))
             hift.load_state_dict(hift_state, strict=True)
-        except (RuntimeError, KeyError, ValueError, OSError) as err:
+        except (RuntimeError, KeyError, ValueError, OSError, EOFError, pickle.UnpicklingError) as err:
             raise VoiceUnavailable(f"token2wav weights in {model_dir} do not load: {err}") from err
         # The vocoder stays in fp32 (its iSTFT and source are sensitive); the flow may run in fp16.
         flow = flow.to(target, torch.float16 if half else torch.float32).eval()

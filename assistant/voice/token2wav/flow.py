@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -144,9 +144,9 @@ class _Decoder(nn.Module):
         return noise[:, :, index]
 
 
-@dataclass
+@dataclass(frozen=True)
 class FlowState:
-    """A stream in progress: the voice, caches after the frames so far, and how many tokens went in."""
+    """A stream in progress: the voice and the caches after the frames so far; each chunk makes a new one."""
 
     speaker: Tensor
     """Projected speaker embedding, (1, 80)."""
@@ -156,16 +156,8 @@ class FlowState:
     """Conformer caches."""
     steps: list[DiTCache]
     """DiT caches, one per Euler step, batch 2 (guided and unguided)."""
-    frames: int = 0
+    frames: int
     """Absolute mel frames produced so far, prompt included."""
-    history: list[int] = field(default_factory=list)
-    """Chunk ends in tokens (prompt first), for checks against offline synthesis."""
-
-    def copy(self) -> FlowState:
-        """A state that can advance without changing this one (the per-voice template)."""
-        return FlowState(
-            self.speaker, self.prompt_frames, self.encoder, list(self.steps), self.frames, list(self.history)
-        )
 
 
 class Flow(nn.Module):
@@ -270,7 +262,7 @@ class Flow(nn.Module):
         cond = prompt_mel.to(self.device, self.dtype).T.unsqueeze(0)
         _, caches = self._solve(0, mu, speaker, cond, None, None, steps, None)
         frames = count * self.config.up_stride
-        return FlowState(speaker, frames, encoder_cache, caches, frames, [count])
+        return FlowState(speaker, frames, encoder_cache, caches, frames)
 
     @torch.inference_mode()
     def stream(
@@ -303,7 +295,6 @@ class Flow(nn.Module):
             encoder_cache,
             caches,
             state.frames + mel.shape[2],
-            [*state.history, state.history[-1] + rendered],
         )
         return mel.float(), advanced
 

@@ -6,8 +6,8 @@ text goes through the TTS sentence by sentence. Which one speaks depends on the 
 - ``model``: the model's speech only; text is spoken by the TTS only when a whole reply carried no speech
   (announcements, text-only backends), so nothing is ever silent.
 - ``tts``: the text through the TTS; speech tokens and rendered audio are ignored.
-- ``auto``: speech when the stream has it; a sentence of text that completes before any speech arrived
-  goes to the TTS at once.
+- ``auto``: speech when the stream has it; a finished sentence of text goes to the TTS as soon as the next
+  piece shows that no speech tokens follow it (the model sends the tokens right after the text they say).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class TokenSpeaker:
         self._prompt_wav = prompt_wav
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="token2wav")
         self._profile: VoiceProfile | None = None
+        self._unusable: SpeechError | None = None
 
     def prepare(self) -> None:
         """Process the voice prompt and warm the models up (blocking; seconds on a CPU)."""
@@ -54,9 +55,19 @@ class TokenSpeaker:
         self._profile = profile
 
     async def prepare_async(self) -> None:
-        """:meth:`prepare` in the synthesis thread."""
+        """:meth:`prepare` in the synthesis thread; raises :class:`SpeechError` for an unusable voice."""
+        await self._ensure_prepared(threading.Event())
+
+    async def _ensure_prepared(self, stop: threading.Event) -> None:
+        if self._unusable is not None:
+            raise self._unusable
         if self._profile is None:
-            await self._run(threading.Event(), self.prepare)
+            try:
+                await self._run(stop, self.prepare)
+            except SpeechError as err:
+                # A bad voice prompt stays bad: fail fast from now on instead of retrying every answer.
+                self._unusable = err
+                raise
 
     async def _run(self, stop: threading.Event, call: Callable[[], T]) -> T:
         from .token2wav.flow import SynthesisCancelled
@@ -75,8 +86,7 @@ class TokenSpeaker:
 
     async def open(self, stop: threading.Event) -> SpeechStream:
         """Start an answer; the stream checks ``stop`` between steps."""
-        if self._profile is None:
-            await self._run(stop, self.prepare)
+        await self._ensure_prepared(stop)
         assert self._profile is not None
         stream = self._engine.open(self._profile)
         stream.should_stop = stop.is_set

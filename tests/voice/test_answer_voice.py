@@ -189,3 +189,23 @@ async def test_auto_speaks_the_text_when_token2wav_fails() -> None:
     chunks = await collect(voice.speak(pieces(ModelText("明天"), speech(12), ModelText("晴。"), speech(12, 1))))
     assert tts.spoken == ["明天晴。"]
     assert [c.rate_hz for c in chunks] == [22_050]
+
+
+async def test_an_unusable_voice_prompt_falls_back_to_the_tts_and_is_not_retried(
+    token2wav_dir: Path, tmp_path: Path
+) -> None:
+    from assistant.audio import silence, write_wav
+    from assistant.voice import SpeechError
+    from assistant.voice.token2wav.engine import Token2Wav
+
+    quiet = tmp_path / "quiet.wav"
+    write_wav(quiet, silence(3.0))
+    speaker = TokenSpeaker(Token2Wav.load(token2wav_dir, device="cpu"), quiet)
+    with pytest.raises(SpeechError, match="silent"):
+        await speaker.prepare_async()
+    tts = RecordingTts()
+    voice = AnswerVoice("auto", speaker, tts)
+    for _ in range(2):
+        chunks = await collect(voice.speak(pieces(ModelText("明天晴。"), speech(12))))
+        assert [c.rate_hz for c in chunks] == [22_050]
+    assert tts.spoken == ["明天晴。", "明天晴。"]

@@ -137,6 +137,15 @@ class ReplayVoice:
         for chunk in split(stretched, 0.2):
             yield chunk
 
+    @property
+    def replay_pending(self) -> bool:
+        """True while a queued replay waits for the next ``speak``."""
+        return self._queued is not None
+
+    def cancel_replay(self) -> None:
+        """Drop a queued replay (e.g. the turn ended without speaking)."""
+        self._queued = None
+
     def queue_replay(self, *, slower: bool) -> bool:
         """Make the next ``speak`` start with the last answer; False when there is nothing to replay."""
         if self._last is None:

@@ -63,6 +63,17 @@ async def test_repeat_last_answer_plays_it_again_before_anything_else() -> None:
     assert voice.last is not None and voice.last.text == "明天晴"
 
 
+async def test_a_queued_replay_plays_even_when_the_model_adds_nothing() -> None:
+    voice = ReplayVoice(ToneVoice(), None)
+    first = await heard(voice.speak(say("明天晴")))
+    assert voice.queue_replay(slower=False) and voice.replay_pending
+    assert (await heard(voice.speak(say()))) == first
+    assert not voice.replay_pending
+    voice.queue_replay(slower=False)
+    voice.cancel_replay()
+    assert (await heard(voice.speak(say("好")))).samples == 2400
+
+
 async def test_an_interrupted_answer_can_still_be_asked_for_again() -> None:
     voice = ReplayVoice(ToneVoice(), None)
     stream = voice.speak(say("一二三四五六七八九十"))

@@ -222,8 +222,27 @@ class TtsSettings(_Model):
     """Engine voice; null picks one for the persona's dialect (espeak-ng: yue, cmn-latn-pinyin, en)."""
     rate_wpm: Annotated[int, Field(ge=60, le=400)] = 150
     """Speaking rate in words per minute (espeak-ng)."""
+    volume: Annotated[float, Field(ge=0.1, le=2.0)] = 1.0
+    """Loudness of the TTS voice relative to the engine's default (1.0); persona style elderly adds 25 %."""
     piper_model: str | None = None
     """Path of a Piper .onnx voice, for engine piper."""
+
+
+class Token2WavSettings(_Model):
+    """token2wav: the model's speech tokens to 24 kHz audio."""
+
+    path: str | None = None
+    """The released token2wav/ folder (flow.pt, hift.pt, two .onnx); null: token2wav/ inside the model directory."""
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    """Where synthesis runs; auto picks CUDA when present."""
+    fp16: bool | None = None
+    """Run the flow in half precision; null: on for CUDA, off for CPU."""
+    first_chunk_tokens: Annotated[int, Field(ge=4, le=50)] = 10
+    """Speech tokens (25 per second) in the first chunk; smaller starts sound sooner."""
+    chunk_tokens: Annotated[int, Field(ge=5, le=100)] = 25
+    """Speech tokens in each later chunk."""
+    cache_dir: str = "~/.cache/xiangyin/voices"
+    """Where processed voice prompts are kept so start-up does not repeat the work."""
 
 
 class VoiceSettings(_Model):
@@ -235,8 +254,12 @@ class VoiceSettings(_Model):
     """A 16 kHz WAV of the voice to speak with (token2wav prompt); null for the default voice."""
     speed: Annotated[float, Field(ge=0.5, le=1.5)] = 1.0
     """Playback speed factor; below 1.0 is slower."""
+    slower_speed: Annotated[float, Field(ge=0.5, le=1.0)] = 0.75
+    """Speed factor for "say that again, slower" and "speak slower"."""
     tts: TtsSettings = TtsSettings()
     """Text-to-speech fallback."""
+    token2wav: Token2WavSettings = Token2WavSettings()
+    """Speech-token synthesis for the model's own voice."""
 
 
 # --- integrations -------------------------------------------------------------------------------

@@ -323,3 +323,16 @@ def wire_name(event_type: type[Event]) -> str:
 def all_event_types() -> list[type[Event]]:
     """Return every concrete event class defined here."""
     return [cls for cls in globals().values() if isinstance(cls, type) and issubclass(cls, Event) and cls is not Event]
+
+
+# --- voice --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RepeatRequested(Event):
+    """Play the last answer again without asking the model (a button, MQTT, Home Assistant)."""
+
+    slower: bool = False
+    """True to play it at ``voice.slower_speed``."""
+    source: RequestSource = "api"
+    """Who asked."""

@@ -312,19 +312,6 @@ class ReminderFired(Event):
     """What was announced."""
 
 
-_CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
-
-
-def wire_name(event_type: type[Event]) -> str:
-    """Return the kebab-case name used for an event at the edges (MQTT, trace logs)."""
-    return _CAMEL_BOUNDARY.sub("-", event_type.__name__).lower()
-
-
-def all_event_types() -> list[type[Event]]:
-    """Return every concrete event class defined here."""
-    return [cls for cls in globals().values() if isinstance(cls, type) and issubclass(cls, Event) and cls is not Event]
-
-
 # --- voice --------------------------------------------------------------------------------------
 
 
@@ -336,3 +323,16 @@ class RepeatRequested(Event):
     """True to play it at ``voice.slower_speed``."""
     source: RequestSource = "api"
     """Who asked."""
+
+
+_CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def wire_name(event_type: type[Event]) -> str:
+    """Return the kebab-case name used for an event at the edges (MQTT, trace logs)."""
+    return _CAMEL_BOUNDARY.sub("-", event_type.__name__).lower()
+
+
+def all_event_types() -> list[type[Event]]:
+    """Return every concrete event class defined here."""
+    return [cls for cls in globals().values() if isinstance(cls, type) and issubclass(cls, Event) and cls is not Event]

@@ -214,6 +214,14 @@ class Voice(Protocol):
         ...
 
 
+class Replayer(Protocol):
+    """A voice that can say its last answer again ("say that again")."""
+
+    def queue_replay(self, *, slower: bool) -> bool:
+        """Make the next ``speak`` start with the last answer; False when nothing was said yet."""
+        ...
+
+
 # --- tools --------------------------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ from .events import (
     MuteRequested,
     PlaybackFinished,
     PlaybackStarted,
+    RepeatRequested,
     SettingChanged,
     SettingRequested,
     ShutdownRequested,
@@ -106,6 +107,7 @@ class Supervisor:
             ShutdownRequested,
             AskRequested,
             SettingRequested,
+            RepeatRequested,
         )
         bus.tap(self._track_playback)
         deps.sink.set_volume(self._options.initial_volume)
@@ -151,6 +153,13 @@ class Supervisor:
                         self._launch(
                             TurnRequest(turn_id or self._new_id(), "api", self._options.conversation_id, question=text)
                         )
+                case RepeatRequested(slower=slower):
+                    await self._interrupt()
+                    if not self._closing:
+                        request = TurnRequest(
+                            self._new_id(), "api", self._options.conversation_id, repeat_slower=slower
+                        )
+                        self._launch(request)
                 case SettingRequested(key=key, value=value, source=source):
                     self._apply_setting(key, value, source)
                 case AnnounceRequested(text=text):
@@ -271,6 +280,7 @@ class Supervisor:
             turn.outcome == "completed"
             and request.announce is None
             and request.question is None
+            and request.repeat_slower is None
             and follow_up > 0
             and not self._muted
             and not self._announcements

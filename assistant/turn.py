@@ -47,6 +47,7 @@ from .ports import (
     ModelText,
     ModelToolCall,
     ModelTranscript,
+    Replayer,
     ReplyPiece,
     SpeechDetector,
     SpeechModel,
@@ -90,6 +91,8 @@ class TurnDeps:
     tools: ToolRunner
     endpoint: EndpointSettings
     conversation: ConversationSettings
+    replayer: Replayer | None = None
+    """The voice's memory of its last answer, for RepeatRequested."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,8 @@ class TurnRequest:
     """A text question instead of listening (trigger ``api``)."""
     no_speech_timeout_seconds: float | None = None
     """Override of the endpointing timeout, e.g. the follow-up window."""
+    repeat_slower: bool | None = None
+    """Play the last answer again (slower if True) without asking the model."""
 
 
 class _PieceStream:
@@ -128,6 +133,11 @@ class _PieceStream:
 
 async def _single(piece: ReplyPiece) -> AsyncIterator[ReplyPiece]:
     yield piece
+
+
+async def _nothing() -> AsyncIterator[ReplyPiece]:
+    return
+    yield  # pragma: no cover - makes this an async generator
 
 
 async def _chunks(chunk: AudioChunk) -> AsyncIterator[AudioChunk]:
@@ -191,6 +201,11 @@ class Turn:
         request = self._request
         if request.announce is not None:
             await self._play(self._deps.voice.speak(_single(ModelText(request.announce))), "announce")
+            return "completed"
+        if request.repeat_slower is not None:
+            replayer = self._deps.replayer
+            if replayer is not None and replayer.queue_replay(slower=request.repeat_slower):
+                await self._play(self._deps.voice.speak(_nothing()), "reply")
             return "completed"
         tools = self._deps.tools.specs()
         if request.question is not None:
@@ -290,6 +305,10 @@ class Turn:
             pieces.close()
             if playback is not None:
                 await playback
+            else:
+                # The model said nothing itself, e.g. after asking the voice to replay the last answer:
+                # the voice still gets its turn to speak.
+                await self._play(deps.voice.speak(_nothing()), "reply")
         finally:
             if playback is not None and not playback.done():
                 await cancel_and_wait(playback)

@@ -1,1 +1,49 @@
-"""Hardware adapters: PyAudio microphone and speaker, device listing, WAV file sources and sinks."""
+"""Hardware adapters: PyAudio microphone and speaker, device listing, WAV file sources and sinks.
+
+The factories below are what ``assistant/app.py`` calls; PyAudio is imported only when a device opens.
+"""
+
+from __future__ import annotations
+
+from assistant.bus import Bus
+from assistant.config import AudioSettings
+
+from .devices import DeviceError, DeviceInfo, list_devices
+from .files import FileSink, FileSource
+from .microphone import PyAudioMicrophone
+from .speaker import PyAudioSpeaker
+
+__all__ = [
+    "DeviceError",
+    "DeviceInfo",
+    "FileSink",
+    "FileSource",
+    "PyAudioMicrophone",
+    "PyAudioSpeaker",
+    "build_microphone",
+    "build_speaker",
+    "list_devices",
+]
+
+
+def build_microphone(settings: AudioSettings, bus: Bus) -> PyAudioMicrophone:
+    """The configured microphone; it publishes ConnectionChanged(service="microphone") on the bus."""
+    return PyAudioMicrophone(
+        device=settings.input_device,
+        chunk_ms=settings.chunk_ms,
+        publish=bus.publish,
+        reconnect_max_seconds=settings.reconnect_max_seconds,
+        stall_seconds=settings.stall_seconds,
+    )
+
+
+def build_speaker(settings: AudioSettings, bus: Bus) -> PyAudioSpeaker:
+    """The configured speaker; pass its ``monitor`` to ``build_wake_detector`` for the echo guard."""
+    return PyAudioSpeaker(
+        device=settings.output_device,
+        publish=bus.publish,
+        volume=settings.volume,
+        output_rate_hz=settings.output_rate_hz,
+        block_ms=settings.output_block_ms,
+        stall_seconds=settings.stall_seconds,
+    )

@@ -1,0 +1,248 @@
+"""The real PyAudio path through a private PulseAudio daemon: microphone, speaker, device loss, a whole turn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.audio import AudioChunk, join, read_wav, silence, tone, write_wav
+from assistant.bus import Bus
+from assistant.config import Settings
+from assistant.events import (
+    ConnectionChanged,
+    Event,
+    PlaybackStarted,
+    ShutdownRequested,
+    SpeechEnded,
+    SpeechStarted,
+    TurnEnded,
+    WakeDetected,
+)
+from assistant.listen import build_vad, build_wake_detector
+from assistant.supervisor import Supervisor, SupervisorOptions
+from assistant.tasks import MonotonicClock
+from assistant.turn import TurnDeps
+from hardware import PyAudioMicrophone, PyAudioSpeaker, build_microphone, build_speaker, list_devices
+from hardware.devices import find_device
+from tests.fakes import FakeTools, FakeVoice, ScriptedModel, after
+from tests.pulse import PulseServer, pulse_fixture  # noqa: F401 (the pulse fixture)
+
+pytestmark = [pytest.mark.pulse, pytest.mark.models]
+
+DATA = Path(__file__).parent / "data" / "listen"
+REPLY_HZ = 500.0
+
+
+def speech_end_seconds(audio: AudioChunk) -> float:
+    """End of the last 10 ms frame within 40 dB of the loudest frame (how the clips were annotated)."""
+    samples = np.frombuffer(audio.pcm, dtype="<i2").astype(np.float64)
+    frame = audio.rate_hz // 100
+    energy = [float(np.sqrt(np.mean(samples[i : i + frame] ** 2))) + 1e-9 for i in range(0, len(samples), frame)]
+    loudest = max(energy)
+    last = max(i for i, e in enumerate(energy) if 20 * math.log10(e / loudest) > -40)
+    return (last + 1) / 100
+
+
+def dominant_hz(pcm: np.ndarray, rate_hz: int) -> float:
+    spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
+    return float(np.fft.rfftfreq(len(pcm), 1 / rate_hz)[int(np.argmax(spectrum))])
+
+
+def loud_seconds(wav: Path, level: float = 0.02) -> float:
+    """Seconds of a recording whose 10 ms frames are above ``level`` RMS."""
+    samples = np.frombuffer(read_wav(wav).pcm, dtype="<i2").astype(np.float64) / 32768
+    frames = samples[: len(samples) // 160 * 160].reshape(-1, 160)
+    return float(np.sum(np.sqrt(np.mean(frames**2, axis=1)) > level) / 100)
+
+
+@contextlib.contextmanager
+def recording(pulse: PulseServer, path: Path) -> Iterator[Path]:
+    recorder = pulse.record(path)
+    try:
+        yield path
+    finally:
+        recorder.terminate()
+        recorder.wait(5)
+
+
+async def first_chunks(mic: PyAudioMicrophone, seconds: float) -> AudioChunk:
+    got: list[AudioChunk] = []
+    async with contextlib.aclosing(mic.chunks()) as chunks:
+        async for chunk in chunks:
+            got.append(chunk)
+            if sum(c.seconds for c in got) >= seconds:
+                break
+    return join(got)
+
+
+def test_devices_are_listed_and_found_by_name(pulse: PulseServer) -> None:
+    devices = list_devices()
+    assert any(d.name == "pulse" for d in devices)
+    assert find_device(devices, "PULSE", "input").name == "pulse"
+    assert find_device(devices, None, "output").is_default_output
+
+
+async def test_microphone_hears_the_virtual_microphone_bit_exact(pulse: PulseServer, tmp_path: Path) -> None:
+    clip = read_wav(DATA / "alexa__en-gb__s165__clean.wav")
+    mic = build_microphone(Settings().audio, Bus(MonotonicClock()))
+    capture = asyncio.create_task(first_chunks(mic, clip.seconds + 1.5))
+    await asyncio.sleep(0.3)
+    pulse.inject(DATA / "alexa__en-gb__s165__clean.wav").wait(10)
+    heard = await asyncio.wait_for(capture, 15)
+    assert all(len(c) == 1280 * 2 for c in [heard.pcm[i : i + 2560] for i in range(0, len(heard.pcm), 2560)])
+    samples = np.frombuffer(heard.pcm, dtype="<i2")
+    reference = np.frombuffer(clip.pcm, dtype="<i2")
+    loud = int(np.argmax(np.abs(reference) > 1000))
+    starts = [i for i in np.flatnonzero(samples == reference[loud]) if i >= loud]
+    assert any(np.array_equal(samples[s - loud : s - loud + len(reference)], reference) for s in starts), (
+        "the injected clip did not arrive unchanged"
+    )
+
+
+async def test_speaker_resamples_24k_and_stops_at_once(pulse: PulseServer, tmp_path: Path) -> None:
+    speaker = build_speaker(Settings().audio.model_copy(update={"volume": 1.0}), Bus(MonotonicClock()))
+
+    async def long_tone() -> AsyncIterator[AudioChunk]:
+        for _ in range(30):
+            yield tone(REPLY_HZ, 0.1, rate_hz=24_000, level=0.5)
+
+    with recording(pulse, tmp_path / "out.wav") as out:
+        await asyncio.sleep(0.3)
+        playing = asyncio.create_task(speaker.play(long_tone()))
+        await asyncio.sleep(0.6)
+        speaker.stop()
+        stopped_at = asyncio.get_running_loop().time()
+        completed = await asyncio.wait_for(playing, 2)
+        returned_after = asyncio.get_running_loop().time() - stopped_at
+        await asyncio.sleep(0.5)
+    assert completed is False
+    assert returned_after < 0.3
+    heard = loud_seconds(out)
+    assert 0.3 < heard < 1.0, f"{heard:.2f} s of the 3 s tone reached the speaker"
+    samples = np.frombuffer(read_wav(out).pcm, dtype="<i2").astype(np.float64)
+    loud = samples[np.argmax(np.abs(samples) > 3000) :][:4000]
+    assert abs(dominant_hz(loud, 16_000) - REPLY_HZ) < 10
+    assert speaker.monitor.audible_within(1.0)
+
+
+async def test_speaker_volume_scales_the_output(pulse: PulseServer, tmp_path: Path) -> None:
+    speaker = PyAudioSpeaker(volume=0.25)
+
+    async def one_tone() -> AsyncIterator[AudioChunk]:
+        yield tone(REPLY_HZ, 0.6, rate_hz=16_000, level=0.8)
+
+    with recording(pulse, tmp_path / "out.wav") as out:
+        await asyncio.sleep(0.3)
+        assert await speaker.play(one_tone()) is True
+        await asyncio.sleep(0.3)
+    peak = np.max(np.abs(np.frombuffer(read_wav(out).pcm, dtype="<i2"))) / 32768
+    assert 0.8 * 0.25 * 0.9 < peak < 0.8 * 0.25 * 1.1
+
+
+async def test_microphone_survives_the_sound_server_restarting(pulse: PulseServer) -> None:
+    events: list[Event] = []
+    bus = Bus(MonotonicClock())
+    bus.tap(lambda envelope: events.append(envelope.event))
+    mic = PyAudioMicrophone(publish=bus.publish, stall_seconds=0.5, reconnect_max_seconds=1.0)
+    seen = {"before": 0, "after": 0}
+
+    async def listen() -> None:
+        async with contextlib.aclosing(mic.chunks()) as chunks:
+            async for _ in chunks:
+                seen["after" if mic.reconnects else "before"] += 1
+                if seen["after"] >= 5:
+                    return
+
+    task = asyncio.create_task(listen())
+    await asyncio.sleep(1.0)
+    await asyncio.to_thread(pulse.stop)
+    await asyncio.sleep(2.0)
+    await asyncio.to_thread(pulse.start)
+    await asyncio.wait_for(task, 15)
+    changes = [(e.service, e.connected) for e in events if isinstance(e, ConnectionChanged)]
+    assert seen["before"] >= 5
+    assert changes[0] == ("microphone", True)
+    assert ("microphone", False) in changes
+    assert changes[-1] == ("microphone", True)
+
+
+async def test_the_daemon_wakes_captures_the_question_and_plays_the_reply(pulse: PulseServer, tmp_path: Path) -> None:
+    """Wake word then a question go into the virtual mic; the reply comes out of the virtual speaker."""
+    wake_clip = read_wav(DATA / "hey_jarvis__en-us__s165__clean.wav")
+    question = read_wav(DATA / "vad_00_en-us_silence.wav")
+    spoken = join([wake_clip, question, silence(1.0)])
+    write_wav(tmp_path / "spoken.wav", spoken)
+    question_end = wake_clip.seconds + speech_end_seconds(question)
+
+    settings = Settings.model_validate({"conversation": {"follow_up_seconds": 0}})
+    clock = MonotonicClock()
+    bus = Bus(clock)
+    events: list[tuple[float, Event]] = []
+    bus.tap(lambda envelope: events.append((envelope.at, envelope.event)))
+    connected, turn_ended = asyncio.Event(), asyncio.Event()
+    bus.tap(lambda envelope: isinstance(envelope.event, ConnectionChanged) and connected.set())
+    bus.tap(lambda envelope: isinstance(envelope.event, TurnEnded) and turn_ended.set())
+    speaker = build_speaker(settings.audio, bus)
+    reply = tone(REPLY_HZ, 1.0, rate_hz=24_000, level=0.5)
+    from assistant.ports import ModelAudio, ModelDone, ModelTranscript
+
+    model = ScriptedModel(
+        clock,  # type: ignore[arg-type]
+        [
+            [
+                after(0.1, ModelTranscript("what is the weather like tomorrow")),
+                after(0.1, ModelAudio(reply)),
+                after(0, ModelDone()),
+            ]
+        ],
+    )
+    deps = TurnDeps(
+        publish=bus.publish,
+        clock=clock,
+        vad=build_vad(),
+        model=model,
+        voice=FakeVoice(),
+        sink=speaker,
+        tools=FakeTools(),
+        endpoint=settings.endpointing,
+        conversation=settings.conversation,
+    )
+    supervisor = Supervisor(
+        bus=bus,
+        source=build_microphone(settings.audio, bus),
+        wake=build_wake_detector(settings.wake, monitor=speaker.monitor),
+        deps=deps,
+        options=SupervisorOptions(follow_up_seconds=0),
+    )
+    with recording(pulse, tmp_path / "speaker.wav") as out:
+        running = asyncio.create_task(supervisor.run())
+        await asyncio.wait_for(connected.wait(), 10)
+        await asyncio.sleep(0.5)  # let the wake-word front end settle on live audio
+        injected_at = clock.now()
+        pulse.inject(tmp_path / "spoken.wav")
+        await asyncio.wait_for(turn_ended.wait(), 25)
+        bus.publish(ShutdownRequested(reason="test"))
+        await asyncio.wait_for(running, 5)
+        await asyncio.sleep(0.3)
+
+    kinds = [type(e) for _, e in events]
+    wake = next(e for _, e in events if isinstance(e, WakeDetected))
+    assert wake.wake_word == "hey_jarvis"
+    assert kinds.index(WakeDetected) < kinds.index(SpeechStarted) < kinds.index(SpeechEnded)
+    assert next(e for _, e in events if isinstance(e, TurnEnded)).outcome == "completed"
+    ended_at = next(at for at, e in events if isinstance(e, SpeechEnded)) - injected_at
+    # 0.7 s of end silence + Silero's ~0.1 s tail + one chunk + capture latency.
+    assert 0.6 < ended_at - question_end < 1.4, f"end of speech {ended_at - question_end:.2f} s after the true end"
+    heard = model.requests[0].audio
+    assert heard is not None and speech_end_seconds(question) - 0.5 < heard.seconds < question.seconds
+    assert [e.kind for _, e in events if isinstance(e, PlaybackStarted)] == ["earcon", "reply"]
+    samples = np.frombuffer(read_wav(out).pcm, dtype="<i2").astype(np.float64)
+    tail = samples[-int(16_000 * 2.5) :]
+    assert abs(dominant_hz(tail, 16_000) - REPLY_HZ) < 10
+    assert loud_seconds(out) > 1.0  # the wake earcon and the whole 1 s reply

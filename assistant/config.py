@@ -81,7 +81,7 @@ class WakeSettings(_Model):
     canceller); the stop words still work, but the wake word no longer interrupts."""
     echo_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.9
     """While the assistant's own output is audible, a wake word counts only at this score (0.0 to 1.0)
-    or above, so the assistant does not wake itself; 0.0 turns the guard off."""
+    or above, so the assistant does not wake itself; 1.0 ignores them all then, 0.0 turns the guard off."""
     echo_tail_seconds: Annotated[float, Field(ge=0.0, le=5.0)] = 0.5
     """Seconds after the speaker goes quiet during which the echo guard stays on (room reverb, buffers)."""
 

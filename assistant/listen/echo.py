@@ -54,9 +54,9 @@ class EchoGuard:
         """Hits dropped because they were probably the assistant hearing itself."""
 
     def process(self, chunk: AudioChunk) -> WakeHit | None:
-        """Pass hits through, except weak ones while the speaker is audible."""
+        """Pass hits through, except weak ones while the speaker is audible (all of them at threshold 1.0)."""
         hit = self._inner.process(chunk)
-        if hit is None or hit.score >= self._threshold:
+        if hit is None or (self._threshold < 1.0 and hit.score >= self._threshold):
             return hit
         if self._monitor.audible_within(self._tail_seconds):
             self.rejected += 1

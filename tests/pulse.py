@@ -80,9 +80,9 @@ class PulseServer:
         """Run pactl against this daemon."""
         return subprocess.run(["pactl", *args], env=self.env, capture_output=True, text=True, timeout=10)
 
-    def inject(self, wav: Path) -> subprocess.Popen[bytes]:
-        """Play a WAV into the virtual microphone (returns at once)."""
-        return subprocess.Popen(["paplay", "-d", "mic", str(wav)], env=self.env)
+    def inject(self, wav: Path, device: str = "mic") -> subprocess.Popen[bytes]:
+        """Play a WAV into the virtual microphone, or another sink (returns at once)."""
+        return subprocess.Popen(["paplay", "-d", device, str(wav)], env=self.env)
 
     def record(self, wav: Path) -> subprocess.Popen[bytes]:
         """Record the virtual speaker to a 16 kHz WAV until the process is terminated."""

@@ -246,3 +246,37 @@ async def test_the_daemon_wakes_captures_the_question_and_plays_the_reply(pulse:
     tail = samples[-int(16_000 * 2.5) :]
     assert abs(dominant_hz(tail, 16_000) - REPLY_HZ) < 10
     assert loud_seconds(out) > 1.0  # the wake earcon and the whole 1 s reply
+
+
+def sink_input_volumes(pulse: PulseServer) -> dict[str, int]:
+    import json
+
+    listing = json.loads(pulse.pactl("--format=json", "list", "sink-inputs").stdout)
+    return {item["properties"]["application.name"]: next(iter(item["volume"].values()))["value"] for item in listing}
+
+
+async def test_other_applications_are_ducked_during_a_turn_and_restored_after(
+    pulse: PulseServer, tmp_path: Path
+) -> None:
+    from assistant.events import ListeningStarted
+    from hardware.ducking import PulseDucker
+
+    write_wav(tmp_path / "music.wav", tone(300, 8.0, rate_hz=16_000, level=0.2))
+    music = pulse.inject(tmp_path / "music.wav", device="speaker")  # another application playing music
+    try:
+        bus = Bus(MonotonicClock())
+        ducker = PulseDucker(0.3)
+        running = asyncio.create_task(ducker.run(bus))
+        await asyncio.sleep(0.5)
+        assert sink_input_volumes(pulse) == {"paplay": 65536}
+        bus.publish(ListeningStarted(turn_id="t1"))
+        await asyncio.sleep(0.5)
+        assert sink_input_volumes(pulse) == {"paplay": round(65536 * 0.3)}
+        bus.publish(TurnEnded(turn_id="t1", outcome="completed"))
+        await asyncio.sleep(0.5)
+        assert sink_input_volumes(pulse) == {"paplay": 65536}
+        bus.publish(ShutdownRequested(reason="test"))
+        await asyncio.wait_for(running, 5)
+    finally:
+        music.kill()
+        music.wait()

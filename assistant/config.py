@@ -49,6 +49,11 @@ class AudioSettings(_Model):
     """Rate the speaker is opened at; null opens it at each stream's own rate (resampled if refused)."""
     output_block_ms: Annotated[int, Field(ge=5, le=100)] = 20
     """Milliseconds of audio the speaker hands the device at a time; bounds how late stop() cuts sound."""
+    echo_cancel: Literal["none", "webrtc"] = "none"
+    """webrtc: cancel the speaker's echo in the microphone with WebRTC AEC3 (the livekit package); none: rely
+    on the wake-word echo guard, or on an echo-cancelling sound server (see docs/audio.md)."""
+    noise_suppression: bool = False
+    """With echo_cancel webrtc, also suppress steady background noise in the microphone."""
 
 
 # --- wake word ----------------------------------------------------------------------------------

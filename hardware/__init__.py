@@ -8,6 +8,7 @@ from __future__ import annotations
 from assistant.bus import Bus
 from assistant.config import AudioSettings
 
+from .aec import EchoCanceller, EchoCancellingSource
 from .devices import DeviceError, DeviceInfo, list_devices
 from .files import FileSink, FileSource
 from .microphone import PyAudioMicrophone
@@ -15,29 +16,42 @@ from .speaker import PyAudioSpeaker
 
 __all__ = [
     "DeviceError",
+    "EchoCanceller",
+    "EchoCancellingSource",
     "DeviceInfo",
     "FileSink",
     "FileSource",
     "PyAudioMicrophone",
     "PyAudioSpeaker",
+    "build_echo_canceller",
     "build_microphone",
     "build_speaker",
     "list_devices",
 ]
 
 
-def build_microphone(settings: AudioSettings, bus: Bus) -> PyAudioMicrophone:
-    """The configured microphone; it publishes ConnectionChanged(service="microphone") on the bus."""
-    return PyAudioMicrophone(
+def build_echo_canceller(settings: AudioSettings) -> EchoCanceller | None:
+    """The echo canceller shared by microphone and speaker, if ``audio.echo_cancel`` asks for one."""
+    if settings.echo_cancel == "none":
+        return None
+    return EchoCanceller(noise_suppression=settings.noise_suppression)
+
+
+def build_microphone(
+    settings: AudioSettings, bus: Bus, *, echo: EchoCanceller | None = None
+) -> PyAudioMicrophone | EchoCancellingSource:
+    """The configured microphone (publishing ConnectionChanged(service="microphone")), echo-cancelled if given."""
+    microphone = PyAudioMicrophone(
         device=settings.input_device,
         chunk_ms=settings.chunk_ms,
         publish=bus.publish,
         reconnect_max_seconds=settings.reconnect_max_seconds,
         stall_seconds=settings.stall_seconds,
     )
+    return microphone if echo is None else EchoCancellingSource(microphone, echo)
 
 
-def build_speaker(settings: AudioSettings, bus: Bus) -> PyAudioSpeaker:
+def build_speaker(settings: AudioSettings, bus: Bus, *, echo: EchoCanceller | None = None) -> PyAudioSpeaker:
     """The configured speaker; pass its ``monitor`` to ``build_wake_detector`` for the echo guard."""
     return PyAudioSpeaker(
         device=settings.output_device,
@@ -46,4 +60,5 @@ def build_speaker(settings: AudioSettings, bus: Bus) -> PyAudioSpeaker:
         output_rate_hz=settings.output_rate_hz,
         block_ms=settings.output_block_ms,
         stall_seconds=settings.stall_seconds,
+        echo=echo,
     )

@@ -18,6 +18,7 @@ from assistant.errors import PlaybackError
 from assistant.events import ConnectionChanged, Event
 from assistant.listen.echo import OutputMonitor
 
+from .aec import EchoCanceller
 from .devices import DeviceError, DeviceInfo, describe, find_device
 from .resample import Resampler, apply_gain, rms
 
@@ -32,11 +33,19 @@ _OPEN_ATTEMPTS = 3
 class _Output:
     """One open output stream; the callback runs on PortAudio's thread."""
 
-    def __init__(self, rate_hz: int, block_frames: int, gain: Callable[[], float], monitor: OutputMonitor) -> None:
+    def __init__(
+        self,
+        rate_hz: int,
+        block_frames: int,
+        gain: Callable[[], float],
+        monitor: OutputMonitor,
+        reference: Callable[[bytes, int], None] | None,
+    ) -> None:
         self.rate_hz = rate_hz
         self.block_frames = block_frames
         self._gain = gain
         self._monitor = monitor
+        self._reference = reference
         self._lock = threading.Lock()
         self._buffer = bytearray()
         self._ending = False
@@ -75,6 +84,8 @@ class _Output:
             data += bytes(need - len(data))  # underrun or the end: pad with silence
         data = apply_gain(data, self._gain())
         self._monitor.note(rms(data), frames / self.rate_hz)
+        if self._reference is not None:
+            self._reference(data, self.rate_hz)
         return data, pyaudio.paComplete if last else pyaudio.paContinue
 
 
@@ -91,8 +102,10 @@ class PyAudioSpeaker:
         block_ms: int = 20,
         stall_seconds: float = 2.0,
         monitor: OutputMonitor | None = None,
+        echo: EchoCanceller | None = None,
     ) -> None:
         self._device = device
+        self._echo = echo
         self._publish = publish or (lambda event: None)
         self._volume = volume
         self._duck = 1.0
@@ -231,7 +244,8 @@ class PyAudioSpeaker:
             device = find_device(describe(pa), self._device, "output")
             rate = self._pick_rate(pa, device, self._output_rate_hz or rate_hz)
             block = max(1, rate * self._block_ms // 1000)
-            output = _Output(rate, block, lambda: self.gain, self.monitor)
+            reference = self._echo.reference if self._echo is not None else None
+            output = _Output(rate, block, lambda: self.gain, self.monitor, reference)
             output.stream = pa.open(
                 format=pyaudio.paInt16,
                 channels=1,

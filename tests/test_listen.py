@@ -244,3 +244,39 @@ def test_silero_accepts_chunks_that_are_not_multiples_of_its_frame() -> None:
     probabilities = [vad.probability(c) for c in split(audio, 0.01)]  # 160 samples, a third of a frame
     assert max(probabilities) > 0.9
     assert probabilities[0] == 0.0
+
+
+# --- echo cancellation --------------------------------------------------------------------------
+
+
+def level_db(pcm: bytes, start: float, end: float) -> float:
+    import numpy as np
+
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)[int(start * 16_000) : int(end * 16_000)]
+    return float(10 * np.log10(np.mean(samples**2) + 1e-9))
+
+
+def test_webrtc_echo_canceller_removes_the_reply_and_keeps_the_user() -> None:
+    """The mic hears the reply through a 40 ms echo path, then the user says "stop, stop the music" from 2.5 s."""
+    from hardware.aec import EchoCanceller
+
+    far, mic = read_wav(DATA / "aec_far.wav"), read_wav(DATA / "aec_mic.wav")
+    canceller = EchoCanceller()
+    out = []
+    for played, heard in zip(split(far, 0.08), split(mic, 0.08), strict=True):
+        canceller.reference(played.pcm, played.rate_hz)
+        cleaned = canceller.process(heard)
+        assert len(cleaned.pcm) == len(heard.pcm)
+        out.append(cleaned.pcm)
+    cleaned_pcm = b"".join(out)
+    erle = level_db(mic.pcm, 0.5, 2.4) - level_db(cleaned_pcm, 0.5, 2.4)
+    assert erle > 20, f"echo only {erle:.1f} dB quieter"
+    assert level_db(cleaned_pcm, 2.5, 4.0) - level_db(cleaned_pcm, 0.5, 2.4) > 20, "the user's words were lost"
+
+
+def test_echo_canceller_takes_reference_at_the_speaker_rate() -> None:
+    from hardware.aec import EchoCanceller
+
+    canceller = EchoCanceller()
+    canceller.reference(bytes(24_000 * 2 // 10), 24_000)  # 100 ms at 24 kHz
+    assert len(canceller.process(AudioChunk(bytes(2560))).pcm) == 2560

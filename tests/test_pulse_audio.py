@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.audio import AudioChunk, join, read_wav, silence, tone, write_wav
+from assistant.audio import AudioChunk, join, read_wav, silence, split, tone, write_wav
 from assistant.bus import Bus
 from assistant.config import Settings
 from assistant.events import (
@@ -47,6 +47,11 @@ def speech_end_seconds(audio: AudioChunk) -> float:
     loudest = max(energy)
     last = max(i for i, e in enumerate(energy) if 20 * math.log10(e / loudest) > -40)
     return (last + 1) / 100
+
+
+def level_db(pcm: bytes, start: float, end: float) -> float:
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)[int(start * 16_000) : int(end * 16_000)]
+    return float(10 * np.log10(np.mean(samples**2) + 1e-9))
 
 
 def dominant_hz(pcm: np.ndarray, rate_hz: int) -> float:
@@ -280,3 +285,39 @@ async def test_other_applications_are_ducked_during_a_turn_and_restored_after(
     finally:
         music.kill()
         music.wait()
+
+
+async def test_echo_canceller_removes_the_speakers_echo_heard_through_the_room(pulse: PulseServer) -> None:
+    """A loopback from the speaker into the microphone is the room; WebRTC AEC3 takes the reply back out."""
+    from hardware.aec import EchoCanceller
+
+    loaded = pulse.pactl("load-module", "module-loopback", "source=speaker.monitor", "sink=mic", "latency_msec=40")
+    assert loaded.returncode == 0, loaded.stderr
+    echo = EchoCanceller()
+    speaker = PyAudioSpeaker(echo=echo)
+    microphone = PyAudioMicrophone()
+    raw: list[bytes] = []
+    cleaned: list[bytes] = []
+
+    async def capture() -> None:
+        async with contextlib.aclosing(microphone.chunks()) as chunks:
+            async for chunk in chunks:
+                raw.append(chunk.pcm)
+                cleaned.append(echo.process(chunk).pcm)
+
+    async def reply() -> AsyncIterator[AudioChunk]:
+        for chunk in split(read_wav(DATA / "aec_far.wav"), 0.1):
+            yield chunk
+
+    listening = asyncio.create_task(capture())
+    await asyncio.sleep(0.5)
+    played_from = len(raw)
+    assert await speaker.play(reply())
+    listening.cancel()
+    await asyncio.gather(listening, return_exceptions=True)
+    # Judge the second half of the reply, after AEC3 has converged.
+    half = played_from + (len(raw) - played_from) // 2
+    heard, left = b"".join(raw[half:]), b"".join(cleaned[half:])
+    seconds = len(heard) / 32_000
+    assert level_db(heard, 0, seconds) > 50, "the loopback did not carry the reply into the microphone"
+    assert level_db(heard, 0, seconds) - level_db(left, 0, seconds) > 12  # 25-43 dB measured

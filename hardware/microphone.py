@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -127,8 +128,13 @@ class PyAudioMicrophone:
         max_chunks = max(1, round(_MAX_QUEUED_SECONDS * MIC_RATE_HZ / self._frames))
         while True:
             capture = _Capture(loop, max_chunks)
+            opening = asyncio.ensure_future(asyncio.to_thread(self._open, capture))
             try:
-                await asyncio.to_thread(self._open, capture)
+                await asyncio.shield(opening)
+            except asyncio.CancelledError:
+                # The thread finishes opening regardless; close what it opens instead of leaking it.
+                opening.add_done_callback(functools.partial(_close_when_opened, capture))
+                raise
             except DeviceError as err:
                 delay = next(delays)
                 if self._connected is not False:
@@ -161,6 +167,10 @@ class PyAudioMicrophone:
                 _LOGGER.warning("the daemon fell behind the microphone; dropped %d chunks", capture.dropped)
                 capture.dropped = 0
             yield AudioChunk(capture.queue.popleft(), MIC_RATE_HZ)
+
+
+def _close_when_opened(capture: _Capture, _: object) -> None:
+    capture.close()
 
 
 def _settle(future: asyncio.Future[None]) -> None:

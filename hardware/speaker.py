@@ -196,7 +196,10 @@ class PyAudioSpeaker:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 1.0
         while generation == self._generation and loop.time() < deadline:
-            if not output.stream.is_active():
+            try:
+                if not output.stream.is_active():
+                    return
+            except OSError:  # the server went away during the last block; nothing more will play
                 return
             await asyncio.sleep(self._block_ms / 2000)
 

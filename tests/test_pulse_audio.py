@@ -321,3 +321,30 @@ async def test_echo_canceller_removes_the_speakers_echo_heard_through_the_room(p
     seconds = len(heard) / 32_000
     assert level_db(heard, 0, seconds) > 50, "the loopback did not carry the reply into the microphone"
     assert level_db(heard, 0, seconds) - level_db(left, 0, seconds) > 12  # 25-43 dB measured
+
+
+async def test_speaker_reports_a_vanished_server_and_plays_again_when_it_returns(pulse: PulseServer) -> None:
+    from assistant.errors import PlaybackError
+
+    events: list[Event] = []
+    bus = Bus(MonotonicClock())
+    bus.tap(lambda envelope: events.append(envelope.event))
+    speaker = PyAudioSpeaker(publish=bus.publish, stall_seconds=0.5)
+
+    async def long_tone() -> AsyncIterator[AudioChunk]:
+        for _ in range(40):
+            yield tone(REPLY_HZ, 0.1, rate_hz=24_000)
+
+    playing = asyncio.create_task(speaker.play(long_tone()))
+    await asyncio.sleep(0.5)
+    await asyncio.to_thread(pulse.stop)
+    with pytest.raises(PlaybackError):
+        await asyncio.wait_for(playing, 5)
+    await asyncio.to_thread(pulse.start)
+
+    async def short_tone() -> AsyncIterator[AudioChunk]:
+        yield tone(REPLY_HZ, 0.2, rate_hz=24_000)
+
+    assert await speaker.play(short_tone()) is True
+    changes = [(e.service, e.connected) for e in events if isinstance(e, ConnectionChanged)]
+    assert changes == [("speaker", True), ("speaker", False), ("speaker", True)]

@@ -132,6 +132,30 @@ def test_a_custom_tflite_model_loads_by_path(tmp_path: Path) -> None:
     assert [hit.name for _, hit in hits(detector, "alexa__en-gb__s165__clean.wav")] == ["my_word"]
 
 
+def test_a_custom_onnx_model_runs_on_the_shared_embeddings() -> None:
+    """The ONNX path windows 16 embeddings like openWakeWord's TFLite classifiers (checked against numpy)."""
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+    from pyopen_wakeword import OpenWakeWordFeatures
+
+    model = DATA / "tiny_classifier.onnx"
+    engine = build_engine("openwakeword", [str(model)])
+    assert engine.names == ("tiny_classifier",)
+    rng = np.random.default_rng(0)  # the weights make_tiny_classifier.py wrote
+    weights = (rng.standard_normal((16 * 96, 1)) * 0.05).astype(np.float32)
+    features = OpenWakeWordFeatures.from_builtin()
+    window: list[np.ndarray] = []
+    for chunk in split(read_wav(DATA / "alexa__en-gb__s165__clean.wav"), 0.08):
+        expected = 0.0
+        for embedding in features.process_streaming(chunk.pcm):
+            for row in embedding[0, 0]:
+                window = [*window, row][-16:]
+                if len(window) == 16:
+                    logit = float(np.concatenate(window) @ weights[:, 0]) - 1.0
+                    expected = max(expected, 1 / (1 + np.exp(-logit)))
+        assert engine.scores(chunk.pcm) == pytest.approx([expected], abs=1e-5)
+
+
 @pytest.mark.parametrize(
     ("engine", "model", "message"),
     [

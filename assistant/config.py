@@ -40,7 +40,8 @@ class AudioSettings(_Model):
     volume: Annotated[float, Field(ge=0.0, le=1.0)] = 0.8
     """Linear output gain at start-up, 0.0 to 1.0."""
     duck_level: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
-    """Linear gain applied to other audio while the assistant listens or speaks."""
+    """Linear gain (0.0 to 1.0) applied to other applications' audio on the sound server while the
+    assistant listens or speaks; 1.0 turns ducking off."""
     reconnect_max_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
     """Longest wait, in seconds, between attempts to reopen a vanished device."""
     stall_seconds: Annotated[float, Field(ge=0.5, le=30.0)] = 2.0

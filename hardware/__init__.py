@@ -10,6 +10,7 @@ from assistant.config import AudioSettings
 
 from .aec import EchoCanceller, EchoCancellingSource
 from .devices import DeviceError, DeviceInfo, list_devices
+from .ducking import PulseDucker
 from .files import FileSink, FileSource
 from .microphone import PyAudioMicrophone
 from .speaker import PyAudioSpeaker
@@ -22,7 +23,9 @@ __all__ = [
     "FileSink",
     "FileSource",
     "PyAudioMicrophone",
+    "PulseDucker",
     "PyAudioSpeaker",
+    "build_ducker",
     "build_echo_canceller",
     "build_microphone",
     "build_speaker",
@@ -62,3 +65,11 @@ def build_speaker(settings: AudioSettings, bus: Bus, *, echo: EchoCanceller | No
         stall_seconds=settings.stall_seconds,
         echo=echo,
     )
+
+
+def build_ducker(settings: AudioSettings) -> PulseDucker | None:
+    """Lowers other applications while the assistant listens or speaks; run ``ducker.run(bus)`` as a task.
+
+    None when ``audio.duck_level`` is 1.0 (ducking off).
+    """
+    return PulseDucker(settings.duck_level) if settings.duck_level < 1.0 else None

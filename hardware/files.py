@@ -64,7 +64,8 @@ class FileSink:
     """An :class:`~assistant.ports.AudioSink` that appends everything played to one WAV file.
 
     Audio of other rates is resampled to ``rate_hz``. The file is valid after every chunk (the WAV header
-    is patched as it grows), so a crash loses nothing already played. Playback takes no time.
+    is patched as it grows), so a crash loses nothing already played. Playback takes no time, and the
+    volume is not applied: the file keeps the reply as the voice made it, for whatever plays it later.
     """
 
     def __init__(self, path: Path, *, rate_hz: int = 24_000, monitor: OutputMonitor | None = None) -> None:
@@ -74,7 +75,8 @@ class FileSink:
         """Never audible: a file does not echo into the microphone."""
         self._wav: wave.Wave_write | None = None
         self._generation = 0
-        self._volume = 1.0
+        self.volume = 1.0
+        """The level the daemon asked for (recorded, not applied)."""
         self.seconds_written = 0.0
         """Seconds of audio in the file so far."""
 
@@ -89,8 +91,6 @@ class FileSink:
 
     async def play(self, audio: AsyncIterator[AudioChunk]) -> bool:
         """Append the stream to the file; False if :meth:`stop` was called while it played."""
-        from .resample import apply_gain
-
         generation = self._generation
         resampler: Resampler | None = None
         wav = self._file()
@@ -101,7 +101,7 @@ class FileSink:
                 if resampler is not None:
                     wav.writeframes(resampler.process(b"", last=True))
                 resampler = Resampler(chunk.rate_hz, self.rate_hz)
-            pcm = apply_gain(resampler.process(chunk.pcm), self._volume)
+            pcm = resampler.process(chunk.pcm)
             wav.writeframes(pcm)
             self.seconds_written += len(pcm) / 2 / self.rate_hz
         if resampler is not None:
@@ -115,8 +115,8 @@ class FileSink:
         self._generation += 1
 
     def set_volume(self, level: float) -> None:
-        """Scale what is written from now on, 0.0 to 1.0."""
-        self._volume = min(1.0, max(0.0, level))
+        """Remember the level, 0.0 to 1.0; the file is written at full scale."""
+        self.volume = min(1.0, max(0.0, level))
 
     def close(self) -> None:
         """Finish the file; an empty (but valid) WAV is written if nothing played."""

@@ -158,3 +158,13 @@ def test_a_device_that_is_missing_or_ambiguous_is_named_in_the_error(
 def test_no_devices_at_all_says_the_sound_server_may_be_down() -> None:
     with pytest.raises(DeviceError, match="sound server"):
         find_device([], None, "input")
+
+
+async def test_file_sink_keeps_the_reply_at_full_scale_whatever_the_volume(tmp_path: Path) -> None:
+    sink = FileSink(tmp_path / "reply.wav")
+    sink.set_volume(0.2)
+    await sink.play(stream(tone(500, 0.2, rate_hz=24_000, level=0.5)))
+    sink.close()
+    peak = np.max(np.abs(np.frombuffer(read_wav(tmp_path / "reply.wav").pcm, dtype="<i2"))) / 32767
+    assert peak == pytest.approx(0.5, abs=0.02)
+    assert sink.volume == 0.2

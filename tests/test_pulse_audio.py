@@ -177,80 +177,116 @@ async def test_microphone_survives_the_sound_server_restarting(pulse: PulseServe
     assert changes[-1] == ("microphone", True)
 
 
+class Daemon:
+    """The real supervisor and turn on the PulseAudio devices, with a scripted model that answers ``reply``."""
+
+    def __init__(self, settings: Settings, reply: AudioChunk) -> None:
+        from assistant.ports import ModelAudio, ModelDone, ModelTranscript
+        from hardware import build_echo_canceller
+
+        self.clock = MonotonicClock()
+        self.bus = Bus(self.clock)
+        self.events: list[tuple[float, Event]] = []
+        self.bus.tap(lambda envelope: self.events.append((envelope.at, envelope.event)))
+        self.connected, self.turn_ended = asyncio.Event(), asyncio.Event()
+        self.bus.tap(lambda envelope: isinstance(envelope.event, ConnectionChanged) and self.connected.set())
+        self.bus.tap(lambda envelope: isinstance(envelope.event, TurnEnded) and self.turn_ended.set())
+        echo = build_echo_canceller(settings.audio)
+        self.speaker = build_speaker(settings.audio, self.bus, echo=echo)
+        answer = [after(0.1, ModelTranscript("what is the weather like tomorrow")), after(0.1, ModelAudio(reply))]
+        self.model = ScriptedModel(self.clock, [[*answer, after(0, ModelDone())]] * 2)  # type: ignore[arg-type]
+        deps = TurnDeps(
+            publish=self.bus.publish,
+            clock=self.clock,
+            vad=build_vad(),
+            model=self.model,
+            voice=FakeVoice(),
+            sink=self.speaker,
+            tools=FakeTools(),
+            endpoint=settings.endpointing,
+            conversation=settings.conversation,
+        )
+        self.supervisor = Supervisor(
+            bus=self.bus,
+            source=build_microphone(settings.audio, self.bus, echo=echo),
+            wake=build_wake_detector(settings.wake, monitor=self.speaker.monitor),
+            deps=deps,
+            options=SupervisorOptions(follow_up_seconds=settings.conversation.follow_up_seconds),
+        )
+
+    async def converse(self, pulse: PulseServer, spoken: Path, *, linger_seconds: float = 0.3) -> float:
+        """Play ``spoken`` into the microphone, run until the first turn ends; return when injection began."""
+        running = asyncio.create_task(self.supervisor.run())
+        await asyncio.wait_for(self.connected.wait(), 10)
+        await asyncio.sleep(0.5)  # let the wake-word front end settle on live audio
+        injected_at = self.clock.now()
+        pulse.inject(spoken)
+        await asyncio.wait_for(self.turn_ended.wait(), 25)
+        await asyncio.sleep(linger_seconds)
+        self.bus.publish(ShutdownRequested(reason="test"))
+        await asyncio.wait_for(running, 5)
+        return injected_at
+
+    def of(self, kind: type[Event]) -> list[tuple[float, Event]]:
+        return [(at, e) for at, e in self.events if isinstance(e, kind)]
+
+
+NO_FOLLOW_UP = {"conversation": {"follow_up_seconds": 0}}
+
+
 async def test_the_daemon_wakes_captures_the_question_and_plays_the_reply(pulse: PulseServer, tmp_path: Path) -> None:
     """Wake word then a question go into the virtual mic; the reply comes out of the virtual speaker."""
     wake_clip = read_wav(DATA / "hey_jarvis__en-us__s165__clean.wav")
     question = read_wav(DATA / "vad_00_en-us_silence.wav")
-    spoken = join([wake_clip, question, silence(1.0)])
-    write_wav(tmp_path / "spoken.wav", spoken)
+    write_wav(tmp_path / "spoken.wav", join([wake_clip, question, silence(1.0)]))
     question_end = wake_clip.seconds + speech_end_seconds(question)
+    daemon = Daemon(Settings.model_validate(NO_FOLLOW_UP), tone(REPLY_HZ, 1.0, rate_hz=24_000, level=0.5))
 
-    settings = Settings.model_validate({"conversation": {"follow_up_seconds": 0}})
-    clock = MonotonicClock()
-    bus = Bus(clock)
-    events: list[tuple[float, Event]] = []
-    bus.tap(lambda envelope: events.append((envelope.at, envelope.event)))
-    connected, turn_ended = asyncio.Event(), asyncio.Event()
-    bus.tap(lambda envelope: isinstance(envelope.event, ConnectionChanged) and connected.set())
-    bus.tap(lambda envelope: isinstance(envelope.event, TurnEnded) and turn_ended.set())
-    speaker = build_speaker(settings.audio, bus)
-    reply = tone(REPLY_HZ, 1.0, rate_hz=24_000, level=0.5)
-    from assistant.ports import ModelAudio, ModelDone, ModelTranscript
-
-    model = ScriptedModel(
-        clock,  # type: ignore[arg-type]
-        [
-            [
-                after(0.1, ModelTranscript("what is the weather like tomorrow")),
-                after(0.1, ModelAudio(reply)),
-                after(0, ModelDone()),
-            ]
-        ],
-    )
-    deps = TurnDeps(
-        publish=bus.publish,
-        clock=clock,
-        vad=build_vad(),
-        model=model,
-        voice=FakeVoice(),
-        sink=speaker,
-        tools=FakeTools(),
-        endpoint=settings.endpointing,
-        conversation=settings.conversation,
-    )
-    supervisor = Supervisor(
-        bus=bus,
-        source=build_microphone(settings.audio, bus),
-        wake=build_wake_detector(settings.wake, monitor=speaker.monitor),
-        deps=deps,
-        options=SupervisorOptions(follow_up_seconds=0),
-    )
     with recording(pulse, tmp_path / "speaker.wav") as out:
-        running = asyncio.create_task(supervisor.run())
-        await asyncio.wait_for(connected.wait(), 10)
-        await asyncio.sleep(0.5)  # let the wake-word front end settle on live audio
-        injected_at = clock.now()
-        pulse.inject(tmp_path / "spoken.wav")
-        await asyncio.wait_for(turn_ended.wait(), 25)
-        bus.publish(ShutdownRequested(reason="test"))
-        await asyncio.wait_for(running, 5)
-        await asyncio.sleep(0.3)
+        injected_at = await daemon.converse(pulse, tmp_path / "spoken.wav")
 
-    kinds = [type(e) for _, e in events]
-    wake = next(e for _, e in events if isinstance(e, WakeDetected))
-    assert wake.wake_word == "hey_jarvis"
+    kinds = [type(e) for _, e in daemon.events]
+    [(_, wake)] = daemon.of(WakeDetected)
+    assert isinstance(wake, WakeDetected) and wake.wake_word == "hey_jarvis"
     assert kinds.index(WakeDetected) < kinds.index(SpeechStarted) < kinds.index(SpeechEnded)
-    assert next(e for _, e in events if isinstance(e, TurnEnded)).outcome == "completed"
-    ended_at = next(at for at, e in events if isinstance(e, SpeechEnded)) - injected_at
+    assert [e.outcome for _, e in daemon.of(TurnEnded)] == ["completed"]  # type: ignore[attr-defined]
+    ended_at = daemon.of(SpeechEnded)[0][0] - injected_at
     # 0.7 s of end silence + Silero's ~0.1 s tail + one chunk + capture latency.
     assert 0.6 < ended_at - question_end < 1.4, f"end of speech {ended_at - question_end:.2f} s after the true end"
-    heard = model.requests[0].audio
+    heard = daemon.model.requests[0].audio
     assert heard is not None and speech_end_seconds(question) - 0.5 < heard.seconds < question.seconds
-    assert [e.kind for _, e in events if isinstance(e, PlaybackStarted)] == ["earcon", "reply"]
+    assert [e.kind for _, e in daemon.of(PlaybackStarted)] == ["earcon", "reply"]  # type: ignore[attr-defined]
     samples = np.frombuffer(read_wav(out).pcm, dtype="<i2").astype(np.float64)
     tail = samples[-int(16_000 * 2.5) :]
     assert abs(dominant_hz(tail, 16_000) - REPLY_HZ) < 10
     assert loud_seconds(out) > 1.0  # the wake earcon and the whole 1 s reply
+
+
+@pytest.mark.parametrize(
+    ("echo_cancel", "echo_threshold", "wakes"),
+    [
+        ("none", 0.0, 2),  # the control: nothing stops it from waking itself
+        ("none", 1.0, 1),  # the echo guard
+        ("webrtc", 0.0, 1),  # WebRTC AEC3 in the microphone path
+    ],
+)
+async def test_the_assistant_does_not_wake_itself_when_its_reply_says_the_wake_word(
+    pulse: PulseServer, tmp_path: Path, echo_cancel: str, echo_threshold: float, wakes: int
+) -> None:
+    """The speaker is heard back through a loopback "room"; the reply itself says "hey jarvis"."""
+    loaded = pulse.pactl("load-module", "module-loopback", "source=speaker.monitor", "sink=mic", "latency_msec=40")
+    assert loaded.returncode == 0, loaded.stderr
+    wake_clip = read_wav(DATA / "hey_jarvis__en-us__s165__clean.wav")
+    question = read_wav(DATA / "vad_00_en-us_silence.wav")
+    write_wav(tmp_path / "spoken.wav", join([wake_clip, question]))
+    settings = Settings.model_validate(
+        {**NO_FOLLOW_UP, "audio": {"echo_cancel": echo_cancel}, "wake": {"echo_threshold": echo_threshold}}
+    )
+    daemon = Daemon(settings, wake_clip)
+    await daemon.converse(pulse, tmp_path / "spoken.wav", linger_seconds=1.0)
+    assert len(daemon.of(WakeDetected)) == wakes
+    expected = "interrupted" if wakes > 1 else "completed"
+    assert daemon.of(TurnEnded)[0][1].outcome == expected  # type: ignore[attr-defined]
 
 
 def sink_input_volumes(pulse: PulseServer) -> dict[str, int]:

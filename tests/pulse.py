@@ -43,7 +43,7 @@ class PulseServer:
                 "-F",
                 str(self.root / "va.pa"),
                 "--daemonize=no",
-                "--exit-idle-time=-1",
+                "--exit-idle-time=20",  # an orphan (test process killed) goes away by itself
                 "--use-pid-file=no",
                 f"--log-target=file:{self.root / 'pulse.log'}",
             ],

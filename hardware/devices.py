@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,12 +42,46 @@ class DeviceInfo:
     """True for the system's default speaker."""
 
 
+_NATIVE_HANDLERS: list[Any] = []
+"""ctypes callbacks kept alive for as long as the C libraries may call them."""
+
+
+def _quiet_native_libraries() -> None:
+    """Route ALSA's and JACK's own error printing to nowhere (once).
+
+    PortAudio probes every ALSA and JACK device on start-up, and those libraries print a dozen lines to
+    stderr each time ("Unknown PCM cards.pcm.rear", "jack server is not running"); a daemon that reopens a
+    vanished microphone every few seconds would fill its journal with them. With DEBUG logging they stay.
+    """
+    if _NATIVE_HANDLERS or _LOGGER.isEnabledFor(logging.DEBUG):
+        return
+    alsa_handler = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p)
+    jack_handler = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
+    with contextlib.suppress(OSError, AttributeError):
+        handler = alsa_handler(lambda *_: None)
+        ctypes.CDLL("libasound.so.2").snd_lib_error_set_handler(handler)
+        _NATIVE_HANDLERS.append(handler)
+    with contextlib.suppress(OSError, AttributeError):
+        jack = ctypes.CDLL("libjack.so.0")
+        handler = jack_handler(lambda _: None)
+        jack.jack_set_error_function(handler)
+        jack.jack_set_info_function(handler)
+        _NATIVE_HANDLERS.append(handler)
+    _NATIVE_HANDLERS.append(None)  # tried, whatever the outcome
+
+
+def new_portaudio() -> Any:
+    """A fresh PyAudio instance (PortAudio lists the devices anew), without the native libraries' noise."""
+    import pyaudio
+
+    _quiet_native_libraries()
+    return pyaudio.PyAudio()
+
+
 @contextlib.contextmanager
 def portaudio() -> Iterator[Any]:
     """A PyAudio instance for the duration of a block (PortAudio re-reads the devices on each one)."""
-    import pyaudio
-
-    pa = pyaudio.PyAudio()
+    pa = new_portaudio()
     try:
         yield pa
     finally:

@@ -21,7 +21,7 @@ from assistant.audio import MIC_RATE_HZ, AudioChunk
 from assistant.events import ConnectionChanged, Event
 from assistant.tasks import backoff
 
-from .devices import DeviceError, describe, find_device
+from .devices import DeviceError, describe, find_device, new_portaudio
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class PyAudioMicrophone:
         """Open the configured device (blocking; runs in a worker thread)."""
         import pyaudio
 
-        capture.pa = pyaudio.PyAudio()
+        capture.pa = new_portaudio()
         try:
             device = find_device(describe(capture.pa), self._device, "input")
             capture.device_name = device.name

@@ -19,7 +19,7 @@ from assistant.events import ConnectionChanged, Event
 from assistant.listen.echo import OutputMonitor
 
 from .aec import EchoCanceller
-from .devices import DeviceError, DeviceInfo, describe, find_device
+from .devices import DeviceError, DeviceInfo, describe, find_device, new_portaudio
 from .resample import Resampler, apply_gain, rms
 
 _LOGGER = logging.getLogger(__name__)
@@ -242,7 +242,7 @@ class PyAudioSpeaker:
 
         try:
             if self._pa is None:
-                self._pa = pyaudio.PyAudio()
+                self._pa = new_portaudio()
             pa = self._pa
             device = find_device(describe(pa), self._device, "output")
             rate = self._pick_rate(pa, device, self._output_rate_hz or rate_hz)

@@ -168,3 +168,17 @@ async def test_file_sink_keeps_the_reply_at_full_scale_whatever_the_volume(tmp_p
     peak = np.max(np.abs(np.frombuffer(read_wav(tmp_path / "reply.wav").pcm, dtype="<i2"))) / 32767
     assert peak == pytest.approx(0.5, abs=0.02)
     assert sink.volume == 0.2
+
+
+def test_speaker_falls_back_to_the_device_rate_when_the_stream_rate_is_refused() -> None:
+    from hardware.speaker import PyAudioSpeaker
+
+    class RefusesAllBut48k:
+        def is_format_supported(self, rate: int, **_: object) -> bool:
+            if rate != 48_000:
+                raise ValueError("Invalid sample rate")
+            return True
+
+    usb = DeviceInfo(5, "USB speaker", "ALSA", 0, 2, 48_000, False, True)
+    assert PyAudioSpeaker._pick_rate(RefusesAllBut48k(), usb, 24_000) == 48_000
+    assert PyAudioSpeaker._pick_rate(RefusesAllBut48k(), usb, 48_000) == 48_000

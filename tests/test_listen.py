@@ -132,6 +132,20 @@ def test_a_custom_tflite_model_loads_by_path(tmp_path: Path) -> None:
     assert [hit.name for _, hit in hits(detector, "alexa__en-gb__s165__clean.wav")] == ["my_word"]
 
 
+@pytest.mark.parametrize("given", ["my_word.json", "my_word.tflite"])
+def test_a_custom_microwakeword_model_loads_by_its_manifest_or_model_path(tmp_path: Path, given: str) -> None:
+    import pymicro_wakeword
+
+    models = Path(pymicro_wakeword.__file__).parent / "models"
+    manifest = (models / "alexa.json").read_text().replace('"alexa.tflite"', '"my_word.tflite"')
+    (tmp_path / "my_word.json").write_text(manifest)
+    (tmp_path / "my_word.tflite").write_bytes((models / "alexa.tflite").read_bytes())
+    engine = build_engine("microwakeword", [str(tmp_path / given)])
+    detector = WakeWordDetector(engine, rules_for(engine, [WakeWordModel(model=str(tmp_path / given))]))
+    assert [(r.name, r.threshold) for r in detector.rules] == [("my_word", 0.9)]
+    assert [hit.name for _, hit in hits(detector, "alexa__en-gb__s165__clean.wav")] == ["my_word"]
+
+
 def test_a_custom_onnx_model_runs_on_the_shared_embeddings() -> None:
     """The ONNX path windows 16 embeddings like openWakeWord's TFLite classifiers (checked against numpy)."""
     pytest.importorskip("onnxruntime")

@@ -40,9 +40,21 @@ class AudioSettings(_Model):
     volume: Annotated[float, Field(ge=0.0, le=1.0)] = 0.8
     """Linear output gain at start-up, 0.0 to 1.0."""
     duck_level: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
-    """Linear gain applied to other audio while the assistant listens or speaks."""
+    """Linear gain (0.0 to 1.0) applied to other applications' audio on the sound server while the
+    assistant listens or speaks; 1.0 turns ducking off."""
     reconnect_max_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
     """Longest wait, in seconds, between attempts to reopen a vanished device."""
+    stall_seconds: Annotated[float, Field(ge=0.5, le=30.0)] = 2.0
+    """Seconds without audio from an open microphone after which it counts as lost and is reopened."""
+    output_rate_hz: Annotated[int, Field(ge=8000, le=192_000)] | None = None
+    """Rate the speaker is opened at; null opens it at each stream's own rate (resampled if refused)."""
+    output_block_ms: Annotated[int, Field(ge=5, le=100)] = 20
+    """Milliseconds of audio the speaker hands the device at a time; bounds how late stop() cuts sound."""
+    echo_cancel: Literal["none", "webrtc"] = "none"
+    """webrtc: cancel the speaker's echo in the microphone with WebRTC AEC3 (the livekit package); none: rely
+    on the wake-word echo guard, or on an echo-cancelling sound server (see docs/audio.md)."""
+    noise_suppression: bool = False
+    """With echo_cancel webrtc, also suppress steady background noise in the microphone."""
 
 
 # --- wake word ----------------------------------------------------------------------------------
@@ -51,10 +63,12 @@ class AudioSettings(_Model):
 class WakeWordModel(_Model):
     """One wake-word model."""
 
-    model: str
-    """A bundled name (alexa, hey_jarvis, hey_mycroft, hey_rhasspy, okay_nabu) or a .tflite/.onnx path."""
-    threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
-    """Score (0.0 to 1.0) at or above which the word counts as heard."""
+    model: Annotated[str, Field(min_length=1)]
+    """A bundled name (alexa, hey_jarvis, hey_mycroft, hey_rhasspy, okay_nabu) or a model file path:
+    .tflite or .onnx for openWakeWord, the .json manifest (next to its .tflite) for microWakeWord."""
+    threshold: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    """Score (0.0 to 1.0) at or above which the word counts as heard; null for the model's own default
+    (0.5 for openWakeWord, the cutoff shipped with a microWakeWord model)."""
     refractory_seconds: Annotated[float, Field(ge=0.0, le=30.0)] = 2.0
     """Seconds after a detection during which this word is ignored."""
 
@@ -71,6 +85,11 @@ class WakeSettings(_Model):
     suppress_during_playback: bool = False
     """Ignore wake words while the assistant speaks (for speakers next to the mic without an echo
     canceller); the stop words still work, but the wake word no longer interrupts."""
+    echo_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.9
+    """While the assistant's own output is audible, a wake word counts only at this score (0.0 to 1.0)
+    or above, so the assistant does not wake itself; 1.0 ignores them all then, 0.0 turns the guard off."""
+    echo_tail_seconds: Annotated[float, Field(ge=0.0, le=5.0)] = 0.5
+    """Seconds after the speaker goes quiet during which the echo guard stays on (room reverb, buffers)."""
 
 
 # --- end of speech ------------------------------------------------------------------------------

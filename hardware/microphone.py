@@ -1,0 +1,196 @@
+"""The PyAudio microphone: 16 kHz mono int16 in fixed chunks, surviving devices that come and go.
+
+PortAudio calls back on its own thread; each buffer crosses into the event loop through
+``call_soon_threadsafe`` and an asyncio queue, so nothing blocks the loop. A stream that stops
+delivering (unplugged, sound server restarted) is closed and reopened with jittered backoff, and every
+change is published as ``ConnectionChanged(service="microphone")``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from assistant.audio import MIC_RATE_HZ, AudioChunk
+from assistant.events import ConnectionChanged, Event
+from assistant.tasks import backoff
+
+from .devices import DeviceError, describe, find_device, new_portaudio
+
+_LOGGER = logging.getLogger(__name__)
+
+SERVICE = "microphone"
+_MAX_QUEUED_SECONDS = 5.0
+
+
+class _Capture:
+    """One open input stream and the queue its callback fills."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_chunks: int) -> None:
+        self._loop = loop
+        self.queue: collections.deque[bytes] = collections.deque(maxlen=max_chunks)
+        self.ready = asyncio.Event()
+        self.dropped = 0
+        self.pa: Any = None
+        self.stream: Any = None
+        self.device_name = ""
+
+    def callback(self, in_data: bytes | None, frames: int, time_info: Any, status: int) -> tuple[None, int]:
+        import pyaudio
+
+        if in_data is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._deliver, in_data)
+            except RuntimeError:  # the event loop is closed: the daemon is exiting
+                return None, pyaudio.paAbort
+        return None, pyaudio.paContinue
+
+    def _deliver(self, pcm: bytes) -> None:
+        if len(self.queue) == self.queue.maxlen:
+            self.dropped += 1
+        self.queue.append(pcm)
+        self.ready.set()
+
+    def close(self) -> None:
+        # Pa_CloseStream discards what is buffered, like Pa_AbortStream; terminate releases the host API.
+        stream, pa, self.stream, self.pa = self.stream, self.pa, None, None
+        try:
+            if stream is not None:
+                stream.close()
+        except OSError as err:
+            _LOGGER.debug("closing the input stream failed: %s", err)
+        finally:
+            if pa is not None:
+                pa.terminate()
+
+
+class PyAudioMicrophone:
+    """An :class:`~assistant.ports.AudioSource` over PyAudio."""
+
+    def __init__(
+        self,
+        *,
+        device: str | int | None = None,
+        chunk_ms: int = 80,
+        publish: Callable[[Event], None] | None = None,
+        reconnect_max_seconds: float = 30.0,
+        stall_seconds: float = 2.0,
+    ) -> None:
+        self._device = device
+        self._frames = MIC_RATE_HZ * chunk_ms // 1000
+        self._publish = publish or (lambda event: None)
+        self._reconnect_max_seconds = reconnect_max_seconds
+        self._stall_seconds = stall_seconds
+        self._connected: bool | None = None
+        self.reconnects = 0
+        """Times the stream was lost and reopened."""
+
+    def _announce(self, connected: bool, detail: str) -> None:
+        if connected == self._connected:
+            return
+        self._connected = connected
+        self._publish(ConnectionChanged(service=SERVICE, connected=connected, detail=detail))
+
+    def _open(self, capture: _Capture) -> None:
+        """Open the configured device (blocking; runs in a worker thread)."""
+        import pyaudio
+
+        capture.pa = new_portaudio()
+        try:
+            device = find_device(describe(capture.pa), self._device, "input")
+            capture.device_name = device.name
+            capture.stream = capture.pa.open(
+                format=pyaudio.paInt16,
+                channels=1,
+                rate=MIC_RATE_HZ,
+                input=True,
+                input_device_index=device.index,
+                frames_per_buffer=self._frames,
+                stream_callback=capture.callback,
+            )
+        except (OSError, ValueError) as err:
+            capture.close()
+            raise DeviceError(f"cannot open the microphone: {err}") from err
+        except BaseException:
+            capture.close()
+            raise
+
+    async def chunks(self) -> AsyncIterator[AudioChunk]:
+        """Yield chunks of ``chunk_ms`` forever, reopening the device whenever it is lost."""
+        loop = asyncio.get_running_loop()
+        delays = backoff(0.5, self._reconnect_max_seconds)
+        max_chunks = max(1, round(_MAX_QUEUED_SECONDS * MIC_RATE_HZ / self._frames))
+        while True:
+            capture = _Capture(loop, max_chunks)
+            opening = asyncio.ensure_future(asyncio.to_thread(self._open, capture))
+            try:
+                await asyncio.shield(opening)
+            except asyncio.CancelledError:
+                # The thread finishes opening regardless; close what it opens instead of leaking it.
+                opening.add_done_callback(functools.partial(_close_when_opened, capture))
+                raise
+            except DeviceError as err:
+                delay = next(delays)
+                if self._connected is not False:
+                    _LOGGER.warning("%s; retrying in %.1f s", err, delay)
+                self._announce(False, str(err))
+                await asyncio.sleep(delay)
+                continue
+            _LOGGER.info("microphone open: %s, %d Hz, %d-sample chunks", capture.device_name, MIC_RATE_HZ, self._frames)
+            self._announce(True, capture.device_name)
+            delays = backoff(0.5, self._reconnect_max_seconds)
+            try:
+                async for chunk in self._drain(capture):
+                    yield chunk
+            finally:
+                await _close_soon(capture)
+            self.reconnects += 1
+            _LOGGER.warning("microphone %s stopped delivering audio; reopening", capture.device_name)
+            self._announce(False, f"{capture.device_name} stopped delivering audio")
+
+    async def _drain(self, capture: _Capture) -> AsyncIterator[AudioChunk]:
+        """Yield what the callback delivers until the stream stalls."""
+        while True:
+            if not capture.queue:
+                capture.ready.clear()
+                try:
+                    await asyncio.wait_for(capture.ready.wait(), self._stall_seconds)
+                except TimeoutError:
+                    return
+            if capture.dropped:
+                _LOGGER.warning("the daemon fell behind the microphone; dropped %d chunks", capture.dropped)
+                capture.dropped = 0
+            yield AudioChunk(capture.queue.popleft(), MIC_RATE_HZ)
+
+
+def _close_when_opened(capture: _Capture, _: object) -> None:
+    capture.close()
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _close_soon(capture: _Capture) -> None:
+    """Close in a daemon thread: a stream whose server vanished can hang in close, and must not hang us."""
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def close() -> None:
+        try:
+            capture.close()
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop closed while we were closing: nobody waits
+                done.get_loop().call_soon_threadsafe(_settle, done)
+
+    threading.Thread(target=close, name="microphone-close", daemon=True).start()
+    try:
+        await asyncio.wait_for(asyncio.shield(done), 2.0)
+    except TimeoutError:
+        _LOGGER.warning("closing the microphone took over 2 s; leaving it behind")

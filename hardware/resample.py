@@ -1,0 +1,48 @@
+"""Streaming sample-rate conversion and gain for int16 PCM (soxr, numpy)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Resampler:
+    """Converts one continuous int16 mono stream from ``in_rate_hz`` to ``out_rate_hz`` (soxr, high quality)."""
+
+    def __init__(self, in_rate_hz: int, out_rate_hz: int) -> None:
+        self.in_rate_hz = in_rate_hz
+        self.out_rate_hz = out_rate_hz
+        self._stream: Any = None
+        if in_rate_hz != out_rate_hz:
+            import soxr
+
+            self._stream = soxr.ResampleStream(in_rate_hz, out_rate_hz, 1, dtype="int16")
+
+    def process(self, pcm: bytes, *, last: bool = False) -> bytes:
+        """Convert the next piece of the stream; ``last`` flushes what the filter still holds."""
+        if self._stream is None:
+            return pcm
+        import numpy as np
+
+        samples = np.frombuffer(pcm, dtype="<i2")
+        out: Any = self._stream.resample_chunk(samples, last=last)
+        return bytes(out.astype("<i2").tobytes())
+
+
+def apply_gain(pcm: bytes, gain: float) -> bytes:
+    """Multiply int16 samples by a linear ``gain``, clipping at full scale."""
+    if gain == 1.0:
+        return pcm
+    import numpy as np
+
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) * gain
+    return bytes(np.clip(samples, -32768, 32767).astype("<i2").tobytes())
+
+
+def rms(pcm: bytes) -> float:
+    """Root mean square of int16 samples, 0.0 to 1.0 of full scale."""
+    if not pcm:
+        return 0.0
+    import numpy as np
+
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
+    return float(np.sqrt(np.mean(samples * samples)) / 32768.0)

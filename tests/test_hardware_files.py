@@ -1,0 +1,184 @@
+"""WAV files as microphone and speaker, device lookup, resampling: no sound server needed."""
+
+from __future__ import annotations
+
+import wave
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.audio import AudioChunk, AudioFormatError, read_wav, tone, write_wav
+from hardware.devices import DeviceError, DeviceInfo, find_device
+from hardware.files import FileSink, FileSource
+from hardware.resample import Resampler, apply_gain
+from tests.fakes import FakeClock
+
+DATA = Path(__file__).parent / "data" / "listen"
+
+
+async def collect(source: FileSource) -> list[AudioChunk]:
+    return [chunk async for chunk in source.chunks()]
+
+
+async def test_file_source_yields_fixed_chunks_then_trailing_silence_and_ends() -> None:
+    source = FileSource(DATA / "alexa__en-gb__s165__clean.wav", realtime=False, trailing_silence_seconds=1.0)
+    chunks = await collect(source)
+    assert {len(c.pcm) for c in chunks} == {2560}
+    assert {c.rate_hz for c in chunks} == {16_000}
+    audio = read_wav(DATA / "alexa__en-gb__s165__clean.wav")
+    assert b"".join(c.pcm for c in chunks).startswith(audio.pcm)
+    assert len(chunks) == -(-audio.samples // 1280) + round(1.0 / 0.08)
+    assert not any(chunks[-1].pcm)
+
+
+async def test_file_source_paces_in_real_time_on_the_clock() -> None:
+    import asyncio
+
+    clock = FakeClock()
+    source = FileSource(
+        DATA / "alexa__en-gb__s165__clean.wav", realtime=True, trailing_silence_seconds=0.8, clock=clock
+    )
+    driver = asyncio.create_task(clock.drive())
+    try:
+        chunks = await collect(source)
+    finally:
+        driver.cancel()
+    assert clock.now() == pytest.approx(len(chunks) * 0.08)
+
+
+async def test_file_source_resamples_other_rates_to_16k(tmp_path: Path) -> None:
+    write_wav(tmp_path / "44k.wav", tone(440, 1.0, rate_hz=44_100))
+    chunks = await collect(FileSource(tmp_path / "44k.wav", realtime=False, trailing_silence_seconds=0))
+    samples = np.frombuffer(b"".join(c.pcm for c in chunks), dtype="<i2")
+    assert abs(len(samples) - 16_000) <= 1280
+    spectrum = np.abs(np.fft.rfft(samples[:16_000]))
+    assert abs(np.fft.rfftfreq(16_000, 1 / 16_000)[np.argmax(spectrum)] - 440) < 2
+
+
+def test_file_source_refuses_stereo_with_a_clear_message(tmp_path: Path) -> None:
+    with wave.open(str(tmp_path / "stereo.wav"), "wb") as wav:
+        wav.setnchannels(2)
+        wav.setsampwidth(2)
+        wav.setframerate(16_000)
+        wav.writeframes(bytes(6400))
+    with pytest.raises(AudioFormatError, match="stereo.wav: need mono"):
+        FileSource(tmp_path / "stereo.wav")
+
+
+async def stream(*chunks: AudioChunk) -> AsyncIterator[AudioChunk]:
+    for chunk in chunks:
+        yield chunk
+
+
+async def test_file_sink_writes_everything_played_at_24k(tmp_path: Path) -> None:
+    sink = FileSink(tmp_path / "reply.wav")
+    assert await sink.play(stream(tone(500, 0.5, rate_hz=24_000), tone(500, 0.5, rate_hz=16_000)))
+    assert await sink.play(stream(tone(700, 0.25, rate_hz=24_000)))
+    sink.close()
+    written = read_wav(tmp_path / "reply.wav")
+    assert written.rate_hz == 24_000
+    assert written.seconds == pytest.approx(1.25, abs=0.01)
+
+
+async def test_file_sink_is_a_valid_wav_while_still_open(tmp_path: Path) -> None:
+    sink = FileSink(tmp_path / "reply.wav")
+    await sink.play(stream(tone(500, 0.5, rate_hz=24_000)))
+    assert read_wav(tmp_path / "reply.wav").seconds == pytest.approx(0.5, abs=0.01)
+    sink.close()
+
+
+async def test_file_sink_reports_a_stopped_stream(tmp_path: Path) -> None:
+    sink = FileSink(tmp_path / "reply.wav")
+
+    async def stopped() -> AsyncIterator[AudioChunk]:
+        yield tone(500, 0.1)
+        sink.stop()
+        yield tone(500, 0.1)
+
+    assert await sink.play(stopped()) is False
+    sink.close()
+    assert read_wav(tmp_path / "reply.wav").seconds == pytest.approx(0.1, abs=0.01)
+
+
+def test_streaming_resampler_keeps_duration_and_pitch() -> None:
+    resampler = Resampler(24_000, 16_000)
+    source = tone(500, 2.0, rate_hz=24_000)
+    out = b"".join(resampler.process(source.pcm[i : i + 9600]) for i in range(0, len(source.pcm), 9600))
+    out += resampler.process(b"", last=True)
+    samples = np.frombuffer(out, dtype="<i2")
+    assert len(samples) == pytest.approx(32_000, abs=2)
+    assert abs(np.fft.rfftfreq(len(samples), 1 / 16_000)[np.argmax(np.abs(np.fft.rfft(samples)))] - 500) < 1
+
+
+def test_gain_scales_and_clips() -> None:
+    pcm = np.array([1000, -1000, 30000], dtype="<i2").tobytes()
+    assert np.frombuffer(apply_gain(pcm, 0.5), dtype="<i2").tolist() == [500, -500, 15000]
+    assert np.frombuffer(apply_gain(pcm, 2.0), dtype="<i2").tolist() == [2000, -2000, 32767]
+
+
+DEVICES = [
+    DeviceInfo(0, "HDA Intel PCH: ALC257 Analog (hw:0,0)", "ALSA", 2, 2, 44100, False, False),
+    DeviceInfo(1, "ReSpeaker 4 Mic Array (UAC1.0): USB Audio (hw:1,0)", "ALSA", 6, 0, 16000, False, False),
+    DeviceInfo(2, "pulse", "ALSA", 32, 32, 44100, False, False),
+    DeviceInfo(3, "default", "ALSA", 32, 32, 44100, True, True),
+]
+
+
+@pytest.mark.parametrize(
+    ("spec", "direction", "index"),
+    [
+        (None, "input", 3),
+        ("respeaker", "input", 1),
+        (1, "input", 1),
+        ("2", "output", 2),
+        ("Default", "output", 3),
+    ],
+)
+def test_devices_are_found_by_index_name_part_or_default(spec: str | int | None, direction: str, index: int) -> None:
+    assert find_device(DEVICES, spec, direction).index == index  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("spec", "direction", "message"),
+    [
+        ("respeaker", "output", "no output device matches 'respeaker'"),
+        (7, "input", "no input device with index 7"),
+        ("a", "input", "ambiguous"),
+    ],
+)
+def test_a_device_that_is_missing_or_ambiguous_is_named_in_the_error(
+    spec: str | int, direction: str, message: str
+) -> None:
+    with pytest.raises(DeviceError, match=message):
+        find_device(DEVICES, spec, direction)  # type: ignore[arg-type]
+
+
+def test_no_devices_at_all_says_the_sound_server_may_be_down() -> None:
+    with pytest.raises(DeviceError, match="sound server"):
+        find_device([], None, "input")
+
+
+async def test_file_sink_keeps_the_reply_at_full_scale_whatever_the_volume(tmp_path: Path) -> None:
+    sink = FileSink(tmp_path / "reply.wav")
+    sink.set_volume(0.2)
+    await sink.play(stream(tone(500, 0.2, rate_hz=24_000, level=0.5)))
+    sink.close()
+    peak = np.max(np.abs(np.frombuffer(read_wav(tmp_path / "reply.wav").pcm, dtype="<i2"))) / 32767
+    assert peak == pytest.approx(0.5, abs=0.02)
+    assert sink.volume == 0.2
+
+
+def test_speaker_falls_back_to_the_device_rate_when_the_stream_rate_is_refused() -> None:
+    from hardware.speaker import PyAudioSpeaker
+
+    class RefusesAllBut48k:
+        def is_format_supported(self, rate: int, **_: object) -> bool:
+            if rate != 48_000:
+                raise ValueError("Invalid sample rate")
+            return True
+
+    usb = DeviceInfo(5, "USB speaker", "ALSA", 0, 2, 48_000, False, True)
+    assert PyAudioSpeaker._pick_rate(RefusesAllBut48k(), usb, 24_000) == 48_000
+    assert PyAudioSpeaker._pick_rate(RefusesAllBut48k(), usb, 48_000) == 48_000

@@ -8,19 +8,35 @@ import logging
 import signal
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .bus import Bus
 from .config import Settings
-from .events import ConnectionChanged, DaemonStarted, ShutdownRequested
+from .events import ConnectionChanged, DaemonStarted, ShutdownRequested, TurnEnded
 from .logs import log_event
-from .ports import AudioSink, AudioSource, Clock, SpeechDetector, SpeechModel, ToolRunner, Voice, WakeDetector
+from .model.unavailable import LoadingModel
+from .ports import (
+    AudioSink,
+    AudioSource,
+    Clock,
+    Replayer,
+    SpeechDetector,
+    SpeechModel,
+    ToolRunner,
+    Voice,
+    WakeDetector,
+)
 from .sdnotify import Notifier
 from .state import StateTracker
 from .supervisor import Supervisor, SupervisorOptions
 from .tasks import MonotonicClock
 from .turn import TurnDeps
+
+if TYPE_CHECKING:
+    from .tools import ToolRegistry
+    from .voice import ReplayVoice
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -40,11 +56,13 @@ class Adapters:
     voice: Voice
     tools: ToolRunner
     stop_word: WakeDetector | None = None
+    replayer: Replayer | None = None
     services: Sequence[Service] = field(default_factory=list)
     """Edges run beside the supervisor."""
 
 
-AdapterFactory = Callable[[Settings, Bus, Clock], Adapters]
+AdapterFactory = Callable[[Settings, Bus, Clock, contextlib.AsyncExitStack], Coroutine[Any, Any, Adapters]]
+"""Builds the adapters; registers their clean-up on the exit stack."""
 
 
 class App:
@@ -65,8 +83,13 @@ class App:
 
     async def run(self) -> None:
         """Build the adapters, serve, and shut down cleanly on SIGTERM/SIGINT."""
+        async with contextlib.AsyncExitStack() as stack:
+            adapters = await self._build(self._settings, self.bus, self.clock, stack)
+            await self._serve(adapters)
+        _LOGGER.info("stopped")
+
+    async def _serve(self, adapters: Adapters) -> None:
         settings = self._settings
-        adapters = self._build(settings, self.bus, self.clock)
         conversation = settings.conversation
         deps = TurnDeps(
             publish=self.bus.publish,
@@ -78,6 +101,7 @@ class App:
             tools=adapters.tools,
             endpoint=settings.endpointing,
             conversation=conversation,
+            replayer=adapters.replayer,
         )
         supervisor = Supervisor(
             bus=self.bus,
@@ -90,6 +114,7 @@ class App:
                 forget_after_seconds=conversation.forget_after_seconds,
                 suppress_wake_during_playback=settings.wake.suppress_during_playback,
                 initial_volume=settings.audio.volume,
+                wake_words=tuple(word.model for word in settings.wake.words),
             ),
         )
         notifier = Notifier()
@@ -113,7 +138,6 @@ class App:
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
-        _LOGGER.info("stopped")
 
     async def _watchdog(self, notifier: Notifier, interval_seconds: float) -> None:
         """Ping systemd from the event loop, so a blocked loop gets the daemon restarted."""
@@ -127,3 +151,179 @@ def report_unavailable(bus: Bus, service: str, detail: str) -> None:
     _LOGGER.error("%s unavailable: %s", service, detail)
     with contextlib.suppress(Exception):
         bus.publish(ConnectionChanged(service=service, connected=False, detail=detail))
+
+
+# --- building the real adapters -----------------------------------------------------------------
+
+
+async def build_adapters(
+    settings: Settings,
+    bus: Bus,
+    clock: Clock,
+    stack: contextlib.AsyncExitStack,
+    *,
+    input_wav: Path | None = None,
+    output_wav: Path | None = None,
+) -> Adapters:
+    """Build every real adapter from the settings; edges that fail are reported and left out, never fatal."""
+    from hardware import FileSink, FileSource, build_ducker, build_echo_canceller, build_microphone, build_speaker
+
+    from .listen import build_stop_detector, build_vad, build_wake_detector
+
+    services: list[Service] = []
+    audio = settings.audio
+    echo = build_echo_canceller(audio) if input_wav is None and output_wav is None else None
+    sink: AudioSink
+    if output_wav is not None:
+        file_sink = FileSink(output_wav)
+        stack.callback(file_sink.close)
+        sink, monitor = file_sink, file_sink.monitor
+    else:
+        speaker = build_speaker(audio, bus, echo=echo)
+        sink, monitor = speaker, speaker.monitor
+        if (ducker := build_ducker(audio)) is not None:
+            services.append(lambda: ducker.run(bus))
+    source: AudioSource
+    if input_wav is not None:
+        source = FileSource(input_wav, chunk_ms=audio.chunk_ms, realtime=True, clock=clock)
+    else:
+        source = build_microphone(audio, bus, echo=echo)
+
+    model = _build_model(settings, bus, services)
+    voice = await _build_voice(settings, stack)
+    # A replay queued by a turn that ended before speaking must not leak into the next answer.
+    bus.tap(lambda envelope: voice.cancel_replay() if isinstance(envelope.event, TurnEnded) else None)
+    tools = await _build_tools(settings, bus, clock, stack, services, voice)
+    return Adapters(
+        source=source,
+        sink=sink,
+        wake=build_wake_detector(settings.wake, monitor=monitor),
+        stop_word=build_stop_detector(settings.wake),
+        vad=build_vad(),
+        model=model,
+        voice=voice,
+        tools=tools,
+        replayer=voice,
+        services=services,
+    )
+
+
+def _build_model(settings: Settings, bus: Bus, services: list[Service]) -> SpeechModel:
+    if settings.model.backend == "vllm":
+        from .model.stepaudio2.vllm import build_vllm_model
+
+        remote = build_vllm_model(settings.model.vllm, settings.persona, bus.publish)
+        services.append(remote.run_health_checks)
+        return remote
+
+    async def load() -> SpeechModel:
+        from .model.stepaudio2 import build_local_model
+
+        try:
+            # Loading reads gigabytes; off the loop so the wake word and Home Assistant keep working.
+            model = await asyncio.to_thread(build_local_model, settings.model.local, settings.persona)
+        except Exception as err:
+            report_unavailable(bus, "model", str(err))
+            raise
+        bus.publish(ConnectionChanged(service="model", connected=True, detail=settings.model.local.path))
+        return model
+
+    loading: asyncio.Task[SpeechModel] = asyncio.get_running_loop().create_task(load(), name="model:load")
+    return LoadingModel(loading)
+
+
+async def _build_voice(settings: Settings, stack: contextlib.AsyncExitStack) -> ReplayVoice:
+    from .voice import SpeechError, VoiceUnavailable, build_voice
+
+    try:
+        voice = build_voice(settings.voice, settings.persona, _local_model_dir(settings))
+    except VoiceUnavailable as err:
+        _LOGGER.warning("%s; answers are spoken through the TTS", err)
+        voice = build_voice(settings.voice.model_copy(update={"mode": "tts"}), settings.persona, None)
+    stack.callback(voice.close)
+    try:
+        await voice.prepare()
+    except SpeechError as err:
+        _LOGGER.warning("the model's voice is unusable, answers use the TTS: %s", err)
+    return voice
+
+
+def _local_model_dir(settings: Settings) -> Path | None:
+    """The local model directory, when model.local.path names one (token2wav/ lives inside it)."""
+    local = _expand(settings.model.local.path)
+    return local if local.is_dir() else None
+
+
+def _expand(path: str) -> Path:
+    return Path(path).expanduser()
+
+
+async def _build_tools(
+    settings: Settings,
+    bus: Bus,
+    clock: Clock,
+    stack: contextlib.AsyncExitStack,
+    services: list[Service],
+    voice: ReplayVoice,
+) -> ToolRegistry:
+    import httpx
+
+    from .errors import HomeAssistantError
+    from .integrations.homeassistant import build_home_assistant
+    from .integrations.mqtt import MqttBridge
+    from .integrations.wyoming import WyomingServer
+    from .ports import HomeAssistantApi, MessagePublisher
+    from .scheduler import ReminderScheduler
+    from .skills import SkillDeps, load_skills
+
+    mqtt: MessagePublisher | None = None
+    if settings.mqtt.enabled:
+        bridge = MqttBridge(
+            settings.mqtt,
+            bus,
+            __version__,
+            wake_words=[word.model for word in settings.wake.words],
+            wake_word=settings.wake.words[0].model,
+            dialect=settings.persona.dialect,
+            volume=settings.audio.volume,
+        )
+        services.append(bridge.run)
+        mqtt = bridge
+    home_assistant: HomeAssistantApi | None = None
+    if settings.home_assistant.enabled:
+        client = build_home_assistant(settings.home_assistant)
+        stack.push_async_callback(client.close)
+        try:
+            await client.check()
+        except HomeAssistantError as err:
+            report_unavailable(bus, "home_assistant", str(err))
+        home_assistant = client
+    if settings.wyoming.enabled:
+        services.append(WyomingServer(settings.wyoming, bus, __version__, voice=voice).run)
+
+    scheduler = ReminderScheduler(
+        _expand(settings.scheduler.database),
+        publish=bus.publish,
+        timezone=settings.persona.timezone,
+        misfire_grace_seconds=settings.scheduler.misfire_grace_seconds,
+    )
+    await scheduler.start()
+    stack.push_async_callback(scheduler.stop)
+    http = httpx.AsyncClient(timeout=10)
+    stack.push_async_callback(http.aclose)
+    deps = SkillDeps(
+        publish=bus.publish,
+        clock=clock,
+        timezone=settings.persona.timezone,
+        home_location=settings.persona.location,
+        http=http,
+        home_assistant=home_assistant,
+        mqtt=mqtt,
+        mqtt_command_topics=settings.mqtt.command_topics,
+        scheduler=scheduler,
+        extra={"voice": voice},
+    )
+    tools = await load_skills(settings.skills, deps)
+    stack.push_async_callback(tools.aclose)
+    bus.tap(tools.observe)
+    return tools

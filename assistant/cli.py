@@ -72,7 +72,8 @@ def _run(args: argparse.Namespace) -> int:
 
     configure_logging(settings.logging, _secrets(settings))
     app = App(
-        settings, lambda s, bus, clock: build_adapters(s, bus, clock, input_wav=args.input, output_wav=args.output)
+        settings,
+        lambda s, bus, clock, stack: build_adapters(s, bus, clock, stack, input_wav=args.input, output_wav=args.output),
     )
     asyncio.run(app.run())
     return 0
@@ -81,8 +82,16 @@ def _run(args: argparse.Namespace) -> int:
 def _devices(_: argparse.Namespace) -> int:
     from hardware.devices import list_devices
 
-    for device in list_devices():
-        print(device.describe())
+    devices = list_devices()
+    if not devices:
+        print("no audio devices found (is PulseAudio or PipeWire running, and is this user in the audio group?)")
+        return 1
+    for d in devices:
+        roles = [r for r, on in (("default input", d.is_default_input), ("default output", d.is_default_output)) if on]
+        print(
+            f"{d.index:3d}  {d.name}  [{d.host_api}]  in: {d.max_input_channels}  out: {d.max_output_channels}  "
+            f"{d.default_rate_hz} Hz{'  (' + ', '.join(roles) + ')' if roles else ''}"
+        )
     return 0
 
 

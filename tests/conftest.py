@@ -13,6 +13,7 @@ from assistant.audio import AudioChunk
 from assistant.bus import Bus
 from assistant.config import Settings
 from assistant.events import AssistantStateChanged, Event, ShutdownRequested, TurnEnded
+from assistant.ports import Replayer, ToolRunner, Voice
 from assistant.state import StateTracker
 from assistant.supervisor import Supervisor, SupervisorOptions
 from assistant.turn import TurnDeps
@@ -49,9 +50,11 @@ class Rig:
 
     settings: Settings = field(default_factory=settings)
     rounds: Sequence[Sequence[Step]] = ()
-    tools: FakeTools = field(default_factory=FakeTools)
+    tools: ToolRunner = field(default_factory=FakeTools)
     clock: FakeClock = field(default_factory=FakeClock)
     events: list[Event] = field(default_factory=list)
+    voice: Voice = field(default_factory=FakeVoice)
+    replayer: Replayer | None = None
 
     def __post_init__(self) -> None:
         self.bus = Bus(self.clock)
@@ -90,11 +93,12 @@ class Rig:
             clock=self.clock,
             vad=FakeSpeechDetector(),
             model=self.model,
-            voice=FakeVoice(),
+            voice=self.voice,
             sink=self.speaker,
             tools=self.tools,
             endpoint=s.endpointing,
             conversation=s.conversation,
+            replayer=self.replayer,
         )
         supervisor = Supervisor(
             bus=self.bus,

@@ -16,7 +16,8 @@ from assistant.errors import HomeAssistantError
 from assistant.events import Event
 from assistant.ports import EntityState
 from assistant.skills import SkillDeps
-from tests.fakes import FakeClock
+from assistant.voice.replay import ReplayVoice
+from tests.fakes import FakeClock, FakeVoice
 
 DATA = Path(__file__).parent / "data" / "skills"
 
@@ -120,6 +121,12 @@ class RecordingPublisher:
 def deps(**overrides: Any) -> tuple[SkillDeps, list[Event]]:
     """SkillDeps on a fake clock whose published events land in the returned list."""
     events: list[Event] = []
-    values: dict[str, Any] = {"publish": events.append, "clock": FakeClock(), "timezone": "Asia/Shanghai"}
+    voice = ReplayVoice(FakeVoice(), None)
+    values: dict[str, Any] = {
+        "publish": events.append,
+        "clock": FakeClock(),
+        "timezone": "Asia/Shanghai",
+        "extra": {"voice": voice},
+    }
     values.update(overrides)
     return SkillDeps(**values), events

@@ -1,11 +1,12 @@
-"""The model to use when the real one could not be loaded: every turn fails with the reason."""
+"""Stand-ins for the model while it loads or when it could not be loaded: turns fail with the reason."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from ..errors import ModelError
-from ..ports import ModelEvent, ModelRequest
+from ..ports import ModelEvent, ModelRequest, SpeechModel
 
 
 class UnavailableModel:
@@ -22,3 +23,28 @@ class UnavailableModel:
 
     def forget(self, conversation_id: str) -> None:
         """Nothing to forget."""
+
+
+class LoadingModel:
+    """Serves the wake word at once while the real model loads in the background (tens of seconds)."""
+
+    def __init__(self, loading: asyncio.Task[SpeechModel]) -> None:
+        self._loading = loading
+
+    def _model(self) -> SpeechModel:
+        if not self._loading.done():
+            raise ModelError("the model is still loading; please ask again in a moment", recoverable=False)
+        error = self._loading.exception() if not self._loading.cancelled() else None
+        if error is not None or self._loading.cancelled():
+            raise ModelError(f"the model could not be loaded: {error or 'cancelled'}")
+        return self._loading.result()
+
+    async def respond(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        """Answer through the loaded model, or fail at once with why it is not there."""
+        async for event in self._model().respond(request):
+            yield event
+
+    def forget(self, conversation_id: str) -> None:
+        """Forget in the loaded model, if it is loaded."""
+        if self._loading.done() and not self._loading.cancelled() and self._loading.exception() is None:
+            self._loading.result().forget(conversation_id)

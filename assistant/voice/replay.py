@@ -166,7 +166,7 @@ class ReplayVoice:
 def _resampled_join(chunks: list[AudioChunk]) -> AudioChunk:
     # Answers mixing engines (TTS at 22.05 kHz, token2wav at 24 kHz) are kept at the first rate.
     import numpy as np
-    import soxr  # type: ignore[import-untyped]
+    import soxr
 
     rate = chunks[0].rate_hz
     parts = []

@@ -119,7 +119,7 @@ def resample(audio: FloatArray, from_hz: int, to_hz: int) -> FloatArray:
     """High-quality resampling (libsoxr)."""
     if from_hz == to_hz:
         return audio
-    import soxr  # type: ignore[import-untyped]
+    import soxr
 
     out: FloatArray = soxr.resample(audio, from_hz, to_hz).astype(np.float32)
     return out
@@ -140,7 +140,7 @@ class PromptProcessor:
 
     def _session(self, name: str) -> Any:
         if name not in self._sessions:
-            import onnxruntime  # type: ignore[import-untyped]
+            import onnxruntime
 
             options = onnxruntime.SessionOptions()
             options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -1,0 +1,1 @@
+"""The brain: speech model engines behind the ``SpeechModel`` port."""

@@ -1,0 +1,29 @@
+"""Step-Audio 2 mini: the model code, its audio front end, prompts, token parsing and the local engine.
+
+The pure parts (:mod:`.tokens`, :mod:`.parser`, :mod:`.prompt`, :mod:`.history`, :mod:`.frontend`) import
+no torch, so the vLLM backend can reuse them; torch and transformers load only in :func:`build_local_model`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ...errors import ModelError
+
+if TYPE_CHECKING:
+    from ...config import LocalModelSettings, PersonaSettings
+    from ...ports import SpeechModel
+
+
+def build_local_model(settings: LocalModelSettings, persona: PersonaSettings) -> SpeechModel:
+    """Load Step-Audio 2 in this process as the settings say; ``ModelError`` when it cannot."""
+    try:
+        from .engine import GenerationOptions, StepAudio2Engine
+        from .loading import load
+    except ImportError as err:
+        raise ModelError(
+            f"the local Step-Audio 2 engine needs torch and transformers ({err.name} is missing): "
+            "pip install 'xiangyin[model]'"
+        ) from err
+    model, tokenizer = load(settings)
+    return StepAudio2Engine(model, tokenizer, persona, GenerationOptions.from_settings(settings))

@@ -1,0 +1,124 @@
+"""Fixtures for the Step-Audio 2 engine: a tiny random checkpoint, loaded once, and scripted answers."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from transformers import LogitsProcessor, PreTrainedTokenizerBase
+
+from assistant.config import LocalModelSettings, PersonaSettings
+from assistant.model.stepaudio2 import tokens as t
+from assistant.model.stepaudio2.engine import GenerationOptions, StepAudio2Engine
+from assistant.model.stepaudio2.loading import load
+from assistant.model.stepaudio2.modeling import StepAudio2ForCausalLM
+from tests.model.checkpoint import build
+
+TODAY = datetime(2026, 11, 25, 9, 30)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Step-Audio 2 checkpoint (≈90 MB, almost all of it the two 158,720-row matrices)."""
+    return build(tmp_path_factory.mktemp("step-audio-2-tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_checkpoint: Path) -> tuple[StepAudio2ForCausalLM, PreTrainedTokenizerBase]:
+    """The tiny checkpoint loaded by the real loading code, on the CPU."""
+    return load(LocalModelSettings(path=str(tiny_checkpoint), device="cpu"))
+
+
+class Script(LogitsProcessor):
+    """Forces the model's output: each round's tokens in turn (each round should end with ``<|EOT|>``).
+
+    ``gate`` (if given) is a ``(step, callback)`` pair: the callback runs inside generation, on the worker
+    thread, before the token of that step (0-based, over the whole script) is produced.
+    """
+
+    def __init__(self, rounds: Iterable[Sequence[int]], gate: tuple[int, Callable[[], None]] | None = None) -> None:
+        self._rounds = deque(list(r) for r in rounds)
+        self._current: deque[int] = deque()
+        self._gate = gate
+        self.steps = 0
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self._gate is not None and self.steps == self._gate[0]:
+            self._gate[1]()
+        self.steps += 1
+        if not self._current:
+            self._current = deque(self._rounds.popleft() if self._rounds else [t.EOT])
+        token = self._current.popleft()
+        forced = torch.full_like(scores, -math.inf)
+        forced[:, token] = 0.0
+        return forced
+
+
+class Speech:
+    """Builds token scripts the way Step-Audio 2 writes them."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.tokenizer = tokenizer
+
+    def text(self, text: str) -> list[int]:
+        """Plain text tokens."""
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def spoken(self, text: str, codes: Sequence[int]) -> list[int]:
+        """``text`` and speech ``codes`` interleaved 1 : 4, pads filling the shorter side, then ``<tts_end>``."""
+        text_ids = self.text(text)
+        slots = max(len(text_ids), math.ceil(len(codes) / 4))
+        out: list[int] = []
+        for i in range(slots):
+            out.append(text_ids[i] if i < len(text_ids) else t.TTS_PAD)
+            chunk = list(codes[4 * i : 4 * i + 4])
+            out.extend(t.AUDIO_0 + c for c in chunk + [t.AUDIO_PAD_CODE] * (4 - len(chunk)))
+        return [*out, t.TTS_END]
+
+    def tool_call(self, name: str, arguments: str) -> list[int]:
+        """A tool call as the model writes it."""
+        return self.text(f"<tool_call>function\n{name}\n{arguments}</tool_call>")
+
+
+@pytest.fixture
+def speech(tiny_model: tuple[StepAudio2ForCausalLM, PreTrainedTokenizerBase]) -> Speech:
+    """Token script builder over the tiny tokenizer."""
+    return Speech(tiny_model[1])
+
+
+EngineFactory = Callable[..., StepAudio2Engine]
+
+
+@pytest.fixture
+def engine_factory(tiny_model: tuple[StepAudio2ForCausalLM, PreTrainedTokenizerBase]) -> Iterable[EngineFactory]:
+    """Engines over the tiny model whose answers follow a script."""
+    engines: list[StepAudio2Engine] = []
+
+    def make(
+        rounds: Iterable[Sequence[int]] = (),
+        *,
+        persona: PersonaSettings | None = None,
+        gate: tuple[int, Callable[[], None]] | None = None,
+        **options: Any,
+    ) -> StepAudio2Engine:
+        model, tokenizer = tiny_model
+        engine = StepAudio2Engine(
+            model,
+            tokenizer,
+            persona or PersonaSettings(location="广州", dialect="cantonese"),
+            GenerationOptions(**{"max_new_tokens": 256, **options}),
+            logits_processors=[Script(rounds, gate)],
+            today=lambda: TODAY,
+        )
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.close()

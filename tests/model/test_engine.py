@@ -12,7 +12,16 @@ from assistant.errors import ModelError
 from assistant.model.stepaudio2 import prompt
 from assistant.model.stepaudio2 import tokens as t
 from assistant.model.stepaudio2.frontend import mel_frames, placeholder_count
-from assistant.ports import ModelDone, ModelEvent, ModelRequest, ModelSpeech, ModelText, ModelToolCall, ToolResult, ToolSpec
+from assistant.ports import (
+    ModelDone,
+    ModelEvent,
+    ModelRequest,
+    ModelSpeech,
+    ModelText,
+    ModelToolCall,
+    ToolResult,
+    ToolSpec,
+)
 from tests.model.conftest import EngineFactory, Speech
 
 pytestmark = pytest.mark.models
@@ -33,7 +42,9 @@ def codes_of(events: list[ModelEvent]) -> list[int]:
     return [c for e in events if isinstance(e, ModelSpeech) for c in e.tokens]
 
 
-async def test_a_spoken_answer_with_a_tool_call_streams_typed_events(engine_factory: EngineFactory, speech: Speech) -> None:
+async def test_a_spoken_answer_with_a_tool_call_streams_typed_events(
+    engine_factory: EngineFactory, speech: Speech
+) -> None:
     script = [*speech.spoken("好的", list(range(10))), *speech.tool_call("get_weather", '{"city": "广州"}'), t.EOT]
     engine = engine_factory([script])
     events = await collect(engine.respond(ModelRequest("kitchen", (WEATHER,), audio=UTTERANCE)))

@@ -20,7 +20,9 @@ def ids(text: str) -> list[int]:
     return list(text.encode("utf-8"))
 
 
-def run(tokens: Sequence[int], *, in_tts: bool = True, speech_chunk: int = 25) -> tuple[list[ModelEvent], TokenStreamParser]:
+def run(
+    tokens: Sequence[int], *, in_tts: bool = True, speech_chunk: int = 25
+) -> tuple[list[ModelEvent], TokenStreamParser]:
     parser = TokenStreamParser(decode, in_tts=in_tts, speech_chunk=speech_chunk)
     events = [e for token in tokens for e in parser.feed(token)]
     return [*events, *parser.finish()], parser

@@ -293,7 +293,11 @@ class StepAudio2Engine:
         cache = conversation.cache
         if cache.get_seq_length() > reuse:
             cache.crop(reuse)
-        stats.prompt_tokens, stats.reused_tokens, stats.prefill_tokens = len(layout.tokens), reuse, len(layout.tokens) - reuse
+        stats.prompt_tokens, stats.reused_tokens, stats.prefill_tokens = (
+            len(layout.tokens),
+            reuse,
+            len(layout.tokens) - reuse,
+        )
         audio: list[tuple[int, torch.Tensor]] = []
         for span in layout.audio:
             first = max(span.offset, reuse)
@@ -340,7 +344,12 @@ class StepAudio2Engine:
                 emit(event)
 
     def _remember(
-        self, conversation: _Conversation, opening: list[int], generated: list[int], parser: TokenStreamParser, speak: bool
+        self,
+        conversation: _Conversation,
+        opening: list[int],
+        generated: list[int],
+        parser: TokenStreamParser,
+        speak: bool,
     ) -> None:
         """Store the answer as the model wrote it (closed with EOT even when cut short)."""
         body = [token for token in generated if token not in t.STOP_IDS]
@@ -348,7 +357,9 @@ class StepAudio2Engine:
         folded = None
         if speak and parser.speech_tokens:
             calls = "".join(prompt.tool_call_text(c.name, c.arguments) for c in parser.tool_calls if c.error is None)
-            folded = Entry("assistant", tuple(self._encode(prompt.turn("assistant", parser.text + calls))), conversation.exchange)
+            folded = Entry(
+                "assistant", tuple(self._encode(prompt.turn("assistant", parser.text + calls))), conversation.exchange
+            )
         conversation.entries.append(Entry("assistant", tokens, conversation.exchange, folded=folded))
 
     def _processors(self, speak: bool) -> LogitsProcessorList:
@@ -367,7 +378,7 @@ class StepAudio2Engine:
         the nucleus practically always lies within the top few dozen tokens.
         """
         options = self._options
-        scores = processors(context, logits)[0]
+        scores = processors(context, logits)[0]  # type: ignore[arg-type]
         values, indices = scores.topk(min(options.top_k, scores.shape[-1]))
         if not torch.isfinite(values[0]):
             return t.EOT  # every token was ruled out: end the answer rather than sample noise
@@ -399,4 +410,3 @@ class StepAudio2Engine:
     def tokens_of(self, entries: Sequence[Entry]) -> int:
         """Total tokens of entries."""
         return size(entries)
-

@@ -57,5 +57,6 @@ def utterance_mels(audio: AudioChunk) -> list[torch.Tensor]:
     """Log-mel of each ≤25 s chunk of an utterance."""
     wave = samples(audio)
     if wave.shape[0] < MIN_SAMPLES:
-        raise ValueError(f"the utterance is {wave.shape[0] / SAMPLE_RATE_HZ:.3f} s long; the model needs at least {MIN_SAMPLES / SAMPLE_RATE_HZ:.2f} s")
+        seconds, least = wave.shape[0] / SAMPLE_RATE_HZ, MIN_SAMPLES / SAMPLE_RATE_HZ
+        raise ValueError(f"the utterance is {seconds:.3f} s long; the model needs at least {least:.2f} s")
     return [log_mel(wave[start:end]) for start, end in chunk_bounds(wave.shape[0])]

@@ -118,4 +118,3 @@ def fit(entries: Sequence[Entry], budget: int, *, shrink_to: float = 0.75) -> li
             break
         kept = [e for e in kept if e.exchange != exchange]
     return kept
-

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from packaging.version import Version
 from safetensors import safe_open
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast, Qwen2TokenizerFast
 
 from ...config import LocalModelSettings
 from ...errors import ModelError
@@ -138,7 +138,9 @@ def place(settings: LocalModelSettings) -> Placement:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     elif name == "cuda" and not torch.cuda.is_available():
-        raise ModelError("model.local.device is cuda but PyTorch sees no CUDA GPU (is the CUDA build of torch installed?)")
+        raise ModelError(
+            "model.local.device is cuda but PyTorch sees no CUDA GPU (is the CUDA build of torch installed?)"
+        )
     elif name == "mps" and not torch.backends.mps.is_available():
         raise ModelError("model.local.device is mps but this machine has no Apple GPU")
     device = torch.device(name)
@@ -183,7 +185,7 @@ def _quantization_config(placement: Placement) -> Any:
     if placement.quantization == "none":
         return None
     try:
-        import bitsandbytes  # noqa: F401
+        import bitsandbytes  # type: ignore[import-not-found]  # noqa: F401
     except ImportError as err:
         raise ModelError(
             f"model.local.quantization {placement.quantization} needs bitsandbytes: pip install 'xiangyin[model-quant]'"
@@ -193,8 +195,8 @@ def _quantization_config(placement: Placement) -> Any:
     # The audio path and lm_head are small or sensitive; only the decoder's layers are quantized.
     keep = ["encoder", "adapter", "lm_head"]
     if placement.quantization == "int8":
-        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=keep)
-    return BitsAndBytesConfig(
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=keep)  # type: ignore[no-untyped-call]
+    return BitsAndBytesConfig(  # type: ignore[no-untyped-call]
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
@@ -223,14 +225,23 @@ def load(settings: LocalModelSettings) -> tuple[StepAudio2ForCausalLM, PreTraine
     parameters = parameter_count(files)
     need, free = needed_bytes(parameters, placement), available_bytes(placement.device)
     if free is not None and need > free:
-        hint = " Try model.local.quantization: int4, or the vllm backend on a bigger GPU." if placement.device.type == "cuda" else ""
+        hint = (
+            " Try model.local.quantization: int4, or the vllm backend on a bigger GPU."
+            if placement.device.type == "cuda"
+            else ""
+        )
         raise ModelError(
-            f"Step-Audio 2 ({parameters / 1e9:.2f} B parameters, {placement.dtype}, quantization "
+            f"Step-Audio 2 ({parameters / 1e9:.2f} B parameters, {str(placement.dtype).removeprefix('torch.')}, "
+            f"quantization "
             f"{placement.quantization}) needs about {need / 1e9:.1f} GB on {placement.device}; only "
             f"{free / 1e9:.1f} GB are free.{hint}"
         )
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(directory))
+        # Never AutoTokenizer: it reads config.json's auto_map and asks on stdin to run remote code.
+        if (directory / "tokenizer.json").is_file():
+            tokenizer = PreTrainedTokenizerFast.from_pretrained(str(directory))
+        else:
+            tokenizer = Qwen2TokenizerFast.from_pretrained(str(directory))
     except (OSError, ValueError) as err:
         raise ModelError(f"cannot load the tokenizer in {directory}: {err}") from err
     check_tokenizer(tokenizer, directory)

@@ -61,9 +61,10 @@ class StepAudio2Config(PretrainedConfig):
         **kwargs: Any,
     ) -> None:
         if text_config is None:
-            text_config = Qwen2Config(**_MINI_TEXT_CONFIG)
+            text_config = Qwen2Config(**_MINI_TEXT_CONFIG)  # type: ignore[no-untyped-call]
         elif isinstance(text_config, dict):
-            text_config = Qwen2Config(**{k: v for k, v in text_config.items() if k != "model_type"})
+            fields = {k: v for k, v in text_config.items() if k != "model_type"}
+            text_config = Qwen2Config(**fields)  # type: ignore[no-untyped-call]
         self.text_config = text_config
         self.audio_encoder_config = {**_MINI_AUDIO_CONFIG, **(audio_encoder_config or {})}
         kwargs.setdefault("tie_word_embeddings", False)
@@ -93,8 +94,11 @@ class _Attention(nn.Module):
             return y.view(batch, length, self.heads, -1).transpose(1, 2)
 
         # Whisper scales q and k by d^-1/4 each, which is SDPA's default 1/sqrt(d) on the product.
-        y = F.scaled_dot_product_attention(split(self.query(x)), split(self.key(x)), split(self.value(x)), attn_mask=bias)
-        return self.out(y.transpose(1, 2).reshape(batch, length, width))
+        y = F.scaled_dot_product_attention(
+            split(self.query(x)), split(self.key(x)), split(self.value(x)), attn_mask=bias
+        )
+        out: torch.Tensor = self.out(y.transpose(1, 2).reshape(batch, length, width))
+        return out
 
 
 class _Block(nn.Module):
@@ -107,7 +111,8 @@ class _Block(nn.Module):
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         x = x + self.attn(self.attn_ln(x), bias)
-        return x + self.mlp(self.mlp_ln(x))
+        out: torch.Tensor = x + self.mlp(self.mlp_ln(x))
+        return out
 
 
 class AudioEncoder(nn.Module):
@@ -128,7 +133,9 @@ class AudioEncoder(nn.Module):
         x = F.gelu(self.conv1(mels))
         x = F.gelu(self.conv2(x)).transpose(1, 2)
         if x.shape[1] > self.positional_embedding.num_embeddings:
-            raise ValueError(f"{frames} mel frames exceed the encoder's {self.positional_embedding.num_embeddings} positions")
+            raise ValueError(
+                f"{frames} mel frames exceed the encoder's {self.positional_embedding.num_embeddings} positions"
+            )
         valid = torch.arange(frames, device=mels.device)[None, :] < lengths[:, None]
         # The stride-2 conv keeps every second frame, aligned to the end of the window.
         valid = valid[:, (frames + 1) % 2 :: 2][:, : x.shape[1]]
@@ -138,7 +145,8 @@ class AudioEncoder(nn.Module):
         for block in self.blocks:
             x = block(x, bias)
         x = self.avg_pooler(x.transpose(1, 2)).transpose(1, 2)
-        return self.after_norm(x)
+        out: torch.Tensor = self.after_norm(x)
+        return out
 
 
 class Adaptor(nn.Module):
@@ -153,13 +161,14 @@ class Adaptor(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(batch, time, width)`` to ``(batch, time / stride, llm_dim)``."""
         x = F.gelu(self.conv(x.transpose(1, 2))).transpose(1, 2)
-        return self.linear2(F.relu(self.linear1(x)))
+        out: torch.Tensor = self.linear2(F.relu(self.linear1(x)))
+        return out
 
 
 # --- the whole model -------------------------------------------------------------------------------
 
 
-class StepAudio2ForCausalLM(PreTrainedModel):
+class StepAudio2ForCausalLM(PreTrainedModel):  # type: ignore[no-untyped-call]
     """Step-Audio 2: audio encoder + adaptor + Qwen2 decoder + ``lm_head``."""
 
     config_class = StepAudio2Config
@@ -168,7 +177,6 @@ class StepAudio2ForCausalLM(PreTrainedModel):
     _no_split_modules = ["Qwen2DecoderLayer", "_Block"]
     _supports_sdpa = True
     _supports_flash_attn = True
-    _keep_in_fp32_modules: list[str] = []
 
     def __init__(self, config: StepAudio2Config) -> None:
         super().__init__(config)
@@ -183,11 +191,14 @@ class StepAudio2ForCausalLM(PreTrainedModel):
             config.audio("n_audio_layer"),
         )
         self.adapter = Adaptor(
-            config.audio("n_audio_state"), config.audio("llm_dim"), config.audio("kernel_size"), config.audio("adapter_stride")
+            config.audio("n_audio_state"),
+            config.audio("llm_dim"),
+            config.audio("kernel_size"),
+            config.audio("adapter_stride"),
         )
         self.model = Qwen2Model(text)
         self.lm_head = nn.Linear(text.hidden_size, text.vocab_size, bias=False)
-        self.post_init()
+        self.post_init()  # type: ignore[no-untyped-call]
 
     def _init_weights(self, module: nn.Module) -> None:
         std = 0.02
@@ -203,7 +214,8 @@ class StepAudio2ForCausalLM(PreTrainedModel):
 
     def get_input_embeddings(self) -> nn.Module:
         """The decoder's token embeddings."""
-        return self.model.embed_tokens
+        embeddings: nn.Module = self.model.embed_tokens
+        return embeddings
 
     @torch.inference_mode()
     def encode_audio(self, mels: torch.Tensor, count: int) -> torch.Tensor:
@@ -215,7 +227,7 @@ class StepAudio2ForCausalLM(PreTrainedModel):
         embeddings = self.adapter(self.encoder(x, lengths))[0]
         if embeddings.shape[0] < count:
             raise ValueError(f"the adaptor made {embeddings.shape[0]} embeddings for {count} placeholders")
-        return embeddings[:count]
+        return embeddings[:count]  # type: ignore[no-any-return]
 
     @torch.inference_mode()
     def step(

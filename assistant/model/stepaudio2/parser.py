@@ -1,8 +1,8 @@
-"""Token stream → model events: text deltas, speech-token chunks and tool calls.
+r"""Token stream → model events: text deltas, speech-token chunks and tool calls.
 
 Step-Audio 2 answers in one stream. Inside ``<tts_start>…<tts_end>`` it interleaves one text token with
 four speech tokens (pads fill whichever side runs out); outside it writes plain text, where tool calls
-appear as ``<tool_call>function\\nNAME\\n{json}</tool_call>``. This module is pure (no torch, no tokenizer
+appear as ``<tool_call>function\nNAME\n{json}</tool_call>``. This module is pure (no torch, no tokenizer
 class): the caller passes a ``decode`` function, so the vLLM backend can reuse the same parsing.
 """
 
@@ -36,16 +36,22 @@ def parse_tool_call(body: str, call_id: str) -> ModelToolCall:
     kind = kind.strip()
     if kind != "function" or not name:
         snippet = body.strip()[:80]
-        return ModelToolCall(call_id, name, {}, error=f'malformed tool call, expected "function\\nNAME\\n{{json}}": {snippet!r}')
+        return ModelToolCall(
+            call_id, name, {}, error=f'malformed tool call, expected "function\\nNAME\\n{{json}}": {snippet!r}'
+        )
     raw_arguments = raw_arguments.strip()
     if not raw_arguments:
         return ModelToolCall(call_id, name, {})
     try:
         arguments: Any = json.loads(raw_arguments)
     except json.JSONDecodeError as err:
-        return ModelToolCall(call_id, name, {}, error=f"arguments of {name} are not valid JSON ({err.msg}, character {err.pos})")
+        return ModelToolCall(
+            call_id, name, {}, error=f"arguments of {name} are not valid JSON ({err.msg}, character {err.pos})"
+        )
     if not isinstance(arguments, dict):
-        return ModelToolCall(call_id, name, {}, error=f"arguments of {name} must be a JSON object, got {type(arguments).__name__}")
+        return ModelToolCall(
+            call_id, name, {}, error=f"arguments of {name} must be a JSON object, got {type(arguments).__name__}"
+        )
     return ModelToolCall(call_id, name, arguments)
 
 
@@ -83,7 +89,10 @@ class _TextScanner:
                 start = self._buffer.find(TOOL_CALL_OPEN)
                 if start < 0:
                     keep = _partial_suffix(self._buffer, TOOL_CALL_OPEN)
-                    ready, self._buffer = self._buffer[: len(self._buffer) - keep], self._buffer[len(self._buffer) - keep :]
+                    ready, self._buffer = (
+                        self._buffer[: len(self._buffer) - keep],
+                        self._buffer[len(self._buffer) - keep :],
+                    )
                     if ready:
                         yield "text", ready
                     return

@@ -1,6 +1,6 @@
-"""The chat layout Step-Audio 2 was trained on, as plain strings (no tokenizer, no torch).
+r"""The chat layout Step-Audio 2 was trained on, as plain strings (no tokenizer, no torch).
 
-Every turn is ``<|BOT|>{role}\\n{content}<|EOT|>``; the user's role is ``human``; tools are declared in a
+Every turn is ``<|BOT|>{role}\n{content}<|EOT|>``; the user's role is ``human``; tools are declared in a
 ``tool_json_schemas`` turn right after the system turn; tool results come back in an ``input`` turn; a
 spoken answer is requested by opening the assistant turn with ``<tts_start>``. The vLLM backend sends the
 same system prompt, tool schemas and ``input`` text, so they live here.
@@ -40,7 +40,9 @@ _STYLE_LINES = {
     ),
 }
 
-_TOOL_LINE = "你具备调用工具解决问题的能力，你需要根据用户的需求和上下文情景，自主选择是否调用系统提供的工具来协助用户。"
+_TOOL_LINE = (
+    "你具备调用工具解决问题的能力，你需要根据用户的需求和上下文情景，自主选择是否调用系统提供的工具来协助用户。"
+)
 
 TOOL_RESULT_INSTRUCTION = "请根据上面的工具结果，用口语化的形式简短地回答用户的问题。"
 """Appended to an ``input`` turn, as StepFun's examples ask the model to summarise results orally."""

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import math
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-from transformers import LogitsProcessor, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from assistant.config import LocalModelSettings, PersonaSettings
-from assistant.model.stepaudio2 import tokens as t
 from assistant.model.stepaudio2.engine import GenerationOptions, StepAudio2Engine
 from assistant.model.stepaudio2.loading import load
 from assistant.model.stepaudio2.modeling import StepAudio2ForCausalLM
-from tests.model.checkpoint import build
+from assistant.model.stepaudio2.synthetic import ScriptedLogits, build, interleave
 
 TODAY = datetime(2026, 11, 25, 9, 30)
 
@@ -35,31 +31,6 @@ def tiny_model(tiny_checkpoint: Path) -> tuple[StepAudio2ForCausalLM, PreTrained
     return load(LocalModelSettings(path=str(tiny_checkpoint), device="cpu"))
 
 
-class Script(LogitsProcessor):
-    """Forces the model's output: each round's tokens in turn (each round should end with ``<|EOT|>``).
-
-    ``gate`` (if given) is a ``(step, callback)`` pair: the callback runs inside generation, on the worker
-    thread, before the token of that step (0-based, over the whole script) is produced.
-    """
-
-    def __init__(self, rounds: Iterable[Sequence[int]], gate: tuple[int, Callable[[], None]] | None = None) -> None:
-        self._rounds = deque(list(r) for r in rounds)
-        self._current: deque[int] = deque()
-        self._gate = gate
-        self.steps = 0
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if self._gate is not None and self.steps == self._gate[0]:
-            self._gate[1]()
-        self.steps += 1
-        if not self._current:
-            self._current = deque(self._rounds.popleft() if self._rounds else [t.EOT])
-        token = self._current.popleft()
-        forced = torch.full_like(scores, -math.inf)
-        forced[:, token] = 0.0
-        return forced
-
-
 class Speech:
     """Builds token scripts the way Step-Audio 2 writes them."""
 
@@ -72,14 +43,7 @@ class Speech:
 
     def spoken(self, text: str, codes: Sequence[int]) -> list[int]:
         """``text`` and speech ``codes`` interleaved 1 : 4, pads filling the shorter side, then ``<tts_end>``."""
-        text_ids = self.text(text)
-        slots = max(len(text_ids), math.ceil(len(codes) / 4))
-        out: list[int] = []
-        for i in range(slots):
-            out.append(text_ids[i] if i < len(text_ids) else t.TTS_PAD)
-            chunk = list(codes[4 * i : 4 * i + 4])
-            out.extend(t.AUDIO_0 + c for c in chunk + [t.AUDIO_PAD_CODE] * (4 - len(chunk)))
-        return [*out, t.TTS_END]
+        return interleave(self.text(text), codes)
 
     def tool_call(self, name: str, arguments: str) -> list[int]:
         """A tool call as the model writes it."""
@@ -113,7 +77,7 @@ def engine_factory(tiny_model: tuple[StepAudio2ForCausalLM, PreTrainedTokenizerB
             tokenizer,
             persona or PersonaSettings(location="广州", dialect="cantonese"),
             GenerationOptions(**{"max_new_tokens": 256, **options}),
-            logits_processors=[Script(rounds, gate)],
+            logits_processors=[ScriptedLogits(rounds, gate)],
             today=lambda: TODAY,
         )
         engines.append(engine)

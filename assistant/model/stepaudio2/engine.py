@@ -183,6 +183,13 @@ class StepAudio2Engine:
         with self._lock:
             self._conversations.pop(conversation_id, None)
 
+    def release_cache(self, conversation_id: str) -> None:
+        """Free a conversation's KV cache but keep its history; the next round recomputes the prompt."""
+        with self._lock:
+            conversation = self._conversations.get(conversation_id)
+            if conversation is not None:
+                conversation.cache, conversation.cached_keys = None, []
+
     def close(self) -> None:
         """Stop the worker thread (after the running round)."""
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -155,7 +155,7 @@ async def test_closing_the_stream_stops_generation_within_one_decode_step(
     await asyncio.to_thread(reached.wait, 10)
     await stream.aclose()  # the consumer goes away while token 12 is being chosen
     release.set()
-    await asyncio.to_thread(engine._executor.submit(lambda: None).result, 10)
+    await asyncio.wait_for(engine.drain(), 10)
     stats = engine.last_round
     assert stats.cancelled
     assert stats.decode_steps == 13  # token 12 is finished, no further step starts

@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import torch
@@ -36,7 +37,7 @@ from . import prompt
 from . import tokens as t
 from .features import utterance_mels
 from .frontend import placeholder_count
-from .history import AudioSpan, Entry, assemble, common_prefix, fit, size
+from .history import AudioSpan, Entry, Layout, assemble, common_prefix, fit, size
 from .modeling import StepAudio2ForCausalLM
 from .parser import TokenStreamParser
 
@@ -173,7 +174,7 @@ class StepAudio2Engine:
             while (item := await queue.get()) is not _END:
                 if isinstance(item, BaseException):
                     raise item
-                yield item  # type: ignore[misc]
+                yield cast(ModelEvent, item)
             await job
         finally:
             cancel.set()
@@ -190,6 +191,10 @@ class StepAudio2Engine:
             if conversation is not None:
                 conversation.cache, conversation.cached_keys = None, []
 
+    async def drain(self) -> None:
+        """Wait until the worker has finished every round started so far (a cancelled one included)."""
+        await asyncio.wrap_future(self._executor.submit(lambda: None))
+
     def close(self) -> None:
         """Stop the worker thread (after the running round)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -198,7 +203,8 @@ class StepAudio2Engine:
 
     def _round(self, request: ModelRequest, emit: Callable[[object], None], cancel: threading.Event) -> None:
         try:
-            self._generate(request, emit, cancel)
+            if not cancel.is_set():  # a round abandoned while it waited for the worker is never started
+                self._generate(request, emit, cancel)
         except ModelError as err:
             emit(err)
         except torch.OutOfMemoryError as err:
@@ -263,61 +269,84 @@ class StepAudio2Engine:
         return Entry("human", tuple(ids), exchange, tuple(spans))
 
     def _generate(self, request: ModelRequest, emit: Callable[[object], None], cancel: threading.Event) -> None:
-        options = self._options
         stats = RoundStats()
         self.last_round = stats
         started = time.perf_counter()
         conversation = self._conversation(request.conversation_id)
+        layout, opening = self._layout(request, conversation, stats)
+        max_new = min(self._options.max_new_tokens, self._max_positions - len(layout.tokens))
+        logits, context = self._prefill(conversation, layout, stats)
+        stats.prefill_seconds = time.perf_counter() - started
+        self._decode_loop(request, conversation, opening, logits, context, max_new, stats, emit, cancel)
 
+    def _layout(
+        self, request: ModelRequest, conversation: _Conversation, stats: RoundStats
+    ) -> tuple[Layout, list[int]]:
+        """Add the request's turns to the history, fit it to the budget, and lay out the prompt."""
         if request.audio is None and not request.text and not request.tool_results:
             raise ModelError("the request carries no audio, text or tool results")
         history = [e for e in conversation.entries if not e.pinned]
+        exchange = conversation.exchange
         if request.audio is not None or request.text:
-            conversation.exchange += 1
-            history.append(self._human(request, conversation, conversation.exchange, stats))
+            exchange += 1
+            history.append(self._human(request, conversation, exchange, stats))
         if request.tool_results:
-            turn = prompt.input_turn(request.tool_results)
-            history.append(Entry("input", tuple(self._encode(turn)), conversation.exchange))
-
+            history.append(Entry("input", tuple(self._encode(prompt.input_turn(request.tool_results))), exchange))
         opening = self._encode(prompt.assistant_prefix(request.speak))
-        budget = min(options.history_tokens, self._max_positions - options.max_new_tokens) - len(opening)
+        budget = min(self._options.history_tokens, self._max_positions - self._options.max_new_tokens) - len(opening)
         entries = fit([*self._pinned(request.tools), *history], budget)
-        layout = assemble([*entries, Entry("assistant", tuple(opening), conversation.exchange)])
-        room = self._max_positions - len(layout.tokens)
-        if room < 16:
+        layout = assemble([*entries, Entry("assistant", tuple(opening), exchange)])
+        if self._max_positions - len(layout.tokens) < 16:
             raise ModelError(
                 f"the request needs {len(layout.tokens)} tokens; the model reads at most {self._max_positions}"
             )
-        max_new = min(options.max_new_tokens, room)
+        # Only now, with a prompt that fits, does the request become part of the conversation.
         live = {span.uid for e in entries for span in e.audio}
         conversation.audio = {uid: rows for uid, rows in conversation.audio.items() if uid in live}
-        conversation.entries = entries
+        conversation.entries, conversation.exchange = entries, exchange
+        return layout, opening
 
-        # Prefill only what the cache does not already hold (at least one token, for the logits).
+    def _prefill(
+        self, conversation: _Conversation, layout: Layout, stats: RoundStats
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Compute what the KV cache does not already hold (at least one token, for the logits)."""
         if conversation.cache is None:
             conversation.cache, conversation.cached_keys = DynamicCache(), []
-        reuse = min(common_prefix(conversation.cached_keys, layout.keys), len(layout.keys) - 1)
         cache = conversation.cache
+        reuse = min(common_prefix(conversation.cached_keys, layout.keys), len(layout.keys) - 1)
         if cache.get_seq_length() > reuse:
             cache.crop(reuse)
-        stats.prompt_tokens, stats.reused_tokens, stats.prefill_tokens = (
-            len(layout.tokens),
-            reuse,
-            len(layout.tokens) - reuse,
-        )
+        stats.prompt_tokens, stats.reused_tokens = len(layout.tokens), reuse
+        stats.prefill_tokens = len(layout.tokens) - reuse
         audio: list[tuple[int, torch.Tensor]] = []
         for span in layout.audio:
             first = max(span.offset, reuse)
             if first < span.offset + span.count:
                 audio.append((first - reuse, conversation.audio[span.uid][first - span.offset :]))
-        device = self._model.device
-        context = torch.tensor([layout.tokens], device=device)
+        context = torch.tensor([layout.tokens], device=self._model.device)
         conversation.cached_keys = []  # unknown until the prefill succeeds
         logits = self._model.step(context[:, reuse:], cache, audio=audio)
         conversation.cached_keys = list(layout.keys)
-        stats.prefill_seconds = time.perf_counter() - started
         _LOGGER.debug("prefill %d of %d tokens (%d reused)", stats.prefill_tokens, stats.prompt_tokens, reuse)
+        return logits, context
 
+    def _decode_loop(
+        self,
+        request: ModelRequest,
+        conversation: _Conversation,
+        opening: list[int],
+        logits: torch.Tensor,
+        context: torch.Tensor,
+        max_new: int,
+        stats: RoundStats,
+        emit: Callable[[object], None],
+        cancel: threading.Event,
+    ) -> None:
+        """Generate token by token, streaming events, until a stop token, the limit or cancellation."""
+        assert conversation.cache is not None
+        cache = conversation.cache
+        options = self._options
+        device = self._model.device
         processors = self._processors(request.speak)
         parser = TokenStreamParser(self._decode, in_tts=request.speak, speech_chunk=options.speech_chunk_tokens)
         generated: list[int] = []

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from dataclasses import dataclass
 from importlib import metadata
@@ -173,11 +172,14 @@ def available_bytes(device: torch.device) -> float | None:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return float(free)
-    if device.type == "cpu" and hasattr(os, "sysconf"):
+    if device.type == "cpu":
+        # MemAvailable counts reclaimable page cache; free pages alone would refuse loads that fit.
         try:
-            return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-        except (ValueError, OSError):
-            return None
+            for line in Path("/proc/meminfo").read_text(encoding="ascii").splitlines():
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
     return None
 
 

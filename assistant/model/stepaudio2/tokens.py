@@ -15,9 +15,9 @@ VOCAB_SIZE: Final = 158720
 ENDOFTEXT: Final = 151643
 """``<|endoftext|>``: the config's EOS; also stops generation."""
 TOOL_CALL_START_ID: Final = 151657
-"""``<tool_call>`` (an added Qwen token; decoded to text and parsed there)."""
+"""``<tool_call>`` in Qwen2.5's vocabulary; nothing relies on it, the parser reads the decoded text."""
 TOOL_CALL_END_ID: Final = 151658
-"""``</tool_call>``."""
+"""``</tool_call>`` in Qwen2.5's vocabulary."""
 EOT: Final = 151665
 """``<|EOT|>``: ends every chat turn, and the answer."""
 BOT: Final = 151666
@@ -45,8 +45,6 @@ LAST_ID: Final = AUDIO_0 + AUDIO_PAD_CODE
 
 STRINGS: Final[dict[int, str]] = {
     ENDOFTEXT: "<|endoftext|>",
-    TOOL_CALL_START_ID: "<tool_call>",
-    TOOL_CALL_END_ID: "</tool_call>",
     EOT: "<|EOT|>",
     BOT: "<|BOT|>",
     AUDIO_START: "<audio_start>",
@@ -58,7 +56,7 @@ STRINGS: Final[dict[int, str]] = {
     AUDIO_0: "<audio_0>",
     LAST_ID: f"<audio_{AUDIO_PAD_CODE}>",
 }
-"""Every id above with its token string, for checking a tokenizer."""
+"""The ids the engine relies on, with their token strings, for checking a tokenizer."""
 
 STOP_IDS: Final = frozenset({EOT, ENDOFTEXT})
 """Ids that end an answer."""

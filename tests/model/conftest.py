@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from transformers import PreTrainedTokenizerBase
+from transformers import LogitsProcessor, PreTrainedTokenizerBase
 
 from assistant.config import LocalModelSettings, PersonaSettings
 from assistant.model.stepaudio2.engine import GenerationOptions, StepAudio2Engine
@@ -69,6 +69,7 @@ def engine_factory(tiny_model: tuple[StepAudio2ForCausalLM, PreTrainedTokenizerB
         *,
         persona: PersonaSettings | None = None,
         gate: tuple[int, Callable[[], None]] | None = None,
+        spies: Sequence[LogitsProcessor] = (),
         **options: Any,
     ) -> StepAudio2Engine:
         model, tokenizer = tiny_model
@@ -77,7 +78,7 @@ def engine_factory(tiny_model: tuple[StepAudio2ForCausalLM, PreTrainedTokenizerB
             tokenizer,
             persona or PersonaSettings(location="广州", dialect="cantonese"),
             GenerationOptions(**{"max_new_tokens": 256, **options}),
-            logits_processors=[ScriptedLogits(rounds, gate)],
+            logits_processors=[*spies, ScriptedLogits(rounds, gate)],
             today=lambda: TODAY,
         )
         engines.append(engine)

@@ -194,3 +194,27 @@ async def test_empty_and_impossible_requests_are_model_errors(engine_factory: En
     with pytest.raises(ModelError, match="reads at most"):
         await collect(engine.respond(ModelRequest("kitchen", text="长" * 2000)))
     assert engine.history("kitchen") == []  # nothing half-done was kept
+
+
+async def test_a_round_abandoned_while_waiting_for_the_worker_never_runs(
+    engine_factory: EngineFactory, speech: Speech
+) -> None:
+    reached, release = threading.Event(), threading.Event()
+
+    def pause() -> None:
+        reached.set()
+        release.wait(10)
+
+    answer = [*speech.spoken("好", [1]), t.EOT]
+    engine = engine_factory([answer, answer], gate=(1, pause))
+    first = asyncio.create_task(collect(engine.respond(ModelRequest("kitchen", (), text="一"))))
+    await asyncio.to_thread(reached.wait, 10)
+    waiting = engine.respond(ModelRequest("bedroom", (), text="二"))
+    pending = asyncio.create_task(anext(waiting))
+    await asyncio.sleep(0.05)
+    pending.cancel()  # the user gave up on the second request before the worker got to it
+    await asyncio.gather(pending, return_exceptions=True)
+    release.set()
+    assert (await first)[-1] == ModelDone("stop")
+    await asyncio.wait_for(engine.drain(), 10)
+    assert engine.history("bedroom") == []

@@ -139,3 +139,8 @@ def test_a_path_that_is_neither_a_directory_nor_a_repo_id_is_named(tmp_path: Pat
     file.write_bytes(b"")
     with pytest.raises(ModelError, match="is a file"):
         loading.resolve(str(file))
+
+
+def test_free_memory_is_known_on_the_cpu() -> None:
+    free = loading.available_bytes(torch.device("cpu"))
+    assert free is not None and free > 1e8

@@ -89,6 +89,7 @@ def config_json(sizes: Sizes = TINY) -> dict[str, Any]:
             "AutoModelForCausalLM": "modeling_step_audio_2.StepAudio2ForCausalLM",
         },
         "torch_dtype": "float32",
+        "transformers_version": "4.49.0",
         "text_config": {
             "model_type": "qwen2",
             "hidden_size": sizes.hidden,

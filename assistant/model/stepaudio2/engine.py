@@ -143,6 +143,7 @@ class StepAudio2Engine:
         self._today = today or (lambda: datetime.now(zone))
         self._conversations: dict[str, _Conversation] = {}
         self._lock = threading.Lock()
+        self._active: set[threading.Event] = set()
         self._uids = 0
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="stepaudio2")
         self._max_positions = int(model.config.text_config.max_position_embeddings)
@@ -169,8 +170,9 @@ class StepAudio2Engine:
             except RuntimeError:  # the loop closed under us: stop generating
                 cancel.set()
 
-        job = loop.run_in_executor(self._executor, self._round, request, emit, cancel)
+        self._active.add(cancel)
         try:
+            job = loop.run_in_executor(self._executor, self._round, request, emit, cancel)
             while (item := await queue.get()) is not _END:
                 if isinstance(item, BaseException):
                     raise item
@@ -178,6 +180,7 @@ class StepAudio2Engine:
             await job
         finally:
             cancel.set()
+            self._active.discard(cancel)
 
     def forget(self, conversation_id: str) -> None:
         """Drop a conversation's history and KV cache."""
@@ -196,7 +199,9 @@ class StepAudio2Engine:
         await asyncio.wrap_future(self._executor.submit(lambda: None))
 
     def close(self) -> None:
-        """Stop the worker thread (after the running round)."""
+        """Stop generating within one decode step and let the worker thread end; the engine is unusable after."""
+        for cancel in list(self._active):
+            cancel.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     # --- the worker --------------------------------------------------------------------------------

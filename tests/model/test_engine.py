@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 
 import pytest
 
-from assistant.audio import AudioChunk, tone
+from assistant.audio import AudioChunk, read_wav, tone
 from assistant.errors import ModelError
 from assistant.model.stepaudio2 import prompt
 from assistant.model.stepaudio2 import tokens as t
@@ -218,3 +219,14 @@ async def test_a_round_abandoned_while_waiting_for_the_worker_never_runs(
     assert (await first)[-1] == ModelDone("stop")
     await asyncio.wait_for(engine.drain(), 10)
     assert engine.history("bedroom") == []
+
+
+async def test_real_speech_goes_through_the_front_end_into_the_model(
+    engine_factory: EngineFactory, speech: Speech
+) -> None:
+    question = read_wav(Path(__file__).parent.parent / "data" / "model" / "question_yue.wav")
+    engine = engine_factory([[*speech.spoken("好", [1]), t.EOT]])
+    events = await collect(engine.respond(ModelRequest("kitchen", audio=question)))
+    assert events[-1] == ModelDone("stop")
+    (span,) = engine.history("kitchen")[1].audio
+    assert span.count == placeholder_count(mel_frames(question.samples)) == 36  # 2.84 s at 12.5 per second

@@ -144,3 +144,9 @@ def test_a_path_that_is_neither_a_directory_nor_a_repo_id_is_named(tmp_path: Pat
 def test_free_memory_is_known_on_the_cpu() -> None:
     free = loading.available_bytes(torch.device("cpu"))
     assert free is not None and free > 1e8
+
+
+def test_an_unknown_time_zone_is_a_clear_error(tiny_checkpoint: Path) -> None:
+    persona = PersonaSettings(timezone="Mars/Olympus_Mons")
+    with pytest.raises(ModelError, match="Mars/Olympus_Mons"):
+        build_local_model(LocalModelSettings(path=str(tiny_checkpoint), device="cpu"), persona)

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import torch
 from transformers import (
@@ -139,7 +139,10 @@ class StepAudio2Engine:
         self._persona = persona
         self._options = options or GenerationOptions()
         self._extra_processors = list(logits_processors)
-        zone = ZoneInfo(persona.timezone)
+        try:
+            zone = ZoneInfo(persona.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ModelError(f"persona.timezone {persona.timezone!r} is not a known IANA time zone") from err
         self._today = today or (lambda: datetime.now(zone))
         self._conversations: dict[str, _Conversation] = {}
         self._lock = threading.Lock()

@@ -230,3 +230,17 @@ async def test_real_speech_goes_through_the_front_end_into_the_model(
     assert events[-1] == ModelDone("stop")
     (span,) = engine.history("kitchen")[1].audio
     assert span.count == placeholder_count(mel_frames(question.samples)) == 36  # 2.84 s at 12.5 per second
+
+
+async def test_calls_of_successive_rounds_have_distinct_ids(engine_factory: EngineFactory, speech: Speech) -> None:
+    calling = [*speech.spoken("好", [1]), *speech.tool_call("get_weather", "{}"), t.EOT]
+    engine = engine_factory([calling, calling])
+    first = [
+        e
+        for e in await collect(engine.respond(ModelRequest("k", (WEATHER,), text="天气")))
+        if isinstance(e, ModelToolCall)
+    ]
+    result = ToolResult(first[0].call_id, "get_weather", {"ok": True})
+    events = await collect(engine.respond(ModelRequest("k", (WEATHER,), tool_results=(result,))))
+    second = [e for e in events if isinstance(e, ModelToolCall)]
+    assert len(first) == len(second) == 1 and first[0].call_id != second[0].call_id

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import logging
 import threading
 import time
@@ -148,6 +149,7 @@ class StepAudio2Engine:
         self._lock = threading.Lock()
         self._active: set[threading.Event] = set()
         self._uids = 0
+        self._call_counter = itertools.count(1)
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="stepaudio2")
         self._max_positions = int(model.config.text_config.max_position_embeddings)
         self._text_cache: dict[str, list[int]] = {}
@@ -239,6 +241,10 @@ class StepAudio2Engine:
             for stale in cached[: max(0, len(cached) - self._options.max_cached_conversations + 1)]:
                 stale.cache, stale.cached_keys = None, []
             return conversation
+
+    def _next_call_id(self) -> str:
+        # Unique per engine, so the calls of successive rounds in one turn never share an id.
+        return f"call_{next(self._call_counter)}"
 
     def _encode(self, text: str) -> list[int]:
         ids = self._text_cache.get(text)
@@ -356,7 +362,9 @@ class StepAudio2Engine:
         options = self._options
         device = self._model.device
         processors = self._processors(request.speak)
-        parser = TokenStreamParser(self._decode, in_tts=request.speak, speech_chunk=options.speech_chunk_tokens)
+        parser = TokenStreamParser(
+            self._decode, in_tts=request.speak, speech_chunk=options.speech_chunk_tokens, call_ids=self._next_call_id
+        )
         generated: list[int] = []
         reason = "length"
         decode_started = time.perf_counter()

@@ -173,15 +173,15 @@ async def test_text_only_answers_cannot_contain_speech(engine_factory: EngineFac
 
 
 async def test_history_beyond_the_budget_is_folded_to_text(engine_factory: EngineFactory, speech: Speech) -> None:
-    long_answer = [*speech.spoken("好", list(range(400))), t.EOT]
-    engine = engine_factory([long_answer, long_answer, long_answer], history_tokens=1000, max_new_tokens=600)
+    long_answer = [*speech.spoken("好", list(range(160))), t.EOT]
+    engine = engine_factory([long_answer, long_answer, long_answer], history_tokens=800, max_new_tokens=250)
     for question in ("一", "二", "三"):
         await collect(engine.respond(ModelRequest("kitchen", (), text=question)))
     entries = engine.history("kitchen")
     answers = [e for e in entries if e.role == "assistant"]
-    assert t.AUDIO_0 + 399 not in answers[0].tokens  # the oldest spoken answer is text now
+    assert t.AUDIO_0 + 159 not in answers[0].tokens  # the oldest spoken answer is text now
     assert engine.render(answers[0:1]) == "<|BOT|>assistant\n好<|EOT|>"
-    assert t.AUDIO_0 + 399 in answers[-1].tokens  # the latest keeps its speech tokens
+    assert t.AUDIO_0 + 159 in answers[-1].tokens  # the latest keeps its speech tokens
 
 
 async def test_empty_and_impossible_requests_are_model_errors(engine_factory: EngineFactory) -> None:

@@ -244,3 +244,11 @@ async def test_calls_of_successive_rounds_have_distinct_ids(engine_factory: Engi
     events = await collect(engine.respond(ModelRequest("k", (WEATHER,), tool_results=(result,))))
     second = [e for e in events if isinstance(e, ModelToolCall)]
     assert len(first) == len(second) == 1 and first[0].call_id != second[0].call_id
+
+
+async def test_warm_up_runs_the_whole_model_once_and_leaves_no_history(engine_factory: EngineFactory) -> None:
+    engine = engine_factory()
+    await engine.warm_up()
+    stats = engine.last_round
+    assert stats.audio_chunks == 1 and stats.prefill_tokens > 0 and 1 <= stats.decode_steps <= 2
+    assert engine.history("\0warm-up") == []

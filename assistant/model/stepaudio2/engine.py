@@ -31,6 +31,7 @@ from transformers import (
     RepetitionPenaltyLogitsProcessor,
 )
 
+from ...audio import AudioChunk
 from ...config import LocalModelSettings, PersonaSettings
 from ...errors import ModelError
 from ...ports import ModelEvent, ModelRequest, ToolSpec
@@ -45,6 +46,7 @@ from .parser import TokenStreamParser
 _LOGGER = logging.getLogger(__name__)
 
 _END = object()
+_WARM_UP = "\0warm-up"
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +201,27 @@ class StepAudio2Engine:
             if conversation is not None:
                 conversation.cache, conversation.cached_keys = None, []
 
+    async def warm_up(self) -> None:
+        """Run the encoder, a prefill and two decode steps once, leaving no history behind.
+
+        The first round on a GPU pays for kernel selection and memory pools (seconds); call this at start-up
+        so the first user does not.
+        """
+        request = ModelRequest(_WARM_UP, audio=AudioChunk(bytes(32_000)), text="你好", speak=False)
+
+        def run() -> None:
+            try:
+                self._generate(request, lambda _: None, threading.Event(), max_new_tokens=2)
+            finally:
+                self.forget(_WARM_UP)
+
+        try:
+            await asyncio.wrap_future(self._executor.submit(run))
+        except ModelError:
+            raise
+        except Exception as err:
+            raise ModelError(f"Step-Audio 2 failed its warm-up: {type(err).__name__}: {err}") from err
+
     async def drain(self) -> None:
         """Wait until the worker has finished every round started so far (a cancelled one included)."""
         await asyncio.wrap_future(self._executor.submit(lambda: None))
@@ -282,13 +305,20 @@ class StepAudio2Engine:
         ids.extend(self._encode(prompt.EOT))
         return Entry("human", tuple(ids), exchange, tuple(spans))
 
-    def _generate(self, request: ModelRequest, emit: Callable[[object], None], cancel: threading.Event) -> None:
+    def _generate(
+        self,
+        request: ModelRequest,
+        emit: Callable[[object], None],
+        cancel: threading.Event,
+        max_new_tokens: int | None = None,
+    ) -> None:
         stats = RoundStats()
         self.last_round = stats
         started = time.perf_counter()
         conversation = self._conversation(request.conversation_id)
         layout, opening = self._layout(request, conversation, stats)
-        max_new = min(self._options.max_new_tokens, self._max_positions - len(layout.tokens))
+        limit = max_new_tokens or self._options.max_new_tokens
+        max_new = min(limit, self._max_positions - len(layout.tokens))
         logits, context = self._prefill(conversation, layout, stats)
         stats.prefill_seconds = time.perf_counter() - started
         self._decode_loop(request, conversation, opening, logits, context, max_new, stats, emit, cancel)

@@ -12,11 +12,15 @@ from ...errors import ModelError
 
 if TYPE_CHECKING:
     from ...config import LocalModelSettings, PersonaSettings
-    from ...ports import SpeechModel
+    from .engine import StepAudio2Engine
 
 
-def build_local_model(settings: LocalModelSettings, persona: PersonaSettings) -> SpeechModel:
-    """Load Step-Audio 2 in this process as the settings say; ``ModelError`` when it cannot."""
+def build_local_model(settings: LocalModelSettings, persona: PersonaSettings) -> StepAudio2Engine:
+    """Load Step-Audio 2 in this process as the settings say; ``ModelError`` when it cannot.
+
+    The engine is a ``SpeechModel``; it also has ``warm_up()`` (await once at start-up) and ``close()``.
+    Loading takes seconds to minutes and blocks: call it through ``asyncio.to_thread``.
+    """
     try:
         from .engine import GenerationOptions, StepAudio2Engine
         from .loading import load

@@ -180,6 +180,14 @@ class LocalModelSettings(_Model):
     """Most tokens generated per model round."""
     history_tokens: Annotated[int, Field(ge=512, le=32768)] = 8192
     """Token budget for the conversation history kept in the KV cache."""
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)] = 0.7
+    """Sampling temperature (StepFun's examples use 0.7 for speech); 0 always picks the likeliest token."""
+    top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
+    """Nucleus sampling: the smallest set of tokens whose probabilities add up to this fraction."""
+    repetition_penalty: Annotated[float, Field(ge=1.0, le=2.0)] = 1.05
+    """Divides the score of tokens already in the context; 1.0 disables it."""
+    revision: str | None = None
+    """Hugging Face revision (branch, tag or commit) to download; null for the default branch."""
 
 
 class VllmModelSettings(_Model):

@@ -1,1 +1,1 @@
-"""The brain: speech model backends behind the ``SpeechModel`` port."""
+"""The brain: speech model engines behind the ``SpeechModel`` port."""

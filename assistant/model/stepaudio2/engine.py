@@ -1,0 +1,494 @@
+"""The in-process Step-Audio 2 engine: the ``SpeechModel`` port over :mod:`.modeling`.
+
+Each conversation keeps its chat entries and the KV cache of what the model last read. A new round lays
+out the (budgeted) history plus the new turn, finds the longest prefix the cache already holds, crops the
+cache there and prefills only the rest, injecting audio embeddings for placeholders in that rest. Decoding
+then runs one token per step on a worker thread, and the stream parser turns tokens into events as they
+come. Closing or cancelling the async iteration sets a flag checked before every step, so generation
+stops within one decode step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import torch
+from transformers import (
+    DynamicCache,
+    LogitsProcessor,
+    LogitsProcessorList,
+    PreTrainedTokenizerBase,
+    RepetitionPenaltyLogitsProcessor,
+)
+
+from ...audio import AudioChunk
+from ...config import LocalModelSettings, PersonaSettings
+from ...errors import ModelError
+from ...ports import ModelEvent, ModelRequest, ToolSpec
+from . import prompt
+from . import tokens as t
+from .features import utterance_mels
+from .frontend import placeholder_count
+from .history import AudioSpan, Entry, Layout, assemble, common_prefix, fit, size
+from .modeling import StepAudio2ForCausalLM
+from .parser import TokenStreamParser
+
+_LOGGER = logging.getLogger(__name__)
+
+_END = object()
+_WARM_UP = "\0warm-up"
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationOptions:
+    """How rounds are generated and how much history is kept."""
+
+    max_new_tokens: int = 2048
+    """Most tokens generated per round."""
+    history_tokens: int = 8192
+    """Token budget of the conversation, system prompt and tools included."""
+    temperature: float = 0.7
+    """Sampling temperature; 0 picks the most likely token."""
+    top_p: float = 0.9
+    """Nucleus sampling mass, 0 to 1."""
+    top_k: int = 50
+    """Tokens considered at each step (transformers' default, which StepFun's examples ran with)."""
+    repetition_penalty: float = 1.05
+    """Penalty on tokens already in the context; 1.0 disables it."""
+    speech_chunk_tokens: int = 25
+    """Most speech tokens per ``ModelSpeech`` event (25 = 1 s); smaller chunks flush at every text slot."""
+    max_cached_conversations: int = 2
+    """KV caches kept in memory; older conversations keep their history and are recomputed if resumed."""
+
+    @classmethod
+    def from_settings(cls, settings: LocalModelSettings) -> GenerationOptions:
+        """Options from the ``model.local`` settings."""
+        return cls(
+            max_new_tokens=settings.max_new_tokens,
+            history_tokens=settings.history_tokens,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            repetition_penalty=settings.repetition_penalty,
+        )
+
+
+@dataclass(slots=True)
+class RoundStats:
+    """Measurements of the last round, for tests and benchmarks."""
+
+    prompt_tokens: int = 0
+    """Tokens of the whole prompt the model read."""
+    reused_tokens: int = 0
+    """Prompt tokens taken from the KV cache instead of recomputed."""
+    prefill_tokens: int = 0
+    """Prompt tokens computed in the prefill."""
+    audio_chunks: int = 0
+    """Audio chunks encoded this round."""
+    decode_steps: int = 0
+    """Tokens generated."""
+    prefill_seconds: float = 0.0
+    """Wall time of audio encoding plus prefill."""
+    decode_seconds: float = 0.0
+    """Wall time of the decode steps."""
+    cancelled: bool = False
+    """True when the consumer stopped the round."""
+
+
+@dataclass
+class _Conversation:
+    entries: list[Entry] = field(default_factory=list)
+    """System, tools and every kept turn, in order (the open assistant turn is not stored)."""
+    exchange: int = 0
+    cache: DynamicCache | None = None
+    cached_keys: list[int] = field(default_factory=list)
+    audio: dict[int, torch.Tensor] = field(default_factory=dict)
+    used: float = 0.0
+
+
+class _BanSpeech(LogitsProcessor):
+    """For text-only answers: the model may not open a TTS section or emit speech tokens."""
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        scores[:, t.AUDIO_0 : t.LAST_ID + 1] = -float("inf")
+        scores[:, t.TTS_START] = -float("inf")
+        return scores
+
+
+class StepAudio2Engine:
+    """Step-Audio 2 in this process; implements ``SpeechModel``."""
+
+    def __init__(
+        self,
+        model: StepAudio2ForCausalLM,
+        tokenizer: PreTrainedTokenizerBase,
+        persona: PersonaSettings,
+        options: GenerationOptions | None = None,
+        *,
+        logits_processors: Sequence[LogitsProcessor] = (),
+        today: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._model = model
+        self._tokenizer = tokenizer
+        self._persona = persona
+        self._options = options or GenerationOptions()
+        self._extra_processors = list(logits_processors)
+        try:
+            zone = ZoneInfo(persona.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ModelError(f"persona.timezone {persona.timezone!r} is not a known IANA time zone") from err
+        self._today = today or (lambda: datetime.now(zone))
+        self._conversations: dict[str, _Conversation] = {}
+        self._lock = threading.Lock()
+        self._active: set[threading.Event] = set()
+        self._uids = 0
+        self._call_counter = itertools.count(1)
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="stepaudio2")
+        self._max_positions = int(model.config.text_config.max_position_embeddings)
+        self._text_cache: dict[str, list[int]] = {}
+        self.last_round = RoundStats()
+        """Measurements of the most recent round."""
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model runs."""
+        return self._model.device
+
+    # --- the port ----------------------------------------------------------------------------------
+
+    async def respond(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        """Stream one round; closing the iteration stops generation within one decode step."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        cancel = threading.Event()
+
+        def emit(item: object) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop closed under us: stop generating
+                cancel.set()
+
+        self._active.add(cancel)
+        try:
+            job = loop.run_in_executor(self._executor, self._round, request, emit, cancel)
+            while (item := await queue.get()) is not _END:
+                if isinstance(item, BaseException):
+                    raise item
+                yield cast(ModelEvent, item)
+            await job
+        finally:
+            cancel.set()
+            self._active.discard(cancel)
+
+    def forget(self, conversation_id: str) -> None:
+        """Drop a conversation's history and KV cache."""
+        with self._lock:
+            self._conversations.pop(conversation_id, None)
+
+    def release_cache(self, conversation_id: str) -> None:
+        """Free a conversation's KV cache but keep its history; the next round recomputes the prompt."""
+        with self._lock:
+            conversation = self._conversations.get(conversation_id)
+            if conversation is not None:
+                conversation.cache, conversation.cached_keys = None, []
+
+    async def warm_up(self) -> None:
+        """Run the encoder, a prefill and two decode steps once, leaving no history behind.
+
+        The first round on a GPU pays for kernel selection and memory pools (seconds); call this at start-up
+        so the first user does not.
+        """
+        request = ModelRequest(_WARM_UP, audio=AudioChunk(bytes(32_000)), text="你好", speak=False)
+
+        def run() -> None:
+            try:
+                self._generate(request, lambda _: None, threading.Event(), max_new_tokens=2)
+            finally:
+                self.forget(_WARM_UP)
+
+        try:
+            await asyncio.wrap_future(self._executor.submit(run))
+        except ModelError:
+            raise
+        except Exception as err:
+            raise ModelError(f"Step-Audio 2 failed its warm-up: {type(err).__name__}: {err}") from err
+
+    async def drain(self) -> None:
+        """Wait until the worker has finished every round started so far (a cancelled one included)."""
+        await asyncio.wrap_future(self._executor.submit(lambda: None))
+
+    def close(self) -> None:
+        """Stop generating within one decode step and let the worker thread end; the engine is unusable after."""
+        for cancel in list(self._active):
+            cancel.set()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # --- the worker --------------------------------------------------------------------------------
+
+    def _round(self, request: ModelRequest, emit: Callable[[object], None], cancel: threading.Event) -> None:
+        try:
+            if not cancel.is_set():  # a round abandoned while it waited for the worker is never started
+                self._generate(request, emit, cancel)
+        except ModelError as err:
+            emit(err)
+        except torch.OutOfMemoryError as err:
+            self.forget(request.conversation_id)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            emit(ModelError(f"the model ran out of memory ({err}); the conversation was reset", recoverable=True))
+        except ValueError as err:
+            emit(ModelError(f"the model cannot take this request: {err}"))
+        except Exception as err:
+            _LOGGER.exception("Step-Audio 2 round failed")
+            emit(ModelError(f"Step-Audio 2 failed: {type(err).__name__}: {err}"))
+        finally:
+            emit(_END)
+
+    def _conversation(self, conversation_id: str) -> _Conversation:
+        with self._lock:
+            conversation = self._conversations.setdefault(conversation_id, _Conversation())
+            conversation.used = time.monotonic()
+            cached = sorted(
+                (c for c in self._conversations.values() if c.cache is not None and c is not conversation),
+                key=lambda c: c.used,
+            )
+            for stale in cached[: max(0, len(cached) - self._options.max_cached_conversations + 1)]:
+                stale.cache, stale.cached_keys = None, []
+            return conversation
+
+    def _next_call_id(self) -> str:
+        # Unique per engine, so the calls of successive rounds in one turn never share an id.
+        return f"call_{next(self._call_counter)}"
+
+    def _encode(self, text: str) -> list[int]:
+        ids = self._text_cache.get(text)
+        if ids is None:
+            ids = self._tokenizer.encode(text, add_special_tokens=False)
+            if len(self._text_cache) < 256:
+                self._text_cache[text] = ids
+        return list(ids)
+
+    def _decode(self, ids: Sequence[int]) -> str:
+        return str(self._tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False))
+
+    def _pinned(self, tools: Sequence[ToolSpec]) -> list[Entry]:
+        system = prompt.turn("system", prompt.system_prompt(self._persona, self._today(), with_tools=bool(tools)))
+        entries = [Entry("system", tuple(self._encode(system)))]
+        if tools:
+            entries.append(Entry("tools", tuple(self._encode(prompt.tools_turn(tools)))))
+        return entries
+
+    def _human(self, request: ModelRequest, conversation: _Conversation, exchange: int, stats: RoundStats) -> Entry:
+        ids = self._encode(prompt.turn_open("human"))
+        spans: list[AudioSpan] = []
+        if request.audio is not None:
+            for mels in utterance_mels(request.audio):
+                count = placeholder_count(mels.shape[-1])
+                self._uids += 1
+                conversation.audio[self._uids] = self._model.encode_audio(mels, count)
+                ids.append(t.AUDIO_START)
+                spans.append(AudioSpan(len(ids), count, self._uids))
+                ids.extend([t.AUDIO_PATCH] * count)
+                ids.append(t.AUDIO_END)
+                stats.audio_chunks += 1
+        if request.text:
+            ids.extend(self._encode(request.text))
+        ids.extend(self._encode(prompt.EOT))
+        return Entry("human", tuple(ids), exchange, tuple(spans))
+
+    def _generate(
+        self,
+        request: ModelRequest,
+        emit: Callable[[object], None],
+        cancel: threading.Event,
+        max_new_tokens: int | None = None,
+    ) -> None:
+        stats = RoundStats()
+        self.last_round = stats
+        started = time.perf_counter()
+        conversation = self._conversation(request.conversation_id)
+        layout, opening = self._layout(request, conversation, stats)
+        limit = max_new_tokens or self._options.max_new_tokens
+        max_new = min(limit, self._max_positions - len(layout.tokens))
+        logits, context = self._prefill(conversation, layout, stats)
+        stats.prefill_seconds = time.perf_counter() - started
+        self._decode_loop(request, conversation, opening, logits, context, max_new, stats, emit, cancel)
+
+    def _layout(
+        self, request: ModelRequest, conversation: _Conversation, stats: RoundStats
+    ) -> tuple[Layout, list[int]]:
+        """Add the request's turns to the history, fit it to the budget, and lay out the prompt."""
+        if request.audio is None and not request.text and not request.tool_results:
+            raise ModelError("the request carries no audio, text or tool results")
+        history = [e for e in conversation.entries if not e.pinned]
+        exchange = conversation.exchange
+        if request.audio is not None or request.text:
+            exchange += 1
+            history.append(self._human(request, conversation, exchange, stats))
+        if request.tool_results:
+            history.append(Entry("input", tuple(self._encode(prompt.input_turn(request.tool_results))), exchange))
+        opening = self._encode(prompt.assistant_prefix(request.speak))
+        budget = min(self._options.history_tokens, self._max_positions - self._options.max_new_tokens) - len(opening)
+        entries = fit([*self._pinned(request.tools), *history], budget)
+        layout = assemble([*entries, Entry("assistant", tuple(opening), exchange)])
+        if self._max_positions - len(layout.tokens) < 16:
+            raise ModelError(
+                f"the request needs {len(layout.tokens)} tokens; the model reads at most {self._max_positions}"
+            )
+        # Only now, with a prompt that fits, does the request become part of the conversation.
+        live = {span.uid for e in entries for span in e.audio}
+        conversation.audio = {uid: rows for uid, rows in conversation.audio.items() if uid in live}
+        conversation.entries, conversation.exchange = entries, exchange
+        return layout, opening
+
+    def _prefill(
+        self, conversation: _Conversation, layout: Layout, stats: RoundStats
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Compute what the KV cache does not already hold (at least one token, for the logits)."""
+        if conversation.cache is None:
+            conversation.cache, conversation.cached_keys = DynamicCache(), []
+        cache = conversation.cache
+        reuse = min(common_prefix(conversation.cached_keys, layout.keys), len(layout.keys) - 1)
+        if cache.get_seq_length() > reuse:
+            cache.crop(reuse)
+        stats.prompt_tokens, stats.reused_tokens = len(layout.tokens), reuse
+        stats.prefill_tokens = len(layout.tokens) - reuse
+        audio: list[tuple[int, torch.Tensor]] = []
+        for span in layout.audio:
+            first = max(span.offset, reuse)
+            if first < span.offset + span.count:
+                audio.append((first - reuse, conversation.audio[span.uid][first - span.offset :]))
+        context = torch.tensor([layout.tokens], device=self._model.device)
+        conversation.cached_keys = []  # unknown until the prefill succeeds
+        logits = self._model.step(context[:, reuse:], cache, audio=audio)
+        conversation.cached_keys = list(layout.keys)
+        _LOGGER.debug("prefill %d of %d tokens (%d reused)", stats.prefill_tokens, stats.prompt_tokens, reuse)
+        return logits, context
+
+    def _decode_loop(
+        self,
+        request: ModelRequest,
+        conversation: _Conversation,
+        opening: list[int],
+        logits: torch.Tensor,
+        context: torch.Tensor,
+        max_new: int,
+        stats: RoundStats,
+        emit: Callable[[object], None],
+        cancel: threading.Event,
+    ) -> None:
+        """Generate token by token, streaming events, until a stop token, the limit or cancellation."""
+        assert conversation.cache is not None
+        cache = conversation.cache
+        options = self._options
+        device = self._model.device
+        processors = self._processors(request.speak)
+        parser = TokenStreamParser(
+            self._decode, in_tts=request.speak, speech_chunk=options.speech_chunk_tokens, call_ids=self._next_call_id
+        )
+        generated: list[int] = []
+        reason = "length"
+        decode_started = time.perf_counter()
+        try:
+            for _ in range(max_new):
+                if cancel.is_set():
+                    stats.cancelled = True
+                    reason = "cancelled"
+                    break
+                token = self._sample(processors, context, logits)
+                generated.append(token)
+                stats.decode_steps += 1
+                for event in parser.feed(token):
+                    emit(event)
+                if token in t.STOP_IDS:
+                    reason = "stop"
+                    break
+                if len(generated) == max_new:
+                    break
+                step = torch.tensor([[token]], device=device)
+                logits = self._model.step(step, cache)
+                conversation.cached_keys.append(token)
+                context = torch.cat([context, step], dim=1)
+        finally:
+            stats.decode_seconds = time.perf_counter() - decode_started
+            self._remember(conversation, opening, generated, parser, request.speak)
+        if reason != "cancelled":
+            for event in parser.finish(reason):
+                emit(event)
+
+    def _remember(
+        self,
+        conversation: _Conversation,
+        opening: list[int],
+        generated: list[int],
+        parser: TokenStreamParser,
+        speak: bool,
+    ) -> None:
+        """Store the answer as the model wrote it (closed with EOT even when cut short)."""
+        body = [token for token in generated if token not in t.STOP_IDS]
+        tokens = (*opening, *body, *self._encode(prompt.EOT))
+        folded = None
+        if speak and parser.speech_tokens:
+            calls = "".join(prompt.tool_call_text(c.name, c.arguments) for c in parser.tool_calls if c.error is None)
+            folded = Entry(
+                "assistant", tuple(self._encode(prompt.turn("assistant", parser.text + calls))), conversation.exchange
+            )
+        conversation.entries.append(Entry("assistant", tokens, conversation.exchange, folded=folded))
+
+    def _processors(self, speak: bool) -> LogitsProcessorList:
+        processors = LogitsProcessorList()
+        if self._options.repetition_penalty != 1.0:
+            processors.append(RepetitionPenaltyLogitsProcessor(self._options.repetition_penalty))
+        processors.extend(self._extra_processors)
+        if not speak:
+            processors.append(_BanSpeech())
+        return processors
+
+    def _sample(self, processors: LogitsProcessorList, context: torch.Tensor, logits: torch.Tensor) -> int:
+        """Temperature and nucleus sampling among the ``top_k`` likeliest tokens.
+
+        Sorting all 158,720 logits every step costs more than a small model's forward pass on a CPU;
+        the nucleus practically always lies within the top few dozen tokens.
+        """
+        options = self._options
+        scores = processors(context, logits)[0]  # type: ignore[arg-type]
+        values, indices = scores.topk(min(options.top_k, scores.shape[-1]))
+        if not torch.isfinite(values[0]):
+            return t.EOT  # every token was ruled out: end the answer rather than sample noise
+        if options.temperature <= 0:
+            return int(indices[0].item())
+        probabilities = torch.softmax(values / options.temperature, dim=-1)
+        if options.top_p < 1.0:
+            outside = probabilities.cumsum(-1) - probabilities >= options.top_p
+            probabilities = probabilities.masked_fill(outside, 0.0)
+        choice = torch.multinomial(probabilities, 1)
+        return int(indices[choice].item())
+
+    # --- introspection for tests and benchmarks ---------------------------------------------------
+
+    def history(self, conversation_id: str) -> list[Entry]:
+        """The stored entries of a conversation (empty if unknown)."""
+        with self._lock:
+            conversation = self._conversations.get(conversation_id)
+            return list(conversation.entries) if conversation else []
+
+    def render(self, entries: Sequence[Entry]) -> str:
+        """Entries as text, audio placeholders collapsed, for logs and tests."""
+        text = self._decode(assemble(entries).tokens)
+        patch = t.STRINGS[t.AUDIO_PATCH]
+        while patch * 2 in text:
+            text = text.replace(patch * 2, patch)
+        return text
+
+    def tokens_of(self, entries: Sequence[Entry]) -> int:
+        """Total tokens of entries."""
+        return size(entries)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import datetime
 import io
 import json
 import logging
@@ -12,7 +11,7 @@ import wave
 import pytest
 
 from assistant.audio import AudioChunk
-from assistant.config import PersonaSettings, VllmModelSettings
+from assistant.config import VllmModelSettings
 from assistant.model.stepaudio2.vllm_protocol import (
     TTS_START,
     History,
@@ -23,7 +22,6 @@ from assistant.model.stepaudio2.vllm_protocol import (
     estimate_tokens,
     parse_speech_codes,
     split_audio,
-    system_prompt,
     tool_result_messages,
     user_message,
 )
@@ -123,15 +121,6 @@ def test_tool_results_become_input_turns_and_the_last_asks_for_a_spoken_summary(
     assert len(messages[0]["content"]) == 1
     assert "口语化" in messages[1]["content"][-1]["text"]
     assert "无网络" in messages[1]["content"][0]["text"]
-
-
-def test_the_system_prompt_names_the_assistant_the_date_and_the_dialect() -> None:
-    persona = PersonaSettings(name="阿珍", dialect="cantonese", style="elderly", location="广州")
-    prompt = system_prompt(persona, datetime.date(2026, 11, 25))
-    assert "阿珍" in prompt and "广州" in prompt and "粤语" in prompt and "老人" in prompt
-    assert "今天是2026年11月25日，星期三" in prompt
-    assert "工具" in prompt
-    assert "粤语" not in system_prompt(PersonaSettings(), datetime.date(2026, 11, 25))
 
 
 # --- the stream ----------------------------------------------------------------------------------------

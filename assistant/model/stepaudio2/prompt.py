@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import date
 from typing import Any
 
 from ...config import PersonaSettings
@@ -44,8 +44,8 @@ _TOOL_LINE = (
     "你具备调用工具解决问题的能力，你需要根据用户的需求和上下文情景，自主选择是否调用系统提供的工具来协助用户。"
 )
 
-TOOL_RESULT_INSTRUCTION = "请根据上面的工具结果，用口语化的形式简短地回答用户的问题。"
-"""Appended to an ``input`` turn, as StepFun's examples ask the model to summarise results orally."""
+TOOL_RESULT_INSTRUCTION = "请用口语化形式总结检索结果，简短地回答用户的问题。"
+"""Appended to an ``input`` turn: StepFun's own words, kept verbatim because the model was tuned on them."""
 
 
 def turn(role: str, content: str) -> str:
@@ -63,7 +63,7 @@ def assistant_prefix(speak: bool) -> str:
     return turn_open("assistant") + (TTS_START_TEXT if speak else "")
 
 
-def system_prompt(persona: PersonaSettings, today: datetime, *, with_tools: bool) -> str:
+def system_prompt(persona: PersonaSettings, today: date, *, with_tools: bool) -> str:
     """The persona, the date, the household's dialect and speaking style.
 
     Only the date goes in, not the time: the system prompt heads the KV cache, so a clock that changed

@@ -42,12 +42,12 @@ from ...errors import ModelError
 from ...events import ConnectionChanged, Event
 from ...ports import Clock, ModelDone, ModelEvent, ModelRequest
 from ...tasks import MonotonicClock, backoff
+from .prompt import system_prompt
 from .vllm_protocol import (
     History,
     ReplyAssembler,
     StreamError,
     build_payload,
-    system_prompt,
     tool_result_messages,
     user_message,
 )
@@ -131,7 +131,7 @@ class VllmSpeechModel:
         turn = self._turn_messages(history, request)
         payload = build_payload(
             self._settings,
-            system=system_prompt(self._persona, self._today()),
+            system=system_prompt(self._persona, self._today(), with_tools=bool(request.tools)),
             tools=request.tools,
             messages=[*history.messages, *turn],
             speak=request.speak,

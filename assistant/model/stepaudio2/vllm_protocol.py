@@ -20,7 +20,6 @@ No I/O here: ``vllm.py`` moves the bytes. The wire format follows StepFun's fork
 from __future__ import annotations
 
 import base64
-import datetime
 import io
 import json
 import logging
@@ -33,19 +32,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...audio import MIC_RATE_HZ, SAMPLE_WIDTH_BYTES, AudioChunk
-from ...config import PersonaSettings, VllmModelSettings
+from ...config import VllmModelSettings
 from ...ports import ModelEvent, ModelSpeech, ModelText, ModelToolCall, ToolResult, ToolSpec
+from .frontend import MAX_CHUNK_SECONDS
+from .prompt import TOOL_RESULT_INSTRUCTION, TTS_START_TEXT, tool_schemas
+from .tokens import SPEECH_CODES
 
 _LOGGER = logging.getLogger(__name__)
 
-MAX_CHUNK_SECONDS = 25.0
-"""Longest audio item the server gets; the encoder has 1500 positions and ≥30 s crashed the fork."""
-SPEECH_CODES = 6561
-"""CosyVoice2 S3 codes are 0..6560; ``<audio_6561>`` is the pad and never reaches token2wav."""
-TTS_START = "<tts_start>"
+TTS_START = TTS_START_TEXT
 """Prefill of the assistant turn that makes the model answer in interleaved text and speech."""
-TOOL_RESULT_INSTRUCTION = "\n\n\n请用口语化形式总结检索结果，简短地回答用户的问题。"
-"""StepFun's own follow-up after a tool result; kept verbatim because the model was tuned on it."""
 
 _AUDIO_TOKEN = re.compile(r"<audio_(\d+)>")
 _AUDIO_TOKENS_PER_SECOND = 12.5
@@ -54,41 +50,6 @@ _TOKENS_PER_MESSAGE = 4  # <|BOT|>, the role, "\n" and <|EOT|>
 
 class StreamError(Exception):
     """The server's stream broke the protocol or reported an error mid-way; the message says which."""
-
-
-# --- system prompt --------------------------------------------------------------------------------
-
-_WEEKDAYS = "一二三四五六日"
-_DIALECTS = {
-    "mandarin": "",
-    "cantonese": "请用粤语与用户交流。",
-    "sichuanese": "请用四川话与用户交流。",
-    "english": "Please talk with the user in English.",
-}
-_STYLES = {
-    "default": "",
-    "elderly": "用户可能是老人：说话慢一点，用简单的词和短句，把时间、数字和名字这些关键信息再重复一遍。",
-    "brief": "回答要简短，一两句话说清楚。",
-}
-
-
-def system_prompt(persona: PersonaSettings, today: datetime.date) -> str:
-    """Write the system turn in the shape of StepFun's tool-calling examples (name, tools, date, voice).
-
-    Whether the mini model follows a dialect instruction is unproven (reference §5); the line costs
-    nothing and is what a user would try first.
-    """
-    lines = [
-        f"你的名字叫做{persona.name}，是这个家里的语音助手。",
-        "你具备调用工具解决问题的能力，你需要根据用户的需求和上下文情景，自主选择是否调用系统提供的工具来协助用户。",
-        "你说话口语化、亲切，不使用列表、表格或表情符号。",
-        _STYLES[persona.style],
-        f"用户住在{persona.location}。" if persona.location else "",
-        f"今天是{today.year}年{today.month}月{today.day}日，星期{_WEEKDAYS[today.weekday()]}",
-        _DIALECTS[persona.dialect],
-        "请用默认女声与用户交流",
-    ]
-    return "\n".join(line for line in lines if line)
 
 
 # --- request --------------------------------------------------------------------------------------
@@ -130,17 +91,6 @@ def audio_items(audio: AudioChunk) -> list[dict[str, Any]]:
     ]
 
 
-def tool_schemas(tools: Iterable[ToolSpec]) -> list[dict[str, Any]]:
-    """Return the OpenAI ``tools`` array, which the fork renders in its own ``tool_json_schemas`` turn."""
-    return [
-        {
-            "type": "function",
-            "function": {"name": t.name, "description": t.description, "parameters": dict(t.parameters)},
-        }
-        for t in tools
-    ]
-
-
 def user_message(*, audio: AudioChunk | None, text: str | None) -> dict[str, Any]:
     """Return the ``human`` turn (StepFun's role name) for an utterance, a text, or both (audio first)."""
     items: list[dict[str, Any]] = audio_items(audio) if audio is not None else []
@@ -159,7 +109,7 @@ def tool_result_messages(results: Sequence[ToolResult]) -> list[dict[str, Any]]:
     for i, result in enumerate(results):
         content = [{"type": "text", "text": json.dumps(dict(result.content), ensure_ascii=False, default=str)}]
         if i == len(results) - 1:
-            content.append({"type": "text", "text": TOOL_RESULT_INSTRUCTION})
+            content.append({"type": "text", "text": "\n\n\n" + TOOL_RESULT_INSTRUCTION})
         messages.append({"role": "input", "tool_call_id": result.call_id, "content": content})
     return messages
 

@@ -7,7 +7,6 @@ everything to the current speaking speed with sox's WSOLA ``tempo`` effect, whic
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shutil
 from collections.abc import AsyncIterator
@@ -17,6 +16,7 @@ from typing import Any
 from ..audio import AudioChunk, join, split
 from ..ports import ModelText, ReplyPiece, Voice
 from .errors import SpeechError
+from .process import pipe_through
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -35,28 +35,8 @@ class SoxTempo:
         if abs(speed - 1.0) < 1e-3 or not audio.samples:
             return audio
         raw = ["-t", "raw", "-r", str(audio.rate_hz), "-e", "signed", "-b", "16", "-c", "1", "-L"]
-        process = await asyncio.create_subprocess_exec(
-            self._executable,
-            *raw,
-            "-",
-            *raw,
-            "-",
-            "tempo",
-            "-s",
-            f"{speed:.3f}",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            stdout, stderr = await process.communicate(audio.pcm)
-        except BaseException:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-            raise
-        if process.returncode != 0:
-            raise SpeechError(f"sox tempo failed: {stderr.decode(errors='replace').strip()}")
+        args = [self._executable, *raw, "-", *raw, "-", "tempo", "-s", f"{speed:.3f}"]
+        stdout = await pipe_through(args, audio.pcm, what="sox tempo")
         return AudioChunk(stdout[: len(stdout) - len(stdout) % 2], audio.rate_hz)
 
 

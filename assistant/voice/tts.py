@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from ..audio import AudioChunk
 from ..config import PersonaSettings, TtsSettings
 from .errors import SpeechError, VoiceUnavailable
+from .process import pipe_through
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -95,29 +96,9 @@ class EspeakTts:
         if not text:
             return AudioChunk(b"", 22_050)
         opts = self.options
-        process = await asyncio.create_subprocess_exec(
-            self._executable,
-            "-v",
-            opts.voice,
-            "-s",
-            str(opts.rate_wpm),
-            "-a",
-            str(opts.amplitude),
-            "--stdout",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            # The text goes through stdin so it can never be taken for an option.
-            stdout, stderr = await process.communicate(text.encode())
-        except BaseException:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-            raise
-        if process.returncode != 0:
-            raise SpeechError(f"espeak-ng failed ({process.returncode}): {stderr.decode(errors='replace').strip()}")
+        args = [self._executable, "-v", opts.voice, "-s", str(opts.rate_wpm), "-a", str(opts.amplitude), "--stdout"]
+        # The text goes through stdin so it can never be taken for an option.
+        stdout = await pipe_through(args, text.encode(), what="espeak-ng")
         return _parse_wav(stdout)
 
 

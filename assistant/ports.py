@@ -202,6 +202,10 @@ class SpeechModel(Protocol):
         """Drop the history of a conversation."""
         ...
 
+    def set_dialect(self, dialect: str) -> None:
+        """Answer in another dialect from the next request on."""
+        ...
+
 
 # --- speech out ---------------------------------------------------------------------------------
 
@@ -211,6 +215,10 @@ class Voice(Protocol):
 
     def speak(self, pieces: AsyncIterator[ReplyPiece]) -> AsyncIterator[AudioChunk]:
         """Yield audio as early as possible while pieces keep arriving."""
+        ...
+
+    def set_dialect(self, dialect: str) -> None:
+        """Speak text in another dialect from now on."""
         ...
 
 

@@ -183,6 +183,8 @@ class Supervisor:
             self._active_wake_word = value
             self._bus.publish(SettingChanged(key="wake_word", value=value))
         else:
+            self._deps.model.set_dialect(value)
+            self._deps.voice.set_dialect(value)
             self._bus.publish(SettingChanged(key="dialect", value=value))
 
     async def _set_muted(self, muted: bool) -> None:

@@ -219,6 +219,11 @@ class FakeVoice:
 
     def __init__(self, seconds_per_char: float = 0.1) -> None:
         self._seconds_per_char = seconds_per_char
+        self.dialects: list[str] = []
+
+    def set_dialect(self, dialect: str) -> None:
+        """Record the change."""
+        self.dialects.append(dialect)
 
     async def speak(self, pieces: AsyncIterator[ReplyPiece]) -> AsyncIterator[AudioChunk]:
         """Yield audio for each piece as it arrives."""
@@ -262,6 +267,7 @@ class ScriptedModel:
         self.requests: list[ModelRequest] = []
         self.cancelled = 0
         self.forgotten: list[str] = []
+        self.dialects: list[str] = []
 
     async def respond(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """Play the next round; raise ModelError if the script has no round left."""
@@ -282,6 +288,10 @@ class ScriptedModel:
     def forget(self, conversation_id: str) -> None:
         """Record the reset."""
         self.forgotten.append(conversation_id)
+
+    def set_dialect(self, dialect: str) -> None:
+        """Record the change."""
+        self.dialects.append(dialect)
 
 
 # --- tools --------------------------------------------------------------------------------------

@@ -316,3 +316,13 @@ async def test_an_unknown_setting_value_changes_nothing() -> None:
     )
     assert not any(isinstance(e, SettingChanged) for e in events)
     assert events[-1].outcome == "completed"  # type: ignore[attr-defined]
+
+
+async def test_choosing_a_dialect_reaches_the_model_and_the_voice() -> None:
+    rig = Rig(rounds=[answer()])
+    events = await rig.run(
+        QUESTION, script=[rig.at(0.1, SettingRequested(key="dialect", value="cantonese", source="ha"))]
+    )
+    assert SettingChanged(key="dialect", value="cantonese") in events
+    assert rig.model.dialects == ["cantonese"]
+    assert rig.voice.dialects == ["cantonese"]  # type: ignore[attr-defined]

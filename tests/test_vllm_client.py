@@ -117,6 +117,17 @@ async def test_a_spoken_answer_streams_text_and_speech_then_done(server: FakeVll
     assert "今天是2026年11月25日" in body["messages"][0]["content"]
 
 
+async def test_a_dialect_chosen_at_run_time_changes_the_system_prompt(
+    server: FakeVllmServer, make_model: MakeModel
+) -> None:
+    model = make_model()
+    await collect(model, ModelRequest("kitchen", (), text="几点了"))
+    model.set_dialect("cantonese")
+    await collect(model, ModelRequest("kitchen", (), text="几点了"))
+    first, second = (body["messages"][0]["content"] for body in server.requests)
+    assert "粤语" not in first and "粤语" in second
+
+
 async def test_the_next_turn_sends_the_earlier_answer_back_as_tts_content(
     server: FakeVllmServer, make_model: MakeModel
 ) -> None:

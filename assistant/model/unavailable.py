@@ -24,12 +24,16 @@ class UnavailableModel:
     def forget(self, conversation_id: str) -> None:
         """Nothing to forget."""
 
+    def set_dialect(self, dialect: str) -> None:
+        """Nothing to change."""
+
 
 class LoadingModel:
     """Serves the wake word at once while the real model loads in the background (tens of seconds)."""
 
     def __init__(self, loading: asyncio.Task[SpeechModel]) -> None:
         self._loading = loading
+        self._dialect: str | None = None
 
     def _model(self) -> SpeechModel:
         if not self._loading.done():
@@ -37,12 +41,20 @@ class LoadingModel:
         error = self._loading.exception() if not self._loading.cancelled() else None
         if error is not None or self._loading.cancelled():
             raise ModelError(f"the model could not be loaded: {error or 'cancelled'}")
-        return self._loading.result()
+        model = self._loading.result()
+        if self._dialect is not None:
+            model.set_dialect(self._dialect)
+            self._dialect = None
+        return model
 
     async def respond(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """Answer through the loaded model, or fail at once with why it is not there."""
         async for event in self._model().respond(request):
             yield event
+
+    def set_dialect(self, dialect: str) -> None:
+        """Remember the dialect; it reaches the model with the next request."""
+        self._dialect = dialect
 
     def forget(self, conversation_id: str) -> None:
         """Forget in the loaded model, if it is loaded."""

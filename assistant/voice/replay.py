@@ -75,6 +75,10 @@ class ReplayVoice:
         if close is not None:
             close()
 
+    def set_dialect(self, dialect: str) -> None:
+        """Pass a dialect change on to the inner voice."""
+        self._inner.set_dialect(dialect)
+
     @property
     def last(self) -> Answer | None:
         """The last answer spoken, if any."""

@@ -127,6 +127,12 @@ class AnswerVoice:
         if self._tokens is not None:
             self._tokens.close()
 
+    def set_dialect(self, dialect: str) -> None:
+        """Speak text in another dialect from now on (token2wav speech already is in the model's dialect)."""
+        retune = getattr(self._tts, "set_dialect", None)
+        if retune is not None:
+            retune(dialect)
+
     async def speak(self, pieces: AsyncIterator[ReplyPiece]) -> AsyncIterator[AudioChunk]:
         """Yield audio while pieces keep arriving; cancelling stops synthesis at its next step.
 

@@ -7,6 +7,7 @@ first one is spoken while the model is still writing the rest.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 import re
@@ -83,12 +84,18 @@ def clean_for_speech(text: str) -> str:
 class EspeakTts:
     """espeak-ng as a subprocess; 22.05 kHz output."""
 
-    def __init__(self, options: EspeakOptions, executable: str = "espeak-ng") -> None:
+    def __init__(self, options: EspeakOptions, executable: str = "espeak-ng", *, fixed_voice: bool = False) -> None:
         path = shutil.which(executable)
         if path is None:
             raise VoiceUnavailable(f"{executable} is not installed (apt-get install espeak-ng)")
         self.options = options
+        self._fixed_voice = fixed_voice
         self._executable = path
+
+    def set_dialect(self, dialect: str) -> None:
+        """Speak another dialect from now on, unless the config named a voice."""
+        if not self._fixed_voice and dialect in ESPEAK_VOICES:
+            self.options = dataclasses.replace(self.options, voice=ESPEAK_VOICES[dialect])
 
     async def synthesize(self, text: str) -> AudioChunk:
         """Run espeak-ng on one sentence; killing it if the caller is cancelled."""
@@ -152,7 +159,7 @@ def build_tts(tts: TtsSettings, persona: PersonaSettings, speed: float = 1.0) ->
             raise VoiceUnavailable("voice.tts.engine is piper but voice.tts.piper_model is not set")
         rate = speed * (ELDERLY_RATE_FACTOR if persona.style == "elderly" else 1.0)
         return PiperTts(Path(tts.piper_model).expanduser(), rate)
-    return EspeakTts(espeak_options(tts, persona, speed))
+    return EspeakTts(espeak_options(tts, persona, speed), fixed_voice=tts.voice is not None)
 
 
 _SENTENCE_END = re.compile(r"[。！？!?；;\n]|\.(?=\s|$)")

@@ -105,3 +105,17 @@ async def test_a_piper_voice_the_user_installed_can_be_configured(tmp_path: Path
 def test_piper_without_a_model_is_a_clear_error() -> None:
     with pytest.raises(VoiceUnavailable, match="piper_model is not set"):
         build_tts(TtsSettings(engine="piper"), PersonaSettings())
+
+
+def test_a_dialect_chosen_at_run_time_changes_the_espeak_voice_unless_one_was_configured() -> None:
+    from assistant.config import PersonaSettings, TtsSettings
+    from assistant.voice.tts import EspeakTts, build_tts
+
+    automatic = build_tts(TtsSettings(), PersonaSettings(dialect="mandarin"))
+    assert isinstance(automatic, EspeakTts) and automatic.options.voice == "cmn-latn-pinyin"
+    automatic.set_dialect("cantonese")
+    assert automatic.options.voice == "yue"
+    fixed = build_tts(TtsSettings(voice="en-gb"), PersonaSettings(dialect="mandarin"))
+    assert isinstance(fixed, EspeakTts)
+    fixed.set_dialect("cantonese")
+    assert fixed.options.voice == "en-gb"

@@ -189,6 +189,10 @@ class StepAudio2Engine:
             cancel.set()
             self._active.discard(cancel)
 
+    def set_dialect(self, dialect: str) -> None:
+        """Answer in another dialect from the next round on (the system prompt changes)."""
+        self._persona = self._persona.model_copy(update={"dialect": dialect})
+
     def forget(self, conversation_id: str) -> None:
         """Drop a conversation's history and KV cache."""
         with self._lock:

@@ -114,6 +114,10 @@ class VllmSpeechModel:
         history = self._histories.get(conversation_id)
         return [dict(m) for m in history.messages] if history else []
 
+    def set_dialect(self, dialect: str) -> None:
+        """Answer in another dialect from the next round on (the system prompt changes)."""
+        self._persona = self._persona.model_copy(update={"dialect": dialect})
+
     def forget(self, conversation_id: str) -> None:
         """Drop the history of a conversation."""
         self._histories.pop(conversation_id, None)

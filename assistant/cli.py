@@ -55,8 +55,13 @@ def _secrets(settings: Settings) -> list[str]:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from .skills import check_skills
+
     path = args.config or default_config_path()
     settings = load_config(path)
+    problems = check_skills(settings.skills)
+    if problems:
+        raise ConfigError("\n".join(f"{path}: {problem}" for problem in problems))
     words = ", ".join(w.model for w in settings.wake.words)
     print(
         f"{path}: OK — wake words: {words}; model: {settings.model.backend}; voice: {settings.voice.mode}; "

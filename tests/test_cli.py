@@ -36,3 +36,12 @@ def test_run_with_a_broken_config_exits_2_before_touching_hardware(tmp_path: Pat
     )
     assert done.returncode == EXIT_CONFIG
     assert "audio.volume: Input should be a valid number" in done.stderr
+
+
+def test_check_validates_each_skills_own_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "config.yaml"
+    bad.write_text("skills:\n  weather: {unit: metric}\n  wether: {}\n")
+    assert main(["check", "--config", str(bad)]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert f"{bad}: skills.weather.unit: unknown key (did you mean 'units'?)" in err
+    assert f"{bad}: skills.wether: no such skill (did you mean 'weather'?)" in err

@@ -16,7 +16,7 @@ from .bus import Bus
 from .config import Settings
 from .events import ConnectionChanged, DaemonStarted, ShutdownRequested, TurnEnded
 from .logs import log_event
-from .model.unavailable import LoadingModel
+from .model.unavailable import LoadingModel, UnavailableModel
 from .ports import (
     AudioSink,
     AudioSource,
@@ -189,7 +189,7 @@ async def build_adapters(
     else:
         source = build_microphone(audio, bus, echo=echo)
 
-    model = _build_model(settings, bus, services)
+    model = _build_model(settings, bus, stack, services)
     voice = await _build_voice(settings, stack)
     # A replay queued by a turn that ended before speaking must not leak into the next answer.
     bus.tap(lambda envelope: voice.cancel_replay() if isinstance(envelope.event, TurnEnded) else None)
@@ -208,11 +208,14 @@ async def build_adapters(
     )
 
 
-def _build_model(settings: Settings, bus: Bus, services: list[Service]) -> SpeechModel:
+def _build_model(
+    settings: Settings, bus: Bus, stack: contextlib.AsyncExitStack, services: list[Service]
+) -> SpeechModel:
     if settings.model.backend == "vllm":
         from .model.stepaudio2.vllm import build_vllm_model
 
         remote = build_vllm_model(settings.model.vllm, settings.persona, bus.publish)
+        stack.push_async_callback(remote.aclose)
         services.append(remote.run_health_checks)
         return remote
 
@@ -221,14 +224,16 @@ def _build_model(settings: Settings, bus: Bus, services: list[Service]) -> Speec
 
         try:
             # Loading reads gigabytes; off the loop so the wake word and Home Assistant keep working.
-            model = await asyncio.to_thread(build_local_model, settings.model.local, settings.persona)
+            model: SpeechModel = await asyncio.to_thread(build_local_model, settings.model.local, settings.persona)
         except Exception as err:
+            # Every turn then answers with the error earcon and this reason in the log.
             report_unavailable(bus, "model", str(err))
-            raise
+            return UnavailableModel(str(err))
         bus.publish(ConnectionChanged(service="model", connected=True, detail=settings.model.local.path))
         return model
 
     loading: asyncio.Task[SpeechModel] = asyncio.get_running_loop().create_task(load(), name="model:load")
+    stack.callback(loading.cancel)
     return LoadingModel(loading)
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .bus import Bus
 from .config import Settings
+from .errors import ModelError
 from .events import ConnectionChanged, DaemonStarted, ShutdownRequested, TurnEnded
 from .logs import log_event
 from .model.unavailable import LoadingModel, UnavailableModel
@@ -189,8 +190,8 @@ async def build_adapters(
     else:
         source = build_microphone(audio, bus, echo=echo)
 
-    model = _build_model(settings, bus, stack, services)
     voice = await _build_voice(settings, stack)
+    model = _build_model(settings, bus, stack, services, voice)
     # A replay queued by a turn that ended before speaking must not leak into the next answer.
     bus.tap(lambda envelope: voice.cancel_replay() if isinstance(envelope.event, TurnEnded) else None)
     tools = await _build_tools(settings, bus, clock, stack, services, voice)
@@ -209,7 +210,7 @@ async def build_adapters(
 
 
 def _build_model(
-    settings: Settings, bus: Bus, stack: contextlib.AsyncExitStack, services: list[Service]
+    settings: Settings, bus: Bus, stack: contextlib.AsyncExitStack, services: list[Service], voice: ReplayVoice
 ) -> SpeechModel:
     if settings.model.backend == "vllm":
         from .model.stepaudio2.vllm import build_vllm_model
@@ -224,12 +225,17 @@ def _build_model(
 
         try:
             # Loading reads gigabytes; off the loop so the wake word and Home Assistant keep working.
-            model: SpeechModel = await asyncio.to_thread(build_local_model, settings.model.local, settings.persona)
+            model = await asyncio.to_thread(build_local_model, settings.model.local, settings.persona)
         except Exception as err:
             # Every turn then answers with the error earcon and this reason in the log.
             report_unavailable(bus, "model", str(err))
             return UnavailableModel(str(err))
+        try:
+            await model.warm_up()  # the first answer would otherwise pay for kernel set-up
+        except ModelError as err:
+            _LOGGER.warning("model warm-up failed: %s", err)
         bus.publish(ConnectionChanged(service="model", connected=True, detail=settings.model.local.path))
+        await _attach_model_voice(settings, voice)
         return model
 
     loading: asyncio.Task[SpeechModel] = asyncio.get_running_loop().create_task(load(), name="model:load")
@@ -237,11 +243,36 @@ def _build_model(
     return LoadingModel(loading)
 
 
+async def _attach_model_voice(settings: Settings, voice: ReplayVoice) -> None:
+    """Once a downloaded model is on disk, speak with its token2wav instead of the TTS."""
+    from .model.stepaudio2.loading import resolve
+    from .voice import AnswerVoice, SpeechError, VoiceUnavailable, build_token_speaker
+
+    inner = voice.inner
+    if settings.voice.mode == "tts" or not isinstance(inner, AnswerVoice) or inner.has_tokens:
+        return
+    local = settings.model.local
+    try:
+        folder = await asyncio.to_thread(resolve, local.path, revision=local.revision)
+        tokens = await asyncio.to_thread(build_token_speaker, settings.voice, folder)
+        inner.attach_tokens(tokens, settings.voice.mode)
+        await voice.prepare()
+    except (VoiceUnavailable, SpeechError, ModelError) as err:
+        _LOGGER.warning("answers stay with the TTS: %s", err)
+    else:
+        _LOGGER.info("answers now use the model's own voice (token2wav)")
+
+
 async def _build_voice(settings: Settings, stack: contextlib.AsyncExitStack) -> ReplayVoice:
     from .voice import SpeechError, VoiceUnavailable, build_voice
 
+    voice_settings = settings.voice
+    model_dir = _local_model_dir(settings)
+    if voice_settings.mode == "model" and model_dir is None and settings.model.backend == "local":
+        # The model (and its token2wav) may still be downloading: speak through the TTS until it is here.
+        voice_settings = voice_settings.model_copy(update={"mode": "auto"})
     try:
-        voice = build_voice(settings.voice, settings.persona, _local_model_dir(settings))
+        voice = build_voice(voice_settings, settings.persona, model_dir)
     except VoiceUnavailable as err:
         _LOGGER.warning("%s; answers are spoken through the TTS", err)
         voice = build_voice(settings.voice.model_copy(update={"mode": "tts"}), settings.persona, None)

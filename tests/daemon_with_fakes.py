@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 
 from assistant.app import Adapters, App
@@ -26,7 +27,7 @@ from tests.fakes import (
 )
 
 
-def build(settings: Settings, bus: Bus, clock: Clock) -> Adapters:
+async def build(settings: Settings, bus: Bus, clock: Clock, stack: contextlib.AsyncExitStack) -> Adapters:
     mic = timeline(silence(0.3), wake_word(), speech(0.5), silence(30))
     model = ScriptedModel(
         clock, [[after(0.05, ModelTranscript("hi")), after(0.05, ModelText("hello")), after(0, ModelDone())]]

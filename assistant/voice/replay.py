@@ -75,6 +75,11 @@ class ReplayVoice:
         if close is not None:
             close()
 
+    @property
+    def inner(self) -> Voice:
+        """The voice that does the speaking."""
+        return self._inner
+
     def set_dialect(self, dialect: str) -> None:
         """Pass a dialect change on to the inner voice."""
         self._inner.set_dialect(dialect)

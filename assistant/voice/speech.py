@@ -117,6 +117,15 @@ class AnswerVoice:
         self._tokens = tokens
         self._tts = tts
 
+    @property
+    def has_tokens(self) -> bool:
+        """True when model speech tokens are turned into sound (token2wav is loaded)."""
+        return self._tokens is not None
+
+    def attach_tokens(self, tokens: TokenSpeaker, mode: VoiceMode) -> None:
+        """Start speaking the model's own voice, once token2wav could be loaded (after the download)."""
+        self._tokens, self.mode = tokens, mode
+
     async def prepare(self) -> None:
         """Process the voice prompt and warm token2wav up now rather than on the first answer."""
         if self._tokens is not None:

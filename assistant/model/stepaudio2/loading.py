@@ -33,8 +33,8 @@ TRANSFORMERS_MIN = Version("4.56")
 TRANSFORMERS_BELOW = Version("5")
 """First transformers major that is not supported."""
 
-DOWNLOAD_PATTERNS = ("*.json", "*.safetensors", "*.txt", "*.py", "token2wav/*")
-"""Files fetched from the hub: weights, config, tokenizer, and the token2wav folder the voice needs."""
+DOWNLOAD_PATTERNS = ("*.json", "*.safetensors", "*.txt", "*.py", "token2wav/*", "assets/*.wav")
+"""Files fetched from the hub: weights, config, tokenizer, the token2wav folder and prompt voices."""
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _HEADROOM_BYTES = 1.5e9
@@ -80,7 +80,7 @@ def download(repo_id: str, *, revision: str | None = None) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    _LOGGER.info("fetching %s from Hugging Face (about 19 GB the first time)", repo_id)
+    _LOGGER.info("fetching %s from Hugging Face (17.9 GB the first time)", repo_id)
     try:
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=list(DOWNLOAD_PATTERNS)))
     except LocalEntryNotFoundError as err:

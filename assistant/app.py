@@ -103,6 +103,7 @@ class App:
             endpoint=settings.endpointing,
             conversation=conversation,
             replayer=adapters.replayer,
+            speak=settings.voice.mode != "tts",
         )
         supervisor = Supervisor(
             bus=self.bus,

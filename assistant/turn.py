@@ -93,6 +93,8 @@ class TurnDeps:
     conversation: ConversationSettings
     replayer: Replayer | None = None
     """The voice's memory of its last answer, for RepeatRequested."""
+    speak: bool = True
+    """Ask the model for speech tokens; False when the voice speaks its text through a TTS anyway."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,12 +211,12 @@ class Turn:
             return "completed"
         tools = self._deps.tools.specs()
         if request.question is not None:
-            model_request = ModelRequest(request.conversation_id, tools, text=request.question)
+            model_request = ModelRequest(request.conversation_id, tools, text=request.question, speak=self._deps.speak)
         else:
             utterance = await self._listen()
             if utterance is None:
                 return "no_speech"
-            model_request = ModelRequest(request.conversation_id, tools, audio=utterance)
+            model_request = ModelRequest(request.conversation_id, tools, audio=utterance, speak=self._deps.speak)
         await self._answer(model_request)
         return "completed"
 

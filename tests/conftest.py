@@ -55,6 +55,7 @@ class Rig:
     events: list[Event] = field(default_factory=list)
     voice: Voice = field(default_factory=FakeVoice)
     replayer: Replayer | None = None
+    speak: bool = True
 
     def __post_init__(self) -> None:
         self.bus = Bus(self.clock)
@@ -99,6 +100,7 @@ class Rig:
             endpoint=s.endpointing,
             conversation=s.conversation,
             replayer=self.replayer,
+            speak=self.speak,
         )
         supervisor = Supervisor(
             bus=self.bus,

@@ -326,3 +326,9 @@ async def test_choosing_a_dialect_reaches_the_model_and_the_voice() -> None:
     assert SettingChanged(key="dialect", value="cantonese") in events
     assert rig.model.dialects == ["cantonese"]
     assert rig.voice.dialects == ["cantonese"]  # type: ignore[attr-defined]
+
+
+async def test_a_household_on_the_tts_voice_asks_the_model_for_text_only() -> None:
+    rig = Rig(rounds=[answer(), answer()], speak=False)
+    await rig.run(QUESTION)
+    assert [request.speak for request in rig.model.requests] == [False]

@@ -100,7 +100,7 @@ async def test_discovery_configs_availability_and_states_are_retained(broker: Mo
         await eventually(lambda: daemon.bridge.connected)
         await eventually(lambda: daemon.of(ConnectionChanged))
         async with watcher(broker, "homeassistant/#", f"{BASE}/#") as ha:
-            await eventually(lambda: len([t for t in ha.last if t.startswith("homeassistant/")]) >= 13)
+            await eventually(lambda: len([t for t in ha.last if t.startswith("homeassistant/")]) >= 15)
             config = json.loads(ha.last["homeassistant/switch/test_box/mute/config"])
             assert config["device"]["sw_version"] == "9.9.9"
             await eventually(lambda: ha.last.get(f"{BASE}/availability") == "online")

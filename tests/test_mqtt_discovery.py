@@ -12,6 +12,7 @@ from assistant.events import (
     AskRequested,
     ListenRequested,
     MuteRequested,
+    RepeatRequested,
     SettingRequested,
     StopRequested,
     VolumeRequested,
@@ -32,7 +33,7 @@ def command(key: str, payload: str | bytes) -> object:
 
 def test_every_entity_config_names_the_device_and_availability() -> None:
     configs = {topic: json.loads(payload) for topic, payload in discovery.entity_configs(TOPICS, INFO).items()}
-    assert len(configs) == len(discovery.ENTITIES) == 13
+    assert len(configs) == len(discovery.ENTITIES) == 15
     for topic, config in configs.items():
         assert topic.startswith("homeassistant/") and topic.endswith("/config")
         assert config["device"] == {
@@ -101,6 +102,8 @@ def test_commands_become_request_events() -> None:
     assert command("dialect", "cantonese") == SettingRequested(key="dialect", value="cantonese", source="mqtt")
     assert command("listen", "PRESS") == ListenRequested(source="mqtt")
     assert command("stop", "PRESS") == StopRequested(source="mqtt")
+    assert command("repeat", "PRESS") == RepeatRequested(slower=False, source="mqtt")
+    assert command("repeat_slower", "PRESS") == RepeatRequested(slower=True, source="mqtt")
     assert command("announce", "饭好了") == AnnounceRequested(text="饭好了", source="mqtt")
     assert command("ask", '{"text": "明天会下雨吗？"}') == AskRequested(text="明天会下雨吗？", source="mqtt")
 

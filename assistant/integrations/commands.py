@@ -14,6 +14,7 @@ from ..events import (
     Event,
     ListenRequested,
     MuteRequested,
+    RepeatRequested,
     SettingRequested,
     StopRequested,
     VolumeRequested,
@@ -96,6 +97,8 @@ def parse_command(topics: Topics, topic: str, payload: bytes, wake_words: Sequen
             return ListenRequested(source="mqtt")
         case "stop":
             return StopRequested(source="mqtt")
+        case "repeat" | "repeat_slower":
+            return RepeatRequested(slower=key == "repeat_slower", source="mqtt")
         case "announce":
             return AnnounceRequested(text=_text(text), source="mqtt")
         case "ask":

@@ -116,6 +116,8 @@ ENTITIES: tuple[Entity, ...] = (
     Entity("dialect", "select", "Dialect", "mdi:translate", command=True, category="config"),
     Entity("listen", "button", "Start listening", "mdi:microphone", state=False, command=True),
     Entity("stop", "button", "Stop", "mdi:stop", state=False, command=True),
+    Entity("repeat", "button", "Say that again", "mdi:repeat", state=False, command=True),
+    Entity("repeat_slower", "button", "Say it again slower", "mdi:tortoise", state=False, command=True),
     Entity("wake", "event", "Wake word detected", "mdi:bell-ring"),
     Entity("announce", "text", "Announce", "mdi:bullhorn-variant", state=False, command=True),
     Entity("ask", "text", "Ask", "mdi:chat-question", state=False, command=True),

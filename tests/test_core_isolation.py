@@ -18,6 +18,11 @@ CORE = [
     "assistant.turn",
     "assistant.supervisor",
     "assistant.earcons",
+    "assistant.tasks",
+    "assistant.tools",
+    "assistant.skills",
+    "assistant.confirmation",
+    "assistant.scheduler",
     "assistant.app",
     "assistant.cli",
 ]
@@ -37,6 +42,12 @@ FORBIDDEN = [
     "homeassistant_api",
     "wyoming",
     "apscheduler",
+    "sqlalchemy",
+    "numpy",
+    "soxr",
+    "livekit",
+    "bitsandbytes",
+    "huggingface_hub",
 ]
 
 

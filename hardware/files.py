@@ -12,7 +12,7 @@ from assistant.listen.echo import OutputMonitor
 from assistant.ports import Clock
 from assistant.tasks import MonotonicClock
 
-from .resample import Resampler
+from .resample import RateFollower, Resampler
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -92,23 +92,18 @@ class FileSink:
     async def play(self, audio: AsyncIterator[AudioChunk]) -> bool:
         """Append the stream to the file; False if :meth:`stop` was called while it played."""
         generation = self._generation
-        resampler: Resampler | None = None
+        rates = RateFollower(self.rate_hz)
         wav = self._file()
         async for chunk in audio:
             if generation != self._generation:
                 return False
-            if resampler is None or resampler.in_rate_hz != chunk.rate_hz:
-                if resampler is not None:
-                    wav.writeframes(resampler.process(b"", last=True))
-                resampler = Resampler(chunk.rate_hz, self.rate_hz)
-            pcm = resampler.process(chunk.pcm)
-            wav.writeframes(pcm)
-            self.seconds_written += len(pcm) / 2 / self.rate_hz
-        if resampler is not None:
-            tail = resampler.process(b"", last=True)
-            wav.writeframes(tail)
-            self.seconds_written += len(tail) / 2 / self.rate_hz
+            self._write(wav, rates.convert(chunk.pcm, chunk.rate_hz))
+        self._write(wav, rates.flush())
         return generation == self._generation
+
+    def _write(self, wav: wave.Wave_write, pcm: bytes) -> None:
+        wav.writeframes(pcm)
+        self.seconds_written += len(pcm) / 2 / self.rate_hz
 
     def stop(self) -> None:
         """Mark the current stream as cut short (what was written stays)."""

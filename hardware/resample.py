@@ -28,6 +28,26 @@ class Resampler:
         return bytes(out.astype("<i2").tobytes())
 
 
+class RateFollower:
+    """Converts a stream whose chunks may change rate (TTS at 22.05 kHz, token2wav at 24 kHz) to one rate."""
+
+    def __init__(self, out_rate_hz: int) -> None:
+        self.out_rate_hz = out_rate_hz
+        self._resampler: Resampler | None = None
+
+    def convert(self, pcm: bytes, rate_hz: int) -> bytes:
+        """Convert the next chunk; a change of input rate first flushes the previous filter."""
+        flushed = b""
+        if self._resampler is None or self._resampler.in_rate_hz != rate_hz:
+            flushed = self.flush()
+            self._resampler = Resampler(rate_hz, self.out_rate_hz)
+        return flushed + self._resampler.process(pcm)
+
+    def flush(self) -> bytes:
+        """Return what the filter still holds at the end of the stream."""
+        return self._resampler.process(b"", last=True) if self._resampler is not None else b""
+
+
 def apply_gain(pcm: bytes, gain: float) -> bytes:
     """Multiply int16 samples by a linear ``gain``, clipping at full scale."""
     if gain == 1.0:

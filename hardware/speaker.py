@@ -20,7 +20,7 @@ from assistant.listen.echo import OutputMonitor
 
 from .aec import EchoCanceller
 from .devices import DeviceError, DeviceInfo, describe, find_device, new_portaudio
-from .resample import Resampler, apply_gain, rms
+from .resample import RateFollower, apply_gain, rms
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class PyAudioSpeaker:
         """Play a stream to its end; False if :meth:`stop` cut it short. Raises PlaybackError if the device fails."""
         generation = self._generation
         output: _Output | None = None
-        resampler: Resampler | None = None
+        rates: RateFollower | None = None
         try:
             async for chunk in audio:
                 if generation != self._generation:
@@ -159,16 +159,13 @@ class PyAudioSpeaker:
                     self._current = output
                     if generation != self._generation:
                         return False
-                if resampler is None or resampler.in_rate_hz != chunk.rate_hz:
-                    if resampler is not None:
-                        output.write(resampler.process(b"", last=True))
-                    resampler = Resampler(chunk.rate_hz, output.rate_hz)
-                output.write(resampler.process(chunk.pcm))
+                rates = rates or RateFollower(output.rate_hz)
+                output.write(rates.convert(chunk.pcm, chunk.rate_hz))
                 await self._wait_below(output, _BUFFER_SECONDS, generation)
             if output is None or generation != self._generation:
                 return generation == self._generation
-            if resampler is not None:
-                output.write(resampler.process(b"", last=True))
+            if rates is not None:
+                output.write(rates.flush())
             output.end()
             await self._wait_below(output, 0.0, generation)
             await self._wait_inactive(output, generation)

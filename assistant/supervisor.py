@@ -97,6 +97,8 @@ class Supervisor:
         self._closing = False
         self._last_turn_end: float | None = None
         self._active_wake_word: str | None = None
+        self._switching = asyncio.Lock()
+        self._replacing = False
         self._requests = bus.subscribe(
             "supervisor",
             ListenRequested,
@@ -148,18 +150,11 @@ class Supervisor:
                 case ListenRequested(source=source):
                     await self._start("button" if source == "button" else "api", self._new_id())
                 case AskRequested(text=text, turn_id=turn_id):
-                    await self._interrupt()
-                    if not self._closing:
-                        self._launch(
-                            TurnRequest(turn_id or self._new_id(), "api", self._options.conversation_id, question=text)
-                        )
+                    conversation = self._options.conversation_id
+                    await self._replace(TurnRequest(turn_id or self._new_id(), "api", conversation, question=text))
                 case RepeatRequested(slower=slower):
-                    await self._interrupt()
-                    if not self._closing:
-                        request = TurnRequest(
-                            self._new_id(), "api", self._options.conversation_id, repeat_slower=slower
-                        )
-                        self._launch(request)
+                    conversation = self._options.conversation_id
+                    await self._replace(TurnRequest(self._new_id(), "api", conversation, repeat_slower=slower))
                 case SettingRequested(key=key, value=value, source=source):
                     self._apply_setting(key, value, source)
                 case AnnounceRequested(text=text):
@@ -193,7 +188,8 @@ class Supervisor:
         self._muted = muted
         self._bus.publish(MuteChanged(muted=muted))
         if muted and self._turn is not None and self._turn.listening:
-            await self._interrupt()
+            async with self._switching:
+                await self._interrupt()
         if not muted:
             self._wake.reset()
 
@@ -248,13 +244,29 @@ class Supervisor:
 
     async def _start(self, trigger: Trigger, turn_id: str) -> None:
         """Start a listening turn, interrupting the running one (barge-in)."""
-        await self._interrupt()
-        if self._closing:
+        if self._muted:
+            _LOGGER.info("muted: not listening (unmute first)")
             return
         last = self._last_turn_end
         if last is not None and self._deps.clock.now() - last > self._options.forget_after_seconds:
             self._deps.model.forget(self._options.conversation_id)
-        self._launch(TurnRequest(turn_id, trigger, self._options.conversation_id))
+        await self._replace(TurnRequest(turn_id, trigger, self._options.conversation_id))
+
+    async def _replace(self, request: TurnRequest) -> None:
+        """End whatever runs, then launch ``request``; transitions are serialized so only one turn ever runs.
+
+        While a turn is being replaced, its end does not start a follow-up or a queued announcement:
+        those wait for the new turn.
+        """
+        async with self._switching:
+            self._replacing = True
+            try:
+                while self.busy:
+                    await self._interrupt()
+            finally:
+                self._replacing = False
+            if not self._closing:
+                self._launch(request)
 
     async def _interrupt(self) -> None:
         """Stop the speaker at once, then cancel the running turn and wait for it to close its books."""
@@ -267,15 +279,22 @@ class Supervisor:
     def _launch(self, request: TurnRequest) -> None:
         turn = Turn(self._deps, request)
         self._turn, self._request = turn, request
+        # TurnStarted goes out now, so a turn cancelled before it ever ran still closes its books.
+        turn.start()
         self._task = asyncio.create_task(turn.run(), name=f"turn:{request.turn_id}")
         self._task.add_done_callback(lambda task: self._on_turn_done(turn, request, task))
 
     def _on_turn_done(self, turn: Turn, request: TurnRequest, task: asyncio.Task[object]) -> None:
+        if turn.outcome is None:
+            # Cancelled before its first step: nothing was said, so an announcement is kept for later.
+            turn.abandon()
+            if request.announce is not None:
+                self._announcements.appendleft(request.announce)
         if task is not self._task:
             return
         self._last_turn_end = self._deps.clock.now()
         self._turn = self._request = self._task = None
-        if self._closing:
+        if self._closing or self._replacing:
             return
         follow_up = self._options.follow_up_seconds
         if (

@@ -59,12 +59,15 @@ from .tasks import cancel_and_wait
 
 _LOGGER = logging.getLogger(__name__)
 
+_MIC_GRACE_SECONDS = 2.0
+"""Extra seconds a listening turn waits for audio beyond what the endpointer could need."""
+
 
 class MicFeed:
     """The microphone as one turn hears it: the supervisor offers chunks, the turn takes them while open."""
 
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[AudioChunk] = asyncio.Queue()
+        self._queue: asyncio.Queue[AudioChunk | None] = asyncio.Queue()
         self.is_open = False
         """True while the turn is listening; the supervisor routes chunks here only then."""
 
@@ -73,8 +76,12 @@ class MicFeed:
         if self.is_open:
             self._queue.put_nowait(chunk)
 
-    async def get(self) -> AudioChunk:
-        """Wait for the next chunk."""
+    def expire(self) -> None:
+        """Tell the turn that no more audio is coming (the microphone went silent for too long)."""
+        self._queue.put_nowait(None)
+
+    async def get(self) -> AudioChunk | None:
+        """Wait for the next chunk; None once the feed expired."""
         return await self._queue.get()
 
 
@@ -154,6 +161,7 @@ class Turn:
         self._request = request
         self.outcome: Outcome | None = None
         """How the turn ended, once it has."""
+        self._started = False
 
     @property
     def turn_id(self) -> str:
@@ -168,10 +176,22 @@ class Turn:
     def _publish(self, event: Event) -> None:
         self._deps.publish(event)
 
+    def start(self) -> None:
+        """Publish TurnStarted (once); :meth:`run` does it if nobody did before."""
+        if not self._started:
+            self._started = True
+            self._publish(TurnStarted(turn_id=self.turn_id, trigger=self._request.trigger))
+
+    def abandon(self) -> None:
+        """Close the books of a started turn that was cancelled before :meth:`run` began."""
+        if self._started and self.outcome is None:
+            self.outcome = "interrupted"
+            self._publish(TurnEnded(turn_id=self.turn_id, outcome="interrupted"))
+
     async def run(self) -> Outcome:
         """Run the turn to its end; cancellation ends it ``interrupted`` and propagates."""
         request = self._request
-        self._publish(TurnStarted(turn_id=request.turn_id, trigger=request.trigger))
+        self.start()
         outcome: Outcome = "error"
         try:
             outcome = await self._converse()
@@ -235,9 +255,23 @@ class Turn:
         self._publish(ListeningStarted(turn_id=request.turn_id))
         if deps.conversation.earcons and request.trigger != "follow_up":
             await self._play(_chunks(render(Earcon.WAKE)), "earcon")
+        # The endpointer counts the audio it hears; a microphone that delivers nothing (unplugged) must not
+        # keep the turn listening forever, so a deadline on the clock backs it up.
+        limit = settings.no_speech_timeout_seconds + settings.max_speech_seconds + _MIC_GRACE_SECONDS
+        deadline = asyncio.create_task(self._expire_after(limit), name=f"listen-deadline:{self.turn_id}")
         try:
             while True:
                 chunk = await request.mic.get()
+                if chunk is None:
+                    _LOGGER.warning("turn %s heard no audio for %.0f s; giving up", self.turn_id, limit)
+                    if captured:
+                        self._publish(
+                            SpeechEnded(turn_id=request.turn_id, speech_seconds=round(endpointer.speech_seconds, 3))
+                        )
+                        return join(captured)
+                    waited = round(endpointer.waited_seconds, 3)
+                    self._publish(ListeningTimedOut(turn_id=request.turn_id, waited_seconds=waited))
+                    return None
                 decision = endpointer.process(chunk.seconds, deps.vad.probability(chunk))
                 match decision:
                     case Decision.WAITING:
@@ -261,6 +295,11 @@ class Turn:
                         return None
         finally:
             request.mic.is_open = False
+            deadline.cancel()
+
+    async def _expire_after(self, seconds: float) -> None:
+        await self._deps.clock.sleep(seconds)
+        self._request.mic.expire()
 
     # --- answering --------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from assistant.audio import AudioChunk
 from assistant.bus import Bus
 from assistant.config import Settings
 from assistant.events import AssistantStateChanged, Event, ShutdownRequested, TurnEnded
-from assistant.ports import Replayer, ToolRunner, Voice
+from assistant.ports import AudioSource, Replayer, ToolRunner, Voice
 from assistant.state import StateTracker
 from assistant.supervisor import Supervisor, SupervisorOptions
 from assistant.turn import TurnDeps
@@ -85,6 +85,7 @@ class Rig:
         script: Sequence[Callable[[], Any]] = (),
         limit_seconds: float = 120.0,
         wake_words: tuple[str, ...] = (),
+        source: AudioSource | None = None,
     ) -> list[Event]:
         """Run until ``until`` holds (default: ``turns`` TurnEnded events), then shut down cleanly."""
         s = self.settings
@@ -104,7 +105,7 @@ class Rig:
         )
         supervisor = Supervisor(
             bus=self.bus,
-            source=FakeMicrophone(self.clock, mic),
+            source=source or FakeMicrophone(self.clock, mic),
             wake=self.wake,
             stop_word=fake_stop_detector(),
             deps=deps,

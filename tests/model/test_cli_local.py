@@ -44,7 +44,7 @@ model:
 voice: {{mode: tts}}
 audio: {{duck_level: 1.0}}
 skills: {{clock: {{}}}}
-scheduler: {{database: "{tmp_path / 'jobs.sqlite'}"}}
+scheduler: {{database: "{tmp_path / "jobs.sqlite"}"}}
 """,
         encoding="utf-8",
     )

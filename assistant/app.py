@@ -32,7 +32,7 @@ from .ports import (
 from .sdnotify import Notifier
 from .state import StateTracker
 from .supervisor import Supervisor, SupervisorOptions
-from .tasks import MonotonicClock
+from .tasks import MonotonicClock, in_daemon_thread
 from .turn import TurnDeps
 
 if TYPE_CHECKING:
@@ -226,7 +226,7 @@ def _build_model(
 
         try:
             # Loading reads gigabytes; off the loop so the wake word and Home Assistant keep working.
-            model = await asyncio.to_thread(build_local_model, settings.model.local, settings.persona)
+            model = await in_daemon_thread(build_local_model, settings.model.local, settings.persona)
         except Exception as err:
             # Every turn then answers with the error earcon and this reason in the log.
             report_unavailable(bus, "model", str(err))
@@ -254,8 +254,8 @@ async def _attach_model_voice(settings: Settings, voice: ReplayVoice) -> None:
         return
     local = settings.model.local
     try:
-        folder = await asyncio.to_thread(resolve, local.path, revision=local.revision)
-        tokens = await asyncio.to_thread(build_token_speaker, settings.voice, folder)
+        folder = await in_daemon_thread(lambda: resolve(local.path, revision=local.revision))
+        tokens = await in_daemon_thread(build_token_speaker, settings.voice, folder)
         inner.attach_tokens(tokens, settings.voice.mode)
         await voice.prepare()
     except (VoiceUnavailable, SpeechError, ModelError) as err:
@@ -328,13 +328,17 @@ async def _build_tools(
         mqtt = bridge
     home_assistant: HomeAssistantApi | None = None
     if settings.home_assistant.enabled:
-        client = build_home_assistant(settings.home_assistant)
-        stack.push_async_callback(client.close)
         try:
-            await client.check()
+            client = build_home_assistant(settings.home_assistant)
         except HomeAssistantError as err:
             report_unavailable(bus, "home_assistant", str(err))
-        home_assistant = client
+        else:
+            stack.push_async_callback(client.close)
+            try:
+                await client.check()
+            except HomeAssistantError as err:
+                report_unavailable(bus, "home_assistant", str(err))
+            home_assistant = client
     if settings.wyoming.enabled:
         services.append(WyomingServer(settings.wyoming, bus, __version__, voice=voice).run)
 

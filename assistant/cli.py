@@ -49,11 +49,6 @@ def _load(path: Path | None) -> Settings:
     return load_config(path or default_config_path())
 
 
-def _secrets(settings: Settings) -> list[str]:
-    values = [settings.mqtt.password, settings.home_assistant.token, settings.model.vllm.api_key]
-    return [value.get_secret_value() for value in values if value is not None]
-
-
 def _check(args: argparse.Namespace) -> int:
     from .skills import check_skills
 
@@ -73,9 +68,9 @@ def _check(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     from .app import App, build_adapters
-    from .logs import configure_logging
+    from .logs import configure_logging, secret_values
 
-    configure_logging(settings.logging, _secrets(settings))
+    configure_logging(settings.logging, secret_values(settings))
     app = App(
         settings,
         lambda s, bus, clock, stack: build_adapters(s, bus, clock, stack, input_wav=args.input, output_wav=args.output),

@@ -12,9 +12,10 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -119,6 +120,15 @@ class EndpointSettings(_Model):
     preroll_seconds: Annotated[float, Field(ge=0.0, le=2.0)] = 0.3
     """Seconds of audio kept from before speech started, so the first syllable is not lost."""
 
+    @model_validator(mode="after")
+    def _can_hear_someone(self) -> EndpointSettings:
+        if self.start_seconds >= self.no_speech_timeout_seconds:
+            raise ValueError(
+                f"start_seconds ({self.start_seconds}) must be shorter than no_speech_timeout_seconds "
+                f"({self.no_speech_timeout_seconds}), or no one could ever start speaking in time"
+            )
+        return self
+
     @model_validator(mode="before")
     @classmethod
     def _apply_profile(cls, data: Any) -> Any:
@@ -160,6 +170,15 @@ class PersonaSettings(_Model):
     """Home town, for weather and local questions when the user names no place."""
     timezone: str = "Asia/Shanghai"
     """IANA time zone of the household."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone such as Asia/Shanghai or Asia/Hong_Kong") from None
+        return value
 
 
 # --- model --------------------------------------------------------------------------------------
@@ -343,6 +362,13 @@ class HomeAssistantSettings(_Model):
     """Check the server's TLS certificate."""
     timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
     """Timeout of one request, in seconds."""
+
+    @model_validator(mode="after")
+    def _token_when_enabled(self) -> HomeAssistantSettings:
+        if self.enabled and self.token is None:
+            raise ValueError("home_assistant.enabled needs a token: token: ${HA_TOKEN} or token_file: PATH")
+        return self
+
     retries: Annotated[int, Field(ge=0, le=10)] = 2
     """Extra attempts after a request fails because Home Assistant is down or timed out."""
     tts_entity: str | None = None
@@ -420,6 +446,16 @@ class Settings(_Model):
     logging: LoggingSettings = LoggingSettings()
     """Logging."""
 
+    @model_validator(mode="after")
+    def _follow_up_can_hear(self) -> Settings:
+        follow_up = self.conversation.follow_up_seconds
+        if 0 < follow_up <= self.endpointing.start_seconds:
+            raise ValueError(
+                f"conversation.follow_up_seconds ({follow_up}) must be 0 (off) or longer than "
+                f"endpointing.start_seconds ({self.endpointing.start_seconds})"
+            )
+        return self
+
 
 # --- loading ------------------------------------------------------------------------------------
 
@@ -473,7 +509,7 @@ def _describe(err: Any, source: Path) -> str:
             message += f" (expected one of: {', '.join(sorted(known))})"
     else:
         message = err["msg"]
-    return f"{source}: {loc}: {message}"
+    return f"{source}: {loc}: {message}" if loc else f"{source}: {message}"
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

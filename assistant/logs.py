@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterable
 from typing import Any
 
+from pydantic import BaseModel, SecretStr
+
 from .bus import Envelope
-from .config import LoggingSettings
+from .config import LoggingSettings, Settings
 from .events import wire_name
 
 _LOGGER = logging.getLogger("assistant.events")
@@ -65,10 +68,43 @@ def configure_logging(settings: LoggingSettings, secrets: Iterable[str] = ()) ->
     root.setLevel(settings.level)
 
 
+_SECRET_ARGUMENT = re.compile(r"code|pin|pass|secret|token|key", re.IGNORECASE)
+"""Tool arguments whose values stay out of the logs (an alarm code the user said, a password)."""
+
+
+def _shown(name: str, value: object) -> object:
+    if name == "arguments" and isinstance(value, dict):
+        return {k: _MASK if _SECRET_ARGUMENT.search(str(k)) else v for k, v in value.items()}
+    return value
+
+
 def log_event(envelope: Envelope) -> None:
-    """Write one bus event as a single trace line: its wire name and fields."""
+    """Write one bus event as a single trace line: its wire name and fields (secret arguments masked)."""
     event = envelope.event
     fields = " ".join(
-        f"{f.name}={getattr(event, f.name)!r}" for f in dataclasses.fields(event) if getattr(event, f.name) is not None
+        f"{f.name}={_shown(f.name, getattr(event, f.name))!r}"
+        for f in dataclasses.fields(event)
+        if getattr(event, f.name) is not None
     )
     _LOGGER.info("%s %s", wire_name(type(event)), fields)
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret the settings hold, to be masked wherever it appears in a log line."""
+    found: list[str] = []
+
+    def walk(node: object, key: str = "") -> None:
+        if isinstance(node, SecretStr):
+            found.append(node.get_secret_value())
+        elif isinstance(node, BaseModel):
+            for name in type(node).model_fields:
+                walk(getattr(node, name), name)
+        elif isinstance(node, dict):
+            for name, value in node.items():
+                walk(value, str(name))
+        elif isinstance(node, str) and key and _SECRET_ARGUMENT.search(key):
+            # Skill settings are plain mappings until the skill validates them (alarm_code, api_key…).
+            found.append(node)
+
+    walk(settings)
+    return found

@@ -63,7 +63,8 @@ class Snapshot:
 def fold(snapshot: Snapshot, event: Event) -> Snapshot:
     """Return the snapshot after one event."""
     match event:
-        case TurnStarted(trigger="announce"):
+        case TurnStarted(trigger="announce" | "api"):
+            # Text questions and replays do not listen; a listening "api" turn says so with ListeningStarted.
             return replace(snapshot, phase=AssistantState.THINKING)
         case TurnStarted() | ListeningStarted():
             return replace(snapshot, phase=AssistantState.LISTENING)

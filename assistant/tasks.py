@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -34,6 +38,37 @@ async def cancel_and_wait(task: asyncio.Task[Any], timeout_seconds: float = 2.0)
     done, _ = await asyncio.wait({task}, timeout=timeout_seconds)
     if not done:
         _LOGGER.warning("task %s ignored cancellation for %.1f s", task.get_name(), timeout_seconds)
+
+
+async def in_daemon_thread(work: Callable[..., _T], *args: Any) -> _T:
+    """Run blocking ``work`` in a daemon thread and await its result.
+
+    Unlike ``asyncio.to_thread``, a daemon that stops meanwhile does not wait for it: loading a model
+    can take minutes, and SIGTERM must still end the process within two seconds.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[_T] = loop.create_future()
+
+    def deliver(result: _T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        result: _T | None = None
+        error: BaseException | None = None
+        try:
+            result = work(*args)
+        except BaseException as err:  # handed to the awaiting coroutine, not swallowed
+            error = err
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(deliver, result, error)
+
+    threading.Thread(target=run, name=getattr(work, "__name__", "work"), daemon=True).start()
+    return await future
 
 
 def backoff(

@@ -117,3 +117,24 @@ def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(Exception, match="frozen"):
         settings.audio.volume = 0.1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"persona": {"timezone": "Asia/Shanghia"}}, "persona.timezone: Value error, 'Asia/Shanghia' is not an IANA"),
+        ({"home_assistant": {"enabled": True}}, "home_assistant: Value error, home_assistant.enabled needs a token"),
+        (
+            {"endpointing": {"start_seconds": 1.0, "no_speech_timeout_seconds": 0.5}},
+            "endpointing: Value error, start_seconds (1.0) must be shorter than no_speech_timeout_seconds",
+        ),
+        (
+            {"conversation": {"follow_up_seconds": 0.1}},
+            "c.yaml: Value error, conversation.follow_up_seconds (0.1) must be 0 (off) or longer",
+        ),
+    ],
+)
+def test_settings_that_could_never_work_are_refused_before_start(data: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data, Path("c.yaml"), env={})
+    assert message in str(caught.value)

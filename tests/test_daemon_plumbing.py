@@ -102,3 +102,55 @@ def test_daemon_reports_ready_pings_the_watchdog_and_stops_on_sigterm_within_2_s
     assert "turn-ended" in out and "outcome='completed'" in out
     assert "shutdown-requested reason='SIGTERM'" in out
     assert out.rstrip().endswith("clean exit")
+
+
+def test_a_spoken_alarm_code_and_skill_secrets_never_reach_the_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant.bus import Envelope
+    from assistant.config import Settings
+    from assistant.events import ToolCallRequested
+    from assistant.logs import log_event, secret_values
+
+    settings = Settings.model_validate(
+        {"skills": {"smart_home": {"alarm_code": "80086"}}, "mqtt": {"password": "hunter22"}}
+    )
+    assert set(secret_values(settings)) == {"80086", "hunter22"}
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stream)
+    configure_logging(LoggingSettings(), secrets=secret_values(settings))
+    arguments = {"target": "house", "code": "4711"}
+    log_event(Envelope(0.0, ToolCallRequested(turn_id="t", call_id="c", tool="disarm_alarm", arguments=arguments)))
+    logging.getLogger("test").info("the configured code is 80086")
+    text = stream.getvalue()
+    assert "4711" not in text and "80086" not in text
+    assert "'target': 'house'" in text
+    logging.getLogger().handlers.clear()
+
+
+def test_stopping_while_a_slow_load_runs_does_not_wait_for_the_load() -> None:
+    """A model load of minutes must not hold SIGTERM past two seconds (asyncio.to_thread would)."""
+    import time
+
+    code = (
+        "import asyncio, time\n"
+        "from assistant.tasks import in_daemon_thread\n"
+        "async def main():\n"
+        "    load = asyncio.create_task(in_daemon_thread(time.sleep, 30))\n"
+        "    await asyncio.sleep(0.2)\n"
+        "    load.cancel()\n"
+        "asyncio.run(main())\n"
+    )
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=20)
+    assert time.monotonic() - started < 5.0
+
+
+async def test_a_daemon_thread_returns_the_result_or_raises_the_error() -> None:
+    from assistant.tasks import in_daemon_thread
+
+    assert await in_daemon_thread(lambda a, b: a + b, 2, 3) == 5
+
+    def broken() -> None:
+        raise ValueError("bad checkpoint")
+
+    with pytest.raises(ValueError, match="bad checkpoint"):
+        await in_daemon_thread(broken)

@@ -52,7 +52,7 @@ async def test_wrong_token_says_so_at_once_and_never_shows_the_token(
 
 async def test_missing_token_is_a_clear_auth_error() -> None:
     with pytest.raises(HomeAssistantError, match="home_assistant.token is not set") as caught:
-        HomeAssistantClient(HomeAssistantSettings(enabled=True))
+        HomeAssistantClient(HomeAssistantSettings())
     assert caught.value.reason == "auth"
 
 

@@ -96,15 +96,6 @@ def rms(chunk: AudioChunk) -> float:
     return math.sqrt(sum(v * v for v in values) / len(values)) / 32768.0
 
 
-def scale(chunk: AudioChunk, gain: float) -> AudioChunk:
-    """Multiply every sample by ``gain`` (linear), clipping to int16."""
-    if gain == 1.0:
-        return chunk
-    values = _samples(chunk.pcm)
-    scaled = array.array("h", (max(-32768, min(32767, round(v * gain))) for v in values))
-    return AudioChunk(_pcm(scaled), chunk.rate_hz)
-
-
 def tone(frequency_hz: float, seconds: float, *, rate_hz: int = 24_000, level: float = 0.3) -> AudioChunk:
     """Return a sine tone with 10 ms raised-cosine fades so it starts and stops without a click."""
     count = round(seconds * rate_hz)

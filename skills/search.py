@@ -35,7 +35,7 @@ def clean(raw: Any, max_chars: int) -> str:
         return ""
     text: str = _MARKUP.sub(" ", raw)
     text = html.unescape(_TAG.sub(" ", text))
-    text = _MARKUP.sub(" ", text)  # again: unescaping can reveal markup
+    text = _MARKUP.sub(" ", _TAG.sub(" ", text))  # again: unescaping can reveal tags and markup
     text = _SPACE.sub(" ", _CONTROL.sub(" ", text)).strip()
     if len(text) <= max_chars:
         return text

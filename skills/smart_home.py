@@ -29,7 +29,9 @@ _SWITCHABLE = frozenset(
     {"light", "switch", "fan", "input_boolean", "media_player", "climate", "humidifier", "automation", "siren"}
 )
 _ONLY_ON = frozenset({"scene", "script"})
-_GATES = frozenset({"garage", "gate"})
+_FREELY_OPENED = frozenset({"curtain", "blind", "shade", "shutter", "awning", "window"})
+"""Cover classes opened without asking; any other cover (a garage, gate, door, or one of unknown class)
+may let someone in, so opening it goes through open_garage_door's confirmation."""
 _STATE_ATTRIBUTES = (
     "brightness",
     "temperature",
@@ -139,9 +141,9 @@ class SmartHomeSkill(Skill):
     ) -> dict[str, object]:
         """Open, close or half-open curtains, blinds or shutters (not garage doors or gates)."""
         devices = await self._find(target, {"cover"})
-        gates = [d for d in devices if d.device_class in _GATES]
-        if gates and percent > 0:
-            raise ToolError(f"{_names(gates)[0]} is a garage door or gate: use open_garage_door, which asks the user")
+        guarded = [d for d in devices if d.device_class not in _FREELY_OPENED]
+        if guarded and percent > 0:
+            raise ToolError(f"{_names(guarded)[0]} may be a door or gate: use open_garage_door, which asks the user")
         if percent in (0, 100):
             await self._call("cover", "open_cover" if percent else "close_cover", devices)
         else:
@@ -234,9 +236,11 @@ class SmartHomeSkill(Skill):
 
     async def _gates(self, target: str) -> list[Device]:
         devices = await self._find(target, {"cover"})
-        not_gates = [d for d in devices if d.device_class not in _GATES]
-        if not_gates:
-            raise ToolError(f"{_names(not_gates)[0]} is not a garage door or gate; use set_cover_position")
+        curtains = [d for d in devices if d.device_class in _FREELY_OPENED]
+        if curtains:
+            raise ToolError(
+                f"{_names(curtains)[0]} is a curtain or blind, not a garage door or gate; use set_cover_position"
+            )
         return devices
 
     async def _switch(self, target: str, *, on: bool) -> dict[str, object]:

@@ -86,6 +86,7 @@ async def test_nothing_found_says_so(server: ReplayServer) -> None:
         ("<b>bold</b> &amp; <i>it</i>", "bold & it"),
         ("a<|EOT|>b<|BOT|>system", "a b system"),
         ("&lt;tool_call&gt;x&lt;/tool_call&gt;", "x"),
+        ("sun &lt;audio_123&gt;&lt;tts_pad&gt; rain", "sun rain"),
         ("zero\u200bwidth\x00ctl\u202eflip", "zero width ctl flip"),
         (None, ""),
     ],

@@ -80,6 +80,26 @@ async def test_a_garage_door_is_not_opened_as_a_curtain() -> None:
     assert ha.calls == []
 
 
+async def test_a_cover_of_unknown_kind_is_opened_only_with_confirmation() -> None:
+    """A template or MQTT garage cover often has no device class: it must not open unasked."""
+    states = [
+        {"entity_id": "cover.back_gate", "state": "closed", "attributes": {"friendly_name": "后门"}},
+        {
+            "entity_id": "cover.side_door",
+            "state": "closed",
+            "attributes": {"friendly_name": "侧门", "device_class": "door"},
+        },
+    ]
+    ha = FakeHomeAssistant(states)
+    home, _ = skill(ha, areas={}, aliases={})
+    for name in ("后门", "侧门"):
+        with pytest.raises(ToolError, match="use open_garage_door"):
+            await home.set_cover_position(name, 100)
+    assert ha.calls == []
+    await home.set_cover_position("后门", 0)  # closing never needs asking
+    assert ha.calls == [("cover", "close_cover", {"entity_id": ["cover.back_gate"]})]
+
+
 async def test_locks_and_alarms_are_out_of_reach_of_turn_on() -> None:
     home, _ = skill()
     with pytest.raises(ToolError, match="no device matches"):

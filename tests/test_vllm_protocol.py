@@ -205,6 +205,7 @@ def test_a_tool_call_without_a_name_is_reported() -> None:
         ("[1, 2]", "list"),
         ('{"object": "chat.completion.chunk"}', "choices"),
         ('{"error": {"message": "CUDA out of memory", "code": 500}}', "CUDA out of memory"),
+        ('{"choices": [{"index": 0, "delta": {"tool_calls": 1}}]}', "not a list"),
     ],
 )
 def test_malformed_or_failed_chunks_raise_a_stream_error(data: str, message: str) -> None:

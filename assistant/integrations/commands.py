@@ -37,6 +37,8 @@ def _text(payload: str) -> str:
             data = json.loads(payload)
         except json.JSONDecodeError as err:
             raise CommandError(f"payload looks like JSON but is not valid: {err.msg}") from err
+        except RecursionError:
+            raise CommandError("payload is JSON nested too deeply to read") from None
         if not isinstance(data, dict) or not isinstance(data.get("text"), str):
             raise CommandError('a JSON payload needs a string field "text"')
         text = data["text"]

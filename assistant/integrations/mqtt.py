@@ -155,6 +155,10 @@ class MqttBridge:
         except CommandError as err:
             _LOGGER.warning("ignoring MQTT command on %s: %s", topic, err)
             return
+        except Exception:
+            # Whatever a client sends, the bridge (and with it the daemon) stays up.
+            _LOGGER.exception("ignoring an MQTT command on %s that could not be read", topic)
+            return
         _LOGGER.info("MQTT command on %s: %s", topic, type(event).__name__)
         self._bus.publish(event)
 

@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import itertools
 import logging
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -139,6 +140,7 @@ class StepAudio2Engine:
     ) -> None:
         self._model = model
         self._tokenizer = tokenizer
+        self._control_strings: re.Pattern[str] | None = None
         self._persona = persona
         self._options = options or GenerationOptions()
         self._extra_processors = list(logits_processors)
@@ -281,6 +283,20 @@ class StepAudio2Engine:
                 self._text_cache[text] = ids
         return list(ids)
 
+    def _encode_untrusted(self, text: str) -> list[int]:
+        """Encode text from outside (tool results, web snippets, typed questions) as plain text only.
+
+        A web page saying ``<tool_call>`` or ``<audio_123>`` must stay characters: with the default
+        encoding those strings would become the real control tokens and steer the model.
+        """
+        if self._control_strings is None:
+            added = sorted(self._tokenizer.get_added_vocab(), key=len, reverse=True)
+            self._control_strings = re.compile("|".join(map(re.escape, added))) if added else re.compile(r"(?!)")
+        # Added tokens (<audio_N>, <tool_call>…) match even when not "special": break each with a zero-width
+        # space after its first character, so it is read as the characters it is made of.
+        text = self._control_strings.sub(lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], text)
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
     def _decode(self, ids: Sequence[int]) -> str:
         return str(self._tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False))
 
@@ -305,7 +321,7 @@ class StepAudio2Engine:
                 ids.append(t.AUDIO_END)
                 stats.audio_chunks += 1
         if request.text:
-            ids.extend(self._encode(request.text))
+            ids.extend(self._encode_untrusted(request.text))
         ids.extend(self._encode(prompt.EOT))
         return Entry("human", tuple(ids), exchange, tuple(spans))
 
@@ -339,7 +355,9 @@ class StepAudio2Engine:
             exchange += 1
             history.append(self._human(request, conversation, exchange, stats))
         if request.tool_results:
-            history.append(Entry("input", tuple(self._encode(prompt.input_turn(request.tool_results))), exchange))
+            content = self._encode_untrusted(prompt.tool_results_text(request.tool_results))
+            ids = [*self._encode(prompt.turn_open("input")), *content, *self._encode(prompt.EOT)]
+            history.append(Entry("input", tuple(ids), exchange))
         opening = self._encode(prompt.assistant_prefix(request.speak))
         budget = min(self._options.history_tokens, self._max_positions - self._options.max_new_tokens) - len(opening)
         entries = fit([*self._pinned(request.tools), *history], budget)

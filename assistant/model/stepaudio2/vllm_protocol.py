@@ -242,7 +242,10 @@ class ReplyAssembler:
             if content.strip() or self.content:
                 self.content.append(content)
                 events.append(ModelText(content))
-        for call in delta.get("tool_calls") or ():
+        calls = delta.get("tool_calls") or []
+        if not isinstance(calls, list):
+            raise StreamError("the server sent tool_calls that are not a list")
+        for call in calls:
             self._tool_call_delta(call)
         return events
 

@@ -71,6 +71,20 @@ async def in_daemon_thread(work: Callable[..., _T], *args: Any) -> _T:
     return await future
 
 
+async def close_within(close: Callable[[], None], what: str, seconds: float = 2.0) -> None:
+    """Run a blocking close in a daemon thread and wait for it at most ``seconds``.
+
+    A sound device whose server vanished can hang in close; that must never hang a turn or the shutdown.
+    """
+    closing = asyncio.ensure_future(in_daemon_thread(close))
+    done, _ = await asyncio.wait({closing}, timeout=seconds)
+    if not done:
+        _LOGGER.warning("closing the %s took over %.0f s; leaving it behind", what, seconds)
+        closing.add_done_callback(lambda task: task.cancelled() or task.exception())
+    elif (error := closing.exception()) is not None:
+        _LOGGER.warning("closing the %s failed: %s", what, error)
+
+
 def backoff(
     initial_seconds: float = 0.5, max_seconds: float = 30.0, rng: random.Random | None = None
 ) -> Iterator[float]:

@@ -42,10 +42,19 @@ class PulseDucker:
             process = await asyncio.create_subprocess_exec(
                 self._pactl, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
             )
-            out, err = await asyncio.wait_for(process.communicate(), 5)
-        except (OSError, TimeoutError) as error:
+        except OSError as error:
             self._warn(f"pactl failed: {error}")
             return None
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), 5)
+        except TimeoutError:
+            self._warn("pactl did not answer within 5 s")
+            return None
+        finally:
+            # A wedged sound server must not leave a pactl behind for every turn.
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
         if process.returncode != 0:
             self._warn(err.decode(errors="replace").strip())
             return None

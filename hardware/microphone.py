@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import functools
 import logging
-import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from assistant.audio import MIC_RATE_HZ, AudioChunk
 from assistant.events import ConnectionChanged, Event
-from assistant.tasks import backoff
+from assistant.tasks import backoff, close_within
 
 from .devices import DeviceError, describe, find_device, new_portaudio
+from .resample import Rechunker
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -40,6 +39,8 @@ class _Capture:
         self.pa: Any = None
         self.stream: Any = None
         self.device_name = ""
+        self.rate_hz = MIC_RATE_HZ
+        """Rate the device was opened at; other than 16 kHz when the device refuses 16 kHz."""
 
     def callback(self, in_data: bytes | None, frames: int, time_info: Any, status: int) -> tuple[None, int]:
         import pyaudio
@@ -105,13 +106,15 @@ class PyAudioMicrophone:
         try:
             device = find_device(describe(capture.pa), self._device, "input")
             capture.device_name = device.name
+            # Raw ALSA hw: devices often take only 44.1 or 48 kHz; then we resample to 16 kHz ourselves.
+            capture.rate_hz = MIC_RATE_HZ if _takes(capture.pa, device.index, MIC_RATE_HZ) else device.default_rate_hz
             capture.stream = capture.pa.open(
                 format=pyaudio.paInt16,
                 channels=1,
-                rate=MIC_RATE_HZ,
+                rate=capture.rate_hz,
                 input=True,
                 input_device_index=device.index,
-                frames_per_buffer=self._frames,
+                frames_per_buffer=round(self._frames * capture.rate_hz / MIC_RATE_HZ),
                 stream_callback=capture.callback,
             )
         except (OSError, ValueError) as err:
@@ -142,7 +145,13 @@ class PyAudioMicrophone:
                 self._announce(False, str(err))
                 await asyncio.sleep(delay)
                 continue
-            _LOGGER.info("microphone open: %s, %d Hz, %d-sample chunks", capture.device_name, MIC_RATE_HZ, self._frames)
+            _LOGGER.info(
+                "microphone open: %s at %d Hz, delivered as %d Hz in %d-sample chunks",
+                capture.device_name,
+                capture.rate_hz,
+                MIC_RATE_HZ,
+                self._frames,
+            )
             self._announce(True, capture.device_name)
             delays = backoff(0.5, self._reconnect_max_seconds)
             try:
@@ -156,6 +165,7 @@ class PyAudioMicrophone:
 
     async def _drain(self, capture: _Capture) -> AsyncIterator[AudioChunk]:
         """Yield what the callback delivers until the stream stalls."""
+        rechunk = Rechunker(capture.rate_hz, MIC_RATE_HZ, self._frames) if capture.rate_hz != MIC_RATE_HZ else None
         while True:
             if not capture.queue:
                 capture.ready.clear()
@@ -166,31 +176,28 @@ class PyAudioMicrophone:
             if capture.dropped:
                 _LOGGER.warning("the daemon fell behind the microphone; dropped %d chunks", capture.dropped)
                 capture.dropped = 0
-            yield AudioChunk(capture.queue.popleft(), MIC_RATE_HZ)
+            pcm = capture.queue.popleft()
+            if rechunk is None:
+                yield AudioChunk(pcm, MIC_RATE_HZ)
+                continue
+            for piece in rechunk.feed(pcm):
+                yield AudioChunk(piece, MIC_RATE_HZ)
+
+
+def _takes(pa: Any, index: int, rate_hz: int) -> bool:
+    """True when the input device can capture mono int16 at ``rate_hz``."""
+    import pyaudio
+
+    try:
+        return bool(pa.is_format_supported(rate_hz, input_device=index, input_channels=1, input_format=pyaudio.paInt16))
+    except ValueError:
+        return False
 
 
 def _close_when_opened(capture: _Capture, _: object) -> None:
     capture.close()
 
 
-def _settle(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 async def _close_soon(capture: _Capture) -> None:
-    """Close in a daemon thread: a stream whose server vanished can hang in close, and must not hang us."""
-    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def close() -> None:
-        try:
-            capture.close()
-        finally:
-            with contextlib.suppress(RuntimeError):  # the loop closed while we were closing: nobody waits
-                done.get_loop().call_soon_threadsafe(_settle, done)
-
-    threading.Thread(target=close, name="microphone-close", daemon=True).start()
-    try:
-        await asyncio.wait_for(asyncio.shield(done), 2.0)
-    except TimeoutError:
-        _LOGGER.warning("closing the microphone took over 2 s; leaving it behind")
+    """Close without letting a hung sound server hang us."""
+    await close_within(capture.close, "microphone")

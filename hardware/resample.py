@@ -48,6 +48,24 @@ class RateFollower:
         return self._resampler.process(b"", last=True) if self._resampler is not None else b""
 
 
+class Rechunker:
+    """Resamples a capture stream to ``out_rate_hz`` and cuts it into chunks of exactly ``frames`` samples."""
+
+    def __init__(self, in_rate_hz: int, out_rate_hz: int, frames: int) -> None:
+        self._resampler = Resampler(in_rate_hz, out_rate_hz)
+        self._size = frames * 2
+        self._pending = bytearray()
+
+    def feed(self, pcm: bytes) -> list[bytes]:
+        """Take what the device delivered; return every whole chunk now available."""
+        self._pending += self._resampler.process(pcm)
+        chunks = []
+        while len(self._pending) >= self._size:
+            chunks.append(bytes(self._pending[: self._size]))
+            del self._pending[: self._size]
+        return chunks
+
+
 def apply_gain(pcm: bytes, gain: float) -> bytes:
     """Multiply int16 samples by a linear ``gain``, clipping at full scale."""
     if gain == 1.0:

@@ -17,6 +17,7 @@ from assistant.audio import AudioChunk
 from assistant.errors import PlaybackError
 from assistant.events import ConnectionChanged, Event
 from assistant.listen.echo import OutputMonitor
+from assistant.tasks import close_within
 
 from .aec import EchoCanceller
 from .devices import DeviceError, DeviceInfo, describe, find_device, new_portaudio
@@ -25,8 +26,9 @@ from .resample import RateFollower, apply_gain, rms
 _LOGGER = logging.getLogger(__name__)
 
 SERVICE = "speaker"
-_BUFFER_SECONDS = 0.25
-"""Audio kept queued ahead of the device: enough to ride out a busy event loop, small enough to stop at once."""
+_BUFFER_SECONDS = 2.0
+"""Audio read ahead of the device, seconds. The voice synthesises the next chunk only when asked for it, so
+this is what lets synthesis overlap playback; stop() empties the whole buffer, so it costs no stop latency."""
 _OPEN_ATTEMPTS = 3
 
 
@@ -115,6 +117,7 @@ class PyAudioSpeaker:
         self.monitor = monitor or OutputMonitor()
         """When this speaker last made sound; the echo guard reads it."""
         self._pa: Any = None
+        self._reset_pending = False
         self._generation = 0
         self._current: _Output | None = None
         self._connected: bool | None = None
@@ -175,7 +178,11 @@ class PyAudioSpeaker:
                 if self._current is output:
                     self._current = None
                 output.flush()
-                await asyncio.to_thread(_close_stream, output)
+                await close_within(lambda: _close_stream(output), "speaker")
+                if self._reset_pending:
+                    # Only now, with the stream closed: terminating PortAudio under an open stream races it.
+                    self._reset_pending = False
+                    self._reset_portaudio()
 
     async def _wait_below(self, output: _Output, seconds: float, generation: int) -> None:
         """Wait until the device has taken all but ``seconds`` of the buffer; fail if it stops taking audio."""
@@ -202,7 +209,7 @@ class PyAudioSpeaker:
 
     def _lost(self, detail: str) -> None:
         _LOGGER.warning("speaker lost: %s", detail)
-        self._reset_portaudio()
+        self._reset_pending = True
         self._announce(False, detail)
         raise PlaybackError(detail)
 

@@ -182,3 +182,51 @@ def test_speaker_falls_back_to_the_device_rate_when_the_stream_rate_is_refused()
     usb = DeviceInfo(5, "USB speaker", "ALSA", 0, 2, 48_000, False, True)
     assert PyAudioSpeaker._pick_rate(RefusesAllBut48k(), usb, 24_000) == 48_000
     assert PyAudioSpeaker._pick_rate(RefusesAllBut48k(), usb, 48_000) == 48_000
+
+
+def test_a_pactl_that_hangs_is_killed_not_left_behind(tmp_path: Path) -> None:
+    """A wedged sound server must not leave one stuck pactl per turn."""
+    import asyncio
+    import stat
+
+    from hardware.ducking import PulseDucker
+
+    pids = tmp_path / "pids"
+    hanging = tmp_path / "pactl"
+    hanging.write_text(f"#!/bin/sh\necho $$ >> {pids}\nexec sleep 30\n")
+    hanging.chmod(hanging.stat().st_mode | stat.S_IXUSR)
+
+    async def duck_then_give_up() -> None:
+        ducked = asyncio.create_task(PulseDucker(0.3, pactl=str(hanging)).duck())
+        await asyncio.sleep(0.5)
+        ducked.cancel()
+        await asyncio.gather(ducked, return_exceptions=True)
+
+    asyncio.run(duck_then_give_up())
+    pid = int(pids.read_text().split()[0])
+    status = Path(f"/proc/{pid}/stat")
+    running = status.exists() and status.read_text().split()[2] != "Z"
+    assert not running, f"pactl {pid} is still running"
+
+
+def test_a_48_khz_capture_becomes_exact_16_khz_chunks() -> None:
+    """A USB microphone that only takes 48 kHz still feeds the wake word 80 ms chunks at 16 kHz."""
+    import math
+
+    from assistant.audio import AudioChunk as Chunk
+    from assistant.audio import rms
+    from hardware.resample import Rechunker
+
+    seconds, rate = 2.0, 48_000
+    wave_48k = b"".join(
+        round(8000 * math.sin(2 * math.pi * 440 * i / rate)).to_bytes(2, "little", signed=True)
+        for i in range(int(seconds * rate))
+    )
+    rechunk = Rechunker(rate, 16_000, 1280)
+    out: list[bytes] = []
+    # The device hands over buffers whose size has nothing to do with ours.
+    for start in range(0, len(wave_48k), 2 * 1001):
+        out.extend(rechunk.feed(wave_48k[start : start + 2 * 1001]))
+    assert {len(piece) for piece in out} == {2560}
+    assert len(out) in (24, 25)  # 2 s = 25 chunks of 80 ms, less the filter's delay
+    assert abs(rms(Chunk(out[10])) - 8000 / 32768 / math.sqrt(2)) < 0.01

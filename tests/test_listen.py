@@ -318,3 +318,40 @@ def test_echo_canceller_takes_reference_at_the_speaker_rate() -> None:
     canceller = EchoCanceller()
     canceller.reference(bytes(24_000 * 2 // 10), 24_000)  # 100 ms at 24 kHz
     assert len(canceller.process(AudioChunk(bytes(2560))).pcm) == 2560
+
+
+class _RisingScores:
+    """A wake-word engine whose scores follow a script, as openWakeWord's rise over a spoken word."""
+
+    names = ("hey_jarvis",)
+    default_thresholds = (0.5,)
+
+    def __init__(self, scores: list[float]) -> None:
+        self._scores = scores
+
+    def scores(self, pcm: bytes) -> list[float]:
+        return [self._scores.pop(0)]
+
+    def reset(self) -> None:
+        pass
+
+
+def test_a_wake_word_said_over_the_reply_still_interrupts_after_a_weak_echo_like_start() -> None:
+    from assistant.listen.echo import EchoGuard, OutputMonitor
+    from assistant.listen.wakeword import WakeWordDetector, WordRule
+
+    now = [100.0]
+    monitor = OutputMonitor(now=lambda: now[0])
+    monitor.note(0.3, 10.0)  # the assistant speaks for the next 10 s
+    detector = WakeWordDetector(
+        _RisingScores([0.6, 0.95, 0.97]),  # type: ignore[arg-type]
+        [WordRule("hey_jarvis", 0.5, 2.0)],
+        now=lambda: now[0],
+    )
+    guard = EchoGuard(detector, monitor, threshold=0.9, tail_seconds=0.5)
+    hits = []
+    for _ in range(3):
+        hits.append(guard.process(AudioChunk(bytes(2560))))
+        now[0] += 0.08
+    assert hits[0] is None, "the weak start is treated as echo"
+    assert hits[1] is not None and hits[1].score == 0.95, "the strong hit a chunk later wakes the assistant"

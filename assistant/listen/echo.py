@@ -61,6 +61,12 @@ class EchoGuard:
         if self._monitor.audible_within(self._tail_seconds):
             self.rejected += 1
             _LOGGER.info("ignored wake word %s (%.2f) heard during own playback", hit.name, hit.score)
+            # The user may be saying the word over the reply: a score still rising to the echo threshold a
+            # chunk later must count. At threshold 1.0 nothing counts while speaking, and the word's block is
+            # kept, so the late peak of the assistant's own word just after it falls silent is ignored too.
+            release = getattr(self._inner, "release", None)
+            if release is not None and self._threshold < 1.0:
+                release(hit.name)
             return None
         return hit
 

@@ -103,6 +103,12 @@ class WakeWordDetector:
         self._blocked_until[best] = now + rule.refractory_seconds
         return WakeHit(rule.name, min(1.0, float(scores[best])))
 
+    def release(self, name: str) -> None:
+        """Lift the refractory block of a word whose hit was discarded (e.g. judged to be echo)."""
+        for i, rule in enumerate(self._rules):
+            if rule.name == name:
+                self._blocked_until[i] = float("-inf")
+
     def reset(self) -> None:
         """Forget the audio the classifiers heard (after a hit, or when re-armed)."""
         self._engine.reset()

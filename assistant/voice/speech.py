@@ -166,10 +166,12 @@ class AnswerVoice:
                             _LOGGER.warning("speaking the text instead of the model's speech: %s", err)
                             broken, stream, speech_seen = True, None, False
                             rendered = []
-                            lost = [] if token_audio else [*held, "".join(captions)]
+                            # The held sentences are whole already; only the captions continue the text the
+                            # splitter still buffers, so they go through it after those.
+                            lost = [] if token_audio else [*held, *splitter.feed("".join(captions))]
                             held.clear()
                             captions.clear()
-                            for sentence in [s for text in lost for s in splitter.feed(text)]:
+                            for sentence in lost:
                                 async for chunk in self._say(sentence):
                                     yield chunk
                         for pcm in rendered:

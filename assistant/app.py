@@ -236,7 +236,9 @@ def _build_model(
         except ModelError as err:
             _LOGGER.warning("model warm-up failed: %s", err)
         bus.publish(ConnectionChanged(service="model", connected=True, detail=settings.model.local.path))
-        await _attach_model_voice(settings, voice)
+        # Questions need not wait for token2wav: the TTS speaks until the model's own voice is ready.
+        attaching = asyncio.get_running_loop().create_task(_attach_model_voice(settings, voice), name="voice:attach")
+        stack.callback(attaching.cancel)
         return model
 
     loading: asyncio.Task[SpeechModel] = asyncio.get_running_loop().create_task(load(), name="model:load")

@@ -262,6 +262,9 @@ async def _attach_model_voice(settings: Settings, voice: ReplayVoice) -> None:
         await voice.prepare()
     except (VoiceUnavailable, SpeechError, ModelError) as err:
         _LOGGER.warning("answers stay with the TTS: %s", err)
+    except Exception:
+        # Nobody awaits this task; an unexpected failure must still be seen, and the TTS keeps speaking.
+        _LOGGER.exception("loading the model's voice failed; answers stay with the TTS")
     else:
         _LOGGER.info("answers now use the model's own voice (token2wav)")
 

@@ -158,7 +158,8 @@ class PyAudioMicrophone:
                 async for chunk in self._drain(capture):
                     yield chunk
             finally:
-                await _close_soon(capture)
+                # A stream whose sound server vanished can hang in close; never let it hang us.
+                await close_within(capture.close, "microphone")
             self.reconnects += 1
             _LOGGER.warning("microphone %s stopped delivering audio; reopening", capture.device_name)
             self._announce(False, f"{capture.device_name} stopped delivering audio")
@@ -196,8 +197,3 @@ def _takes(pa: Any, index: int, rate_hz: int) -> bool:
 
 def _close_when_opened(capture: _Capture, _: object) -> None:
     capture.close()
-
-
-async def _close_soon(capture: _Capture) -> None:
-    """Close without letting a hung sound server hang us."""
-    await close_within(capture.close, "microphone")

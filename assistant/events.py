@@ -166,7 +166,11 @@ class SpeechStarted(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SpeechEnded(Event):
-    """The user stopped speaking (or hit the maximum)."""
+    """The user stopped speaking (or hit the maximum).
+
+    Only a turn listening to the microphone publishes it: a sensitive tool is confirmed only in a turn
+    that did (see :mod:`assistant.confirmation`).
+    """
 
     speech_seconds: float
     """Seconds of audio sent to the model, from the start of speech."""

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from .bus import Envelope
 from .confirmation import CONFIRM_TOOL, Confirmations
 from .errors import ToolError
-from .events import ToolCallRequested
+from .events import SpeechEnded, ToolCallRequested
 from .ports import Clock, ModelToolCall, ToolResult, ToolSpec
 
 _LOGGER = logging.getLogger(__name__)
@@ -303,12 +303,22 @@ class ToolRegistry:
         return await self._run(call.call_id, definition, arguments)
 
     def observe(self, envelope: Envelope) -> None:
-        """Bus tap: learn which turn each tool call belongs to, so a confirmation needs a later turn."""
+        """Bus tap: learn which turn each tool call belongs to and which turns heard the user speak.
+
+        A confirmation is accepted only from the first turn after the question that heard the user,
+        before it called any other tool (see :mod:`assistant.confirmation`).
+        """
         event = envelope.event
-        if isinstance(event, ToolCallRequested) and event.turn_id is not None:
+        if event.turn_id is None:
+            return
+        if isinstance(event, SpeechEnded):
+            self._confirmations.heard_speech(event.turn_id)
+        elif isinstance(event, ToolCallRequested):
             self._turn_of_call[event.call_id] = event.turn_id
             if len(self._turn_of_call) > 256:
                 del self._turn_of_call[next(iter(self._turn_of_call))]
+            if event.tool != CONFIRM_TOOL:
+                self._confirmations.tool_called(event.turn_id)
 
     async def aclose(self) -> None:
         """Wait for tools that outlived an interruption, then close the skills."""

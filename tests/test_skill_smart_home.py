@@ -11,7 +11,7 @@ from aiohttp import web
 
 from assistant.bus import Envelope
 from assistant.errors import ConfigError, HomeAssistantError, ToolError
-from assistant.events import ToolCallFinished, ToolCallRequested
+from assistant.events import SpeechEnded, ToolCallFinished, ToolCallRequested
 from assistant.ports import ModelDone, ModelSpeech, ModelText, ModelToolCall
 from assistant.skills import SkillDeps, validate_config
 from assistant.tools import ToolRegistry, tools_of
@@ -151,6 +151,7 @@ async def test_unlocking_needs_the_users_yes_in_a_later_turn() -> None:
     question = await tools.call(ask("t1", "c1", "unlock_door", target="front door"))
     assert question.content["say"] == "Do you want me to unlock Front Door?"
     assert ha.calls == []
+    tools.observe(Envelope(0.0, SpeechEnded(turn_id="t2", speech_seconds=0.8)))  # the user's spoken yes
     done = await tools.call(ask("t2", "c2", "confirm_action", confirm_token=question.content["confirm_token"]))
     assert done.content == {"ok": True, "done": "unlocked", "devices": ["Front Door"], "action": "unlock_door"}
     assert ha.calls == [("lock", "unlock", {"entity_id": ["lock.front_door"]})]

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from assistant.bus import Envelope
 from assistant.errors import ToolError
-from assistant.events import ToolCallRequested
+from assistant.events import SpeechEnded, ToolCallRequested
 from assistant.ports import ModelToolCall, ToolRunner
 from assistant.tools import ToolRegistry, define, tool, tools_of
 from tests.fakes import FakeClock
@@ -255,6 +255,11 @@ def seen_in_turn(tools: ToolRegistry, turn_id: str, call_id: str, name: str) -> 
     tools.observe(Envelope(0.0, ToolCallRequested(turn_id=turn_id, call_id=call_id, tool=name, arguments={})))
 
 
+def heard_in_turn(tools: ToolRegistry, turn_id: str) -> None:
+    """What a turn publishes once the microphone heard the user speak."""
+    tools.observe(Envelope(0.0, SpeechEnded(turn_id=turn_id, speech_seconds=1.0)))
+
+
 async def test_sensitive_tool_asks_first_and_runs_after_the_users_yes() -> None:
     tools, door = registry()
     seen_in_turn(tools, "t1", "c1", "unlock_door")
@@ -264,6 +269,7 @@ async def test_sensitive_tool_asks_first_and_runs_after_the_users_yes() -> None:
     assert first.content["say"] == "Do you want me to unlock the front door?"
     token = first.content["confirm_token"]
 
+    heard_in_turn(tools, "t2")
     seen_in_turn(tools, "t2", "c2", "confirm_action")
     confirmed = await tools.call(call("confirm_action", "c2", confirm_token=token))
     assert confirmed.content == {"ok": True, "unlocked": "front door", "action": "unlock_door"}
@@ -282,6 +288,7 @@ async def test_the_model_cannot_confirm_its_own_question_in_the_same_turn() -> N
     seen_in_turn(tools, "t1", "c2", "confirm_action")
     refused = await tools.call(call("confirm_action", "c2", confirm_token=token))
     assert not refused.ok and "has not answered" in refused.content["error"]
+    heard_in_turn(tools, "t2")
     seen_in_turn(tools, "t2", "c3", "confirm_action")
     assert (await tools.call(call("confirm_action", "c3", confirm_token=token))).ok
     assert door.unlocked == ["garage"]

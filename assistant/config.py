@@ -8,6 +8,7 @@ replaced by the stripped contents of that file (``password_file: /etc/xiangyin/m
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -15,7 +16,16 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ConfigError
 
@@ -382,14 +392,39 @@ class WyomingSettings(_Model):
 
     enabled: bool = False
     """Listen for Home Assistant's Wyoming integration."""
-    host: str = "0.0.0.0"
-    """Address to listen on."""
+    host: str = "127.0.0.1"
+    """Address to listen on: loopback (Home Assistant on this machine) unless set; any other address
+    needs ``allowed_clients``."""
+    allowed_clients: tuple[IPvAnyNetwork, ...] = ()
+    """Addresses or networks (CIDR, e.g. ``192.168.1.20`` or ``192.168.1.0/24``) allowed to connect;
+    others are refused when they connect. Wyoming carries no password, so a non-loopback ``host`` needs
+    this list; empty allows only this machine."""
     port: Annotated[int, Field(ge=1, le=65535)] = 10700
     """TCP port to listen on."""
     name: Annotated[str, Field(min_length=1)] = "Xiangyin"
     """Name Home Assistant shows for this Wyoming service."""
     answer_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 60.0
     """Longest wait, in seconds, for the answer to a question Home Assistant passed on."""
+
+    @model_validator(mode="after")
+    def _exposed_only_to_known_clients(self) -> WyomingSettings:
+        if self.enabled and not is_loopback(self.host) and not self.allowed_clients:
+            raise ValueError(
+                f"wyoming.host {self.host!r} is reachable from other machines, and Wyoming has no password: "
+                "list the Home Assistant machine in wyoming.allowed_clients (e.g. [192.168.1.20]), "
+                "or listen on 127.0.0.1"
+            )
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses; a name or a wildcard address counts as exposed."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class SchedulerSettings(_Model):

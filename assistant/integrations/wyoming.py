@@ -1,6 +1,8 @@
 """Serve Home Assistant over the Wyoming protocol: the box as a conversation agent and a TTS voice.
 
-Home Assistant is the TCP client: it sends ``describe`` and builds entities from our ``info``.
+Home Assistant is the TCP client: it sends ``describe`` and builds entities from our ``info``. Wyoming
+has no password, so the server listens on loopback unless configured, and then only serves the clients
+in ``wyoming.allowed_clients`` (the settings refuse an exposed host without that list).
 
 - ``handle`` (conversation agent): each ``transcript`` becomes an ``AskRequested`` on the bus with a
   fresh turn id; that turn's ``ReplyText`` goes back as ``handled`` once its ``TurnEnded`` arrives. HA's
@@ -15,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from ipaddress import IPv4Network, IPv6Address, IPv6Network
 from typing import TYPE_CHECKING
 
 from ..bus import Bus
@@ -56,6 +60,8 @@ class WyomingServer:
         self._connections: set[asyncio.Task[None]] = set()
         self._started = asyncio.Event()
         self.port = settings.port
+        self.bound: tuple[str, ...] = ()
+        """Addresses the server listens on, once started."""
 
     async def started(self) -> int:
         """Wait until the server listens; return its port (useful with port 0 in tests)."""
@@ -66,6 +72,7 @@ class WyomingServer:
         """Listen until cancelled, then close every connection."""
         server = await asyncio.start_server(self._connection, self._settings.host, self._settings.port)
         self.port = int(server.sockets[0].getsockname()[1])
+        self.bound = tuple(str(sock.getsockname()[0]) for sock in server.sockets)
         _LOGGER.info("Wyoming conversation agent listening on %s:%d", self._settings.host, self.port)
         self._started.set()
         try:
@@ -80,6 +87,13 @@ class WyomingServer:
         assert task is not None
         self._connections.add(task)
         peer = writer.get_extra_info("peername")
+        if not peer_allowed(peer, self._settings.allowed_clients):
+            _LOGGER.warning("refused a Wyoming connection from %s: not in wyoming.allowed_clients", peer)
+            self._connections.discard(task)
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+            return
         _LOGGER.info("Wyoming client connected from %s", peer)
         try:
             await self._serve(reader, writer)
@@ -225,6 +239,24 @@ class WyomingServer:
                 )
             )
         return Info(handle=[program], tts=tts)
+
+
+def peer_allowed(peer: object, allowed: Sequence[IPv4Network | IPv6Network]) -> bool:
+    """True if a client at ``peer`` (a socket peername) may talk to us.
+
+    An empty list allows everyone: the settings allow that only on loopback.
+    """
+    if not allowed:
+        return True
+    if not isinstance(peer, tuple) or not peer or not isinstance(peer[0], str):
+        return False  # a unix socket or an unknown transport: no address to check
+    try:
+        address = ipaddress.ip_address(peer[0])
+    except ValueError:
+        return False
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # a dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d
+    return any(address in network for network in allowed)
 
 
 async def _pieces(text: str) -> AsyncIterator[ReplyPiece]:

@@ -341,7 +341,7 @@ class MqttSettings(_Model):
     discovery_prefix: str = "homeassistant"
     """Home Assistant discovery prefix."""
     base_topic: str = "xiangyin"
-    """Prefix of this device's own topics."""
+    """Prefix of this device's own topics (levels separated by ``/``, no wildcards ``+`` or ``#``)."""
     device_id: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")] = "xiangyin_living_room"
     """Unique id of this box (lower case, digits, underscores)."""
     device_name: str = "Xiangyin"
@@ -357,6 +357,18 @@ class MqttSettings(_Model):
     """Longest wait, in seconds, between attempts to reach the broker."""
     queue_limit: Annotated[int, Field(ge=10, le=100_000)] = 1000
     """Most outgoing messages kept while the broker is away; the oldest are dropped beyond it."""
+
+    @field_validator("base_topic", "discovery_prefix")
+    @classmethod
+    def _plain_topic_prefix(cls, value: str) -> str:
+        # The bridge subscribes below these prefixes: a wildcard would let other topics in as commands.
+        levels = value.strip("/").split("/")
+        if any(not level for level in levels) or any(c in value for c in "+#\x00") or value.startswith("$"):
+            raise ValueError(
+                f"{value!r} is not a plain topic prefix: use non-empty levels separated by /, without the "
+                "wildcards + and #, not starting with $"
+            )
+        return value
 
 
 class HomeAssistantSettings(_Model):

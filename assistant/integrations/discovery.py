@@ -54,9 +54,9 @@ class Topics:
         return f"{self.discovery_prefix}/status"
 
     @property
-    def commands(self) -> str:
-        """Wildcard covering every command topic of the box."""
-        return f"{self.base}/+/set"
+    def commands(self) -> tuple[str, ...]:
+        """Every command topic of the box, spelled out: the bridge subscribes to these and nothing wider."""
+        return tuple(self.command(entity.key) for entity in ENTITIES if entity.command)
 
     def state(self, key: str) -> str:
         """State topic of one entity."""

@@ -144,11 +144,15 @@ class MqttBridge:
 
     # --- MQTT → bus -----------------------------------------------------------------------------
 
-    def _on_message(self, topic: str, payload: bytes) -> None:
+    def _on_message(self, topic: str, payload: bytes, *, retained: bool = False) -> None:
         if topic == self.topics.ha_status:
             if payload.strip() == ONLINE.encode():
                 _LOGGER.info("Home Assistant came online; announcing the box again")
                 self._announce()
+            return
+        if retained:
+            # A retained command would run again on every reconnect: commands count only when sent.
+            _LOGGER.warning("ignoring a retained MQTT command on %s; clear it with an empty retained message", topic)
             return
         try:
             event = parse_command(self.topics, topic, payload, self._info.wake_words)
@@ -224,8 +228,8 @@ class MqttBridge:
 
     async def _serve(self, client: aiomqtt.Client, where: str) -> None:
         """Run one connection until it drops (raises MqttError) or we are cancelled."""
-        await client.subscribe(self.topics.commands, qos=1)
-        await client.subscribe(self.topics.ha_status, qos=1)
+        # Exact topics, no wildcard: the broker hands us our own commands and Home Assistant's status only.
+        await client.subscribe([(topic, 1) for topic in (*self.topics.commands, self.topics.ha_status)])
         _raise_if_cancelling()
         self._announce()
         self._set_connected(True, where)
@@ -264,7 +268,7 @@ class MqttBridge:
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
-            self._on_message(message.topic.value, payload)
+            self._on_message(message.topic.value, payload, retained=bool(message.retain))
 
     async def _say_goodbye(self, client: aiomqtt.Client) -> None:
         """Mark the box offline on a clean shutdown (the will only fires on an unclean one)."""

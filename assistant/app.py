@@ -314,10 +314,13 @@ async def _build_tools(
     from .integrations.homeassistant import build_home_assistant
     from .integrations.mqtt import MqttBridge
     from .integrations.wyoming import WyomingServer
+    from .logs import secret_values
     from .ports import HomeAssistantApi, MessagePublisher
+    from .redact import Redactor
     from .scheduler import ReminderScheduler
     from .skills import SkillDeps, load_skills
 
+    redact = Redactor(secret_values(settings))
     mqtt: MessagePublisher | None = None
     if settings.mqtt.enabled:
         bridge = MqttBridge(
@@ -328,6 +331,7 @@ async def _build_tools(
             wake_word=settings.wake.words[0].model,
             dialect=settings.persona.dialect,
             volume=settings.audio.volume,
+            redact=redact,
         )
         services.append(bridge.run)
         mqtt = bridge
@@ -369,7 +373,7 @@ async def _build_tools(
         scheduler=scheduler,
         extra={"voice": voice},
     )
-    tools = await load_skills(settings.skills, deps)
+    tools = await load_skills(settings.skills, deps, redact=redact)
     stack.push_async_callback(tools.aclose)
     bus.tap(tools.observe)
     return tools

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError
+from .redact import SECRET_NAME, Redactor, url_secrets
 
 Dialect = Literal["mandarin", "cantonese", "sichuanese", "english"]
 
@@ -510,8 +511,12 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _FILE_SUFFIX = "_file"
 
 
-def _resolve(node: Any, path: str, source: Path, env: dict[str, str]) -> Any:
-    """Expand ${ENV} references and <key>_file entries, naming the dotted key on failure."""
+def _resolve(node: Any, path: str, source: Path, env: dict[str, str], secrets: list[str]) -> Any:
+    """Expand ${ENV} references and <key>_file entries, naming the dotted key on failure.
+
+    What came from a file, or from a variable or key named like a secret, is added to ``secrets``, so no
+    error message quotes it.
+    """
     if isinstance(node, dict):
         out: dict[str, Any] = {}
         for key, value in node.items():
@@ -521,25 +526,30 @@ def _resolve(node: Any, path: str, source: Path, env: dict[str, str]) -> Any:
             if key.endswith(_FILE_SUFFIX) and target and key != "ca_file" and isinstance(value, str):
                 if target in node:
                     raise ConfigError(f"{source}: {dotted}: give either {target} or {key}, not both")
-                secret_path = Path(os.path.expanduser(_resolve(value, dotted, source, env)))
+                secret_path = Path(os.path.expanduser(_resolve(value, dotted, source, env, secrets)))
                 try:
                     out[target] = secret_path.read_text(encoding="utf-8").strip()
                 except OSError as err:
                     raise ConfigError(f"{source}: {dotted}: cannot read {secret_path}: {err.strerror}") from err
+                secrets.append(out[target])
             else:
-                out[key] = _resolve(value, dotted, source, env)
+                out[key] = _resolve(value, dotted, source, env, secrets)
         return out
     if isinstance(node, list):
-        return [_resolve(item, f"{path}[{i}]", source, env) for i, item in enumerate(node)]
+        return [_resolve(item, f"{path}[{i}]", source, env, secrets) for i, item in enumerate(node)]
     if isinstance(node, str):
 
         def substitute(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in env:
                 raise ConfigError(f"{source}: {path}: environment variable {name} is not set")
+            if SECRET_NAME.search(name) or SECRET_NAME.search(path.rpartition(".")[2]):
+                secrets.append(env[name])
             return env[name]
 
-        return _ENV_REF.sub(substitute, node)
+        text = _ENV_REF.sub(substitute, node)
+        secrets.extend(url_secrets(text))
+        return text
     return node
 
 
@@ -590,7 +600,8 @@ def parse_config(data: Any, source: Path, env: dict[str, str] | None = None) -> 
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(data).__name__}")
-    resolved = _resolve(data, "", source, dict(os.environ) if env is None else env)
+    secrets: list[str] = []
+    resolved = _resolve(data, "", source, dict(os.environ) if env is None else env, secrets)
     try:
         return Settings.model_validate(resolved)
     except ValidationError as err:
@@ -598,7 +609,8 @@ def parse_config(data: Any, source: Path, env: dict[str, str] | None = None) -> 
         # A bad item also makes pydantic call its tuple too short; the item's own error is the useful one.
         deeper = {tuple(e["loc"][:-2]) for e in errors if len(e["loc"]) > 2}
         kept = [e for e in errors if not (e["type"] == "too_short" and tuple(e["loc"]) in deeper)]
-        raise ConfigError("\n".join(_describe(e, source) for e in kept)) from None
+        # A validator may quote the value, and a secret put in the wrong place would be printed.
+        raise ConfigError(Redactor(secrets)("\n".join(_describe(e, source) for e in kept))) from None
 
 
 def load_config(path: Path, env: dict[str, str] | None = None) -> Settings:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import re
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -15,29 +14,30 @@ from pydantic import BaseModel, SecretStr
 from .bus import Envelope
 from .config import LoggingSettings, Settings
 from .events import wire_name
+from .redact import MASK, SECRET_NAME, Redactor, basic_auth, url_secrets
 
 _LOGGER = logging.getLogger("assistant.events")
-_MASK = "***"
 
 
 class _RedactSecrets(logging.Filter):
-    """Replaces any known secret value that slipped into a message (an URL with a token, a traceback)."""
+    """Masks any known secret that slipped into a message (an URL with a token, a traceback).
+
+    Every spelling of it counts: URL-quoted, escaped, Basic-auth base64 (see :mod:`assistant.redact`).
+    """
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self._redact = Redactor(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self._secrets:
-            message = record.getMessage()
-            for secret in self._secrets:
-                message = message.replace(secret, _MASK)
-            record.msg, record.args = message, None
+        if self._redact:
+            record.msg, record.args = self._redact(record.getMessage()), None
             if record.exc_info and record.exc_text is None:
                 record.exc_text = logging.Formatter().formatException(record.exc_info)
             if record.exc_text:
-                for secret in self._secrets:
-                    record.exc_text = record.exc_text.replace(secret, _MASK)
+                record.exc_text = self._redact(record.exc_text)
+            if record.stack_info:
+                record.stack_info = self._redact(record.stack_info)
         return True
 
 
@@ -68,13 +68,10 @@ def configure_logging(settings: LoggingSettings, secrets: Iterable[str] = ()) ->
     root.setLevel(settings.level)
 
 
-_SECRET_ARGUMENT = re.compile(r"code|pin|pass|secret|token|key", re.IGNORECASE)
-"""Tool arguments whose values stay out of the logs (an alarm code the user said, a password)."""
-
-
 def _shown(name: str, value: object) -> object:
+    # Tool arguments named like secrets stay out of the logs (an alarm code the user said, a password).
     if name == "arguments" and isinstance(value, dict):
-        return {k: _MASK if _SECRET_ARGUMENT.search(str(k)) else v for k, v in value.items()}
+        return {k: MASK if SECRET_NAME.search(str(k)) else v for k, v in value.items()}
     return value
 
 
@@ -90,7 +87,12 @@ def log_event(envelope: Envelope) -> None:
 
 
 def secret_values(settings: Settings) -> list[str]:
-    """Every secret the settings hold, to be masked wherever it appears in a log line."""
+    """Every secret the settings hold, to be masked wherever it could show (logs, MQTT, tool results).
+
+    SecretStr fields; plain strings under secret-looking keys (skill settings stay plain mappings until the
+    skill validates them: alarm_code, api_key…); credentials inside URLs; and the Basic-auth base64 of a
+    user name and password given side by side (MQTT).
+    """
     found: list[str] = []
 
     def walk(node: object, key: str = "") -> None:
@@ -99,12 +101,19 @@ def secret_values(settings: Settings) -> list[str]:
         elif isinstance(node, BaseModel):
             for name in type(node).model_fields:
                 walk(getattr(node, name), name)
+            user, password = getattr(node, "username", None), getattr(node, "password", None)
+            if isinstance(user, str) and isinstance(password, SecretStr):
+                found.extend(basic_auth(user, password.get_secret_value()))
         elif isinstance(node, dict):
             for name, value in node.items():
                 walk(value, str(name))
-        elif isinstance(node, str) and key and _SECRET_ARGUMENT.search(key):
-            # Skill settings are plain mappings until the skill validates them (alarm_code, api_key…).
-            found.append(node)
+        elif isinstance(node, list | tuple):
+            for item in node:
+                walk(item, key)
+        elif isinstance(node, str):
+            if key and SECRET_NAME.search(key):
+                found.append(node)
+            found.extend(url_secrets(node))
 
     walk(settings)
     return found

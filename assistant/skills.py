@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from .errors import ConfigError
 from .events import AnnounceRequested, Event
 from .ports import Clock, HomeAssistantApi, MessagePublisher
+from .redact import Redactor
 from .tools import ToolRegistry, tools_of
 
 if TYPE_CHECKING:
@@ -167,6 +168,7 @@ async def load_skills(
     *,
     available: Mapping[str, EntryPoint] | None = None,
     confirm_seconds: float = 30.0,
+    redact: Redactor | None = None,
 ) -> ToolRegistry:
     """Build, start and register every enabled skill; report and skip those that fail.
 
@@ -174,7 +176,7 @@ async def load_skills(
     at shutdown to close the skills again.
     """
     available = discover() if available is None else available
-    registry = ToolRegistry(deps.clock, confirm_seconds=confirm_seconds)
+    registry = ToolRegistry(deps.clock, confirm_seconds=confirm_seconds, redact=redact)
     for name, raw in enabled.items():
         skill: Skill | None = None
         try:

@@ -34,6 +34,7 @@ from .confirmation import CONFIRM_TOOL, Confirmations
 from .errors import ToolError
 from .events import SpeechEnded, ToolCallRequested
 from .ports import Clock, ModelToolCall, ToolResult, ToolSpec
+from .redact import Redactor
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -220,8 +221,11 @@ class ToolRegistry:
         confirm_seconds: float = 30.0,
         max_result_chars: int = _MAX_RESULT_CHARS,
         new_token: Callable[[], str] | None = None,
+        redact: Redactor | None = None,
     ) -> None:
         self._clock = clock
+        self._redact = redact or Redactor()
+        """Masks the daemon's secrets in every result: the model may read a result aloud, or send it on."""
         self._tools: dict[str, ToolDefinition] = {}
         self._confirmations = Confirmations(clock, confirm_seconds, new_token)
         self._max_result_chars = max_result_chars
@@ -274,6 +278,13 @@ class ToolRegistry:
 
     async def call(self, call: ModelToolCall) -> ToolResult:
         """Run one call; failures come back as results, cancellation propagates."""
+        result = await self._call(call)
+        if not self._redact:
+            return result
+        # An upstream's error may echo a token or a URL with a key; the model must never see it.
+        return ToolResult(result.call_id, result.name, self._redact.data(dict(result.content)))
+
+    async def _call(self, call: ModelToolCall) -> ToolResult:
         if call.error is not None:
             return error_result(call.call_id, call.name, f"the tool call could not be read: {call.error}")
         if call.name == CONFIRM_TOOL:

@@ -1,11 +1,11 @@
-"""Weather from Open-Meteo (no key): geocode the place the user names, then current conditions and forecast."""
+"""Weather from Open-Meteo (no key, or a customer key): geocode the place, then conditions and forecast."""
 
 from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from assistant.errors import ToolError
 from assistant.skills import Skill, SkillConfig, SkillDeps
@@ -77,11 +77,15 @@ class WeatherSkill(Skill):
         """Open-Meteo forecast endpoint."""
         timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 6.0
         """Timeout of one HTTP request, in seconds."""
+        api_key: SecretStr | None = None
+        """Open-Meteo customer API key (sent as ``apikey``, with the customer-api URLs), from ${ENV} or
+        api_key_file; null for the free API."""
 
     def __init__(self, config: Config, deps: SkillDeps) -> None:
         super().__init__(config, deps)
         self.settings = config
         self._web = JsonGetter(deps.http, "weather", config.timeout_seconds)
+        self._key: dict[str, str] = {"apikey": config.api_key.get_secret_value()} if config.api_key else {}
         self._places: dict[str, dict[str, Any]] = {}
 
     async def aclose(self) -> None:
@@ -110,7 +114,7 @@ class WeatherSkill(Skill):
             params["current"] = _CURRENT
         if not metric:
             params |= {"temperature_unit": "fahrenheit", "wind_speed_unit": "mph", "precipitation_unit": "inch"}
-        data = await self._web.get(self.settings.forecast_url, params)
+        data = await self._web.get(self.settings.forecast_url, params | self._key)
         result: dict[str, object] = {
             "place": _place_name(place),
             "units": {"temperature": "°C" if metric else "°F", "wind": "km/h" if metric else "mph"},
@@ -131,9 +135,8 @@ class WeatherSkill(Skill):
             return self._places[key]
         language = "zh" if _CJK.search(name) else "en"
         for candidate in _candidates(name):
-            data = await self._web.get(
-                self.settings.geocoding_url, {"name": candidate, "count": 1, "language": language, "format": "json"}
-            )
+            params: dict[str, str | int | float] = {"name": candidate, "count": 1, "language": language}
+            data = await self._web.get(self.settings.geocoding_url, params | {"format": "json"} | self._key)
             results = data.get("results") if isinstance(data, dict) else None
             if results:
                 place: dict[str, Any] = results[0]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ..bus import Bus
@@ -68,8 +68,11 @@ class MqttBridge:
         dialect: str | None = None,
         volume: float | None = None,
         muted: bool = False,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         self._settings = settings
+        self._redact = redact or (lambda text: text)
+        """Masks the daemon's secrets in the transcript and answer, which anyone on the broker may read."""
         self._bus = bus
         self.topics = Topics.from_settings(settings)
         self._info = DeviceInfo(name=settings.device_name, version=version, wake_words=tuple(wake_words))
@@ -119,12 +122,12 @@ class MqttBridge:
                 self._set_state("state", new)
                 self._set_state("listening", ON if new == "listening" else OFF)
             case UserTranscript(text=text):
-                for topic, value in discovery.text_state(self.topics, "transcript", text).items():
+                for topic, value in discovery.text_state(self.topics, "transcript", self._redact(text)).items():
                     self._set_retained(topic, value)
             case ReplyText(turn_id=turn_id, text=text):
                 self._answers.setdefault(turn_id, []).append(text)
             case TurnEnded(turn_id=turn_id):
-                answer = "".join(self._answers.pop(turn_id, [])).strip()
+                answer = self._redact("".join(self._answers.pop(turn_id, [])).strip())
                 if answer:
                     for topic, value in discovery.text_state(self.topics, "answer", answer).items():
                         self._set_retained(topic, value)

@@ -25,7 +25,6 @@ from assistant.events import (
 from tests.servers import Mosquitto, eventually
 from tests.test_mqtt_bridge import BASE, Daemon, broker, watcher
 
-pytestmark = pytest.mark.broker
 __all__ = ["broker"]  # the fixture, shared with the bridge's own tests
 
 REQUESTS = (
@@ -53,6 +52,7 @@ FOREIGN = {
 }
 
 
+@pytest.mark.broker
 async def test_only_the_boxs_own_live_commands_reach_the_bus(
     broker: Mosquitto, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -76,6 +76,7 @@ async def test_only_the_boxs_own_live_commands_reach_the_bus(
     assert not words & set(FOREIGN), "foreign topics never reach the bridge"
 
 
+@pytest.mark.broker
 async def test_a_live_command_on_a_topic_with_retained_junk_still_works(broker: Mosquitto) -> None:
     async with watcher(broker) as junk:
         await junk.client.publish(f"{BASE}/mute/set", "ON", qos=1, retain=True)

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from assistant.errors import ConfigError
 from assistant.ports import ModelToolCall
 from assistant.scheduler import ReminderScheduler
 from assistant.skills import SkillDeps, discover, validate_config
@@ -45,17 +46,17 @@ async def per_call_us(make_call: object, count: int = CALLS) -> float:
     return (time.perf_counter() - started) / count * 1e6
 
 
-async def main() -> None:
+async def main(calls: int = CALLS) -> None:
     probe = Probe()
     tools = ToolRegistry(MonotonicClock())
     tools.add_all(tools_of(probe))
     good = ModelToolCall("c1", "get_forecast", {"location": "成都", "day": "tomorrow"})
     bad = ModelToolCall("c2", "get_forecast", {"day": "yesterday"})
 
-    await per_call_us(lambda: tools.call(good), 2000)  # warm up
-    direct = await per_call_us(lambda: probe.get_forecast("成都", "tomorrow"))
-    dispatched = await per_call_us(lambda: tools.call(good))
-    rejected = await per_call_us(lambda: tools.call(bad))
+    await per_call_us(lambda: tools.call(good), calls // 10)  # warm up
+    direct = await per_call_us(lambda: probe.get_forecast("成都", "tomorrow"), calls)
+    dispatched = await per_call_us(lambda: tools.call(good), calls)
+    rejected = await per_call_us(lambda: tools.call(bad), calls)
 
     with tempfile.TemporaryDirectory() as tmp:
         scheduler = ReminderScheduler(Path(tmp) / "x.sqlite", publish=lambda e: None)
@@ -63,9 +64,14 @@ async def main() -> None:
         configs = {"help": {"contacts": [{"name": "x", "mqtt_topic": "a/b"}]}}
         started = time.perf_counter()
         count = 0
+        skipped: list[str] = []
         for name, entry in discover().items():
             skill_class = entry.load()
-            skill = skill_class(validate_config(skill_class, configs.get(name, {})), deps)
+            try:
+                skill = skill_class(validate_config(skill_class, configs.get(name, {})), deps)
+            except ConfigError:
+                skipped.append(name)  # e.g. the voice skill needs the running voice, absent here
+                continue
             count += len(tools_of(skill, owner=name))
         build_ms = (time.perf_counter() - started) * 1e3
 
@@ -75,6 +81,8 @@ async def main() -> None:
     print(f"rejected by validation:            {rejected:7.1f} µs/call")
     print(f"ratio registry / direct:           {dispatched / direct:7.1f}x")
     print(f"schemas of {count} built-in tools:     {build_ms:7.1f} ms once at start-up (imports included)")
+    if skipped:
+        print(f"skills not built here (they need running parts): {', '.join(skipped)}")
 
 
 if __name__ == "__main__":

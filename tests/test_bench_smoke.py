@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 
 import pytest
 
 from assistant.config import EndpointSettings
-from bench import endpoint, wakeword
+from bench import endpoint, tool_dispatch, wakeword
 
 pytestmark = [
     pytest.mark.models,
@@ -31,3 +32,12 @@ def test_endpoint_bench_measures_delay_and_cut_offs_on_two_utterances() -> None:
     assert len(endpoint.measure(EndpointSettings(), fluent, "fluent").delays) == 1
     assert len(endpoint.measure(EndpointSettings(), paused, "paused").early) == 1
     assert len(endpoint.measure(EndpointSettings(profile="patient"), paused, "paused").delays) == 1
+
+
+def test_tool_dispatch_bench_builds_every_skill_it_can_and_prints_its_figures(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    asyncio.run(tool_dispatch.main(calls=50))
+    out = capsys.readouterr().out
+    assert "through ToolRegistry.call" in out
+    assert "built-in tools" in out

@@ -79,6 +79,9 @@ SPEECH_TOKENS_PER_SECOND = 25
 TOKENS_PER_SPEECH_SECOND = 31.25
 """Model tokens per second of speech: one text token per four speech tokens."""
 ROW_MARK = "ROW "
+NAIVE = "naive (no KV cache)"
+CUDA_ROWS = "wide,wide:compiled,int8,int4,int4:compiled,naive"
+CPU_ROWS = "wide,wide:static,int8,int4,naive"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +154,7 @@ class NoKvCache:
         self._audio: list[tuple[int, torch.Tensor]] = []
         self.config = model.config
         self.encode_audio = model.encode_audio
+        self.next_logits = model.next_logits  # the engine's static path only; never used here
         self.active = False
 
     @property
@@ -158,15 +162,20 @@ class NoKvCache:
         return self._model.device
 
     def step(
-        self, input_ids: torch.Tensor, cache: DynamicCache, *, audio: Sequence[tuple[int, torch.Tensor]] = ()
+        self,
+        input_ids: torch.Tensor,
+        cache: DynamicCache,
+        *,
+        audio: Sequence[tuple[int, torch.Tensor]] = (),
+        start: int | None = None,
     ) -> torch.Tensor:
         if not self.active:
-            return self._model.step(input_ids, cache, audio=audio)
+            return self._model.step(input_ids, cache, audio=audio, start=start)
         if cache is not self._cache or input_ids.shape[1] > 1:  # a new prompt
             self._cache, self._ids, self._audio = cache, input_ids, list(audio)
         else:
             self._ids = torch.cat([self._ids, input_ids], dim=1)
-        return self._model.step(self._ids, DynamicCache(), audio=self._audio)
+        return self._model.step(self._ids, DynamicCache(), audio=self._audio, start=0)
 
 
 # --- one row, in its own process ------------------------------------------------------------------
@@ -228,14 +237,21 @@ async def run_row(args: argparse.Namespace) -> Row:
     """Load, warm up, build the history, then time ``--repeat`` answers; the median of each figure."""
     size = SIZES[args.size]
     device = torch.device(args.device)
-    naive = args.row == "naive"
-    quantization = args.row if args.row in ("int8", "int4") else "none"
+    weights, _, decode = args.row.partition(":")
+    naive = weights == "naive"
+    quantization = weights if weights in ("int8", "int4") else "none"
     if device.type == "cuda":
         if quantization == "int4" and args.int4_cap_gb:
             total = torch.cuda.get_device_properties(device).total_memory
             torch.cuda.set_per_process_memory_fraction(min(1.0, args.int4_cap_gb * 1e9 / total), device)
         torch.cuda.reset_peak_memory_stats(device)
-    settings = LocalModelSettings(path=args.checkpoint, device=device.type, dtype=args.dtype, quantization=quantization)
+    settings = LocalModelSettings(
+        path=args.checkpoint,
+        device=device.type,
+        dtype=args.dtype,
+        quantization=quantization,
+        decode=decode or "dynamic",
+    )
     model, tokenizer = load(settings)
     wrapped = NoKvCache(model) if naive else model
     script = ScriptedLogits([])
@@ -243,7 +259,7 @@ async def run_row(args: argparse.Namespace) -> Row:
         wrapped,  # type: ignore[arg-type]
         tokenizer,
         PersonaSettings(location="广州", dialect="cantonese"),
-        GenerationOptions(max_new_tokens=4096, history_tokens=8192),
+        GenerationOptions.from_settings(settings),  # the daemon's defaults: 8,192 tokens of history, 2,048 new
         logits_processors=[script],
         today=lambda: datetime(2026, 11, 25),
     )
@@ -254,6 +270,8 @@ async def run_row(args: argparse.Namespace) -> Row:
     )
     voice = AnswerVoice("model", speaker, None)
     answer = answer_tokens(args.answer_seconds)
+    # Short earlier answers, so the history stops close to --history-tokens rather than a long answer past it.
+    earlier = answer_tokens(1.0)
     question = tone(220, args.question_seconds, rate_hz=16_000)
     try:
         await engine.warm_up()
@@ -262,7 +280,7 @@ async def run_row(args: argparse.Namespace) -> Row:
         for repeat in range(args.repeat + 1):  # the first answer warms the whole path up and is not kept
             conversation = f"bench-{repeat}"
             while engine.tokens_of(engine.history(conversation)) < args.history_tokens:
-                script.add(answer)
+                script.add(earlier)
                 await _drain(engine.respond(ModelRequest(conversation, TOOLS, text="今日天气点样？")))
             if isinstance(wrapped, NoKvCache):
                 engine.release_cache(conversation)  # nothing kept across turns either
@@ -322,10 +340,14 @@ def write_checkpoint(directory: Path, size: Size, device: torch.device, dtype: t
     if (directory / "model.safetensors.index.json").is_file():
         return
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "config.json").write_text(json.dumps(config_json(size.model), indent=2))
+    config = config_json(size.model)
+    config["text_config"]["max_position_embeddings"] = 16384  # the release's (the test checkpoints keep 4096)
+    (directory / "config.json").write_text(json.dumps(config, indent=2))
     write_tokenizer(directory)
     # Drawn on the device in the run's dtype, 4 GB a shard: a full-size float32 draw on the host is 33 GB.
     write_weights(directory, size.model, dtype=dtype, device=device.type, shard_bytes=4_000_000_000)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()  # the rows run in other processes and need the memory
 
 
 def run_in_process(args: argparse.Namespace, row: str, label: str) -> Row:
@@ -379,13 +401,15 @@ def table(rows: Sequence[Row], device: torch.device) -> str:
             f" | {row.decode_tokens_per_s:.1f} | {1000 * row.first_tokens_s:.0f} ms | {1000 * row.first_pcm_s:.0f} ms"
             f" | {row.rtf:.3f} |"
         )
-    fast = next((r for r in rows if not r.note), None)
-    naive = next((r for r in rows if r.label.endswith("naive (no KV cache)") and not r.note), None)
-    if fast is not None and naive is not None and fast is not naive:
-        lines.append(
-            f"\nagainst the naive baseline: decode {fast.decode_tokens_per_s / naive.decode_tokens_per_s:.1f}x faster,"
-            f" prefill {naive.prefill_s / fast.prefill_s:.1f}x faster, first PCM"
-            f" {naive.first_pcm_s / fast.first_pcm_s:.1f}x sooner, RTF {naive.rtf / fast.rtf:.1f}x lower"
+    naive = next((r for r in rows if r.label.endswith(NAIVE) and not r.note), None)
+    if naive is not None:
+        lines.append("\nagainst the naive baseline:")
+        lines.extend(
+            f"  {row.label}: decode {row.decode_tokens_per_s / naive.decode_tokens_per_s:.1f}x faster,"
+            f" prefill {naive.prefill_s / row.prefill_s:.1f}x faster, first PCM"
+            f" {naive.first_pcm_s / row.first_pcm_s:.1f}x sooner, RTF {naive.rtf / row.rtf:.1f}x lower"
+            for row in rows
+            if not row.note and row is not naive
         )
     return "\n".join(lines)
 
@@ -402,7 +426,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--answer-seconds", type=float, default=8.0, help="seconds of speech in the answer")
     parser.add_argument("--repeat", type=int, default=3, help="timed answers per row (after one warm-up answer)")
     parser.add_argument("--int4-cap-gb", type=float, default=12.0, help="GPU memory cap of the int4 row (0: none)")
-    parser.add_argument("--rows", default="wide,int8,int4,naive", help="which rows, comma-separated")
+    parser.add_argument(
+        "--rows",
+        default=CUDA_ROWS if cuda else CPU_ROWS,
+        help="comma-separated WEIGHTS[:DECODE]: WEIGHTS wide (--dtype), int8, int4 or naive;"
+        " DECODE dynamic (default), static or compiled (model.local.decode)",
+    )
     parser.add_argument("--row", help=argparse.SUPPRESS)
     parser.add_argument("--label", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -417,18 +446,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         started = time.perf_counter()
         write_checkpoint(Path(args.checkpoint), SIZES[args.size], device, getattr(torch, args.dtype))
         written_s = time.perf_counter() - started
-        labels = {
-            "wide": args.dtype,
-            "int8": "int8 (bitsandbytes LLM.int8)",
-            "int4": "int4 (bitsandbytes NF4)" + (f", capped at {args.int4_cap_gb:g} GB" if args.int4_cap_gb else ""),
-            "naive": f"{args.dtype}, naive (no KV cache)",
-        }
         rows = []
         for name in args.rows.split(","):
-            if name in ("int8", "int4") and device.type != "cuda":
-                rows.append(Row(labels[name], note=f"not available on {device.type} (bitsandbytes needs CUDA)"))
+            weights, _, decode = name.partition(":")
+            label = {
+                "wide": args.dtype,
+                "int8": "int8 (bitsandbytes LLM.int8)",
+                "int4": "int4 (bitsandbytes NF4)" + (f" capped at {args.int4_cap_gb:g} GB" if args.int4_cap_gb else ""),
+                "naive": f"{args.dtype}, {NAIVE}",
+            }[weights] + (f", {decode} decode" if decode else "")
+            if weights in ("int8", "int4") and device.type != "cuda":
+                rows.append(Row(label, note=f"not available on {device.type} (bitsandbytes needs CUDA)"))
             else:
-                rows.append(run_in_process(args, name, labels[name]))
+                rows.append(run_in_process(args, name, label))
     print(
         f"{device_name(device)}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, torch {torch.__version__}, size {args.size}"
         f" (random weights; checkpoint ready in {written_s:.1f} s)"

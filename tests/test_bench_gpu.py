@@ -28,9 +28,10 @@ def test_the_gpu_bench_prints_every_row_at_tiny_size_on_the_cpu() -> None:
     out = done.stdout
     assert "CPU" in out and "UTC" in out  # the device and the date are named
     measured = r"\| [\d.]+ GB \| [\d.]+ ms \(\d+ / \d+\) \| [\d.]+ \| \d+ ms \| \d+ ms \| [\d.]+ \|"
-    assert re.search(r"^\| float32 " + measured, out, re.MULTILINE), out
-    assert re.search(r"^\| float32, naive \(no KV cache\) " + measured, out, re.MULTILINE), out
+    for row in ("float32", "float32, static decode", "float32, naive (no KV cache)"):
+        assert re.search(rf"^\| {re.escape(row)} {measured}", out, re.MULTILINE), out
     for weights in ("int8", "int4"):
         assert re.search(rf"^\| {weights} .*\| not available on cpu", out, re.MULTILINE), out
-    assert "against the naive baseline: decode" in out
+    for row in ("float32", "float32, static decode"):
+        assert re.search(rf"^  {row}: decode [\d.]+x faster, prefill [\d.]+x faster, first PCM", out, re.MULTILINE), out
     assert "failed" not in out

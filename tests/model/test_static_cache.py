@@ -7,8 +7,10 @@ import torch
 from transformers import StaticCache
 
 from assistant.audio import tone
+from assistant.config import LocalModelSettings
 from assistant.errors import ModelError
 from assistant.model.stepaudio2 import tokens as t
+from assistant.model.stepaudio2.engine import GenerationOptions
 from assistant.ports import ModelRequest
 from tests.model.conftest import EngineFactory, Speech
 from tests.model.test_engine_numerics import Spy, run
@@ -63,3 +65,12 @@ async def test_the_compiled_decode_step_gives_the_logits_of_the_eager_one(
     assert len(compiled.scores) == len(eager.scores) > 0
     for step, (ours, theirs) in enumerate(zip(compiled.scores, eager.scores, strict=True)):
         torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4, msg=f"step {step}")
+
+
+def test_the_decode_setting_picks_cache_and_compilation() -> None:
+    chosen = {
+        decode: (options.kv_cache, options.compile_decode)
+        for decode in ("dynamic", "static", "compiled")
+        for options in [GenerationOptions.from_settings(LocalModelSettings(decode=decode))]
+    }
+    assert chosen == {"dynamic": ("dynamic", False), "static": ("static", False), "compiled": ("static", True)}

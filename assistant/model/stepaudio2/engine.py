@@ -88,6 +88,8 @@ class GenerationOptions:
             temperature=settings.temperature,
             top_p=settings.top_p,
             repetition_penalty=settings.repetition_penalty,
+            kv_cache="dynamic" if settings.decode == "dynamic" else "static",
+            compile_decode=settings.decode == "compiled",
         )
 
 

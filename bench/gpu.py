@@ -365,7 +365,11 @@ def run_in_process(args: argparse.Namespace, row: str, label: str) -> Row:
         *("--answer-seconds", str(args.answer_seconds), "--repeat", str(args.repeat)),
         *("--int4-cap-gb", str(args.int4_cap_gb)),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    print(f"{label}: running", file=sys.stderr, flush=True)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=args.row_timeout)
+    except subprocess.TimeoutExpired:
+        return Row(label, note=f"failed: no result within {args.row_timeout:g} s")
     for line in done.stdout.splitlines():
         if line.startswith(ROW_MARK):
             return Row(**json.loads(line.removeprefix(ROW_MARK)))
@@ -432,6 +436,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="comma-separated WEIGHTS[:DECODE]: WEIGHTS wide (--dtype), int8, int4 or naive;"
         " DECODE dynamic (default), static or compiled (model.local.decode)",
     )
+    parser.add_argument("--row-timeout", type=float, default=1800, help="seconds one row may take")
     parser.add_argument("--row", help=argparse.SUPPRESS)
     parser.add_argument("--label", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -440,6 +440,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--row", help=argparse.SUPPRESS)
     parser.add_argument("--label", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.answer_seconds * SPEECH_TOKENS_PER_SECOND < FIRST_TOKENS:
+        parser.error(f"--answer-seconds must hold {FIRST_TOKENS} speech tokens (at least 1.12 s)")
     device = torch.device(args.device)
     args.dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
     if args.row:

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_the_gpu_bench_prints_every_row_at_tiny_size_on_the_cpu() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.gpu", "--size", "tiny", "--device", "cpu", "--repeat", "1"]
-        + ["--history-tokens", "300", "--answer-seconds", "2"],
+        + ["--history-tokens", "300", "--question-seconds", "1", "--answer-seconds", "1.2"],
         cwd=ROOT,
         capture_output=True,
         text=True,

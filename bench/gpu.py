@@ -207,22 +207,34 @@ async def _drain(stream: AsyncIterator[ModelEvent]) -> None:
 async def measure_answer(
     engine: StepAudio2Engine, voice: AnswerVoice, request: ModelRequest, device: torch.device
 ) -> dict[str, float]:
-    """One spoken answer through engine and voice as the daemon overlaps them; seconds from the request."""
+    """One spoken answer through engine and voice as the daemon overlaps them; seconds from the request.
+
+    As in a turn, one task reads the model's stream (noting when speech tokens arrive) and hands the
+    pieces over a queue to the voice, so a chunk being vocoded never delays reading the model.
+    """
     marks: dict[str, float] = {}
-    speech_tokens = 0
+    queue: asyncio.Queue[ReplyPiece | None] = asyncio.Queue()
     _sync(device)
     begun = time.perf_counter()
 
-    async def pieces() -> AsyncIterator[ReplyPiece]:
-        nonlocal speech_tokens
-        async for event in engine.respond(request):
-            if isinstance(event, ModelSpeech):
-                speech_tokens += sum(1 for code in event.tokens if 0 <= code < 6561)
-                if speech_tokens >= FIRST_TOKENS and "first_tokens" not in marks:
-                    marks["first_tokens"] = time.perf_counter() - begun
-            if isinstance(event, ModelSpeech | ModelText):
-                yield event
+    async def read_model() -> None:
+        speech_tokens = 0
+        try:
+            async for event in engine.respond(request):
+                if isinstance(event, ModelSpeech):
+                    speech_tokens += sum(1 for code in event.tokens if 0 <= code < 6561)
+                    if speech_tokens >= FIRST_TOKENS and "first_tokens" not in marks:
+                        marks["first_tokens"] = time.perf_counter() - begun
+                if isinstance(event, ModelSpeech | ModelText):
+                    queue.put_nowait(event)
+        finally:
+            queue.put_nowait(None)
 
+    async def pieces() -> AsyncIterator[ReplyPiece]:
+        while (piece := await queue.get()) is not None:
+            yield piece
+
+    reader = asyncio.create_task(read_model())
     samples = 0
     async for chunk in voice.speak(pieces()):
         if chunk.samples and "first_pcm" not in marks:
@@ -230,6 +242,7 @@ async def measure_answer(
         samples += chunk.samples
     marks["last_pcm"] = time.perf_counter() - begun
     marks["audio"] = samples / TOKEN2WAV_RATE_HZ
+    await reader
     return marks
 
 

@@ -28,6 +28,17 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def made_up_prompt(seconds: float, seed: int = 0) -> PromptFeatures:
+    """Voice prompt features of the real shapes for ``seconds`` of prompt (the ONNX models are not needed)."""
+    rng = np.random.default_rng(seed)
+    tokens = round(seconds * 25)
+    return PromptFeatures(
+        tuple(rng.integers(0, 6561, tokens).tolist()),
+        rng.normal(size=(1, 192)).astype(np.float32),
+        rng.normal(size=(2 * tokens, 80)).astype(np.float32),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -52,12 +63,7 @@ def main() -> None:
     engine = Token2Wav(flow, hift, PromptProcessor(__import__("pathlib").Path("."), None), schedule=schedule)
 
     rng = np.random.default_rng(0)
-    prompt_tokens = round(args.prompt_seconds * 25)
-    features = PromptFeatures(
-        tuple(rng.integers(0, 6561, prompt_tokens).tolist()),
-        rng.normal(size=(1, 192)).astype(np.float32),
-        rng.normal(size=(2 * prompt_tokens, 80)).astype(np.float32),
-    )
+    features = made_up_prompt(args.prompt_seconds)
     _sync(device)
     started = time.perf_counter()
     voice = engine.prepare("bench", features)

@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import cast
+from typing import Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import torch
@@ -30,7 +30,9 @@ from transformers import (
     LogitsProcessorList,
     PreTrainedTokenizerBase,
     RepetitionPenaltyLogitsProcessor,
+    StaticCache,
 )
+from transformers.cache_utils import Cache
 
 from ...audio import AudioChunk
 from ...config import LocalModelSettings, PersonaSettings
@@ -70,6 +72,12 @@ class GenerationOptions:
     """Most speech tokens per ``ModelSpeech`` event (25 = 1 s); smaller chunks flush at every text slot."""
     max_cached_conversations: int = 2
     """KV caches kept in memory; older conversations keep their history and are recomputed if resumed."""
+    kv_cache: Literal["dynamic", "static"] = "dynamic"
+    """``dynamic`` grows with the conversation; ``static`` is allocated once per cached conversation at
+    ``history_tokens + max_new_tokens`` positions (more memory), so decode steps keep fixed shapes."""
+    compile_decode: bool = False
+    """Compile the decode step with ``torch.compile`` (needs ``kv_cache: static``); on CUDA in
+    ``reduce-overhead`` mode, which replays it as a CUDA graph. The first steps pay for compilation."""
 
     @classmethod
     def from_settings(cls, settings: LocalModelSettings) -> GenerationOptions:
@@ -80,6 +88,8 @@ class GenerationOptions:
             temperature=settings.temperature,
             top_p=settings.top_p,
             repetition_penalty=settings.repetition_penalty,
+            kv_cache="dynamic" if settings.decode == "dynamic" else "static",
+            compile_decode=settings.decode == "compiled",
         )
 
 
@@ -110,7 +120,7 @@ class _Conversation:
     entries: list[Entry] = field(default_factory=list)
     """System, tools and every kept turn, in order (the open assistant turn is not stored)."""
     exchange: int = 0
-    cache: DynamicCache | None = None
+    cache: Cache | None = None
     cached_keys: list[int] = field(default_factory=list)
     audio: dict[int, torch.Tensor] = field(default_factory=dict)
     used: float = 0.0
@@ -156,6 +166,12 @@ class StepAudio2Engine:
         self._call_counter = itertools.count(1)
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="stepaudio2")
         self._max_positions = int(model.config.text_config.max_position_embeddings)
+        if self._options.compile_decode and self._options.kv_cache != "static":
+            raise ModelError("compiling the decode step needs a static KV cache (kv_cache: static)")
+        self._next_logits: Callable[[torch.Tensor, torch.Tensor, Cache], torch.Tensor] = model.next_logits
+        if self._options.compile_decode:
+            mode = "reduce-overhead" if model.device.type == "cuda" else None
+            self._next_logits = torch.compile(model.next_logits, mode=mode, fullgraph=True, dynamic=False)
         self._text_cache: dict[str, list[int]] = {}
         self.last_round = RoundStats()
         """Measurements of the most recent round."""
@@ -339,7 +355,7 @@ class StepAudio2Engine:
         layout, opening = self._layout(request, conversation, stats)
         limit = max_new_tokens or self._options.max_new_tokens
         max_new = min(limit, self._max_positions - len(layout.tokens))
-        logits, context = self._prefill(conversation, layout, stats)
+        logits, context = self._prefill(conversation, layout, len(layout.tokens) + max_new, stats)
         stats.prefill_seconds = time.perf_counter() - started
         self._decode_loop(request, conversation, opening, logits, context, max_new, stats, emit, cancel)
 
@@ -372,15 +388,27 @@ class StepAudio2Engine:
         conversation.entries, conversation.exchange = entries, exchange
         return layout, opening
 
+    def _new_cache(self, needed: int) -> Cache:
+        if self._options.kv_cache == "dynamic":
+            return DynamicCache()
+        usual = min(self._max_positions, self._options.history_tokens + self._options.max_new_tokens)
+        return StaticCache(config=self._model.config.text_config, max_cache_len=max(needed, usual))
+
     def _prefill(
-        self, conversation: _Conversation, layout: Layout, stats: RoundStats
+        self, conversation: _Conversation, layout: Layout, needed: int, stats: RoundStats
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Compute what the KV cache does not already hold (at least one token, for the logits)."""
-        if conversation.cache is None:
-            conversation.cache, conversation.cached_keys = DynamicCache(), []
+        """Compute what the KV cache does not already hold (at least one token, for the logits).
+
+        ``needed`` is the most positions this round can fill (prompt and answer).
+        """
         cache = conversation.cache
+        if cache is None or (isinstance(cache, StaticCache) and cache.max_cache_len < needed):
+            cache = conversation.cache = self._new_cache(needed)
+            conversation.cached_keys = []
         reuse = min(common_prefix(conversation.cached_keys, layout.keys), len(layout.keys) - 1)
-        if cache.get_seq_length() > reuse:
+        # A static cache is never cropped: the next tokens overwrite the stale ones, and attention never
+        # looks past the position being computed.
+        if isinstance(cache, DynamicCache) and cache.get_seq_length() > reuse:
             cache.crop(reuse)
         stats.prompt_tokens, stats.reused_tokens = len(layout.tokens), reuse
         stats.prefill_tokens = len(layout.tokens) - reuse
@@ -391,7 +419,7 @@ class StepAudio2Engine:
                 audio.append((first - reuse, conversation.audio[span.uid][first - span.offset :]))
         context = torch.tensor([layout.tokens], device=self._model.device)
         conversation.cached_keys = []  # unknown until the prefill succeeds
-        logits = self._model.step(context[:, reuse:], cache, audio=audio)
+        logits = self._model.step(context[:, reuse:], cache, audio=audio, start=reuse)
         conversation.cached_keys = list(layout.keys)
         _LOGGER.debug("prefill %d of %d tokens (%d reused)", stats.prefill_tokens, stats.prompt_tokens, reuse)
         return logits, context
@@ -411,6 +439,7 @@ class StepAudio2Engine:
         """Generate token by token, streaming events, until a stop token, the limit or cancellation."""
         assert conversation.cache is not None
         cache = conversation.cache
+        static = isinstance(cache, StaticCache)
         options = self._options
         device = self._model.device
         processors = self._processors(request.speak)
@@ -437,7 +466,13 @@ class StepAudio2Engine:
                 if len(generated) == max_new:
                     break
                 step = torch.tensor([[token]], device=device)
-                logits = self._model.step(step, cache)
+                if static:
+                    position = torch.tensor([len(conversation.cached_keys)], device=device)
+                    with torch.inference_mode():
+                        # A CUDA graph's next replay overwrites its output; sampling may edit the logits.
+                        logits = self._next_logits(step, position, cache).clone()
+                else:
+                    logits = self._model.step(step, cache)
                 conversation.cached_keys.append(token)
                 context = torch.cat([context, step], dim=1)
         finally:

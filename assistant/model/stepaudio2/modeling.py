@@ -236,16 +236,18 @@ class StepAudio2ForCausalLM(PreTrainedModel):  # type: ignore[no-untyped-call]
         cache: Cache,
         *,
         audio: Sequence[tuple[int, torch.Tensor]] = (),
+        start: int | None = None,
     ) -> torch.Tensor:
         """Run ``input_ids`` ``(1, n)`` after what ``cache`` holds; return the last position's logits.
 
         ``audio`` lists ``(position within input_ids, embeddings)`` to write over placeholder embeddings;
-        only a prefill carries audio, decode steps never re-encode it.
+        only a prefill carries audio, decode steps never re-encode it. ``start`` is the position of the
+        first id; a static cache needs it (its length cannot be read back), a dynamic one knows it.
         """
         embeds = self.model.embed_tokens(input_ids)
         for offset, rows in audio:
             embeds[0, offset : offset + rows.shape[0]] = rows.to(embeds.dtype)
-        start = cache.get_seq_length()
+        start = cache.get_seq_length() if start is None else start
         positions = torch.arange(start, start + input_ids.shape[1], device=input_ids.device)
         hidden = self.model(
             inputs_embeds=embeds,
@@ -255,6 +257,23 @@ class StepAudio2ForCausalLM(PreTrainedModel):  # type: ignore[no-untyped-call]
             position_ids=positions[None],
         ).last_hidden_state
         logits: torch.Tensor = self.lm_head(hidden[:, -1:, :])[:, -1, :]
+        return logits.float()
+
+    def next_logits(self, input_ids: torch.Tensor, positions: torch.Tensor, cache: Cache) -> torch.Tensor:
+        """Logits after one token ``input_ids`` ``(1, 1)`` at ``positions`` ``(1,)``: a decode step.
+
+        Shaped for ``torch.compile`` with a static cache: every step has the same shapes and no Python
+        number that changes, so one graph (one CUDA graph with ``mode="reduce-overhead"``) serves them all.
+        Run it under ``torch.inference_mode``.
+        """
+        hidden = self.model(
+            input_ids=input_ids,
+            past_key_values=cache,
+            use_cache=True,
+            cache_position=positions,
+            position_ids=positions[None],
+        ).last_hidden_state
+        logits: torch.Tensor = self.lm_head(hidden[:, -1, :])
         return logits.float()
 
     def forward(self, input_ids: torch.Tensor, past_key_values: Cache | None = None, **_: Any) -> torch.Tensor:

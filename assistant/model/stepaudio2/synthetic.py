@@ -181,29 +181,59 @@ def tensor_shapes(sizes: Sizes = TINY) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def write_weights(directory: Path, sizes: Sizes = TINY, seed: int = 0) -> None:
-    """Random weights in two shards with an index, like the release's four."""
-    generator = torch.Generator().manual_seed(seed)
-    tensors = {}
-    for name, shape in tensor_shapes(sizes).items():
-        if name.endswith(("norm.weight", "_ln.weight", "layernorm.weight")):
-            tensors[name] = torch.ones(shape)
-        elif name.endswith("bias"):
-            tensors[name] = torch.zeros(shape)
-        else:
-            tensors[name] = torch.randn(shape, generator=generator) * 0.02
-    names = sorted(tensors)
-    shards = {
-        "model-00001-of-00002.safetensors": [n for n in names if n.startswith(("model.", "lm_head"))],
-        "model-00002-of-00002.safetensors": [n for n in names if not n.startswith(("model.", "lm_head"))],
-    }
+def write_weights(
+    directory: Path,
+    sizes: Sizes = TINY,
+    seed: int = 0,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: str = "cpu",
+    shard_bytes: int | None = None,
+) -> None:
+    """Random weights in shards with an index, like the release's four.
+
+    By default two shards (decoder, then audio path). ``shard_bytes`` cuts shards by size instead, and
+    ``dtype``/``device`` let a real-size checkpoint (16.6 GB in bfloat16) be drawn on a GPU and written
+    one shard at a time, never holding the whole model in host memory.
+    """
+    shapes = tensor_shapes(sizes)
+    # Drawn in tensor_shapes' order, whatever the sharding, so a seed always gives the same values.
+    order = list(shapes)
+    if shard_bytes is None:
+        groups = [
+            [n for n in order if n.startswith(("model.", "lm_head"))],
+            [n for n in order if not n.startswith(("model.", "lm_head"))],
+        ]
+    else:
+        width = torch.finfo(dtype).bits // 8
+        groups, filled = [[]], 0
+        for name in order:
+            nbytes = math.prod(shapes[name]) * width
+            if groups[-1] and filled + nbytes > shard_bytes:
+                groups.append([])
+                filled = 0
+            groups[-1].append(name)
+            filled += nbytes
+    generator = torch.Generator(device).manual_seed(seed)
     weight_map: dict[str, str] = {}
-    for file, members in shards.items():
-        save_file({n: tensors[n] for n in members}, str(directory / file), metadata={"format": "pt"})
-        weight_map |= {n: file for n in members}
-    total = sum(t.numel() * t.element_size() for t in tensors.values())
-    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    total = 0
+    for number, members in enumerate(groups, start=1):
+        file = f"model-{number:05d}-of-{len(groups):05d}.safetensors"
+        tensors = {name: _random(name, shapes[name], generator, device).to(dtype).cpu() for name in members}
+        save_file(tensors, str(directory / file), metadata={"format": "pt"})
+        weight_map |= dict.fromkeys(members, file)
+        total += sum(t.numel() * t.element_size() for t in tensors.values())
+        del tensors
+    index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
     (directory / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
+
+
+def _random(name: str, shape: tuple[int, ...], generator: torch.Generator, device: str) -> torch.Tensor:
+    if name.endswith(("norm.weight", "_ln.weight", "layernorm.weight")):
+        return torch.ones(shape, device=device)
+    if name.endswith("bias"):
+        return torch.zeros(shape, device=device)
+    return torch.randn(shape, generator=generator, device=device) * 0.02
 
 
 def write_tokenizer(directory: Path) -> None:

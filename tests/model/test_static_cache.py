@@ -1,0 +1,76 @@
+"""The static KV cache decodes exactly what the dynamic one does, across turns and prompt changes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import StaticCache
+
+from assistant.audio import tone
+from assistant.config import LocalModelSettings
+from assistant.errors import ModelError
+from assistant.model.stepaudio2 import tokens as t
+from assistant.model.stepaudio2.engine import GenerationOptions
+from assistant.ports import ModelRequest
+from tests.model.conftest import EngineFactory, Speech
+from tests.model.test_engine_numerics import Spy, run
+
+pytestmark = pytest.mark.models
+
+
+async def _conversation(engine_factory: EngineFactory, speech: Speech, **options: object) -> tuple[Spy, object]:
+    """Three rounds: a spoken question, a typed follow-up, and one after the system prompt changed."""
+    answer = [*speech.spoken("我系小音", list(range(12))), t.EOT]
+    spy = Spy()
+    engine = engine_factory([answer] * 3, spies=[spy], **options)
+    await run(engine.respond(ModelRequest("kitchen", audio=tone(330, 2.0, rate_hz=16_000))))
+    await run(engine.respond(ModelRequest("kitchen", text="仲有呢")))
+    # A new dialect changes the system prompt: the cache is kept only up to there, the rest is stale.
+    engine.set_dialect("mandarin")
+    await run(engine.respond(ModelRequest("kitchen", text="再讲一次")))
+    return spy, engine
+
+
+async def test_static_and_dynamic_caches_give_the_same_logits_at_every_step(
+    engine_factory: EngineFactory, speech: Speech
+) -> None:
+    dynamic, _ = await _conversation(engine_factory, speech)
+    static, engine = await _conversation(engine_factory, speech, kv_cache="static")
+    assert engine.last_round.reused_tokens > 0  # the last round did reuse a prefix of the static cache
+    assert len(static.scores) == len(dynamic.scores) > 0
+    for step, (ours, theirs) in enumerate(zip(static.scores, dynamic.scores, strict=True)):
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5, msg=f"step {step}")
+
+
+async def test_the_static_cache_is_allocated_once_for_the_usual_history_and_answer(
+    engine_factory: EngineFactory, speech: Speech
+) -> None:
+    _, engine = await _conversation(engine_factory, speech, kv_cache="static", history_tokens=3000)
+    cache = engine._conversations["kitchen"].cache  # noqa: SLF001 - the allocation is what is checked
+    assert isinstance(cache, StaticCache)
+    assert cache.max_cache_len == 3000 + 256  # history_tokens + max_new_tokens, the conftest's 256
+
+
+def test_compiling_needs_the_static_cache(engine_factory: EngineFactory) -> None:
+    with pytest.raises(ModelError, match="static KV cache"):
+        engine_factory(compile_decode=True)
+
+
+@pytest.mark.slow
+async def test_the_compiled_decode_step_gives_the_logits_of_the_eager_one(
+    engine_factory: EngineFactory, speech: Speech
+) -> None:
+    eager, _ = await _conversation(engine_factory, speech, kv_cache="static")
+    compiled, _ = await _conversation(engine_factory, speech, kv_cache="static", compile_decode=True)
+    assert len(compiled.scores) == len(eager.scores) > 0
+    for step, (ours, theirs) in enumerate(zip(compiled.scores, eager.scores, strict=True)):
+        torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4, msg=f"step {step}")
+
+
+def test_the_decode_setting_picks_cache_and_compilation() -> None:
+    chosen = {
+        decode: (options.kv_cache, options.compile_decode)
+        for decode in ("dynamic", "static", "compiled")
+        for options in [GenerationOptions.from_settings(LocalModelSettings(decode=decode))]
+    }
+    assert chosen == {"dynamic": ("dynamic", False), "static": ("static", False), "compiled": ("static", True)}

@@ -38,7 +38,7 @@ from assistant.app import App
 from assistant.config import Settings
 from assistant.integrations.discovery import Topics
 from assistant.logs import configure_logging, secret_values
-from tests.servers import mosquitto
+from tests.servers import free_port, mosquitto
 from tests.soak_rig import (
     SCENARIOS,
     Edges,
@@ -216,6 +216,8 @@ class SoakResult:
     """Answers the household's MQTT client received on the box's answer topic."""
     mqtt_reminders: int = 0
     """Reminders received on the timers skill's notify topic."""
+    wyoming_answers: int = 0
+    """Questions Home Assistant asked over Wyoming that were answered."""
     log: collections.Counter[tuple[str, str, str]] = field(default_factory=collections.Counter)
     unexpected_errors: list[str] = field(default_factory=list)
 
@@ -285,7 +287,9 @@ async def run_soak(
 
 async def _soak(folder: Path, plan: _Plan) -> SoakResult:
     with mosquitto(folder) as broker, home_assistant_process() as home_assistant_url:
-        settings = soak_settings(folder, mqtt_port=broker.port, home_assistant_url=home_assistant_url)
+        settings = soak_settings(
+            folder, mqtt_port=broker.port, home_assistant_url=home_assistant_url, wyoming_port=free_port()
+        )
         topics = Topics.from_settings(settings.mqtt)
         with logs_to_nowhere(settings) as tally:
             edges = Edges.create()
@@ -294,7 +298,7 @@ async def _soak(folder: Path, plan: _Plan) -> SoakResult:
                 await client.subscribe(topics.state("answer"), qos=1)
                 await client.subscribe("soak/reminders", qos=1)
                 received: collections.Counter[str] = collections.Counter()
-                household = Household(app, edges, client, topics)
+                household = Household(app, edges, client, settings)
                 helpers = [
                     asyncio.create_task(edges.clock.drive(), name="soak:clock"),
                     asyncio.create_task(_count_messages(client, topics, received), name="soak:mqtt"),
@@ -329,6 +333,7 @@ async def _soak(folder: Path, plan: _Plan) -> SoakResult:
             tool_failures=edges.model.tool_failures,
             mqtt_answers=received["answers"],
             mqtt_reminders=received["reminders"],
+            wyoming_answers=household.wyoming_answers,
             log=tally.counts,
             unexpected_errors=tally.unexpected_errors(),
         )
@@ -410,7 +415,8 @@ def summary(result: SoakResult, bounds: Bounds = Bounds()) -> str:
         f"turns: {books.started} started, {books.ended} ended, {len(books.open)} open; "
         f"by trigger {dict(books.triggers)}; by outcome {dict(books.outcomes)}",
         f"timers: {result.timers_due} due, {result.reminders_fired} fired, {result.mqtt_reminders} on MQTT; "
-        f"{result.mqtt_answers} answers on MQTT; {result.follow_ups_skipped} follow-ups gave way to a reminder",
+        f"{result.mqtt_answers} answers on MQTT, {result.wyoming_answers} over Wyoming; "
+        f"{result.follow_ups_skipped} follow-ups gave way to a reminder",
         f"model requests {result.model_requests}; scenarios {dict(sorted(result.scenarios.items()))}",
         "warnings and errors logged: "
         + (", ".join(f"{n}× {level} {template!r}" for (level, _, template), n in result.log.most_common()) or "none"),

@@ -25,6 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+from wyoming.asr import Transcript
+from wyoming.audio import AudioChunk as AudioChunkEvent
+from wyoming.audio import AudioStart, AudioStop
+from wyoming.client import AsyncTcpClient
+from wyoming.event import Event as WyomingEvent
+from wyoming.handle import Handled
+from wyoming.tts import Synthesize
 
 from assistant.app import Adapters, App, Service, build_tools
 from assistant.audio import AudioChunk
@@ -282,7 +289,7 @@ def home_assistant_process() -> Iterator[str]:
             server.stdout.close()
 
 
-def soak_settings(folder: Path, *, mqtt_port: int, home_assistant_url: str) -> Settings:
+def soak_settings(folder: Path, *, mqtt_port: int, home_assistant_url: str, wyoming_port: int) -> Settings:
     """The daemon's settings: defaults, with every skill the soak exercises and the local servers."""
     return Settings.model_validate(
         {
@@ -296,6 +303,7 @@ def soak_settings(folder: Path, *, mqtt_port: int, home_assistant_url: str) -> S
                 "device_id": "soak_box",
                 "command_topics": ["home/+/set"],
             },
+            "wyoming": {"enabled": True, "host": "127.0.0.1", "port": wyoming_port},
             "home_assistant": {"enabled": True, "url": home_assistant_url, "token": TOKEN, "timeout_seconds": 5},
             "scheduler": {"database": str(folder / "jobs.sqlite"), "misfire_grace_seconds": 60},
             "skills": {
@@ -403,11 +411,14 @@ class Household:
     (:data:`STUCK_SECONDS`) so a daemon that stops answering fails the soak instead of hanging it.
     """
 
-    def __init__(self, app: App, edges: Edges, mqtt: aiomqtt.Client, topics: Topics) -> None:
+    def __init__(self, app: App, edges: Edges, mqtt: aiomqtt.Client, settings: Settings) -> None:
         self._app = app
         self._edges = edges
         self._mqtt = mqtt
-        self._topics = topics
+        self._topics = Topics.from_settings(settings.mqtt)
+        self._wyoming_port = settings.wyoming.port
+        self.wyoming_answers = 0
+        self.wyoming_audio_seconds = 0.0
         self.books = TurnBooks()
         self._log: list[Event] = []
         """Events since the current scenario began (cleared by each, so it stays small)."""
@@ -624,6 +635,31 @@ class Household:
     async def _mqtt_repeat(self) -> None:
         await self._ended(await self._command("repeat"))
 
+    async def _wyoming(self, request: WyomingEvent) -> WyomingEvent:
+        """Send one request as Home Assistant does (a connection of its own); return the reply after any audio."""
+        async with AsyncTcpClient("127.0.0.1", self._wyoming_port) as client:
+            await client.write_event(request)
+            async with asyncio.timeout(STUCK_SECONDS):
+                while (reply := await client.read_event()) is not None:
+                    if AudioChunkEvent.is_type(reply.type):
+                        chunk = AudioChunkEvent.from_event(reply)
+                        self.wyoming_audio_seconds += len(chunk.audio) / (chunk.rate * chunk.width)
+                    elif not AudioStart.is_type(reply.type):
+                        answer: WyomingEvent = reply
+                        return answer
+        raise SoakStuck(f"the Wyoming server closed the connection instead of answering {request.type}")
+
+    async def _wyoming_ask(self) -> None:
+        reply = await self._wyoming(Transcript(text="clock").event())
+        if not Handled.is_type(reply.type):
+            raise SoakStuck(f"Home Assistant's question over Wyoming got {reply.type}: {reply.data}")
+        self.wyoming_answers += 1
+
+    async def _wyoming_speak(self) -> None:
+        reply = await self._wyoming(Synthesize(text="饭好了，快来吃").event())
+        if not AudioStop.is_type(reply.type):
+            raise SoakStuck(f"a Wyoming synthesize request got {reply.type}: {reply.data}")
+
     @property
     def timers_due(self) -> int:
         """Timers set and not cancelled: each must fire exactly once."""
@@ -669,5 +705,7 @@ SCENARIOS: dict[str, int] = {
     "mqtt_stop": 1,
     "mqtt_announce": 1,
     "mqtt_repeat": 1,
+    "wyoming_ask": 1,
+    "wyoming_speak": 1,
 }
 """Scenario → weight: how often it comes up in the household's day."""

@@ -106,7 +106,7 @@ async def test_two_thousand_turns_leave_memory_tasks_descriptors_and_threads_fla
     assert set(result.scenarios) == set(SCENARIOS), report
     assert set(result.books.outcomes) == {"completed", "no_speech", "error", "interrupted"}, report
     assert set(result.books.triggers) == {"wake", "follow_up", "api", "announce"}, report
-    assert result.reminders_fired > 0 and result.mqtt_answers > 0, report
+    assert result.reminders_fired > 0 and result.mqtt_answers > 0 and result.wyoming_answers > 0, report
 
 
 @pytest.mark.broker

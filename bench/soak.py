@@ -3,8 +3,9 @@
 Run: python -m bench.soak [--turns 2000] [--every 200] [--warmup 200] [--seed 1]
 
 The household of tests/soak_rig.py talks to the real App (real bus, supervisor, turns, skills, scheduler on
-SQLite, Home Assistant client, MQTT bridge on a real mosquitto): questions, follow-ups, tools, timers that
-fire as announcements, barge-ins, stop words, silence, model failures and MQTT commands. After a warm-up it
+SQLite, Home Assistant client, MQTT bridge on a real mosquitto, Wyoming server): questions, follow-ups,
+tools, timers that fire as announcements, barge-ins, stop words, silence, model failures, MQTT commands and
+Home Assistant's Wyoming requests. After a warm-up it
 samples, every ``--every`` turns and at rest, the process's RSS, the memory tracemalloc traces, the asyncio
 tasks, open file descriptors, threads, bus subscribers and taps, and the jobs in the scheduler's store. It
 prints one row per sample, the turns per second, the growth per 1,000 turns, and what went wrong if
@@ -351,11 +352,6 @@ async def _drive(
     scenarios: collections.Counter[str] = collections.Counter()
 
     def sample() -> None:
-        if not tracemalloc.is_tracing():
-            # Tracing halves the speed, and only growth after the warm-up matters: every block allocated
-            # from here on is traced, so a leak shows in full (objects of the warm-up replaced later by new
-            # ones can only overstate the growth, by the size of the structures that turn over).
-            tracemalloc.start()
         samples.append(take_sample(app, household.books.ended, database))
         if plan.on_sample is not None:
             plan.on_sample(samples[-1])
@@ -365,12 +361,17 @@ async def _drive(
     next_sample = plan.warmup
     began = time.perf_counter()
     while household.books.ended < plan.turns:
+        if household.books.ended >= plan.warmup // 2 and not tracemalloc.is_tracing():
+            # Tracing halves the speed, and only growth after the warm-up matters. Every block allocated from
+            # here on is traced, so a leak shows in full; the second half of the warm-up lets the structures
+            # that turn over (logs, caches, bounded maps) replace their untraced contents first.
+            tracemalloc.start()
         scenario = rng.choices(names, weights)[0]
         await household.play(scenario)
         scenarios[scenario] += 1
         if plan.leak is not None:
             plan.leak(app)
-        if household.books.ended >= next_sample:
+        if next_sample <= household.books.ended < plan.turns:  # the last sample is taken at rest, below
             sample()
             next_sample = household.books.ended + plan.every
     seconds = time.perf_counter() - began

@@ -32,7 +32,8 @@ class FakeHomeAssistant:
 
 
 @contextmanager
-def fake_home_assistant() -> Iterator[FakeHomeAssistant]:
+def fake_home_assistant(*, keep_alive: bool = False) -> Iterator[FakeHomeAssistant]:
+    """Serve on a free loopback port; ``keep_alive`` keeps connections open as Home Assistant's server does."""
     fake = FakeHomeAssistant(states={"light.kitchen": {"entity_id": "light.kitchen", "state": "off"}})
 
     class Handler(BaseHTTPRequestHandler):
@@ -88,6 +89,8 @@ def fake_home_assistant() -> Iterator[FakeHomeAssistant]:
         def do_POST(self) -> None:
             self._serve("POST")
 
+    if keep_alive:
+        Handler.protocol_version = "HTTP/1.1"
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -117,7 +120,7 @@ def main(argv: list[str]) -> int:
     Run: python -m tests.fake_home_assistant ['{"lock.front_door": {"state": "locked"}}']. Prints the base URL
     on one line and serves until its stdin closes (its parent ended).
     """
-    with fake_home_assistant() as fake:
+    with fake_home_assistant(keep_alive=True) as fake:
         for entity_id, state in (json.loads(argv[0]) if argv else {}).items():
             fake.states[entity_id] = {"entity_id": entity_id, **state}
         print(fake.url, flush=True)

@@ -2,13 +2,16 @@
 
 The real App runs with its real Bus, Supervisor, Turn, StateTracker and, through ``build_tools``, the real
 skills (clock, timers on the real reminder scheduler and a SQLite file, help, smart home), the real Home
-Assistant client (against tests/fake_home_assistant.py in its own process) and the real MQTT bridge
-(against a real mosquitto). Only the edges are fakes: the microphone, wake word, VAD and speaker from
-tests/fakes.py, a voice that renders text as tagged silence, and :class:`SoakModel`, a scripted model.
+Assistant client (against tests/fake_home_assistant.py in its own process), the real MQTT bridge (against a
+real mosquitto) and the real Wyoming server. Only the edges are fakes: the microphone, wake word, VAD and
+voice from tests/fakes.py (the voice inside the real ReplayVoice), a speaker that only counts, and
+:class:`SoakModel`, a scripted model.
 
-The turns run on the fake clock, so 2,000 of them take seconds. The parts that run on the real clock in the
-daemon stay on it here: MQTT and HTTP traffic, tool timeouts, and the scheduler, which fires timers by the
-wall clock (the household sets them 1-3 s long, so they fire as announcements in the middle of later turns).
+The turns run on the fake clock, so thousands of them take a minute. The parts that run on the real clock
+in the daemon stay on it here: MQTT, HTTP and Wyoming traffic, tool timeouts, and the scheduler, which fires
+timers by the wall clock (the household sets them 1-3 s long, so they fire as announcements in the middle
+of later turns). While a tool call or an MQTT command waits on loopback I/O, the household holds the fake
+clock still, as a millisecond of real time is a millisecond of audio, not seconds of it.
 """
 
 from __future__ import annotations
@@ -405,14 +408,13 @@ def _first(log: Sequence[Event], event_type: type[Event], *, after: int = 0, **f
 
 
 class Household:
-    """People using the box: plays scenarios through the microphone and MQTT and waits for the daemon.
+    """People using the box: play scenarios through the microphone, MQTT and Wyoming, and wait for the daemon.
 
     Every step waits for what the daemon should do next, seen on the bus, with a real-time limit
     (:data:`STUCK_SECONDS`) so a daemon that stops answering fails the soak instead of hanging it.
     """
 
     def __init__(self, app: App, edges: Edges, mqtt: aiomqtt.Client, settings: Settings) -> None:
-        self._app = app
         self._edges = edges
         self._mqtt = mqtt
         self._topics = Topics.from_settings(settings.mqtt)

@@ -195,7 +195,7 @@ async def build_adapters(
     model = _build_model(settings, bus, stack, services, voice)
     # A replay queued by a turn that ended before speaking must not leak into the next answer.
     bus.tap(lambda envelope: voice.cancel_replay() if isinstance(envelope.event, TurnEnded) else None)
-    tools = await _build_tools(settings, bus, clock, stack, services, voice)
+    tools = await build_tools(settings, bus, clock, stack, services, voice)
     return Adapters(
         source=source,
         sink=sink,
@@ -300,7 +300,7 @@ def _expand(path: str) -> Path:
     return Path(path).expanduser()
 
 
-async def _build_tools(
+async def build_tools(
     settings: Settings,
     bus: Bus,
     clock: Clock,
@@ -308,6 +308,7 @@ async def _build_tools(
     services: list[Service],
     voice: ReplayVoice,
 ) -> ToolRegistry:
+    """Build the skills and what they reach (MQTT bridge, Home Assistant, scheduler); edges go to ``services``."""
     import httpx
 
     from .errors import HomeAssistantError

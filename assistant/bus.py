@@ -123,6 +123,16 @@ class Bus:
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
 
+    @property
+    def subscriber_count(self) -> int:
+        """Subscriptions queueing events now (a count that only grows is a leak)."""
+        return len(self._subscriptions)
+
+    @property
+    def tap_count(self) -> int:
+        """Taps called on every publish now."""
+        return len(self._taps)
+
     def tap(self, callback: Tap) -> Callable[[], None]:
         """Call ``callback`` synchronously on every publish (must be quick); returns an undo function."""
         self._taps.append(callback)

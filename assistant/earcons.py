@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 
 from .audio import AudioChunk, join, silence, tone
 
@@ -17,8 +18,12 @@ class Earcon(enum.StrEnum):
     ERROR = "error"
 
 
+@functools.cache
 def render(earcon: Earcon) -> AudioChunk:
-    """Return the sound for an earcon at 24 kHz (well under half a second)."""
+    """Return the sound for an earcon at 24 kHz (well under half a second).
+
+    Synthesis sample by sample takes milliseconds of the event loop; each sound is made once.
+    """
     gap = silence(0.03, _RATE_HZ)
     match earcon:
         case Earcon.WAKE:  # rising fifth: "I'm listening"

@@ -6,6 +6,7 @@ The real thing is exercised in test_home_assistant_real.py; this one can fail on
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -31,7 +32,8 @@ class FakeHomeAssistant:
 
 
 @contextmanager
-def fake_home_assistant() -> Iterator[FakeHomeAssistant]:
+def fake_home_assistant(*, keep_alive: bool = False) -> Iterator[FakeHomeAssistant]:
+    """Serve on a free loopback port; ``keep_alive`` keeps connections open as Home Assistant's server does."""
     fake = FakeHomeAssistant(states={"light.kitchen": {"entity_id": "light.kitchen", "state": "off"}})
 
     class Handler(BaseHTTPRequestHandler):
@@ -87,6 +89,8 @@ def fake_home_assistant() -> Iterator[FakeHomeAssistant]:
         def do_POST(self) -> None:
             self._serve("POST")
 
+    if keep_alive:
+        Handler.protocol_version = "HTTP/1.1"
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -108,3 +112,21 @@ def _full(state: dict[str, Any]) -> dict[str, Any]:
         "context": {"id": "x", "parent_id": None, "user_id": None},
         **state,
     }
+
+
+def main(argv: list[str]) -> int:
+    """Serve in its own process, so a soak measures the daemon without the server's threads and sockets.
+
+    Run: python -m tests.fake_home_assistant ['{"lock.front_door": {"state": "locked"}}']. Prints the base URL
+    on one line and serves until its stdin closes (its parent ended).
+    """
+    with fake_home_assistant(keep_alive=True) as fake:
+        for entity_id, state in (json.loads(argv[0]) if argv else {}).items():
+            fake.states[entity_id] = {"entity_id": entity_id, **state}
+        print(fake.url, flush=True)
+        sys.stdin.read()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -48,6 +48,8 @@ class FakeClock:
         self._now = start
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
+        self.holds = 0
+        """While positive, time stands still: something waits on real I/O that takes next to no real time."""
 
     def now(self) -> float:
         """Return the fake time in seconds."""
@@ -70,7 +72,7 @@ class FakeClock:
                 quiet = quiet + 1 if not loop._ready else 0  # type: ignore[attr-defined]
             while self._sleepers and self._sleepers[0][2].done():
                 heapq.heappop(self._sleepers)
-            if not self._sleepers:
+            if not self._sleepers or self.holds:
                 await asyncio.sleep(0.0005)
                 continue
             self._now = max(self._now, self._sleepers[0][0])

@@ -8,14 +8,13 @@ import shutil
 import pytest
 
 from assistant.config import EndpointSettings
-from bench import endpoint, tool_dispatch, wakeword
+from bench import endpoint, soak, tool_dispatch, wakeword
 
-pytestmark = [
-    pytest.mark.models,
-    pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng makes the benchmark audio"),
-]
+spoken_clips = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng makes the benchmark audio")
 
 
+@pytest.mark.models
+@spoken_clips
 def test_wakeword_bench_counts_detections_and_false_accepts_on_two_clips() -> None:
     positives = wakeword.make_positives(voices=("en-gb",), speeds=(165,))[:1]  # "alexa", clean
     negatives = [wakeword.make_negatives(0.0)[0]]  # noise
@@ -26,6 +25,8 @@ def test_wakeword_bench_counts_detections_and_false_accepts_on_two_clips() -> No
     assert "microwakeword" in wakeword.table([result])
 
 
+@pytest.mark.models
+@spoken_clips
 def test_endpoint_bench_measures_delay_and_cut_offs_on_two_utterances() -> None:
     fluent = endpoint.make_utterances(paused=False, limit=1)
     paused = endpoint.make_utterances(paused=True, limit=1)
@@ -41,3 +42,13 @@ def test_tool_dispatch_bench_builds_every_skill_it_can_and_prints_its_figures(
     out = capsys.readouterr().out
     assert "through ToolRegistry.call" in out
     assert "built-in tools" in out
+
+
+@pytest.mark.broker
+async def test_soak_bench_runs_some_turns_and_prints_a_row_per_sample_and_the_totals() -> None:
+    result = await soak.run_soak(40, warmup=10, every=15)
+    assert result.turns >= 40 and not result.books.open
+    turns = [sample.turns for sample in result.samples]
+    assert len(turns) >= 3 and turns == sorted(turns)
+    assert soak.row(result.samples[0]).split()[0] == str(result.samples[0].turns)
+    assert "turns/s" in soak.summary(result) and "growth per 1,000 turns" in soak.summary(result)

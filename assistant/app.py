@@ -334,15 +334,14 @@ async def _build_tools(
     home_assistant: HomeAssistantApi | None = None
     if settings.home_assistant.enabled:
         try:
-            client = build_home_assistant(settings.home_assistant)
+            client = build_home_assistant(settings.home_assistant, publish=bus.publish)
         except HomeAssistantError as err:
             report_unavailable(bus, "home_assistant", str(err))
         else:
             stack.push_async_callback(client.close)
-            try:
+            # A failure is logged and published by the client, which keeps trying on every request.
+            with contextlib.suppress(HomeAssistantError):
                 await client.check()
-            except HomeAssistantError as err:
-                report_unavailable(bus, "home_assistant", str(err))
             home_assistant = client
     if settings.wyoming.enabled:
         services.append(WyomingServer(settings.wyoming, bus, __version__, voice=voice).run)

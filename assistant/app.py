@@ -310,7 +310,7 @@ async def _build_tools(
 ) -> ToolRegistry:
     import httpx
 
-    from .errors import HomeAssistantError
+    from .errors import HomeAssistantError, StorageError
     from .integrations.homeassistant import build_home_assistant
     from .integrations.mqtt import MqttBridge
     from .integrations.wyoming import WyomingServer
@@ -346,14 +346,21 @@ async def _build_tools(
     if settings.wyoming.enabled:
         services.append(WyomingServer(settings.wyoming, bus, __version__, voice=voice).run)
 
-    scheduler = ReminderScheduler(
+    reminders = ReminderScheduler(
         _expand(settings.scheduler.database),
         publish=bus.publish,
         timezone=settings.persona.timezone,
         misfire_grace_seconds=settings.scheduler.misfire_grace_seconds,
     )
-    await scheduler.start()
-    stack.push_async_callback(scheduler.stop)
+    scheduler: ReminderScheduler | None = reminders
+    try:
+        await reminders.start()
+    except StorageError as err:
+        # Without reminders, the rest of the assistant still works; the timers skill explains its absence.
+        report_unavailable(bus, "scheduler", str(err))
+        scheduler = None
+    else:
+        stack.push_async_callback(reminders.stop)
     http = httpx.AsyncClient(timeout=10)
     stack.push_async_callback(http.aclose)
     deps = SkillDeps(

@@ -183,7 +183,7 @@ class ReminderStore(SQLAlchemyJobStore):  # type: ignore[misc]  # APScheduler sh
                 _LOGGER.error(
                     "cannot record that reminder %s fired (%s); it will not fire again, retrying in %.0f s",
                     job_id,
-                    _reason(err),
+                    failure_reason(err),
                     RETRY_SECONDS,
                 )
                 return
@@ -199,11 +199,12 @@ def _run_time(job: Job) -> float:
     return datetime_to_utc_timestamp(job.next_run_time) if job.next_run_time is not None else float("inf")
 
 
-def _reason(err: SQLAlchemyError) -> str:
+def failure_reason(err: BaseException) -> str:
+    """SQLite's own words for a failure (e.g. 'database or disk is full')."""
     original = getattr(err, "orig", None)
     return str(original) if original is not None else type(err).__name__
 
 
 def _storage_error(what: str, err: SQLAlchemyError) -> StorageError:
-    _LOGGER.error("could not save %s in the reminder store: %s", what, _reason(err))
-    return StorageError(f"could not save {what}: {_reason(err)} (is the disk full?)")
+    _LOGGER.error("could not save %s in the reminder store: %s", what, failure_reason(err))
+    return StorageError(f"could not save {what}: {failure_reason(err)} (is the disk full?)")

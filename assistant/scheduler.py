@@ -93,16 +93,19 @@ class ReminderScheduler:
     # --- life cycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the job store and start firing; due jobs missed while stopped fire now (within the grace)."""
+        """Open the job store and start firing; due jobs missed while stopped fire now (within the grace).
+
+        Raise StorageError when the store cannot be opened (unwritable place, not a database, disk full).
+        """
         from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED
         from apscheduler.executors.asyncio import AsyncIOExecutor
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
+        from sqlalchemy.exc import SQLAlchemyError
 
-        from .jobstore import ReminderStore
+        from .jobstore import ReminderStore, failure_reason
 
         if self.name in _RUNNING:
             raise RuntimeError(f"a scheduler named {self.name!r} is already running")
-        self._path.parent.mkdir(parents=True, exist_ok=True)
         store = ReminderStore(str(self._path))
         scheduler = AsyncIOScheduler(
             jobstores={"default": store},
@@ -113,12 +116,19 @@ class ReminderScheduler:
         scheduler.add_listener(self._on_problem, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
         _RUNNING[self.name] = self
         try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
             scheduler.start()
+            stored = len(scheduler.get_jobs())
+        except (OSError, SQLAlchemyError) as err:
+            del _RUNNING[self.name]
+            if scheduler.running:
+                scheduler.shutdown(wait=False)
+            raise StorageError(f"cannot open the reminder store {self._path}: {failure_reason(err)}") from None
         except BaseException:
             del _RUNNING[self.name]
             raise
         self._scheduler, self._store = scheduler, store
-        _LOGGER.info("scheduler started with %d stored jobs from %s", len(scheduler.get_jobs()), self._path)
+        _LOGGER.info("scheduler started with %d stored jobs from %s", stored, self._path)
 
     async def stop(self) -> None:
         """Stop firing; stored jobs stay for the next start."""

@@ -6,6 +6,7 @@ disk can be filled and the process killed without touching the test runner.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -21,6 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from assistant.app import _build_tools
+from assistant.bus import Bus
+from assistant.config import Settings
+from assistant.events import ConnectionChanged, Event
+from assistant.tasks import MonotonicClock
+from assistant.voice.replay import ReplayVoice
+from tests.fakes import FakeVoice
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESS = [sys.executable, "-m", "tests.reminder_process"]
@@ -202,3 +211,29 @@ def test_kill_9_in_the_middle_of_reminder_writes_loses_and_doubles_nothing(tmp_p
     unacknowledged = (set(pending) | set(fired)) - soon - later
     assert len(unacknowledged) <= kills, f"{sorted(unacknowledged)} {context}"
     assert integrity(database) == "ok"
+
+
+@pytest.mark.parametrize("damage", ["not a database", "a directory in the way"])
+async def test_a_store_that_cannot_be_opened_leaves_the_rest_of_the_assistant_working(
+    tmp_path: Path, damage: str
+) -> None:
+    """A corrupt or unreachable reminder file is reported; the daemon starts without the timers skill."""
+    database = tmp_path / "jobs.sqlite"
+    if damage == "not a database":
+        database.write_bytes(b"this is no SQLite file, just bytes a broken disk left behind" * 100)
+    else:
+        database.mkdir()
+    settings = Settings.model_validate(
+        {"scheduler": {"database": str(database)}, "skills": {"timers": {}, "clock": {}}}
+    )
+    bus = Bus(MonotonicClock())
+    events: list[Event] = []
+    bus.tap(lambda envelope: events.append(envelope.event))
+    async with contextlib.AsyncExitStack() as stack:
+        tools = await _build_tools(settings, bus, MonotonicClock(), stack, [], ReplayVoice(FakeVoice(), None))
+        assert "needs the scheduler" in tools.skipped["timers"]
+        assert "get_date_time" in tools.names, "the other skills are loaded"
+        assert "set_timer" not in tools.names
+    down = [e for e in events if isinstance(e, ConnectionChanged) and e.service == "scheduler"]
+    assert len(down) == 1 and not down[0].connected
+    assert str(database) in down[0].detail and "cannot open the reminder store" in down[0].detail

@@ -1,14 +1,17 @@
 """A daemon stand-in for the reminder tests: ``python -m tests.reminder_process MODE DATABASE LOG``.
 
 ``schedule`` stores a few reminders relative to now, prints their due times as JSON and runs until it is
-killed. ``resume`` opens the same store and runs until ``--until`` (Unix seconds), then prints what is
+killed. ``resume`` opens the same store and runs until ``--until`` (Unix seconds) and for at least
+``--seconds`` after it opened the store (start-up time varies with load), then prints what is
 still pending. Every announcement is appended to LOG as one JSON line, flushed and fsynced, so the test
 can count them even after a SIGKILL. As in the daemon, where the supervisor speaks an announcement
 some time after the scheduler published it, a separate task writes them down.
 
 ``hammer`` stores reminders in a loop until it is killed: after each write returns it appends
 ``{"id", "text", "due"}`` to ``--acks`` (fsynced), so the test knows what the store promised to keep.
-Every ``--due-every``-th one falls due a moment later, so some fire while the writes go on.
+Every ``--due-every``-th one is due at ``--due-at`` (Unix seconds), the rest in three days; nothing fires
+while it writes, so every kill lands in or between writes. ``die-on-fire`` stores one reminder due at
+once and kills itself with SIGKILL the moment the scheduler hands it over.
 
 ``serve`` is the timers skill behind the real tool registry, driven by JSON lines on stdin, one answer
 line each on stdout: ``{"do": "tool", "name", "arguments"}``, ``{"do": "pending"}``, and ``{"do": "fill"}``
@@ -43,13 +46,15 @@ TZ = "Asia/Shanghai"
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["schedule", "resume", "hammer", "serve"])
+    parser.add_argument("mode", choices=["schedule", "resume", "hammer", "die-on-fire", "serve"])
     parser.add_argument("database")
     parser.add_argument("log", help="announcements, one JSON line each (not used by serve)")
     parser.add_argument("--until", type=float, default=0.0)
+    parser.add_argument("--seconds", type=float, default=0.0)
     parser.add_argument("--acks", default="")
     parser.add_argument("--prefix", default="r")
     parser.add_argument("--due-every", type=int, default=4)
+    parser.add_argument("--due-at", type=float, default=0.0)
     parser.add_argument(
         "--disk",
         choices=["rlimit", "filler"],
@@ -66,9 +71,12 @@ class Announcer:
     def __init__(self, log: str) -> None:
         self._log = log
         self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self.die_on_announcement = False
 
     def publish(self, event: Event) -> None:
         if isinstance(event, AnnounceRequested):
+            if self.die_on_announcement:
+                os.kill(os.getpid(), signal.SIGKILL)
             self._queue.put_nowait(event.text)
 
     async def speak(self) -> None:
@@ -102,13 +110,17 @@ async def run(args: argparse.Namespace) -> None:
         print(json.dumps(due), flush=True)
         await asyncio.Event().wait()  # until SIGKILL
     elif args.mode == "hammer":
-        await hammer(scheduler, args.acks, args.prefix, args.due_every)
+        await hammer(scheduler, args.acks, args.prefix, args.due_every, args.due_at)
+    elif args.mode == "die-on-fire":
+        announcer.die_on_announcement = True
+        scheduler.add_after("reminder", "die-on-fire", 0.2)
+        await asyncio.Event().wait()  # until the announcement kills us
     elif args.mode == "serve":
         await serve(scheduler, Disk(Path(args.database).parent, args.disk), announcer.publish)
         await scheduler.stop()
         speaker.cancel()
         return
-    await asyncio.sleep(max(0.0, args.until - time.time()))
+    await asyncio.sleep(max(args.seconds, args.until - time.time()))
     pending = [r.text for r in scheduler.pending()]
     await scheduler.stop()
     await asyncio.sleep(0.1)  # the last announcements are written down
@@ -116,16 +128,16 @@ async def run(args: argparse.Namespace) -> None:
     print(json.dumps(pending), flush=True)
 
 
-async def hammer(scheduler: ReminderScheduler, acks: str, prefix: str, due_every: int) -> None:
+async def hammer(scheduler: ReminderScheduler, acks: str, prefix: str, due_every: int, due_at: float) -> None:
+    # Only writing here: reminders from earlier rounds may fall due meanwhile, and fire in the next process.
+    scheduler._running().pause()
     print("ready", flush=True)
     for n in range(1_000_000):
         text = f"{prefix}-{n}"
-        # Some fall due within seconds (they fire while writing goes on); the rest stay pending for days.
-        soon = n % due_every == 0
-        at = time.time() + (1.5 if soon else 86400 * 3)
+        at = due_at if n % due_every == 0 else time.time() + 86400 * 3
         reminder = scheduler.add_once("reminder", text, datetime.fromtimestamp(at, ZoneInfo(TZ)))
         append_synced(acks, {"id": reminder.id, "text": text, "due": at})
-        await asyncio.sleep(0)  # let due reminders fire in between
+        await asyncio.sleep(0)
 
 
 class Disk:

@@ -168,9 +168,21 @@ def test_kill_9_in_the_middle_of_reminder_writes_loses_and_doubles_nothing(tmp_p
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     kills = 6
+    due_at = time.time() + 1.0  # every fourth reminder: past due (within the grace) when the last process starts
     for round_ in range(kills):
         writer = subprocess.Popen(
-            [*PROCESS, "hammer", str(database), str(log), "--acks", str(acks), "--prefix", f"k{round_}"],
+            [
+                *PROCESS,
+                "hammer",
+                str(database),
+                str(log),
+                "--acks",
+                str(acks),
+                "--prefix",
+                f"k{round_}",
+                "--due-at",
+                str(due_at),
+            ],  # fmt: skip
             stdout=subprocess.PIPE,
             text=True,
             env=ENV,
@@ -187,11 +199,10 @@ def test_kill_9_in_the_middle_of_reminder_writes_loses_and_doubles_nothing(tmp_p
 
     acknowledged = [json.loads(line) for line in acks.read_text().splitlines()]
     assert len(acknowledged) > kills * 10, "too few writes to mean anything"
-    soon = {a["text"] for a in acknowledged if a["due"] < time.time() + 3600}
-    later = {a["text"] for a in acknowledged} - soon
-    last_due = max(a["due"] for a in acknowledged if a["text"] in soon)
+    due = {a["text"] for a in acknowledged if a["due"] == due_at}
+    later = {a["text"] for a in acknowledged} - due
     final = subprocess.run(
-        [*PROCESS, "resume", str(database), str(log), "--until", str(max(last_due, time.time()) + 2.0)],
+        [*PROCESS, "resume", str(database), str(log), "--seconds", "2"],
         capture_output=True,
         text=True,
         env=ENV,
@@ -205,12 +216,31 @@ def test_kill_9_in_the_middle_of_reminder_writes_loses_and_doubles_nothing(tmp_p
     assert [t for t, n in pending.items() if n > 1] == [], f"doubled in the store {context}"
     assert [t for t, n in fired.items() if n > 1] == [], f"fired twice {context}"
     assert sorted(later - set(pending)) == [], f"acknowledged but lost {context}"
-    assert sorted(soon - set(fired)) == [], f"acknowledged but never fired {context}"
+    assert sorted(due - set(fired)) == [], f"acknowledged but never fired {context}"
     assert not set(fired) & set(pending), f"fired and still pending {context}"
     # At most the one write in flight at each kill may be there without an acknowledgement.
-    unacknowledged = (set(pending) | set(fired)) - soon - later
+    unacknowledged = (set(pending) | set(fired)) - due - later
     assert len(unacknowledged) <= kills, f"{sorted(unacknowledged)} {context}"
     assert integrity(database) == "ok"
+
+
+def test_a_reminder_whose_process_dies_as_it_fires_fires_after_the_restart(tmp_path: Path) -> None:
+    """Killed at the very moment a reminder is handed over: the next start delivers it, once."""
+    database, log = tmp_path / "jobs.sqlite", tmp_path / "fired.jsonl"
+    dying = subprocess.run([*PROCESS, "die-on-fire", str(database), str(log)], env=ENV, timeout=60)
+    assert dying.returncode == -signal.SIGKILL
+    assert not log.exists(), "nothing was announced before the kill"
+    resumed = subprocess.run(
+        [*PROCESS, "resume", str(database), str(log), "--seconds", "1"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=60,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    fired = [json.loads(line)["text"] for line in log.read_text().splitlines()] if log.exists() else []
+    assert fired == ["die-on-fire"], "the reminder was lost with the process"
+    assert json.loads(resumed.stdout) == []
 
 
 @pytest.mark.parametrize("damage", ["not a database", "a directory in the way"])

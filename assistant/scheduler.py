@@ -8,8 +8,13 @@ Assistant notifications).
 
 A reminder that fell due while the box was off fires once when it comes back, if it is at most
 ``misfire_grace_seconds`` late; a daily reminder missed several times fires once (coalesced), not once
-per missed day. APScheduler moves a job's next run time in the store before the job's coroutine runs,
-so a crash can never replay a reminder that already fired.
+per missed day.
+
+The store (:mod:`assistant.jobstore`) writes down that a reminder fired right after it was handed to the
+bus, before anything could speak it: a process killed before that point delivers it on the next start,
+one killed after it does not, so no reminder is handed over twice or dropped before its hand-over. (One
+handed over but still waiting to be spoken dies with the bus's in-memory queue.) A write that fails
+(disk full) raises :class:`~assistant.errors.StorageError` and changes nothing.
 """
 
 from __future__ import annotations

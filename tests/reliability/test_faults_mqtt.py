@@ -23,7 +23,7 @@ from assistant.events import (
     WakeDetected,
 )
 from tests.servers import Mosquitto, TcpProxy, eventually, mosquitto
-from tests.test_mqtt_bridge import BASE, Daemon
+from tests.test_mqtt_bridge import BASE, Daemon, watcher
 
 pytestmark = pytest.mark.broker
 
@@ -172,3 +172,20 @@ async def test_a_command_redelivered_after_a_lost_acknowledgement_is_carried_out
         await eventually(lambda: len(daemon.of(VolumeRequested)) >= 2)
         await asyncio.sleep(0.5)
     assert daemon.of(VolumeRequested) == [VolumeRequested(level=0.3), VolumeRequested(level=0.3)]
+
+
+async def test_a_broker_that_forgot_everything_gets_the_retained_states_again(tmp_path: Path) -> None:
+    """Without persistence a restarted broker holds no retained messages: the box re-publishes them all."""
+    with mosquitto(tmp_path) as forgetful:
+        async with Daemon(forgetful, reconnect_max_seconds=0.5) as daemon:
+            await eventually(lambda: daemon.bridge.connected)
+            daemon.bus.publish(MuteChanged(muted=True))
+            forgetful.kill()
+            await eventually(lambda: not daemon.bridge.connected)
+            forgetful.start()
+            await eventually(lambda: daemon.bridge.connected, timeout=15)
+            async with watcher(forgetful, "homeassistant/#", f"{BASE}/#") as newcomer:
+                await eventually(lambda: newcomer.last.get(DISCOVERY) is not None)
+                await eventually(lambda: newcomer.last.get(f"{BASE}/mute/state") == "ON")
+                assert newcomer.last.get(f"{BASE}/availability") == "online"
+                assert newcomer.last.get(f"{BASE}/state/state") == "idle"

@@ -159,18 +159,14 @@ class TcpProxy:
         self.port = 0
         self.hold_upstream = False
         self._server: asyncio.Server | None = None
-        self._cut = False
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, HOST, 0)
+        self._server = await asyncio.start_server(self._accept, HOST, self.port)
         self.port = int(self._server.sockets[0].getsockname()[1])
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._cut:
-            writer.close()
-            return
         try:
             up_reader, up_writer = await asyncio.open_connection(HOST, self.target_port)
         except OSError:
@@ -199,22 +195,23 @@ class TcpProxy:
 
     def cut(self) -> None:
         """Drop every connection (held bytes are lost) and refuse new ones until :meth:`restore`."""
-        self._cut = True
+        if self._server is not None:
+            self._server.close()
+            self._server = None
         for writer in self._writers:
             writer.transport.abort()
         self._writers.clear()
 
-    def restore(self) -> None:
-        self._cut = False
+    async def restore(self) -> None:
+        """Accept connections again, on the same port."""
         self.hold_upstream = False
+        if self._server is None:
+            await self.start()
 
     async def aclose(self) -> None:
         self.cut()
         for task in list(self._tasks):
             task.cancel()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
 
 
 async def eventually(check: object, timeout: float = 10.0, interval: float = 0.05) -> None:  # noqa: ASYNC109

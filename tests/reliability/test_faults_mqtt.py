@@ -143,7 +143,7 @@ async def test_commands_sent_while_only_the_box_was_cut_off_arrive_once(
         home_assistant.publish(f"{BASE}/mute/set", "ON")
         home_assistant.publish(f"{BASE}/volume/set", "25")
         await asyncio.sleep(1.0)  # the box retries against a dead link meanwhile
-        proxy.restore()
+        await proxy.restore()
         await eventually(lambda: daemon.of(VolumeRequested), timeout=15)
         await eventually(lambda: home_assistant.last(f"{BASE}/availability") == "online")
         await asyncio.sleep(1.0)
@@ -163,7 +163,7 @@ async def test_a_command_redelivered_after_a_lost_acknowledgement_is_carried_out
         await eventually(lambda: daemon.of(VolumeRequested))
         proxy.cut()  # the held PUBACK is lost with the connection
         await eventually(lambda: not daemon.bridge.connected)
-        proxy.restore()
+        await proxy.restore()
         await eventually(lambda: connection_changes(daemon)[-1:] == [True], timeout=15)
         await asyncio.sleep(1.5)  # the broker re-sends its unacknowledged message right after the reconnect
         assert daemon.of(VolumeRequested) == [VolumeRequested(level=0.3)], "carried out twice"

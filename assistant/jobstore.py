@@ -39,22 +39,19 @@ _DEFERRED = object()
 """Marks a job removal kept in memory."""
 
 
-def sqlite_url(path: str) -> str:
-    """SQLAlchemy URL of a SQLite file."""
-    return f"sqlite:///{path}"
-
-
 class ReminderStore(SQLAlchemyJobStore):  # type: ignore[misc]  # APScheduler ships no type hints
     """SQLAlchemy job store on a SQLite file with deferred "it fired" writes (see the module docstring)."""
 
     def __init__(self, path: str) -> None:
-        super().__init__(url=sqlite_url(path))
+        super().__init__(url=f"sqlite:///{path}")
         event.listen(self.engine, "connect", _durable)
         self._deferred: dict[str, Job | object] = {}
         """Job id → the job as it is after firing (or _DEFERRED when it is gone), not yet in the file."""
         self._settled: set[str] = set()
         """Deferred ids whose reminder was delivered: their write is due (and is retried until it lands)."""
         self._strict = False
+        self._complained: set[str] = set()
+        """Ids whose failed write was logged as an error already (every read retries it)."""
 
     # --- what the scheduler reads: the file, with the deferred writes laid over it --------------------
 
@@ -180,13 +177,18 @@ class ReminderStore(SQLAlchemyJobStore):  # type: ignore[misc]  # APScheduler sh
             except JobLookupError:
                 pass  # cancelled meanwhile
             except SQLAlchemyError as err:
-                _LOGGER.error(
-                    "cannot record that reminder %s fired (%s); it will not fire again, retrying in %.0f s",
+                level = logging.DEBUG if job_id in self._complained else logging.ERROR
+                self._complained.add(job_id)
+                _LOGGER.log(
+                    level,
+                    "cannot record that reminder %s fired (%s); it will not fire again, retrying",
                     job_id,
                     failure_reason(err),
-                    RETRY_SECONDS,
                 )
                 return
+            if job_id in self._complained:
+                _LOGGER.info("recorded at last that reminder %s fired", job_id)
+                self._complained.discard(job_id)
             self._forget(job_id)
 
 

@@ -311,7 +311,7 @@ async def build_tools(
     """Build the skills and what they reach (MQTT bridge, Home Assistant, scheduler); edges go to ``services``."""
     import httpx
 
-    from .errors import HomeAssistantError
+    from .errors import HomeAssistantError, StorageError
     from .integrations.homeassistant import build_home_assistant
     from .integrations.mqtt import MqttBridge
     from .integrations.wyoming import WyomingServer
@@ -339,27 +339,33 @@ async def build_tools(
     home_assistant: HomeAssistantApi | None = None
     if settings.home_assistant.enabled:
         try:
-            client = build_home_assistant(settings.home_assistant)
+            client = build_home_assistant(settings.home_assistant, publish=bus.publish)
         except HomeAssistantError as err:
             report_unavailable(bus, "home_assistant", str(err))
         else:
             stack.push_async_callback(client.close)
-            try:
+            # A failure is logged and published by the client, which keeps trying on every request.
+            with contextlib.suppress(HomeAssistantError):
                 await client.check()
-            except HomeAssistantError as err:
-                report_unavailable(bus, "home_assistant", str(err))
             home_assistant = client
     if settings.wyoming.enabled:
         services.append(WyomingServer(settings.wyoming, bus, __version__, voice=voice).run)
 
-    scheduler = ReminderScheduler(
+    reminders = ReminderScheduler(
         _expand(settings.scheduler.database),
         publish=bus.publish,
         timezone=settings.persona.timezone,
         misfire_grace_seconds=settings.scheduler.misfire_grace_seconds,
     )
-    await scheduler.start()
-    stack.push_async_callback(scheduler.stop)
+    scheduler: ReminderScheduler | None = reminders
+    try:
+        await reminders.start()
+    except StorageError as err:
+        # Without reminders, the rest of the assistant still works; the timers skill explains its absence.
+        report_unavailable(bus, "scheduler", str(err))
+        scheduler = None
+    else:
+        stack.push_async_callback(reminders.stop)
     http = httpx.AsyncClient(timeout=10)
     stack.push_async_callback(http.aclose)
     deps = SkillDeps(

@@ -388,7 +388,7 @@ class HomeAssistantSettings(_Model):
     verify_ssl: bool = True
     """Check the server's TLS certificate."""
     timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
-    """Timeout of one request, in seconds."""
+    """Longest wait for one action, retries included, in seconds."""
 
     @model_validator(mode="after")
     def _token_when_enabled(self) -> HomeAssistantSettings:

@@ -49,6 +49,10 @@ class ToolError(AssistantError):
     """A tool failed in a way the model should hear about; the message is shown to the model."""
 
 
+class StorageError(AssistantError):
+    """The reminder store could not write (disk full, read-only, I/O error); nothing was changed."""
+
+
 class HomeAssistantError(AssistantError):
     """Home Assistant refused or could not be reached; the message says which and is free of secrets."""
 

@@ -8,8 +8,13 @@ Assistant notifications).
 
 A reminder that fell due while the box was off fires once when it comes back, if it is at most
 ``misfire_grace_seconds`` late; a daily reminder missed several times fires once (coalesced), not once
-per missed day. APScheduler moves a job's next run time in the store before the job's coroutine runs,
-so a crash can never replay a reminder that already fired.
+per missed day.
+
+The store (:mod:`assistant.jobstore`) writes down that a reminder fired right after it was handed to the
+bus, before anything could speak it: a process killed before that point delivers it on the next start,
+one killed after it does not, so no reminder is handed over twice or dropped before its hand-over. (One
+handed over but still waiting to be spoken dies with the bus's in-memory queue.) A write that fails
+(disk full) raises :class:`~assistant.errors.StorageError` and changes nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from .errors import StorageError
 from .events import AnnounceRequested, Event, ReminderFired
 
 _LOGGER = logging.getLogger(__name__)
@@ -35,6 +41,9 @@ _WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 # Schedulers started in this process, by name; jobs find theirs here after a restart.
 _RUNNING: dict[str, ReminderScheduler] = {}
+
+_ID_ATTEMPTS = 20
+"""Fresh ids tried when a new one is taken (ids are short so that people can say them)."""
 
 Listener = Callable[["Reminder"], Awaitable[None]]
 
@@ -84,21 +93,27 @@ class ReminderScheduler:
         self.name = name
         self._listeners: list[Listener] = []
         self._scheduler: Any = None
+        self._store: Any = None
 
     # --- life cycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the job store and start firing; due jobs missed while stopped fire now (within the grace)."""
+        """Open the job store and start firing; due jobs missed while stopped fire now (within the grace).
+
+        Raise StorageError when the store cannot be opened (unwritable place, not a database, disk full).
+        """
         from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED
         from apscheduler.executors.asyncio import AsyncIOExecutor
-        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from .jobstore import ReminderStore, failure_reason
 
         if self.name in _RUNNING:
             raise RuntimeError(f"a scheduler named {self.name!r} is already running")
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+        store = ReminderStore(str(self._path))
         scheduler = AsyncIOScheduler(
-            jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{self._path}")},
+            jobstores={"default": store},
             executors={"default": AsyncIOExecutor()},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": self._grace},
             timezone=self.timezone,
@@ -106,18 +121,25 @@ class ReminderScheduler:
         scheduler.add_listener(self._on_problem, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
         _RUNNING[self.name] = self
         try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
             scheduler.start()
+            stored = len(scheduler.get_jobs())
+        except (OSError, SQLAlchemyError) as err:
+            del _RUNNING[self.name]
+            if scheduler.running:
+                scheduler.shutdown(wait=False)
+            raise StorageError(f"cannot open the reminder store {self._path}: {failure_reason(err)}") from None
         except BaseException:
             del _RUNNING[self.name]
             raise
-        self._scheduler = scheduler
-        _LOGGER.info("scheduler started with %d stored jobs from %s", len(scheduler.get_jobs()), self._path)
+        self._scheduler, self._store = scheduler, store
+        _LOGGER.info("scheduler started with %d stored jobs from %s", stored, self._path)
 
     async def stop(self) -> None:
         """Stop firing; stored jobs stay for the next start."""
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
-            self._scheduler = None
+            self._scheduler = self._store = None
         if _RUNNING.get(self.name) is self:
             del _RUNNING[self.name]
 
@@ -151,16 +173,26 @@ class ReminderScheduler:
         return self._add(kind, text, repeat, trigger)
 
     def _add(self, kind: Kind, text: str, repeat: Repeat, trigger: Any) -> Reminder:
+        """Store a new job; raise StorageError when the store cannot write."""
+        from apscheduler.jobstores.base import ConflictingIdError
+
         scheduler = self._running()
-        reminder_id = secrets.token_hex(3)
-        job = scheduler.add_job(
-            f"{__name__}:fire",
-            trigger=trigger,
-            args=(self.name, reminder_id, kind, text, repeat),
-            id=reminder_id,
-            name=f"{kind}: {text}"[:80],
-            replace_existing=False,
-        )
+        for _ in range(_ID_ATTEMPTS):
+            reminder_id = secrets.token_hex(3)
+            try:
+                job = scheduler.add_job(
+                    f"{__name__}:fire",
+                    trigger=trigger,
+                    args=(self.name, reminder_id, kind, text, repeat),
+                    id=reminder_id,
+                    name=f"{kind}: {text}"[:80],
+                    replace_existing=False,
+                )
+            except ConflictingIdError:
+                continue  # 24-bit ids: a clash is rare but certain in the long run
+            break
+        else:
+            raise StorageError(f"could not find a free id for the new {kind} in {_ID_ATTEMPTS} tries")
         _LOGGER.info("%s %s scheduled for %s", kind, reminder_id, job.next_run_time)
         return self._reminder(job)
 
@@ -170,7 +202,7 @@ class ReminderScheduler:
         return sorted((self._reminder(job) for job in jobs), key=lambda r: (r.next_run is None, r.next_run))
 
     def cancel(self, reminder_id: str) -> Reminder | None:
-        """Remove one; return what was removed, or None if there was no such id."""
+        """Remove one; return what was removed, or None if there was no such id; StorageError if not saved."""
         from apscheduler.jobstores.base import JobLookupError
 
         scheduler = self._running()
@@ -179,7 +211,8 @@ class ReminderScheduler:
             return None
         reminder = self._reminder(job)
         try:
-            scheduler.remove_job(reminder_id)
+            with self._store.strict():
+                scheduler.remove_job(reminder_id)
         except JobLookupError:
             return None
         return reminder
@@ -190,6 +223,9 @@ class ReminderScheduler:
         _LOGGER.info("%s %s fires: %s", reminder.kind, reminder.id, reminder.text)
         self._publish(AnnounceRequested(text=reminder.text, source="scheduler"))
         self._publish(ReminderFired(reminder_id=reminder.id, kind=reminder.kind, text=reminder.text))
+        # Handed over: from now on a restart must not deliver it again.
+        if self._store is not None:
+            self._store.settle(reminder.id)
         for listener in list(self._listeners):
             try:
                 await listener(reminder)

@@ -22,6 +22,9 @@ from ._entities import Device, resolve, topic_allowed
 
 _LOGGER = logging.getLogger(__name__)
 
+_SECONDS = 15
+"""Tool deadline, past home_assistant.timeout_seconds' default of 10 s: HA's own clearer error comes first."""
+
 Target = Annotated[str, Field(min_length=1, description="The device or room as the user said it, e.g. 客厅的灯")]
 Percent = Annotated[int, Field(ge=0, le=100)]
 
@@ -102,17 +105,17 @@ class SmartHomeSkill(Skill):
 
     # --- tools ------------------------------------------------------------------------------------
 
-    @tool(timeout_seconds=10, cancel_on_interrupt=False)
+    @tool(timeout_seconds=_SECONDS, cancel_on_interrupt=False)
     async def turn_on(self, target: Target) -> dict[str, object]:
         """Turn on lights, switches, fans, the TV, the air conditioner or a scene, by name or by room."""
         return await self._switch(target, on=True)
 
-    @tool(timeout_seconds=10, cancel_on_interrupt=False)
+    @tool(timeout_seconds=_SECONDS, cancel_on_interrupt=False)
     async def turn_off(self, target: Target) -> dict[str, object]:
         """Turn off lights, switches, fans, the TV or the air conditioner, by name or by room."""
         return await self._switch(target, on=False)
 
-    @tool(timeout_seconds=10, cancel_on_interrupt=False)
+    @tool(timeout_seconds=_SECONDS, cancel_on_interrupt=False)
     async def set_brightness(
         self, target: Target, percent: Annotated[Percent, Field(description="Brightness, 0 to 100")]
     ) -> dict[str, object]:
@@ -124,7 +127,7 @@ class SmartHomeSkill(Skill):
             await self._call("light", "turn_on", devices, brightness_pct=percent)
         return {"done": f"brightness {percent}%", "devices": _names(devices)}
 
-    @tool(timeout_seconds=10, cancel_on_interrupt=False)
+    @tool(timeout_seconds=_SECONDS, cancel_on_interrupt=False)
     async def set_temperature(
         self,
         target: Target,
@@ -135,7 +138,7 @@ class SmartHomeSkill(Skill):
         await self._call("climate", "set_temperature", devices, temperature=degrees)
         return {"done": f"target temperature {degrees:g}°C", "devices": _names(devices)}
 
-    @tool(timeout_seconds=10, cancel_on_interrupt=False)
+    @tool(timeout_seconds=_SECONDS, cancel_on_interrupt=False)
     async def set_cover_position(
         self, target: Target, percent: Annotated[Percent, Field(description="0 is closed, 100 fully open")]
     ) -> dict[str, object]:
@@ -150,7 +153,7 @@ class SmartHomeSkill(Skill):
             await self._call("cover", "set_cover_position", devices, position=percent)
         return {"done": f"position {percent}%", "devices": _names(devices)}
 
-    @tool(timeout_seconds=10)
+    @tool(timeout_seconds=_SECONDS)
     async def get_state(self, target: Target) -> dict[str, object]:
         """Read the state of devices or sensors: on or off, brightness, temperature, humidity, locked, open."""
         devices = await self._find(target, None)
@@ -163,7 +166,7 @@ class SmartHomeSkill(Skill):
             states.append(_describe(device, state))
         return {"states": states}
 
-    @tool(timeout_seconds=10, cancel_on_interrupt=False)
+    @tool(timeout_seconds=_SECONDS, cancel_on_interrupt=False)
     async def lock_door(self, target: Target) -> dict[str, object]:
         """Lock a door lock."""
         devices = await self._find(target, {"lock"})
@@ -171,7 +174,7 @@ class SmartHomeSkill(Skill):
         return {"done": "locked", "devices": _names(devices)}
 
     @tool(
-        timeout_seconds=10,
+        timeout_seconds=_SECONDS,
         cancel_on_interrupt=False,
         confirm="Do you want me to unlock {devices}?",
         prepare="_locks_meant",
@@ -183,7 +186,7 @@ class SmartHomeSkill(Skill):
         return {"done": "unlocked", "devices": _names(devices)}
 
     @tool(
-        timeout_seconds=10,
+        timeout_seconds=_SECONDS,
         cancel_on_interrupt=False,
         confirm="Do you want me to open {devices}?",
         prepare="_gates_meant",
@@ -194,7 +197,7 @@ class SmartHomeSkill(Skill):
         await self._call("cover", "open_cover", devices)
         return {"done": "opening", "devices": _names(devices)}
 
-    @tool(timeout_seconds=10, cancel_on_interrupt=False)
+    @tool(timeout_seconds=_SECONDS, cancel_on_interrupt=False)
     async def arm_alarm(
         self,
         target: Annotated[str, Field(description="The alarm panel as the user said it")] = "alarm",
@@ -206,7 +209,7 @@ class SmartHomeSkill(Skill):
         return {"done": f"armed ({mode})", "devices": _names(devices)}
 
     @tool(
-        timeout_seconds=10,
+        timeout_seconds=_SECONDS,
         cancel_on_interrupt=False,
         confirm="Do you want me to disarm {devices}?",
         prepare="_alarms_meant",

@@ -7,14 +7,16 @@ cuts, and fire as spoken announcements; optionally also as Home Assistant notifi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Literal
 
 from pydantic import Field
 
-from assistant.errors import AssistantError, ConfigError, ToolError
+from assistant.errors import AssistantError, ConfigError, StorageError, ToolError
 from assistant.scheduler import Reminder, ReminderScheduler
 from assistant.skills import Skill, SkillConfig, SkillDeps
 from assistant.tools import tool
@@ -70,7 +72,8 @@ class TimersSkill(Skill):
         if total < 1:
             raise ToolError("the timer needs a length of at least one second")
         self._check_room()
-        reminder = self._scheduler.add_after("timer", announcement, total)
+        with _saving():
+            reminder = self._scheduler.add_after("timer", announcement, total)
         return {"set": _describe(reminder, self.deps.now()), "seconds": round(total)}
 
     @tool(timeout_seconds=5)
@@ -92,14 +95,15 @@ class TimersSkill(Skill):
         now = self.deps.now()
         when = _when(now, at, day.strip())
         self._check_room()
-        if repeat == "none":
-            if when <= now:
-                raise ToolError(f"{when:%Y-%m-%d %H:%M} has already passed")
-            reminder = self._scheduler.add_once(kind, text, when)
-        else:
-            reminder = self._scheduler.add_repeating(
-                kind, text, hour=at.hour, minute=at.minute, repeat=repeat, weekday=when.weekday()
-            )
+        if repeat == "none" and when <= now:
+            raise ToolError(f"{when:%Y-%m-%d %H:%M} has already passed")
+        with _saving():
+            if repeat == "none":
+                reminder = self._scheduler.add_once(kind, text, when)
+            else:
+                reminder = self._scheduler.add_repeating(
+                    kind, text, hour=at.hour, minute=at.minute, repeat=repeat, weekday=when.weekday()
+                )
         return {"set": _describe(reminder, now)}
 
     @tool(timeout_seconds=5)
@@ -114,7 +118,8 @@ class TimersSkill(Skill):
         self, reminder_id: Annotated[str, Field(min_length=1, description="Id from list_reminders")]
     ) -> dict[str, object]:
         """Cancel a timer, alarm or reminder by its id (call list_reminders first to find it)."""
-        removed = self._scheduler.cancel(reminder_id.strip())
+        with _saving():
+            removed = self._scheduler.cancel(reminder_id.strip())
         if removed is None:
             raise ToolError(f"there is no timer or reminder with id {reminder_id!r}; call list_reminders")
         return {"cancelled": _describe(removed, self.deps.now())}
@@ -135,6 +140,15 @@ class TimersSkill(Skill):
                 _LOGGER.warning("reminder %s: notification failed: %s", reminder.id, outcome)
             elif isinstance(outcome, BaseException):
                 _LOGGER.error("reminder %s: notification failed", reminder.id, exc_info=outcome)
+
+
+@contextlib.contextmanager
+def _saving() -> Iterator[None]:
+    """Tell the model plainly when the store could not write: nothing was set or cancelled."""
+    try:
+        yield
+    except StorageError as err:
+        raise ToolError(f"{err}; nothing was changed, tell the user it could not be saved") from None
 
 
 def _when(now: datetime, at: time, day: str) -> datetime:

@@ -29,6 +29,25 @@ class FakeHomeAssistant:
     """HTTP status codes to answer the next requests with, in order."""
     delay_seconds: float = 0.0
     url: str = ""
+    _handler: type[BaseHTTPRequestHandler] | None = field(default=None, repr=False)
+    _server: ThreadingHTTPServer | None = field(default=None, repr=False)
+
+    def up(self) -> None:
+        """Serve (again, on the same port after :meth:`down`)."""
+        assert self._handler is not None and self._server is None
+        port = int(self.url.rsplit(":", 1)[1]) if self.url else 0
+        server = ThreadingHTTPServer(("127.0.0.1", port), self._handler)
+        server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self._server = server
+
+    def down(self) -> None:
+        """Stop serving: connections are refused, as when Home Assistant is off or restarting."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
 
 
 @contextmanager
@@ -91,16 +110,12 @@ def fake_home_assistant(*, keep_alive: bool = False) -> Iterator[FakeHomeAssista
 
     if keep_alive:
         Handler.protocol_version = "HTTP/1.1"
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    fake._handler = Handler
+    fake.up()
     try:
         yield fake
     finally:
-        server.shutdown()
-        server.server_close()
+        fake.down()
 
 
 def _full(state: dict[str, Any]) -> dict[str, Any]:

@@ -88,6 +88,41 @@ class HomeAssistant:
     url: str
     config_dir: Path
     token: str = ""
+    venv: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Run HA on the configured port and wait until its HTTP API answers (first start or again)."""
+        assert self.venv is not None and self.process is None
+        # --skip-pip: everything is pre-installed, so HA never reaches for the network.
+        self.process = subprocess.Popen(
+            [str(self.venv / "bin" / "hass"), "--config", str(self.config_dir), "--skip-pip"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 90
+        while True:
+            if self.process.poll() is not None:
+                pytest.fail(f"Home Assistant exited with {self.process.returncode}:\n{self.log_tail()}", pytrace=False)
+            try:
+                self.request("GET", "/api/onboarding")
+                return
+            except (urllib.error.URLError, ConnectionError):
+                if time.monotonic() > deadline:
+                    pytest.fail(f"Home Assistant did not answer in 90 s:\n{self.log_tail()}", pytrace=False)
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        """Stop HA (SIGTERM, then SIGKILL after 20 s); :meth:`start` brings it back with its state."""
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
 
     def request(self, method: str, path: str, body: Any = None, *, token: str | None = None) -> Any:
         """Call the REST API and return the decoded JSON."""
@@ -146,31 +181,10 @@ def home_assistant(workdir: Path) -> Iterator[HomeAssistant]:
     config_dir = workdir / "ha-config"
     config_dir.mkdir()
     (config_dir / "configuration.yaml").write_text(CONFIG.format(url=url, host=HOST, port=port))
-    hass = HomeAssistant(url, config_dir)
-    # --skip-pip: everything is pre-installed, so HA never reaches for the network.
-    process = subprocess.Popen(
-        [str(venv / "bin" / "hass"), "--config", str(config_dir), "--skip-pip"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    hass = HomeAssistant(url, config_dir, venv=venv)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"Home Assistant exited with {process.returncode}:\n{hass.log_tail()}", pytrace=False)
-            try:
-                hass.request("GET", "/api/onboarding")
-                break
-            except (urllib.error.URLError, ConnectionError):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"Home Assistant did not answer in 90 s:\n{hass.log_tail()}", pytrace=False)
-                time.sleep(0.2)
+        hass.start()
         hass.onboard()
         yield hass
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        hass.stop()

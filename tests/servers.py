@@ -46,6 +46,9 @@ class Mosquitto:
     """Turn on mosquitto's set_tcp_nodelay (off by default), for latency benchmarks."""
     tls: bool = False
     """Serve TLS only, with a certificate for 127.0.0.1 signed by ``ca_file``."""
+    persistence: bool = False
+    """Keep sessions, subscriptions and queued messages in ``workdir`` across restarts, saved after every
+    change so that even a SIGKILL loses nothing (as the Home Assistant Mosquitto add-on keeps them)."""
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -57,7 +60,12 @@ class Mosquitto:
         return self.workdir / "ca.pem"
 
     def _config(self) -> Path:
-        lines = [f"listener {self.port} {HOST}", "persistence false", f"log_dest file {self.workdir / 'mosquitto.log'}"]
+        lines = [f"listener {self.port} {HOST}", f"log_dest file {self.workdir / 'mosquitto.log'}"]
+        if self.persistence:
+            lines += ["persistence true", f"persistence_location {self.workdir}/", "autosave_on_changes true",
+                      "autosave_interval 1"]  # fmt: skip
+        else:
+            lines.append("persistence false")
         if self.nodelay:
             lines.append("set_tcp_nodelay true")
         if os.geteuid() == 0:
@@ -94,6 +102,13 @@ class Mosquitto:
             self.process.wait(timeout=5)
             self.process = None
 
+    def kill(self) -> None:
+        """SIGKILL: no goodbye to the clients, nothing saved beyond what persistence already wrote."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=5)
+            self.process = None
+
 
 _TLS_FILES = {"cafile": "ca.pem", "certfile": "server.pem", "keyfile": "server.key"}
 
@@ -115,17 +130,88 @@ def make_certificates(workdir: Path) -> None:
 
 @contextmanager
 def mosquitto(
-    workdir: Path, users: dict[str, str] | None = None, tls: bool = False, nodelay: bool = False
+    workdir: Path,
+    users: dict[str, str] | None = None,
+    tls: bool = False,
+    nodelay: bool = False,
+    persistence: bool = False,
 ) -> Iterator[Mosquitto]:
     """Run a broker for the duration of the block."""
     if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
         raise RuntimeError("mosquitto is not installed: apt-get install mosquitto")
-    broker = Mosquitto(workdir, users=users or {}, tls=tls, nodelay=nodelay)
+    broker = Mosquitto(workdir, users=users or {}, tls=tls, nodelay=nodelay, persistence=persistence)
     broker.start()
     try:
         yield broker
     finally:
         broker.stop()
+
+
+class TcpProxy:
+    """Forwards a free loopback port to ``target_port``, to cut one client off while the server stays up.
+
+    ``hold_upstream`` stops bytes from the client reaching the server (they wait here, and a cut drops
+    them): the client's acknowledgements are lost as on a network that fails mid-exchange.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.hold_upstream = False
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, HOST, self.port)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(HOST, self.target_port)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+        for task in (self._pipe(reader, up_writer, upstream=True), self._pipe(up_reader, writer, upstream=False)):
+            running = asyncio.create_task(task)
+            self._tasks.add(running)
+            running.add_done_callback(self._tasks.discard)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, upstream: bool) -> None:
+        held = b""
+        try:
+            while data := await reader.read(65536):
+                if upstream and self.hold_upstream:
+                    held += data
+                    continue
+                writer.write(held + data)
+                held = b""
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    def cut(self) -> None:
+        """Drop every connection (held bytes are lost) and refuse new ones until :meth:`restore`."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def restore(self) -> None:
+        """Accept connections again, on the same port."""
+        self.hold_upstream = False
+        if self._server is None:
+            await self.start()
+
+    async def aclose(self) -> None:
+        self.cut()
+        for task in list(self._tasks):
+            task.cancel()
 
 
 async def eventually(check: object, timeout: float = 10.0, interval: float = 0.05) -> None:  # noqa: ASYNC109

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -151,3 +152,43 @@ def test_reminders_fire_exactly_once_across_a_sigkill(tmp_path: Path) -> None:
     assert [f["pid"] for f in fired if f["text"] == "early"] == [first.pid]
     assert {f["pid"] for f in fired if f["text"] != "early"} != {first.pid}
     assert json.loads(second.stdout) == ["daily-medicine"]
+
+
+async def test_a_clashing_id_is_replaced_by_a_fresh_one(
+    started: Callable[..., ReminderScheduler], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ids are 24 bits so people can say them; a clash must not fail the user's request."""
+    scheduler = started([])
+    await scheduler.start()
+    ids = iter(["aaaaaa", "aaaaaa", "bbbbbb"])
+    monkeypatch.setattr("assistant.scheduler.secrets.token_hex", lambda _: next(ids))
+    first = scheduler.add_after("timer", "one", 600)
+    second = scheduler.add_after("timer", "two", 600)
+    assert (first.id, second.id) == ("aaaaaa", "bbbbbb")
+    assert sorted(r.text for r in scheduler.pending()) == ["one", "two"]
+
+
+async def test_a_fired_reminder_leaves_the_file_only_after_it_was_handed_over(tmp_path: Path) -> None:
+    """A crash before the announcement is published must leave the reminder in the store, to fire again."""
+    database = tmp_path / "jobs.sqlite"
+    in_file_when_published: list[int] = []
+    published = asyncio.Event()
+
+    def publish(event: Event) -> None:
+        if isinstance(event, AnnounceRequested):
+            with sqlite3.connect(database) as db:
+                in_file_when_published.append(db.execute("SELECT count(*) FROM apscheduler_jobs").fetchone()[0])
+            published.set()
+
+    scheduler = ReminderScheduler(database, publish=publish, timezone="Asia/Shanghai", name="handover")
+    await scheduler.start()
+    try:
+        scheduler.add_after("timer", "tea", 0.1)
+        async with asyncio.timeout(5):
+            await published.wait()
+        assert scheduler.pending() == []
+    finally:
+        await scheduler.stop()
+    assert in_file_when_published == [1]
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT count(*) FROM apscheduler_jobs").fetchone()[0] == 0

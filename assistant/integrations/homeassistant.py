@@ -3,7 +3,8 @@
 Every failure becomes a ``HomeAssistantError`` whose ``reason`` tells the caller what to do: ``auth``
 (the token is wrong: nothing will work until the user fixes it), ``unavailable`` (down or slow: retried
 here with backoff, then reported) or ``rejected`` (Home Assistant understood and said no). Messages name
-the URL, never the token.
+the URL, never the token. Every change of reachability is published as
+``ConnectionChanged(service="home_assistant")``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..config import HomeAssistantSettings
 from ..errors import HomeAssistantError
+from ..events import ConnectionChanged, Event
 from ..ports import EntityState, HomeAssistantApi
 from ..tasks import backoff
 
@@ -24,11 +26,20 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
 
+SERVICE = "home_assistant"
+"""``ConnectionChanged.service`` of Home Assistant."""
+
 
 class HomeAssistantClient:
     """``HomeAssistantApi`` over HA's REST API, with retries and clear errors."""
 
-    def __init__(self, settings: HomeAssistantSettings, *, retry_initial_seconds: float = 0.5) -> None:
+    def __init__(
+        self,
+        settings: HomeAssistantSettings,
+        *,
+        retry_initial_seconds: float = 0.5,
+        publish: Callable[[Event], None] | None = None,
+    ) -> None:
         if settings.token is None:
             raise HomeAssistantError(
                 "home_assistant.token is not set: create a long-lived access token in Home Assistant "
@@ -39,6 +50,9 @@ class HomeAssistantClient:
         self._url = settings.url.rstrip("/")
         self._retry_initial_seconds = retry_initial_seconds
         self._client: AsyncClient | None = None
+        self._publish = publish
+        self._usable: bool | None = None
+        """Last reachability reported; None before the first request."""
 
     def _api(self) -> AsyncClient:
         if self._client is None:
@@ -131,6 +145,24 @@ class HomeAssistantClient:
     # --- errors and retries -------------------------------------------------------------------------
 
     async def _call(self, action: str, request: Callable[[AsyncClient], Awaitable[T]]) -> T:
+        """Run ``request`` with retries, all within ``timeout_seconds``; HomeAssistantError on failure."""
+        budget = self._settings.timeout_seconds
+        try:
+            # One deadline for every attempt: a hanging HA must be reported before the tool's own deadline
+            # would cut the call off with a vaguer "did not answer".
+            async with asyncio.timeout(budget):
+                result = await self._attempts(action, request)
+        except TimeoutError:
+            failure = HomeAssistantError(
+                f"Home Assistant at {self._url} did not answer within {budget:g} s trying to {action}",
+                reason="unavailable",
+            )
+            self._report(False, str(failure))
+            raise failure from None
+        self._report(True, self._url)
+        return result
+
+    async def _attempts(self, action: str, request: Callable[[AsyncClient], Awaitable[T]]) -> T:
         delays = backoff(self._retry_initial_seconds, 10.0)
         attempts = 1 + self._settings.retries
         for attempt in range(1, attempts + 1):
@@ -141,11 +173,25 @@ class HomeAssistantClient:
             except Exception as err:
                 failure = self._translate(action, err)
                 if not _transient(err) or attempt == attempts:
+                    # "rejected" is an answer: Home Assistant is there and working.
+                    self._report(failure.reason == "rejected", str(failure))
                     raise failure from None
                 delay = next(delays)
                 _LOGGER.info("%s; attempt %d of %d, retrying in %.1f s", failure, attempt, attempts, delay)
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _report(self, usable: bool, detail: str) -> None:
+        """Log and publish a change of reachability (the first request's outcome counts as one)."""
+        if usable == self._usable:
+            return
+        was, self._usable = self._usable, usable
+        if not usable:
+            _LOGGER.warning("Home Assistant is unavailable: %s", detail)
+        elif was is False:
+            _LOGGER.info("Home Assistant at %s is reachable again", self._url)
+        if self._publish is not None:
+            self._publish(ConnectionChanged(service=SERVICE, connected=usable, detail=detail))
 
     def _translate(self, action: str, err: Exception) -> HomeAssistantError:
         """Map homeassistant-api and niquests errors to our three reasons, with a message for people."""
@@ -199,8 +245,13 @@ def _short(err: Exception, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def build_home_assistant(settings: HomeAssistantSettings) -> HomeAssistantClient:
-    """The daemon's ``HomeAssistantApi`` (plus ``notify`` and ``announce``) from ``home_assistant`` settings."""
-    client = HomeAssistantClient(settings)
+def build_home_assistant(
+    settings: HomeAssistantSettings, publish: Callable[[Event], None] | None = None
+) -> HomeAssistantClient:
+    """The daemon's ``HomeAssistantApi`` (plus ``notify`` and ``announce``) from ``home_assistant`` settings.
+
+    ``publish`` (the bus's) gets a ``ConnectionChanged`` whenever Home Assistant becomes usable or not.
+    """
+    client = HomeAssistantClient(settings, publish=publish)
     _: HomeAssistantApi = client  # mypy checks here that the client fits the port
     return client

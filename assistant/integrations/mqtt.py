@@ -3,16 +3,19 @@
 One long-lived task (``MqttBridge.run``) keeps a connection to the broker with jittered backoff. Every
 outgoing message goes through one queue that survives disconnects, so nothing a skill or the bus produced
 is lost while the broker is away; retained states are re-sent in full after each reconnect. Incoming
-commands use QoS 1 on a persistent session, so the broker keeps those sent while the box was offline.
+commands use QoS 1 on a persistent session, so the broker keeps those sent while the box was offline
+(across a broker restart too, when the broker persists sessions). QoS 1 means at least once: a command
+whose acknowledgement was lost with the connection comes again, marked DUP, and is not carried out twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import socket
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..bus import Bus
 from ..config import MqttSettings
@@ -36,8 +39,13 @@ from .outbox import Outbox, Outgoing
 
 if TYPE_CHECKING:
     import aiomqtt
+    from paho.mqtt.client import Client as PahoClient
+    from paho.mqtt.client import MQTTMessage
 
 _LOGGER = logging.getLogger(__name__)
+
+_REMEMBERED_COMMANDS = 256
+"""Recent QoS 1 commands kept to recognise a redelivery; the broker re-sends right after a reconnect."""
 
 _FACTS = (
     AssistantStateChanged,
@@ -80,6 +88,8 @@ class MqttBridge:
         self._retained: dict[str, str] = {}
         """Last value of every retained state topic, re-sent after a reconnect."""
         self._answers: dict[str | None, list[str]] = {}
+        self._handled: collections.OrderedDict[tuple[int, str, bytes], None] = collections.OrderedDict()
+        """(packet id, topic, payload) of the last QoS 1 messages carried out."""
         self.connected = False
         self._reported: bool | None = None
         """Last connection state published on the bus; None before the first attempt."""
@@ -211,7 +221,9 @@ class MqttBridge:
         try:
             while True:
                 try:
-                    async with self._client() as client:
+                    client = self._client()
+                    self._skip_redeliveries(client)
+                    async with client:
                         delays, failures = backoff(0.5, self._settings.reconnect_max_seconds), 0
                         await self._serve(client, where)
                 except aiomqtt.MqttError as err:
@@ -272,6 +284,28 @@ class MqttBridge:
         async for message in client.messages:
             payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
             self._on_message(message.topic.value, payload, retained=bool(message.retain))
+            if message.qos > 0:
+                self._handled[(message.mid, message.topic.value, payload)] = None
+                if len(self._handled) > _REMEMBERED_COMMANDS:
+                    self._handled.popitem(last=False)
+
+    def _skip_redeliveries(self, client: aiomqtt.Client) -> None:
+        """Drop a DUP re-send of a message already carried out (paho still acknowledges it).
+
+        aiomqtt hides the DUP flag, so this wraps paho's callback; a message is a re-send only if it has
+        DUP set *and* the packet id, topic and payload of one we handled, so nothing new is ever dropped.
+        """
+        paho = client._client
+        deliver = paho.on_message
+        assert deliver is not None, "aiomqtt sets paho's on_message"
+
+        def on_message(paho_client: PahoClient, userdata: Any, message: MQTTMessage) -> None:
+            if message.dup and (message.mid, message.topic, bytes(message.payload)) in self._handled:
+                _LOGGER.info("ignoring a re-sent MQTT command on %s: it was already carried out", message.topic)
+                return
+            deliver(paho_client, userdata, message)
+
+        paho.on_message = on_message
 
     async def _say_goodbye(self, client: aiomqtt.Client) -> None:
         """Mark the box offline on a clean shutdown (the will only fires on an unclean one)."""

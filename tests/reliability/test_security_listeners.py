@@ -123,7 +123,7 @@ def test_peer_check(peer: object, allowed: bool) -> None:
 
 
 _LISTENS = re.compile(
-    r"start_server|create_server|start_unix_server|\.bind\(|\.listen\(|TCPSite|web\.Application|HTTPServer"
+    r"start_server|create_server|start_unix_server|\.bind\(|\.listen\(\s*\d*\s*\)|TCPSite|web\.Application|HTTPServer"
 )
 
 

@@ -7,6 +7,7 @@ runs the real in-process engine on the tiny checkpoint with one decoder layer ma
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -262,3 +263,37 @@ async def test_a_single_out_of_memory_is_retried_once_without_asking_the_questio
     assert history.index("乙") < history.index("<audio_6>") < history.index("丙")
     # The cache was rebuilt from the kept history: the last round reuses it again.
     assert engine.last_round.reused_tokens > 0
+
+
+async def test_the_real_engine_stalling_mid_answer_is_stopped_at_the_idle_deadline_and_answers_the_next_question(
+    engine_factory: EngineFactory,  # noqa: F811
+    speech: Speech,  # noqa: F811
+) -> None:
+    """One decode step hangs (a wedged GPU kernel); the turn gives up, the engine stops at the next step."""
+    stalled, released = threading.Event(), threading.Event()
+
+    def wedge() -> None:
+        stalled.set()
+        released.wait(30)
+
+    # Steps 0-12 are the story until the wedge at step 12; the engine stops before step 13, so the script's
+    # remaining tokens are what the next round says.
+    story = [*[t.TTS_PAD, *[t.AUDIO_0 + 5] * 4] * 2, t.TTS_PAD, t.AUDIO_0 + 5, t.AUDIO_0 + 5]
+    answer = [*speech.spoken("好的", [9]), t.EOT]
+    engine = engine_factory([[*story, *answer]], gate=(12, wedge), speech_chunk_tokens=4)
+    r = Rig(settings=settings(conversation={"earcons": True, **HANG_TIMEOUTS}))
+    r.model = engine  # type: ignore[assignment]
+
+    def unwedge() -> None:
+        released.set()  # the kernel returns long after the turn gave up
+
+    asking = ask_in_turn(r, ["讲个故事", "你好"], {1: unwedge})
+    events = await r.run(silence(1.0), turns=2, script=[asking], limit_seconds=ENGINE_LIMIT)
+    assert stalled.is_set()
+    assert outcomes(events) == ["error", "completed"]
+    assert failures(events)[0] == ("model-timeout", "the model did not go on answering within 1 s")
+    await asyncio.wait_for(engine.drain(), 10)
+    assert engine.last_round.decode_steps == len(answer)
+    history = engine.render(engine.history("default"))
+    assert history.count("讲个故事") == 1 and history.count("你好") == 1
+    assert history.index("讲个故事") < history.index("你好") < history.index("<audio_9>")

@@ -41,6 +41,8 @@ _ATTRIBUTE = "__xiangyin_tool__"
 _MAX_RESULT_CHARS = 4000
 _CANCEL_GRACE_SECONDS = 1.0
 """How long a cancelled tool call may take to stop before it is left behind."""
+_SHUTDOWN_GRACE_SECONDS = 1.0
+"""How long a tool call that outlived its turn may still run once the daemon stops."""
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 ToolFunc = Callable[..., Awaitable[Mapping[str, Any]]]
@@ -313,9 +315,15 @@ class ToolRegistry:
                 del self._turn_of_call[next(iter(self._turn_of_call))]
 
     async def aclose(self) -> None:
-        """Wait for tools that outlived an interruption, then close the skills."""
+        """Give tools that outlived their turn a moment to finish, stop the rest, then close the skills.
+
+        The moment is short: the daemon must stop within systemd's stop timeout even if a device hangs.
+        """
         if self._detached:
-            await asyncio.wait(set(self._detached), timeout=5.0)
+            _, late = await asyncio.wait(set(self._detached), timeout=_SHUTDOWN_GRACE_SECONDS)
+            for task in late:
+                _LOGGER.warning("stopping %s, still running at shutdown", task.get_name())
+                task.cancel()
         for closer in reversed(self._closers):
             try:
                 await closer()
@@ -365,6 +373,7 @@ class ToolRegistry:
         name = definition.name
         timeout = definition.options.timeout_seconds
         work: asyncio.Task[Mapping[str, Any]] = asyncio.ensure_future(func(**_values(arguments)))
+        work.set_name(f"tool {name}")
         try:
             done, _ = await asyncio.wait({work}, timeout=timeout)
         except asyncio.CancelledError:

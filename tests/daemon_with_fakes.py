@@ -1,8 +1,9 @@
 """Run the real App (signals, sd_notify, watchdog) on fake adapters and the real clock, for process tests.
 
 ``python -m tests.daemon_with_fakes`` hears one question and answers it. Options for the fault tests:
-``--busy model`` (the model starts answering, then hangs) or ``--busy tool`` (the model calls a skill
-tool that hangs) keep the first turn running; ``--store PATH`` adds the real reminder scheduler on that
+``--busy model`` (the model starts answering, then hangs), ``--busy tool`` (the model calls a skill
+tool that hangs) or ``--busy command`` (the same with a tool that must not be cut short) keep the first
+turn running; ``--store PATH`` adds the real reminder scheduler on that
 SQLite file, ``--remind TEXT`` schedules a reminder 1.5 s after start, and ``--quiet`` hears nothing.
 """
 
@@ -57,12 +58,24 @@ class SlowSkill(Skill):
             raise
         return {}
 
+    @tool(timeout_seconds=600, cancel_on_interrupt=False)
+    async def slow_command(self, city: str) -> dict[str, Any]:
+        """Send a command that must not be cut short (its device never answers)."""
+        print("slow_command started", flush=True)
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            print("slow_command stopped", flush=True)
+            raise
+        return {}
+
 
 def _answer(busy: str | None) -> list[Step]:
     if busy == "model":
         return [after(0.05, ModelTranscript("hi")), after(0.05, ModelText("let me think")), after(3600, ModelDone())]
-    if busy == "tool":
-        return [after(0.05, ModelToolCall("c1", "slow_lookup", {"city": "广州"})), after(0, ModelDone("tool_calls"))]
+    if busy in ("tool", "command"):
+        name = "slow_lookup" if busy == "tool" else "slow_command"
+        return [after(0.05, ModelToolCall("c1", name, {"city": "广州"})), after(0, ModelDone("tool_calls"))]
     return [after(0.05, ModelTranscript("hi")), after(0.05, ModelText("hello")), after(0, ModelDone())]
 
 
@@ -80,7 +93,7 @@ async def build(
     mic = [] if quiet else timeline(silence(0.3), wake_word(), speech(0.5), silence(30))
     model = ScriptedModel(clock, [_answer(busy)])
     tools: ToolRunner = FakeTools()
-    if busy == "tool":
+    if busy in ("tool", "command"):
         available = {"slow": EntryPoint(name="slow", value=f"{__name__}:SlowSkill", group=ENTRY_POINT_GROUP)}
         registry = await load_skills({"slow": {}}, SkillDeps(publish=bus.publish, clock=clock), available=available)
         stack.push_async_callback(registry.aclose)
@@ -107,7 +120,7 @@ async def build(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--busy", choices=["model", "tool"])
+    parser.add_argument("--busy", choices=["model", "tool", "command"])
     parser.add_argument("--store")
     parser.add_argument("--remind")
     parser.add_argument("--quiet", action="store_true")

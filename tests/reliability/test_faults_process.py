@@ -129,6 +129,18 @@ def test_sigterm_while_a_tool_runs_cancels_the_tool_and_stops_at_once() -> None:
     assert running.lines[-1] == "clean exit"
 
 
+def test_sigterm_while_a_command_that_must_finish_hangs_stops_within_the_systemd_stop_timeout() -> None:
+    """A tool declared cancel_on_interrupt=False outlives its turn, but not the daemon's stop."""
+    with daemon("--busy", "command") as running:
+        running.wait_for("slow_command started")
+        stopped_after = running.terminate()
+    assert running.process.returncode == 0
+    assert stopped_after < 3.0, f"took {stopped_after:.2f} s to stop (systemd kills at TimeoutStopSec=5)"
+    assert running.count("stopping tool slow_command, still running at shutdown") == 1
+    assert running.count("slow_command stopped") == 1
+    assert running.lines[-1] == "clean exit"
+
+
 async def test_an_announcement_cut_short_by_the_shutdown_and_those_queued_behind_it_are_kept_in_order() -> None:
     kept: list[str] = []
     long_text, queued = "现在是下午三点，" * 20, "门口有快递"

@@ -344,18 +344,27 @@ class StepAudio2Engine:
         started = time.perf_counter()
         conversation = self._conversation(request.conversation_id)
         before = (list(conversation.entries), conversation.exchange, dict(conversation.audio))
+        said = False
+
+        def emitting(item: object) -> None:
+            nonlocal said
+            said = True
+            emit(item)
+
         try:
             layout, opening = self._layout(request, conversation, stats)
             limit = max_new_tokens or self._options.max_new_tokens
             max_new = min(limit, self._max_positions - len(layout.tokens))
             logits, context = self._prefill(conversation, layout, stats)
             stats.prefill_seconds = time.perf_counter() - started
-            self._decode_loop(request, conversation, opening, logits, context, max_new, stats, emit, cancel)
+            self._decode_loop(request, conversation, opening, logits, context, max_new, stats, emitting, cancel)
         except BaseException:
-            # A failed round is not part of the conversation (a retry must not ask the question twice), and a
-            # forward pass that failed half-way may have written some layers of the KV cache but not others.
             with self._lock:
-                conversation.entries, conversation.exchange, conversation.audio = before
+                if not said:
+                    # Nothing reached the user, so the round is not part of the conversation: the turn's retry
+                    # must not ask the question twice. (Once something was said, it is remembered, as on a stop.)
+                    conversation.entries, conversation.exchange, conversation.audio = before
+                # A forward pass that failed half-way may have written some layers of the cache but not others.
                 conversation.cache, conversation.cached_keys = None, []
             raise
 

@@ -36,6 +36,7 @@ from .tasks import MonotonicClock, in_daemon_thread
 from .turn import TurnDeps
 
 if TYPE_CHECKING:
+    from .scheduler import ReminderScheduler
     from .tools import ToolRegistry
     from .voice import ReplayVoice
 
@@ -60,6 +61,8 @@ class Adapters:
     replayer: Replayer | None = None
     services: Sequence[Service] = field(default_factory=list)
     """Edges run beside the supervisor."""
+    keep_unspoken: Callable[[Sequence[str]], None] | None = None
+    """Stores announcements not spoken when the daemon stops, so the next start says them."""
 
 
 AdapterFactory = Callable[[Settings, Bus, Clock, contextlib.AsyncExitStack], Coroutine[Any, Any, Adapters]]
@@ -135,11 +138,24 @@ class App:
                 _LOGGER.info("xiangyin %s ready", __version__)
                 await supervisor.run()
                 notifier.notify("STOPPING=1")
+                self._keep_unspoken(adapters, supervisor.unspoken)
                 for task in edges:
                     task.cancel()
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
+
+    @staticmethod
+    def _keep_unspoken(adapters: Adapters, texts: Sequence[str]) -> None:
+        if not texts:
+            return
+        if adapters.keep_unspoken is None:
+            _LOGGER.warning("%d announcements were not spoken and cannot be kept: %s", len(texts), list(texts))
+            return
+        try:
+            adapters.keep_unspoken(texts)
+        except Exception:
+            _LOGGER.exception("could not keep %d unspoken announcements: %s", len(texts), list(texts))
 
     async def _watchdog(self, notifier: Notifier, interval_seconds: float) -> None:
         """Ping systemd from the event loop, so a blocked loop gets the daemon restarted."""
@@ -195,7 +211,7 @@ async def build_adapters(
     model = _build_model(settings, bus, stack, services, voice)
     # A replay queued by a turn that ended before speaking must not leak into the next answer.
     bus.tap(lambda envelope: voice.cancel_replay() if isinstance(envelope.event, TurnEnded) else None)
-    tools = await build_tools(settings, bus, clock, stack, services, voice)
+    tools, scheduler = await build_tools(settings, bus, clock, stack, services, voice)
     return Adapters(
         source=source,
         sink=sink,
@@ -207,6 +223,7 @@ async def build_adapters(
         tools=tools,
         replayer=voice,
         services=services,
+        keep_unspoken=scheduler.keep if scheduler is not None else None,
     )
 
 
@@ -307,7 +324,7 @@ async def build_tools(
     stack: contextlib.AsyncExitStack,
     services: list[Service],
     voice: ReplayVoice,
-) -> ToolRegistry:
+) -> tuple[ToolRegistry, ReminderScheduler | None]:
     """Build the skills and what they reach (MQTT bridge, Home Assistant, scheduler); edges go to ``services``."""
     import httpx
 
@@ -383,4 +400,4 @@ async def build_tools(
     tools = await load_skills(settings.skills, deps, redact=redact)
     stack.push_async_callback(tools.aclose)
     bus.tap(tools.observe)
-    return tools
+    return tools, scheduler

@@ -66,6 +66,13 @@ class Subscription:
             self._dropped = 0
         return self._urgent.popleft() if self._urgent else self._ordered.popleft()
 
+    def drain(self) -> list[Envelope]:
+        """Take every queued envelope without waiting (urgent ones first), e.g. at shutdown."""
+        queued = [*self._urgent, *self._ordered]
+        self._urgent.clear()
+        self._ordered.clear()
+        return queued
+
     def __aiter__(self) -> Subscription:
         return self
 

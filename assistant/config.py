@@ -163,6 +163,11 @@ class ConversationSettings(_Model):
     """Idle seconds after which the next wake word starts a fresh conversation."""
     earcons: bool = True
     """Play short sounds on wake, and on errors."""
+    model_first_event_timeout_seconds: Annotated[float, Field(gt=0.0, le=600.0)] = 45.0
+    """Longest wait, in seconds, from asking the model to its first event (transcript, text, speech or tool
+    call); a model that never answers then ends the turn with the error earcon."""
+    model_idle_timeout_seconds: Annotated[float, Field(gt=0.0, le=600.0)] = 20.0
+    """Longest wait, in seconds, between two events of the model once it has started answering."""
 
 
 # --- persona ------------------------------------------------------------------------------------

@@ -17,8 +17,12 @@ from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 MASK = "***"
 
-SECRET_NAME = re.compile(r"code|pin|pass|secret|token|key", re.IGNORECASE)
-"""Names of settings, tool arguments and URL parameters whose values are secret (alarm_code, api_key…)."""
+SECRET_NAME = re.compile(
+    r"(?:^|[^a-z])(?:code|pin|pass(?:word|wd|code|phrase)?|secret|token|(?:api|access|auth)?key)(?:$|[^a-z])",
+    re.IGNORECASE,
+)
+"""Names of settings, tool arguments and URL parameters whose values are secret (alarm_code, api_key,
+apikey, password…): whole words, so ``decode`` or ``mapping`` are not taken for ``code`` or ``pin``."""
 
 _MIN_CHARS = 4
 """Shorter values would mask ordinary words and numbers everywhere."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -195,6 +195,18 @@ class ReminderScheduler:
             raise StorageError(f"could not find a free id for the new {kind} in {_ID_ATTEMPTS} tries")
         _LOGGER.info("%s %s scheduled for %s", kind, reminder_id, job.next_run_time)
         return self._reminder(job)
+
+    def keep(self, texts: Sequence[str]) -> None:
+        """Store announcements the daemon could not speak before stopping; the next start says them.
+
+        Firing is paused first, so they wait in the store instead of firing into a daemon that is going away.
+        """
+        if not texts:
+            return
+        self._running().pause()
+        for text in texts:
+            reminder = self.add_once("reminder", text, datetime.now(self.timezone))
+            _LOGGER.info("kept unspoken announcement %s for the next start", reminder.id)
 
     def pending(self) -> list[Reminder]:
         """Every pending timer, alarm and reminder, soonest first."""

@@ -135,6 +135,15 @@ class Supervisor:
             self._closing = True
             await self._interrupt()
             self._bus.unsubscribe(self._requests)
+            # Announcements that arrived but were never served must not vanish with the process.
+            for envelope in self._requests.drain():
+                if isinstance(envelope.event, AnnounceRequested):
+                    self._announcements.append(envelope.event.text)
+
+    @property
+    def unspoken(self) -> tuple[str, ...]:
+        """Announcements not (completely) spoken; after :meth:`run` returned, what a restart should say."""
+        return tuple(self._announcements)
 
     # --- requests ---------------------------------------------------------------------------------
 
@@ -290,6 +299,9 @@ class Supervisor:
             turn.abandon()
             if request.announce is not None:
                 self._announcements.appendleft(request.announce)
+        elif self._closing and request.announce is not None and turn.outcome != "completed":
+            # Cut short by the shutdown: said again, whole, after the next start.
+            self._announcements.appendleft(request.announce)
         if task is not self._task:
             return
         self._last_turn_end = self._deps.clock.now()

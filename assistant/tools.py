@@ -40,6 +40,10 @@ _LOGGER = logging.getLogger(__name__)
 
 _ATTRIBUTE = "__xiangyin_tool__"
 _MAX_RESULT_CHARS = 4000
+_CANCEL_GRACE_SECONDS = 1.0
+"""How long a cancelled tool call may take to stop before it is left behind."""
+_SHUTDOWN_GRACE_SECONDS = 1.0
+"""How long a tool call that outlived its turn may still run once the daemon stops."""
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 ToolFunc = Callable[..., Awaitable[Mapping[str, Any]]]
@@ -332,9 +336,15 @@ class ToolRegistry:
                 self._confirmations.tool_called(event.turn_id)
 
     async def aclose(self) -> None:
-        """Wait for tools that outlived an interruption, then close the skills."""
+        """Give tools that outlived their turn a moment to finish, stop the rest, then close the skills.
+
+        The moment is short: the daemon must stop within systemd's stop timeout even if a device hangs.
+        """
         if self._detached:
-            await asyncio.wait(set(self._detached), timeout=5.0)
+            _, late = await asyncio.wait(set(self._detached), timeout=_SHUTDOWN_GRACE_SECONDS)
+            for task in late:
+                _LOGGER.warning("stopping %s, still running at shutdown", task.get_name())
+                task.cancel()
         for closer in reversed(self._closers):
             try:
                 await closer()
@@ -376,37 +386,55 @@ class ToolRegistry:
     async def _attempt(
         self, call_id: str, definition: ToolDefinition, func: ToolFunc, arguments: BaseModel, *, shield: bool
     ) -> Mapping[str, Any] | ToolResult:
-        """Run ``func`` with the arguments under the tool's timeout; a failure comes back as an error result."""
+        """Run ``func`` with the arguments under the tool's timeout; a failure comes back as an error result.
+
+        The call runs in a task of its own and is waited for at most its timeout, so a tool that swallows
+        its cancellation (some libraries do) still cannot hold the turn: it is left behind and tracked.
+        """
         name = definition.name
         timeout = definition.options.timeout_seconds
-        values = _values(arguments)
-
-        async def invoke() -> Mapping[str, Any]:
-            async with asyncio.timeout(timeout):
-                return await func(**values)
-
+        work: asyncio.Task[Mapping[str, Any]] = asyncio.ensure_future(func(**_values(arguments)))
+        work.set_name(f"tool {name}")
         try:
-            return await (self._shielded(name, invoke()) if shield else invoke())
+            done, _ = await asyncio.wait({work}, timeout=timeout)
+        except asyncio.CancelledError:
+            if shield:
+                # The side effect may already be on its way; let it finish (still within its timeout).
+                expiry = asyncio.get_running_loop().call_later(max(0.0, timeout), work.cancel)
+                work.add_done_callback(lambda _: expiry.cancel())
+                self._leave_behind(name, work)
+            else:
+                await self._cancel(name, work)
+            raise
+        if not done:
+            _LOGGER.warning("tool %s timed out after %.1f s", name, timeout)
+            await self._cancel(name, work)
+            return error_result(call_id, name, f"{name} did not answer within {timeout:g} seconds")
+        try:
+            return work.result()
         except ToolError as err:
             return error_result(call_id, name, str(err))
         except TimeoutError:
-            _LOGGER.warning("tool %s timed out after %.1f s", name, timeout)
+            _LOGGER.warning("tool %s timed out inside", name)
             return error_result(call_id, name, f"{name} did not answer within {timeout:g} seconds")
-        except asyncio.CancelledError:
-            raise
         except Exception:
             _LOGGER.exception("tool %s failed", name)
             return error_result(call_id, name, f"{name} failed because of an internal error")
 
-    async def _shielded(self, name: str, work: Awaitable[Mapping[str, Any]]) -> Mapping[str, Any]:
-        task: asyncio.Task[Mapping[str, Any]] = asyncio.ensure_future(work)
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            # The side effect may already be on its way; let it finish and log how it went.
-            self._detached.add(task)
-            task.add_done_callback(lambda t: self._finish_detached(name, t))
-            raise
+    async def _cancel(self, name: str, work: asyncio.Task[Any]) -> None:
+        """Cancel a call and wait briefly for it to stop; one that will not stop is left behind, tracked."""
+        work.cancel()
+        done, _ = await asyncio.wait({work}, timeout=_CANCEL_GRACE_SECONDS)
+        if not done:
+            _LOGGER.error("tool %s ignored its cancellation; leaving it behind", name)
+            self._leave_behind(name, work)
+        elif not work.cancelled() and work.exception() is not None:
+            _LOGGER.debug("tool %s failed while being cancelled: %s", name, work.exception())
+
+    def _leave_behind(self, name: str, work: asyncio.Task[Any]) -> None:
+        """Keep a call that outlived its turn until it ends (aclose waits for it), then log how it went."""
+        self._detached.add(work)
+        work.add_done_callback(lambda t: self._finish_detached(name, t))
 
     def _finish_detached(self, name: str, task: asyncio.Task[Any]) -> None:
         self._detached.discard(task)
@@ -414,9 +442,9 @@ class ToolRegistry:
             return
         error = task.exception()
         if error is not None and not isinstance(error, ToolError | TimeoutError):
-            _LOGGER.error("tool %s failed after the turn was interrupted", name, exc_info=error)
+            _LOGGER.error("tool %s failed after its turn had moved on", name, exc_info=error)
         else:
-            _LOGGER.info("tool %s finished after the turn was interrupted", name)
+            _LOGGER.info("tool %s finished after its turn had moved on", name)
 
     def _checked(self, call_id: str, name: str, content: Any) -> ToolResult:
         if not isinstance(content, Mapping):

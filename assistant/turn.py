@@ -359,7 +359,7 @@ class Turn:
         for attempt in (1, 2):
             produced = False
             try:
-                async for event in self._deps.model.respond(request):
+                async for event in self._paced(self._deps.model.respond(request)):
                     produced = True
                     yield event
                 return
@@ -367,6 +367,33 @@ class Turn:
                 if not err.recoverable or produced or attempt == 2:
                     raise
                 _LOGGER.warning("model failed (%s); retrying once", err.message)
+
+    async def _paced(self, stream: AsyncIterator[ModelEvent]) -> AsyncIterator[ModelEvent]:
+        """Pass the model's events on; a model silent past its deadline ends the turn, its stream closed.
+
+        In-process models have no timeout of their own: without this, a hung generation would keep the turn
+        (and so the daemon) busy forever. The deadlines guard real work (a thread, a server), so they run on
+        the event loop's time rather than the injected clock, which tests move ahead of real work.
+        """
+        settings = self._deps.conversation
+        limit, waiting_for = settings.model_first_event_timeout_seconds, "start answering"
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(limit):
+                        event = await anext(stream)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    message = f"the model did not {waiting_for} within {limit:g} s"
+                    raise TurnError(message, code="model-timeout") from None
+                yield event
+                limit, waiting_for = settings.model_idle_timeout_seconds, "go on answering"
+        finally:
+            # Closing stops the generation (the engine checks before every decode step).
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                await close()
 
     async def _run_tool(self, call: ModelToolCall) -> ToolResult:
         clock = self._deps.clock

@@ -145,24 +145,39 @@ class PyAudioMicrophone:
                 self._announce(False, str(err))
                 await asyncio.sleep(delay)
                 continue
-            _LOGGER.info(
-                "microphone open: %s at %d Hz, delivered as %d Hz in %d-sample chunks",
-                capture.device_name,
-                capture.rate_hz,
-                MIC_RATE_HZ,
-                self._frames,
-            )
-            self._announce(True, capture.device_name)
-            delays = backoff(0.5, self._reconnect_max_seconds)
+            _LOGGER.debug("microphone opened: %s at %d Hz", capture.device_name, capture.rate_hz)
+            # Connected means audio arrives: a device that opens but stays silent (suspended, hung) must not
+            # flap connected/disconnected at every stall, nor be reopened without backing off.
+            delivering = False
             try:
                 async for chunk in self._drain(capture):
+                    if not delivering:
+                        delivering = True
+                        _LOGGER.info(
+                            "microphone open: %s at %d Hz, delivered as %d Hz in %d-sample chunks",
+                            capture.device_name,
+                            capture.rate_hz,
+                            MIC_RATE_HZ,
+                            self._frames,
+                        )
+                        self._announce(True, capture.device_name)
+                        delays = backoff(0.5, self._reconnect_max_seconds)
                     yield chunk
             finally:
                 # A stream whose sound server vanished can hang in close; never let it hang us.
                 await close_within(capture.close, "microphone")
             self.reconnects += 1
-            _LOGGER.warning("microphone %s stopped delivering audio; reopening", capture.device_name)
-            self._announce(False, f"{capture.device_name} stopped delivering audio")
+            if delivering:
+                _LOGGER.warning("microphone %s stopped delivering audio; reopening", capture.device_name)
+                self._announce(False, f"{capture.device_name} stopped delivering audio")
+                continue
+            delay = next(delays)
+            if self._connected is not False:
+                _LOGGER.warning(
+                    "microphone %s opens but delivers no audio; retrying in %.1f s", capture.device_name, delay
+                )
+            self._announce(False, f"{capture.device_name} delivers no audio")
+            await asyncio.sleep(delay)
 
     async def _drain(self, capture: _Capture) -> AsyncIterator[AudioChunk]:
         """Yield what the callback delivers until the stream stalls."""

@@ -342,7 +342,7 @@ class Edges:
         voice = ReplayVoice(FakeVoice(seconds_per_char=0.05), None)
         # As build_adapters does: a replay queued by a turn that ended before speaking must not leak on.
         bus.tap(lambda envelope: voice.cancel_replay() if isinstance(envelope.event, TurnEnded) else None)
-        tools = await build_tools(settings, bus, clock, stack, services, voice)
+        tools, _ = await build_tools(settings, bus, clock, stack, services, voice)
         return Adapters(
             source=self.mic,
             sink=self.speaker,

@@ -68,7 +68,7 @@ def adapters_for(script: list[tuple[str, dict[str, Any]]]) -> app.AdapterFactory
     async def build(settings: Settings, bus: Bus, clock: Clock, stack: contextlib.AsyncExitStack) -> app.Adapters:
         services: list[app.Service] = []
         voice = ReplayVoice(FakeVoice(seconds_per_char=0.001), None)
-        tools = await app.build_tools(settings, bus, clock, stack, services, voice)
+        tools, _ = await app.build_tools(settings, bus, clock, stack, services, voice)
         turns = [timeline(wake_word(), speech(0.4), silence(2.4)) for _ in script]
         # The MQTT bridge connects first; the microphone then ends, and with it the daemon.
         mic = timeline(silence(1.0), *turns, silence(1.0))

@@ -260,7 +260,7 @@ async def test_a_store_that_cannot_be_opened_leaves_the_rest_of_the_assistant_wo
     events: list[Event] = []
     bus.tap(lambda envelope: events.append(envelope.event))
     async with contextlib.AsyncExitStack() as stack:
-        tools = await build_tools(settings, bus, MonotonicClock(), stack, [], ReplayVoice(FakeVoice(), None))
+        tools, _ = await build_tools(settings, bus, MonotonicClock(), stack, [], ReplayVoice(FakeVoice(), None))
         assert "needs the scheduler" in tools.skipped["timers"]
         assert "get_date_time" in tools.names, "the other skills are loaded"
         assert "set_timer" not in tools.names

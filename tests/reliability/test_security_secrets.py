@@ -382,3 +382,22 @@ async def test_tool_results_never_carry_a_secret_to_the_model() -> None:
     failed = await tools.call(ModelToolCall("c2", "fail", {}))
     assert echoed.content == {"ok": True, "upstream": "Authorization: Bearer ***", "url": "https://x?apikey=***"}
     assert failed.content == {"ok": False, "error": "upstream said: bad token ***"}
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("alarm_code", True),
+        ("apikey", True),
+        ("x-api-key", True),
+        ("password", True),
+        ("confirm_token", True),
+        ("decode", False),
+        ("mapping", False),
+        ("keep_alive", False),
+    ],
+)
+def test_secret_names_are_whole_words_so_ordinary_settings_stay_readable(name: str, secret: bool) -> None:
+    from assistant.redact import SECRET_NAME
+
+    assert bool(SECRET_NAME.search(name)) is secret

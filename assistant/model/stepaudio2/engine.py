@@ -263,10 +263,9 @@ class StepAudio2Engine:
         except ModelError as err:
             emit(err)
         except torch.OutOfMemoryError as err:
-            self.forget(request.conversation_id)
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            emit(ModelError(f"the model ran out of memory ({err}); the conversation was reset", recoverable=True))
+            self._release_caches()
+            reason = str(err).split("\n", 1)[0]
+            emit(ModelError(f"the model ran out of memory ({reason}); its caches were freed", recoverable=True))
         except ValueError as err:
             emit(ModelError(f"the model cannot take this request: {err}"))
         except Exception as err:
@@ -274,6 +273,14 @@ class StepAudio2Engine:
             emit(ModelError(f"Step-Audio 2 failed: {type(err).__name__}: {err}"))
         finally:
             emit(_END)
+
+    def _release_caches(self) -> None:
+        """Free every conversation's KV cache (histories stay), so a retry finds memory to run in."""
+        with self._lock:
+            for conversation in self._conversations.values():
+                conversation.cache, conversation.cached_keys = None, []
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     def _conversation(self, conversation_id: str) -> _Conversation:
         with self._lock:
@@ -352,12 +359,30 @@ class StepAudio2Engine:
         self.last_round = stats
         started = time.perf_counter()
         conversation = self._conversation(request.conversation_id)
-        layout, opening = self._layout(request, conversation, stats)
-        limit = max_new_tokens or self._options.max_new_tokens
-        max_new = min(limit, self._max_positions - len(layout.tokens))
-        logits, context = self._prefill(conversation, layout, len(layout.tokens) + max_new, stats)
-        stats.prefill_seconds = time.perf_counter() - started
-        self._decode_loop(request, conversation, opening, logits, context, max_new, stats, emit, cancel)
+        before = (list(conversation.entries), conversation.exchange, dict(conversation.audio))
+        said = False
+
+        def emitting(item: object) -> None:
+            nonlocal said
+            said = True
+            emit(item)
+
+        try:
+            layout, opening = self._layout(request, conversation, stats)
+            limit = max_new_tokens or self._options.max_new_tokens
+            max_new = min(limit, self._max_positions - len(layout.tokens))
+            logits, context = self._prefill(conversation, layout, len(layout.tokens) + max_new, stats)
+            stats.prefill_seconds = time.perf_counter() - started
+            self._decode_loop(request, conversation, opening, logits, context, max_new, stats, emitting, cancel)
+        except BaseException:
+            with self._lock:
+                if not said:
+                    # Nothing reached the user, so the round is not part of the conversation: the turn's retry
+                    # must not ask the question twice. (Once something was said, it is remembered, as on a stop.)
+                    conversation.entries, conversation.exchange, conversation.audio = before
+                # A forward pass that failed half-way may have written some layers of the cache but not others.
+                conversation.cache, conversation.cached_keys = None, []
+            raise
 
     def _layout(
         self, request: ModelRequest, conversation: _Conversation, stats: RoundStats

@@ -156,7 +156,7 @@ def test_a_bad_value_anywhere_names_its_dotted_key(tmp: Path, leaf: tuple[str, .
         load_config(path, env={})
     except ConfigError as err:
         message = str(err)
-        assert message.startswith(str(path)) and parents[0] in message and name in message, message
+        assert message.startswith(str(path)) and leaf[0] in message and name in message, message
 
 
 def test_xiangyin_check_exits_2_with_the_message(tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:

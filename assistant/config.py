@@ -176,8 +176,10 @@ class PersonaSettings(_Model):
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not an IANA time zone such as Asia/Shanghai or Asia/Hong_Kong") from None
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a path
+            raise ValueError(
+                f"{value[:80]!r} is not an IANA time zone such as Asia/Shanghai or Asia/Hong_Kong"
+            ) from None
         return value
 
 

@@ -140,6 +140,7 @@ def test_hostile_yaml_is_refused_quickly_with_a_clear_message(tmp: Path, text: s
 @given(leaf=st.sampled_from(LEAVES), value=junk(8), as_file=st.booleans())
 @example(leaf=("audio", "chunk_ms"), value=10**400, as_file=False)
 @example(leaf=("mqtt", "password"), value=None, as_file=True)
+@example(leaf=("persona", "timezone"), value="Asia/" + "x" * 5000, as_file=False)
 def test_a_bad_value_anywhere_names_its_dotted_key(tmp: Path, leaf: tuple[str, ...], value: Any, as_file: bool) -> None:
     """One wrong value in an otherwise good file: the message names the file and that key."""
     *parents, name = leaf

@@ -36,10 +36,3 @@ def junk(max_leaves: int = 20) -> st.SearchStrategy[Any]:
         max_leaves=max_leaves,
     )
 
-
-def nested(depth: int, leaf: Any = 1) -> Any:
-    """A list nested ``depth`` levels deep (deeper than any parser should follow)."""
-    value: Any = leaf
-    for _ in range(depth):
-        value = [value]
-    return value

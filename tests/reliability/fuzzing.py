@@ -35,4 +35,3 @@ def junk(max_leaves: int = 20) -> st.SearchStrategy[Any]:
         lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
         max_leaves=max_leaves,
     )
-

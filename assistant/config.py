@@ -192,8 +192,10 @@ class PersonaSettings(_Model):
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not an IANA time zone such as Asia/Shanghai or Asia/Hong_Kong") from None
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a path
+            raise ValueError(
+                f"{value[:80]!r} is not an IANA time zone such as Asia/Shanghai or Asia/Hong_Kong"
+            ) from None
         return value
 
 
@@ -518,48 +520,73 @@ class Settings(_Model):
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _FILE_SUFFIX = "_file"
+_MAX_DEPTH = 32
+"""Deepest nesting of mappings and lists accepted; the settings tree itself is five levels deep."""
+_MAX_NODES = 100_000
+"""Most values in one file once aliases are expanded (a "billion laughs" file would expand forever)."""
 
 
-def _resolve(node: Any, path: str, source: Path, env: dict[str, str], secrets: list[str]) -> Any:
-    """Expand ${ENV} references and <key>_file entries, naming the dotted key on failure.
+class _Resolver:
+    """Expands ${ENV} references and <key>_file entries, naming the dotted key on failure.
 
     What came from a file, or from a variable or key named like a secret, is added to ``secrets``, so no
     error message quotes it.
     """
-    if isinstance(node, dict):
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            key = str(key)
-            dotted = f"{path}.{key}" if path else key
-            target = key.removesuffix(_FILE_SUFFIX)
-            if key.endswith(_FILE_SUFFIX) and target and key != "ca_file" and isinstance(value, str):
-                if target in node:
-                    raise ConfigError(f"{source}: {dotted}: give either {target} or {key}, not both")
-                secret_path = Path(os.path.expanduser(_resolve(value, dotted, source, env, secrets)))
-                try:
-                    out[target] = secret_path.read_text(encoding="utf-8").strip()
-                except OSError as err:
-                    raise ConfigError(f"{source}: {dotted}: cannot read {secret_path}: {err.strerror}") from err
-                secrets.append(out[target])
-            else:
-                out[key] = _resolve(value, dotted, source, env, secrets)
-        return out
-    if isinstance(node, list):
-        return [_resolve(item, f"{path}[{i}]", source, env, secrets) for i, item in enumerate(node)]
-    if isinstance(node, str):
 
-        def substitute(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in env:
-                raise ConfigError(f"{source}: {path}: environment variable {name} is not set")
-            if SECRET_NAME.search(name) or SECRET_NAME.search(path.rpartition(".")[2]):
-                secrets.append(env[name])
-            return env[name]
+    def __init__(self, source: Path, env: dict[str, str]) -> None:
+        self._source = source
+        self._env = env
+        self._nodes = 0
+        self.secrets: list[str] = []
 
-        text = _ENV_REF.sub(substitute, node)
-        secrets.extend(url_secrets(text))
-        return text
-    return node
+    def resolve(self, node: Any, path: str, depth: int = 0) -> Any:
+        self._nodes += 1
+        if self._nodes > _MAX_NODES:
+            raise ConfigError(f"{self._source}: more than {_MAX_NODES} values (aliases expanded); is it a config file?")
+        if depth > _MAX_DEPTH:
+            raise ConfigError(f"{self._source}: {path}: nested more than {_MAX_DEPTH} levels deep")
+        if isinstance(node, dict):
+            out: dict[str, Any] = {}
+            for key, value in node.items():
+                key = str(key)
+                dotted = f"{path}.{_shown(key)}" if path else _shown(key)
+                target = key.removesuffix(_FILE_SUFFIX)
+                if key.endswith(_FILE_SUFFIX) and target and key != "ca_file" and isinstance(value, str):
+                    if target in node:
+                        raise ConfigError(f"{self._source}: {dotted}: give either {target} or {key}, not both")
+                    out[target] = self._secret(self.resolve(value, dotted, depth + 1), dotted)
+                    self.secrets.append(out[target])
+                else:
+                    out[key] = self.resolve(value, dotted, depth + 1)
+            return out
+        if isinstance(node, list):
+            return [self.resolve(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(node)]
+        if isinstance(node, str):
+
+            def substitute(match: re.Match[str]) -> str:
+                name = match.group(1)
+                if name not in self._env:
+                    raise ConfigError(f"{self._source}: {path}: environment variable {name} is not set")
+                if SECRET_NAME.search(name) or SECRET_NAME.search(path.rpartition(".")[2]):
+                    self.secrets.append(self._env[name])
+                return self._env[name]
+
+            text = _ENV_REF.sub(substitute, node)
+            self.secrets.extend(url_secrets(text))
+            return text
+        return node
+
+    def _secret(self, value: str, dotted: str) -> str:
+        where = f"{self._source}: {dotted}"
+        if not value or "\x00" in value:
+            raise ConfigError(f"{where}: {value!r} is not a file path")
+        secret_path = Path(os.path.expanduser(value))
+        try:
+            return secret_path.read_text(encoding="utf-8").strip()
+        except OSError as err:
+            raise ConfigError(f"{where}: cannot read {secret_path}: {err.strerror}") from err
+        except UnicodeDecodeError:
+            raise ConfigError(f"{where}: {secret_path} is not UTF-8 text") from None
 
 
 def _describe(err: Any, source: Path) -> str:
@@ -584,8 +611,14 @@ def _dotted(loc: tuple[Any, ...]) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
         elif not str(part).startswith("function-"):
-            text += f".{part}" if text else str(part)
+            text += f".{_shown(part)}" if text else _shown(part)
     return text
+
+
+def _shown(key: object) -> str:
+    """A key as written in messages: quoted when it is empty or holds spaces or control characters."""
+    text = str(key)
+    return text if text.isprintable() and text and not any(c.isspace() for c in text) else repr(text)
 
 
 def _known_keys(loc: tuple[Any, ...]) -> list[str]:
@@ -609,8 +642,9 @@ def parse_config(data: Any, source: Path, env: dict[str, str] | None = None) -> 
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(data).__name__}")
-    secrets: list[str] = []
-    resolved = _resolve(data, "", source, dict(os.environ) if env is None else env, secrets)
+    resolver = _Resolver(source, dict(os.environ) if env is None else env)
+    resolved = resolver.resolve(data, "")
+    secrets = resolver.secrets
     try:
         return Settings.model_validate(resolved)
     except ValidationError as err:
@@ -625,13 +659,64 @@ def parse_config(data: Any, source: Path, env: dict[str, str] | None = None) -> 
 def load_config(path: Path, env: dict[str, str] | None = None) -> Settings:
     """Read, expand and validate a config file; raise ConfigError naming file and key."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as err:
         raise ConfigError(f"{path}: cannot read config: {err.strerror}") from err
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (line {line}, byte {err.start}); save it as UTF-8") from None
+    loader: yaml.SafeLoader | None = None
+    try:
+        loader = yaml.SafeLoader(text)
+        node = loader.get_single_node()
+        if node is not None:
+            _check_nodes(node, path)
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+        problem = " ".join(str(getattr(err, "problem", None) or err).split())
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to read") from None
+    except ValueError as err:  # an integer of more digits than Python converts
+        raise ConfigError(f"{path}: a value cannot be read: {err}") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     return parse_config(data, path, env)
+
+
+def _check_nodes(root: yaml.Node, source: Path) -> None:
+    """Refuse what YAML allows but a config file never means: a key given twice, a value that contains itself."""
+    visited: set[int] = set()
+
+    def walk(node: yaml.Node, path: str, ancestors: tuple[int, ...]) -> None:
+        if id(node) in ancestors:
+            raise ConfigError(f"{source}: {path or 'the top level'}: an alias refers to the value that contains it")
+        if len(ancestors) > _MAX_DEPTH:
+            raise ConfigError(f"{source}: {path}: nested more than {_MAX_DEPTH} levels deep")
+        if id(node) in visited:
+            return
+        visited.add(id(node))
+        inside = (*ancestors, id(node))
+        if isinstance(node, yaml.MappingNode):
+            lines: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    walk(value_node, path, inside)
+                    continue
+                key = str(key_node.value)
+                dotted = f"{path}.{_shown(key)}" if path else _shown(key)
+                line = key_node.start_mark.line + 1
+                if key in lines:
+                    raise ConfigError(f"{source}: {dotted}: given twice, on lines {lines[key]} and {line}")
+                lines[key] = line
+                walk(value_node, dotted, inside)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, f"{path}[{i}]", inside)
+
+    walk(root, "", ())

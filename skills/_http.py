@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -14,6 +16,8 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 USER_AGENT = "xiangyin-voice-assistant/0.1"
+MAX_BODY_BYTES = 2_000_000
+"""Largest answer read from a web API; Open-Meteo and Wikipedia answers are a few kilobytes."""
 
 Params = Mapping[str, str | int | float]
 """Query parameters of a GET."""
@@ -31,26 +35,44 @@ class JsonGetter:
         self._timeout = timeout_seconds
 
     async def get(self, url: str, params: Params) -> Any:
-        """Return the decoded JSON body; raise ToolError the model can explain to the user."""
+        """Return the decoded JSON body; raise ToolError the model can explain to the user.
+
+        The whole exchange, body included, must finish within the timeout (a server that trickles bytes
+        never trips httpx's per-read timeout), and a body over ``MAX_BODY_BYTES`` is refused unread.
+        """
         import httpx
 
         try:
-            response = await self._client.get(
-                url, params=dict(params), timeout=self._timeout, headers={"User-Agent": USER_AGENT}
-            )
-        except httpx.TimeoutException:
+            async with asyncio.timeout(self._timeout):
+                status, body = await self._fetch(url, params)
+        except (TimeoutError, httpx.TimeoutException):
             raise ToolError(f"the {self._service} service did not answer in time") from None
         except httpx.HTTPError as err:
             _LOGGER.warning("%s request failed: %s", self._service, type(err).__name__)
             raise ToolError(f"the {self._service} service cannot be reached") from None
-        if response.status_code != 200:
-            reason = _reason(response)
-            _LOGGER.warning("%s answered HTTP %d: %s", self._service, response.status_code, reason)
-            raise ToolError(f"the {self._service} service refused the request (HTTP {response.status_code})")
+        if status != 200:
+            _LOGGER.warning("%s answered HTTP %d: %s", self._service, status, _reason(body))
+            raise ToolError(f"the {self._service} service refused the request (HTTP {status})")
+        if len(body) > MAX_BODY_BYTES:
+            _LOGGER.warning("%s sent more than %d bytes", self._service, MAX_BODY_BYTES)
+            raise ToolError(f"the {self._service} service sent an answer too large to read")
         try:
-            return response.json()
-        except ValueError:
+            return json.loads(body)
+        except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python recurses
             raise ToolError(f"the {self._service} service sent an answer that is not JSON") from None
+
+    async def _fetch(self, url: str, params: Params) -> tuple[int, bytes]:
+        """GET ``url``; return the status and at most ``MAX_BODY_BYTES + 1`` bytes of the body."""
+        request = self._client.stream(
+            "GET", url, params=dict(params), timeout=self._timeout, headers={"User-Agent": USER_AGENT}
+        )
+        async with request as response:
+            body = bytearray()
+            async for piece in response.aiter_bytes():
+                body += piece
+                if len(body) > MAX_BODY_BYTES:
+                    break
+            return response.status_code, bytes(body)
 
     async def aclose(self) -> None:
         """Close the client if it is our own."""
@@ -58,11 +80,12 @@ class JsonGetter:
             await self._client.aclose()
 
 
-def _reason(response: httpx.Response) -> str:
+def _reason(body: bytes) -> str:
+    text = body[:4096].decode("utf-8", errors="replace")
     try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200]
-    if isinstance(body, dict):
-        return str(body.get("reason") or body.get("error") or body)[:200]
-    return str(body)[:200]
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return " ".join(text.split())[:200]
+    if isinstance(data, dict):
+        return str(data.get("reason") or data.get("error") or data)[:200]
+    return str(data)[:200]

@@ -32,7 +32,7 @@ class ClockSkill(Skill):
         if timezone:
             try:
                 now = now.astimezone(ZoneInfo(timezone))
-            except (ZoneInfoNotFoundError, ValueError):
+            except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a path
                 raise ToolError(f"unknown time zone {timezone!r}; use an IANA name like Asia/Shanghai") from None
         return {
             "time": now.strftime("%H:%M"),

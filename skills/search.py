@@ -121,10 +121,10 @@ class SearchSkill(Skill):
             "safesearch": 1,
         }
         data = await self._web.get(f"{self._base}/search", params)
-        items = data.get("results", []) if isinstance(data, dict) else []
+        items = data.get("results") if isinstance(data, dict) else None
         return [
             self._result(i.get("title"), i.get("content"), i.get("url"), "searxng")
-            for i in items
+            for i in (items if isinstance(items, list) else [])
             if isinstance(i, dict)
         ]
 
@@ -168,8 +168,9 @@ class SearchSkill(Skill):
             "formatversion": 2,
         }
         data = await self._web.get(f"{self._base}/w/api.php", params)
-        pages = data.get("query", {}).get("pages", []) if isinstance(data, dict) else []
-        pages = sorted((p for p in pages if isinstance(p, dict)), key=lambda p: p.get("index", 99))
+        found = data.get("query") if isinstance(data, dict) else None
+        pages = found.get("pages") if isinstance(found, dict) else None
+        pages = sorted((p for p in (pages if isinstance(pages, list) else []) if isinstance(p, dict)), key=_rank)
         return [self._result(p.get("title"), p.get("extract"), p.get("fullurl"), "wikipedia.org") for p in pages]
 
 
@@ -179,9 +180,16 @@ def _default_url(provider: str, language: str) -> str:
     return f"https://{language}.wikipedia.org"
 
 
-def _flatten(topics: Any) -> list[dict[str, Any]]:
+def _rank(page: dict[str, Any]) -> int:
+    index = page.get("index")
+    return index if isinstance(index, int) else 99
+
+
+def _flatten(topics: Any, depth: int = 0) -> list[dict[str, Any]]:
     flat: list[dict[str, Any]] = []
+    if depth > 3:  # DuckDuckGo nests one level of categories; deeper is not an answer
+        return flat
     for topic in topics if isinstance(topics, list) else []:
         if isinstance(topic, dict):
-            flat.extend(_flatten(topic["Topics"]) if "Topics" in topic else [topic])
+            flat.extend(_flatten(topic["Topics"], depth + 1) if "Topics" in topic else [topic])
     return flat

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -55,7 +56,9 @@ _DAILY = "weather_code,temperature_2m_max,temperature_2m_min,precipitation_proba
 
 def describe(code: Any) -> tuple[str, str]:
     """English and Chinese words for a WMO weather code."""
-    return _WMO.get(int(code), ("unknown", "未知")) if isinstance(code, int | float) else ("unknown", "未知")
+    if isinstance(code, int | float) and math.isfinite(code):
+        return _WMO.get(int(code), ("unknown", "未知"))
+    return ("unknown", "未知")
 
 
 class WeatherSkill(Skill):
@@ -123,7 +126,7 @@ class WeatherSkill(Skill):
             if days_ahead == 0:
                 result["current"] = _current(data["current"])
             result["forecast"] = _day(data["daily"], days_ahead)
-        except (KeyError, IndexError, TypeError):
+        except (LookupError, TypeError, AttributeError):  # the service's JSON, of whatever shape it came
             raise ToolError("the weather service sent an incomplete forecast") from None
         return result
 
@@ -138,12 +141,19 @@ class WeatherSkill(Skill):
             params: dict[str, str | int | float] = {"name": candidate, "count": 1, "language": language}
             data = await self._web.get(self.settings.geocoding_url, params | {"format": "json"} | self._key)
             results = data.get("results") if isinstance(data, dict) else None
-            if results:
-                place: dict[str, Any] = results[0]
-                if "latitude" in place and "longitude" in place:
-                    self._places[key] = place
-                    return place
+            place = results[0] if isinstance(results, list) and results else None
+            if (
+                isinstance(place, dict)
+                and _is_coordinate(place.get("latitude"))
+                and _is_coordinate(place.get("longitude"))
+            ):
+                self._places[key] = place
+                return place
         raise ToolError(f"no place called {name!r} was found; ask the user to say it another way")
+
+
+def _is_coordinate(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _candidates(name: str) -> list[str]:

@@ -23,6 +23,8 @@ from .discovery import DIALECTS, ENTITY_BY_KEY, OFF, ON, Topics
 
 MAX_COMMAND_CHARS = 2000
 """Longest announce or ask text accepted from MQTT."""
+MAX_PAYLOAD_BYTES = 16_384
+"""Longest command payload read at all (a JSON-wrapped text of MAX_COMMAND_CHARS fits with room to spare)."""
 
 
 class CommandError(ValueError):
@@ -81,7 +83,9 @@ def parse_command(topics: Topics, topic: str, payload: bytes, wake_words: Sequen
     prefix, _, rest = topic.partition(f"{topics.base}/")
     key = rest.removesuffix("/set")
     if prefix or not rest.endswith("/set") or key not in ENTITY_BY_KEY or not ENTITY_BY_KEY[key].command:
-        raise CommandError(f"no command is handled on {topic}")
+        raise CommandError(f"no command is handled on {topic[:100]!r}")
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise CommandError(f"the payload is {len(payload)} bytes long; at most {MAX_PAYLOAD_BYTES} are read")
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -105,4 +109,4 @@ def parse_command(topics: Topics, topic: str, payload: bytes, wake_words: Sequen
             return AnnounceRequested(text=_text(text), source="mqtt")
         case "ask":
             return AskRequested(text=_text(text), source="mqtt")
-    raise CommandError(f"no command is handled on {topic}")  # pragma: no cover - ENTITIES and match agree
+    raise CommandError(f"no command is handled on {topic[:100]!r}")  # pragma: no cover - ENTITIES and match agree

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ...ports import ModelDone, ModelEvent, ModelSpeech, ModelText, ModelToolCall
 from . import tokens as t
 
+_LOGGER = logging.getLogger(__name__)
+
 TOOL_CALL_OPEN = "<tool_call>"
 TOOL_CALL_CLOSE = "</tool_call>"
+MAX_TOOL_CALL_CHARS = 32_768
+"""Longest tool call body kept; a longer one becomes an error call and the rest of it is skipped."""
+_MAX_PENDING_TOKENS = 16
+"""Tokens held back while they decode to half a character; more means the bytes are invalid, not split."""
 
 Decode = Callable[[Sequence[int]], str]
 """Turns text token ids into a string (the tokenizer's decode, special tokens kept)."""
@@ -48,6 +55,8 @@ def parse_tool_call(body: str, call_id: str) -> ModelToolCall:
         return ModelToolCall(
             call_id, name, {}, error=f"arguments of {name} are not valid JSON ({err.msg}, character {err.pos})"
         )
+    except (ValueError, RecursionError):  # a number of thousands of digits, or nesting deeper than Python recurses
+        return ModelToolCall(call_id, name, {}, error=f"arguments of {name} are JSON too large to read")
     if not isinstance(arguments, dict):
         return ModelToolCall(
             call_id, name, {}, error=f"arguments of {name} must be a JSON object, got {type(arguments).__name__}"
@@ -64,27 +73,40 @@ def _partial_suffix(text: str, marker: str) -> int:
 
 
 class _TextScanner:
-    """Splits decoded text into answer text and tool-call bodies, holding back half-seen markers."""
+    """Splits decoded text into answer text and tool-call bodies, holding back half-seen markers.
 
-    def __init__(self) -> None:
+    A call body longer than ``max_call_chars`` is reported once as ``("too_long", head)`` and the rest of
+    it is skipped, so a model that never closes its call cannot make the buffer grow without bound.
+    """
+
+    def __init__(self, max_call_chars: int = MAX_TOOL_CALL_CHARS) -> None:
         self._buffer = ""
         self._in_call = False
+        self._too_long = False
+        self._max_call_chars = max_call_chars
 
     @property
     def in_call(self) -> bool:
         return self._in_call
 
     def push(self, text: str) -> Iterator[tuple[str, str]]:
-        """Yield ``("text", s)`` and ``("call", body)`` pieces that are complete."""
+        """Yield ``("text", s)``, ``("call", body)`` and ``("too_long", head)`` pieces that are complete."""
         self._buffer += text
         while True:
             if self._in_call:
                 end = self._buffer.find(TOOL_CALL_CLOSE)
                 if end < 0:
+                    if len(self._buffer) > self._max_call_chars and not self._too_long:
+                        self._too_long = True
+                        yield "too_long", self._buffer[:200]
+                    if self._too_long:
+                        keep = _partial_suffix(self._buffer, TOOL_CALL_CLOSE)
+                        self._buffer = self._buffer[len(self._buffer) - keep :]
                     return
-                yield "call", self._buffer[:end]
+                if not self._too_long:
+                    yield "call", self._buffer[:end]
                 self._buffer = self._buffer[end + len(TOOL_CALL_CLOSE) :]
-                self._in_call = False
+                self._in_call = self._too_long = False
             else:
                 start = self._buffer.find(TOOL_CALL_OPEN)
                 if start < 0:
@@ -102,10 +124,13 @@ class _TextScanner:
                 self._in_call = True
 
     def close(self) -> tuple[str, str] | None:
-        """Return what is left: plain text, or the body of an unterminated call."""
+        """Return what is left: plain text, or the body of an unterminated call (None if already reported)."""
         rest, self._buffer = self._buffer, ""
         if self._in_call:
             self._in_call = False
+            if self._too_long:
+                self._too_long = False
+                return None
             return "unterminated", rest
         return ("text", rest) if rest else None
 
@@ -134,6 +159,7 @@ class TokenStreamParser:
         self._speech: list[int] = []
         self._scanner = _TextScanner()
         self._finished = False
+        self._warned_out_of_range = False
         self.text = ""
         """All answer text so far (spoken and plain, without tool calls)."""
         self.spoken_text = ""
@@ -144,8 +170,13 @@ class TokenStreamParser:
         """Tool calls parsed so far, malformed ones included."""
 
     def feed(self, token: int) -> list[ModelEvent]:
-        """Consume one generated id."""
+        """Consume one generated id; an id outside the vocabulary is dropped with a warning."""
         events: list[ModelEvent] = []
+        if not 0 <= token < t.VOCAB_SIZE:
+            if not self._warned_out_of_range:
+                self._warned_out_of_range = True
+                _LOGGER.warning("dropped token id %d, outside the vocabulary (0..%d)", token, t.VOCAB_SIZE - 1)
+            return events
         if t.is_speech(token):
             self._flush_text(events)
             if t.speech_code(token) < t.SPEECH_CODES:
@@ -195,14 +226,18 @@ class TokenStreamParser:
         if not self._pending:
             return
         text = self._decode(self._pending)
-        if text.endswith("\ufffd") and not final:
+        if text.endswith("\ufffd") and not final and len(self._pending) < _MAX_PENDING_TOKENS:
             return  # half a character: wait for the rest of its bytes
         self._pending.clear()
         for kind, piece in self._scanner.push(text):
             if kind == "text":
                 self._emit_text(piece, events)
-            else:
+            elif kind == "call":
                 self._emit_call(parse_tool_call(piece, self._call_ids()), events)
+            else:
+                head = parse_tool_call(piece, self._call_ids())
+                error = f"the tool call is longer than {MAX_TOOL_CALL_CHARS} characters; it was not read"
+                self._emit_call(ModelToolCall(head.call_id, head.name, {}, error=error), events)
 
     def _flush_text(self, events: list[ModelEvent]) -> None:
         self._decode_pending(events, final=False)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import json
 import logging
 import random
 import re
@@ -60,6 +61,8 @@ SERVICE = "model"
 _CONTEXT_TOO_LONG = re.compile(r"maximum (context|model) length", re.IGNORECASE)
 _HEALTH_READ_SECONDS = 5.0
 _DRAIN_SECONDS = 0.2
+_MAX_ERROR_BYTES = 65_536
+"""Most bytes of an error reply read for its message; the rest is not worth the memory."""
 
 
 class _ContextTooLong(Exception):
@@ -244,6 +247,7 @@ class VllmSpeechModel:
         loop = asyncio.get_running_loop()
         delays = backoff(0.2, 2.0, self._rng)
         for attempt in range(self._settings.retries + 1):
+            error_body = b""
             try:
                 async with asyncio.timeout(max(0.0, deadline - loop.time())):
                     response = await stack.enter_async_context(
@@ -252,7 +256,7 @@ class VllmSpeechModel:
                         )
                     )
                     if response.status_code != httpx.codes.OK:
-                        await response.aread()
+                        error_body = await _read_at_most(response, _MAX_ERROR_BYTES)
             except httpx.ConnectError as err:
                 self._mark(False, f"cannot connect to {self._url} ({_describe(err)})")
                 if attempt == self._settings.retries or loop.time() >= deadline:
@@ -268,15 +272,14 @@ class VllmSpeechModel:
                 self._mark(False, f"the connection failed ({_describe(err)})")
                 raise ModelError("the connection to the model server failed", recoverable=True) from err
             if response.status_code != httpx.codes.OK:
-                self._refused(response)
+                self._refused(response.status_code, error_body)
             self._mark(True, f"serving {self._settings.model}")
             return response
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
-    def _refused(self, response: httpx.Response) -> NoReturn:
+    def _refused(self, status: int, body: bytes) -> NoReturn:
         """Turn an HTTP error status into the right ``ModelError``."""
-        status = response.status_code
-        message = _error_message(response)
+        message = _error_message(body)
         detail = f"HTTP {status}" + (f": {message}" if message else "")
         if status in (401, 403):
             self._mark(False, f"the server refused the API key ({detail})")
@@ -359,12 +362,22 @@ def _today_in(timezone: str) -> Callable[[], datetime.date]:
     return lambda: datetime.datetime.now(zone).date()
 
 
-def _error_message(response: httpx.Response) -> str:
+async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
+    body = bytearray()
+    async for piece in response.aiter_bytes():
+        body += piece
+        if len(body) >= limit:
+            break
+    return bytes(body[:limit])
+
+
+def _error_message(raw: bytes) -> str:
     """Return the server's own explanation of an error, short and on one line."""
+    text = raw.decode("utf-8", errors="replace")
     try:
-        body = response.json()
-    except ValueError:
-        text = response.text
+        body = json.loads(text)
+    except (ValueError, RecursionError):
+        pass
     else:
         error = body.get("error", body) if isinstance(body, dict) else body
         if isinstance(error, dict):

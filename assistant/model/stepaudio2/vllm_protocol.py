@@ -35,6 +35,7 @@ from ...audio import MIC_RATE_HZ, SAMPLE_WIDTH_BYTES, AudioChunk
 from ...config import VllmModelSettings
 from ...ports import ModelEvent, ModelSpeech, ModelText, ModelToolCall, ToolResult, ToolSpec
 from .frontend import MAX_CHUNK_SECONDS
+from .parser import MAX_TOOL_CALL_CHARS
 from .prompt import TOOL_RESULT_INSTRUCTION, TTS_START_TEXT, tool_schemas
 from .tokens import SPEECH_CODES
 
@@ -43,9 +44,21 @@ _LOGGER = logging.getLogger(__name__)
 TTS_START = TTS_START_TEXT
 """Prefill of the assistant turn that makes the model answer in interleaved text and speech."""
 
-_AUDIO_TOKEN = re.compile(r"<audio_(\d+)>")
+_AUDIO_TOKEN = re.compile(r"<audio_(\d{1,9})>")
 _AUDIO_TOKENS_PER_SECOND = 12.5
 _TOKENS_PER_MESSAGE = 4  # <|BOT|>, the role, "\n" and <|EOT|>
+
+# Bounds on one reply, far above what max_tokens (at most 8192) lets the model write, so a broken or
+# hostile server cannot make the daemon hold unbounded memory.
+MAX_EVENT_CHARS = 1_000_000
+"""Longest data of one SSE event."""
+MAX_REPLY_CHARS = 256_000
+"""Most characters of answer text (spoken and written) in one reply."""
+MAX_REPLY_CODES = 65_536
+"""Most speech codes in one reply (about 44 minutes of speech)."""
+MAX_TOOL_CALLS = 16
+"""Most tool calls in one reply."""
+_MAX_NAME_CHARS = 256
 
 
 class StreamError(Exception):
@@ -175,6 +188,7 @@ class _CallParts:
     call_id: str = ""
     name: str = ""
     arguments: str = ""
+    too_long: bool = False
 
 
 @dataclass
@@ -189,6 +203,7 @@ class ReplyAssembler:
     done: bool = False
     """True once ``data: [DONE]`` arrived."""
     _calls: dict[int, _CallParts] = field(default_factory=dict)
+    _chars: int = 0
 
     @property
     def complete(self) -> bool:
@@ -200,10 +215,14 @@ class ReplyAssembler:
         if data.strip() == "[DONE]":
             self.done = True
             return []
+        if len(data) > MAX_EVENT_CHARS:
+            raise StreamError(f"the server sent a chunk of {len(data)} characters (at most {MAX_EVENT_CHARS})")
         try:
             chunk = json.loads(data)
         except json.JSONDecodeError as err:
             raise StreamError(f"the server sent a chunk that is not JSON ({err.msg} at {err.pos})") from None
+        except (ValueError, RecursionError):
+            raise StreamError("the server sent a chunk with JSON too large to read") from None
         if not isinstance(chunk, dict):
             raise StreamError(f"the server sent a {type(chunk).__name__} where a chunk object belongs")
         if "error" in chunk:
@@ -230,16 +249,20 @@ class ReplyAssembler:
         tts = delta.get("tts_content")
         if isinstance(tts, dict):
             if isinstance(text := tts.get("tts_text"), str) and text:
+                self._count_chars(text)
                 self.tts_text.append(text)
                 events.append(ModelText(text))
             if isinstance(audio := tts.get("tts_audio"), str) and audio:
                 codes = parse_speech_codes(audio)
                 if codes:
+                    if len(self.codes) + len(codes) > MAX_REPLY_CODES:
+                        raise StreamError(f"the reply has more than {MAX_REPLY_CODES} speech codes")
                     self.codes.extend(codes)
                     events.append(ModelSpeech(codes))
         if isinstance(content := delta.get("content"), str) and content:
             # Whitespace between <tts_end> and a tool call is layout, not something to say.
             if content.strip() or self.content:
+                self._count_chars(content)
                 self.content.append(content)
                 events.append(ModelText(content))
         calls = delta.get("tool_calls") or []
@@ -249,19 +272,34 @@ class ReplyAssembler:
             self._tool_call_delta(call)
         return events
 
+    def _count_chars(self, text: str) -> None:
+        self._chars += len(text)
+        if self._chars > MAX_REPLY_CHARS:
+            raise StreamError(f"the reply is longer than {MAX_REPLY_CHARS} characters")
+
     def _tool_call_delta(self, call: Any) -> None:
         if not isinstance(call, dict):
             raise StreamError("the server sent a tool call delta that is not an object")
         index = call.get("index", 0)
-        parts = self._calls.setdefault(index if isinstance(index, int) else 0, _CallParts())
+        index = index if isinstance(index, int) else 0
+        if index not in self._calls and len(self._calls) >= MAX_TOOL_CALLS:
+            raise StreamError(f"the reply has more than {MAX_TOOL_CALLS} tool calls")
+        parts = self._calls.setdefault(index, _CallParts())
         if isinstance(call_id := call.get("id"), str) and not parts.call_id:
-            parts.call_id = call_id
+            parts.call_id = call_id[:_MAX_NAME_CHARS]
         function = call.get("function") or {}
         if isinstance(function, dict):
             # OpenAI's own stream accumulator concatenates every string field; names may come in pieces.
-            if isinstance(name := function.get("name"), str):
+            name = function.get("name")
+            arguments = function.get("arguments")
+            name = name if isinstance(name, str) else ""
+            arguments = arguments if isinstance(arguments, str) else ""
+            if len(parts.name) + len(name) > _MAX_NAME_CHARS or (
+                len(parts.arguments) + len(arguments) > MAX_TOOL_CALL_CHARS
+            ):
+                parts.too_long = True
+            if not parts.too_long:
                 parts.name += name
-            if isinstance(arguments := function.get("arguments"), str):
                 parts.arguments += arguments
 
     def tool_calls(self) -> list[ModelToolCall]:
@@ -272,6 +310,10 @@ class ReplyAssembler:
             call_id = parts.call_id or f"call-{uuid.uuid4().hex[:12]}"
             parts.call_id = call_id
             name = parts.name.strip()
+            if parts.too_long:
+                error = f"the tool call is longer than {MAX_TOOL_CALL_CHARS} characters; it was not read"
+                calls.append(ModelToolCall(call_id, name, error=error))
+                continue
             if not name:
                 calls.append(ModelToolCall(call_id, "", error="the model called a tool without a name"))
                 continue
@@ -280,6 +322,9 @@ class ReplyAssembler:
                 arguments = json.loads(raw) if raw else {}
             except json.JSONDecodeError as err:
                 calls.append(ModelToolCall(call_id, name, error=f"the arguments are not valid JSON ({err.msg})"))
+                continue
+            except (ValueError, RecursionError):
+                calls.append(ModelToolCall(call_id, name, error="the arguments are JSON too large to read"))
                 continue
             if not isinstance(arguments, dict):
                 calls.append(ModelToolCall(call_id, name, error="the arguments must be a JSON object"))

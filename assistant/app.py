@@ -373,6 +373,7 @@ async def build_tools(
         publish=bus.publish,
         timezone=settings.persona.timezone,
         misfire_grace_seconds=settings.scheduler.misfire_grace_seconds,
+        wait_until_spoken=True,  # the supervisor reports each one spoken
     )
     scheduler: ReminderScheduler | None = reminders
     try:
@@ -383,6 +384,7 @@ async def build_tools(
         scheduler = None
     else:
         stack.push_async_callback(reminders.stop)
+        bus.tap(reminders.observe)
     http = httpx.AsyncClient(timeout=10)
     stack.push_async_callback(http.aclose)
     deps = SkillDeps(

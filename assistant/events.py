@@ -85,6 +85,8 @@ class AnnounceRequested(Event):
     """What to say."""
     source: RequestSource
     """Who asked."""
+    reminder_id: str | None = None
+    """The stored reminder this says, if any; it counts as fired only once :class:`ReminderSpoken` names it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -314,6 +316,18 @@ class ReminderFired(Event):
     """``timer``, ``alarm`` or ``reminder``."""
     text: str
     """What was announced."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReminderSpoken(Event):
+    """A stored reminder's announcement was played (or cut short by the user), so it is not said again.
+
+    Until then it stays due in the store: a daemon killed while the announcement waited behind a turn says
+    it after the restart.
+    """
+
+    reminder_id: str
+    """Identifier of the reminder."""
 
 
 # --- voice --------------------------------------------------------------------------------------

@@ -10,11 +10,12 @@ A reminder that fell due while the box was off fires once when it comes back, if
 ``misfire_grace_seconds`` late; a daily reminder missed several times fires once (coalesced), not once
 per missed day.
 
-The store (:mod:`assistant.jobstore`) writes down that a reminder fired right after it was handed to the
-bus, before anything could speak it: a process killed before that point delivers it on the next start,
-one killed after it does not, so no reminder is handed over twice or dropped before its hand-over. (One
-handed over but still waiting to be spoken dies with the bus's in-memory queue.) A write that fails
-(disk full) raises :class:`~assistant.errors.StorageError` and changes nothing.
+The store (:mod:`assistant.jobstore`) writes down that a reminder fired only once it was delivered: in the
+daemon (``wait_until_spoken``), when the supervisor reports it spoken with
+:class:`~assistant.events.ReminderSpoken`; otherwise right after it was handed to the bus. A process
+killed before that point delivers it on the next start, one killed after it does not, so no reminder is
+said twice or lost while it waits behind a turn. A write that fails (disk full) raises
+:class:`~assistant.errors.StorageError` and changes nothing.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from .bus import Envelope
 from .errors import StorageError
-from .events import AnnounceRequested, Event, ReminderFired
+from .events import AnnounceRequested, Event, ReminderFired, ReminderSpoken
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -85,9 +87,11 @@ class ReminderScheduler:
         timezone: str = "Asia/Shanghai",
         misfire_grace_seconds: int = 3600,
         name: str = "xiangyin",
+        wait_until_spoken: bool = False,
     ) -> None:
         self._path = Path(database).expanduser()
         self._publish = publish
+        self._wait_until_spoken = wait_until_spoken
         self.timezone = ZoneInfo(timezone)
         self._grace = misfire_grace_seconds
         self.name = name
@@ -142,6 +146,11 @@ class ReminderScheduler:
             self._scheduler = self._store = None
         if _RUNNING.get(self.name) is self:
             del _RUNNING[self.name]
+
+    def observe(self, envelope: Envelope) -> None:
+        """Bus tap: a reminder reported spoken is written down as fired (with ``wait_until_spoken``)."""
+        if isinstance(envelope.event, ReminderSpoken) and self._store is not None:
+            self._store.settle(envelope.event.reminder_id)
 
     def add_listener(self, listener: Listener) -> None:
         """Also call ``listener`` (after the announcement) whenever a reminder fires."""
@@ -233,10 +242,10 @@ class ReminderScheduler:
 
     async def _deliver(self, reminder: Reminder) -> None:
         _LOGGER.info("%s %s fires: %s", reminder.kind, reminder.id, reminder.text)
-        self._publish(AnnounceRequested(text=reminder.text, source="scheduler"))
+        self._publish(AnnounceRequested(text=reminder.text, source="scheduler", reminder_id=reminder.id))
         self._publish(ReminderFired(reminder_id=reminder.id, kind=reminder.kind, text=reminder.text))
-        # Handed over: from now on a restart must not deliver it again.
-        if self._store is not None:
+        if not self._wait_until_spoken and self._store is not None:
+            # Handed over, and nothing will report it spoken: from now on a restart must not deliver it again.
             self._store.settle(reminder.id)
         for listener in list(self._listeners):
             try:

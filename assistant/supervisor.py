@@ -24,6 +24,7 @@ from .events import (
     MuteRequested,
     PlaybackFinished,
     PlaybackStarted,
+    ReminderSpoken,
     RepeatRequested,
     SettingChanged,
     SettingRequested,
@@ -91,7 +92,9 @@ class Supervisor:
         self._turn: Turn | None = None
         self._request: TurnRequest | None = None
         self._task: asyncio.Task[object] | None = None
-        self._announcements: collections.deque[str] = collections.deque()
+        self._announcements: collections.deque[AnnounceRequested] = collections.deque()
+        self._announcing: dict[str, AnnounceRequested] = {}
+        """Turn id → the announcement that turn says."""
         self._muted = False
         self._speaking = False
         self._closing = False
@@ -138,12 +141,15 @@ class Supervisor:
             # Announcements that arrived but were never served must not vanish with the process.
             for envelope in self._requests.drain():
                 if isinstance(envelope.event, AnnounceRequested):
-                    self._announcements.append(envelope.event.text)
+                    self._announcements.append(envelope.event)
 
     @property
     def unspoken(self) -> tuple[str, ...]:
-        """Announcements not (completely) spoken; after :meth:`run` returned, what a restart should say."""
-        return tuple(self._announcements)
+        """Announcements not (completely) spoken; after :meth:`run` returned, what a restart should say.
+
+        Stored reminders are left out: they stay due in their store until :class:`ReminderSpoken`.
+        """
+        return tuple(a.text for a in self._announcements if a.reminder_id is None)
 
     # --- requests ---------------------------------------------------------------------------------
 
@@ -166,8 +172,8 @@ class Supervisor:
                     await self._replace(TurnRequest(self._new_id(), "api", conversation, repeat_slower=slower))
                 case SettingRequested(key=key, value=value, source=source):
                     self._apply_setting(key, value, source)
-                case AnnounceRequested(text=text):
-                    self._announcements.append(text)
+                case AnnounceRequested() as announcement:
+                    self._announcements.append(announcement)
                     if not self.busy:
                         self._next_announcement()
                 case MuteRequested(muted=muted):
@@ -294,14 +300,16 @@ class Supervisor:
         self._task.add_done_callback(lambda task: self._on_turn_done(turn, request, task))
 
     def _on_turn_done(self, turn: Turn, request: TurnRequest, task: asyncio.Task[object]) -> None:
+        announcement = self._announcing.pop(request.turn_id, None)
         if turn.outcome is None:
-            # Cancelled before its first step: nothing was said, so an announcement is kept for later.
             turn.abandon()
-            if request.announce is not None:
-                self._announcements.appendleft(request.announce)
-        elif self._closing and request.announce is not None and turn.outcome != "completed":
-            # Cut short by the shutdown: said again, whole, after the next start.
-            self._announcements.appendleft(request.announce)
+        if announcement is not None:
+            if turn.outcome is None or (self._closing and turn.outcome != "completed"):
+                # Not said (cancelled before its first step), or cut short by the shutdown: said again,
+                # whole, later or after the next start.
+                self._announcements.appendleft(announcement)
+            elif announcement.reminder_id is not None:
+                self._bus.publish(ReminderSpoken(reminder_id=announcement.reminder_id))
         if task is not self._task:
             return
         self._last_turn_end = self._deps.clock.now()
@@ -326,5 +334,7 @@ class Supervisor:
 
     def _next_announcement(self) -> None:
         if self._announcements and not self._closing:
-            text = self._announcements.popleft()
-            self._launch(TurnRequest(self._new_id(), "announce", self._options.conversation_id, announce=text))
+            announcement = self._announcements.popleft()
+            request = TurnRequest(self._new_id(), "announce", self._options.conversation_id, announce=announcement.text)
+            self._announcing[request.turn_id] = announcement
+            self._launch(request)

@@ -100,8 +100,9 @@ async def build(
         tools = registry
     keep = None
     if store is not None:
-        scheduler = ReminderScheduler(store, publish=bus.publish)
+        scheduler = ReminderScheduler(store, publish=bus.publish, wait_until_spoken=True)
         await scheduler.start()
+        bus.tap(scheduler.observe)
         stack.push_async_callback(scheduler.stop)
         if remind is not None:
             scheduler.add_after("reminder", remind, 1.5)

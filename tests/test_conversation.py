@@ -13,6 +13,7 @@ from assistant.events import (
     ListeningTimedOut,
     MuteRequested,
     PlaybackFinished,
+    ReminderSpoken,
     SettingChanged,
     SettingRequested,
     SpeechEnded,
@@ -249,6 +250,24 @@ async def test_announcement_during_a_turn_waits_for_the_turn_to_end() -> None:
     ended = [e for e in events if isinstance(e, TurnEnded)]
     assert [e.outcome for e in ended] == ["completed", "completed"]
     assert [e.trigger for e in events if isinstance(e, TurnStarted)] == ["wake", "announce"]
+
+
+async def test_a_reminder_is_reported_spoken_only_after_its_announcement_played() -> None:
+    """The store writes it down as fired then, so a kill while it waited behind the turn loses nothing."""
+    rig = Rig(rounds=[answer(seconds_of_speech=3.0)])
+    events = await rig.run(
+        QUESTION,
+        turns=3,
+        script=[
+            rig.at(3.0, AnnounceRequested(text="该吃药了", source="scheduler", reminder_id="r1")),
+            rig.at(3.1, AnnounceRequested(text="门铃响了", source="mqtt")),
+        ],
+    )
+    sequence = names(events)
+    assert sequence.count("ReminderSpoken") == 1
+    assert [e.reminder_id for e in events if isinstance(e, ReminderSpoken)] == ["r1"]
+    ends = [i for i, name in enumerate(sequence) if name == "TurnEnded"]
+    assert sequence.index("ReminderSpoken") == ends[1] + 1, "right after the reminder's own turn, not before"
 
 
 async def test_mute_stops_listening_for_the_wake_word() -> None:

@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from assistant.events import AnnounceRequested, Event, ReminderFired
+from assistant.bus import Envelope
+from assistant.events import AnnounceRequested, Event, ReminderFired, ReminderSpoken
 from assistant.scheduler import Reminder, ReminderScheduler
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -56,7 +57,7 @@ async def test_a_due_timer_is_announced_once_and_forgotten(started: Callable[...
         await fired.wait()
     await asyncio.sleep(0.3)
     assert events == [
-        AnnounceRequested(text="面条煮好了", source="scheduler"),
+        AnnounceRequested(text="面条煮好了", source="scheduler", reminder_id=timer.id),
         ReminderFired(reminder_id=timer.id, kind="timer", text="面条煮好了"),
     ]
     assert scheduler.pending() == []
@@ -192,3 +193,36 @@ async def test_a_fired_reminder_leaves_the_file_only_after_it_was_handed_over(tm
     assert in_file_when_published == [1]
     with sqlite3.connect(database) as db:
         assert db.execute("SELECT count(*) FROM apscheduler_jobs").fetchone()[0] == 0
+
+
+async def test_a_reminder_waiting_to_be_spoken_stays_in_the_file_until_it_is_reported_spoken(tmp_path: Path) -> None:
+    """In the daemon a fired reminder may wait behind a turn; a kill then must not lose it."""
+    database = tmp_path / "jobs.sqlite"
+    announced: list[AnnounceRequested] = []
+    published = asyncio.Event()
+
+    def publish(event: Event) -> None:
+        if isinstance(event, AnnounceRequested):
+            announced.append(event)
+            published.set()
+
+    def stored() -> int:
+        with sqlite3.connect(database) as db:
+            return int(db.execute("SELECT count(*) FROM apscheduler_jobs").fetchone()[0])
+
+    scheduler = ReminderScheduler(database, publish=publish, name="spoken", wait_until_spoken=True)
+    await scheduler.start()
+    try:
+        tea = scheduler.add_after("timer", "tea", 0.1)
+        async with asyncio.timeout(5):
+            await published.wait()
+        await asyncio.sleep(0.2)
+        assert scheduler.pending() == [], "fired: not listed, and not fired again"
+        assert [a.reminder_id for a in announced] == [tea.id]
+        assert stored() == 1, "not spoken yet, so a restart would still say it"
+        scheduler.observe(Envelope(0.0, ReminderSpoken(reminder_id="someone-else")))
+        assert stored() == 1
+        scheduler.observe(Envelope(0.0, ReminderSpoken(reminder_id=tea.id)))
+        assert stored() == 0
+    finally:
+        await scheduler.stop()

@@ -117,6 +117,32 @@ def test_sigterm_while_the_model_answers_stops_at_once_and_the_queued_reminder_i
     assert second.count("turn-started", "trigger='announce'") == 1
 
 
+def test_kill_9_while_a_reminder_waits_behind_the_answer_loses_nothing_it_is_said_once_after_restart(
+    tmp_path: Path,
+) -> None:
+    """The reminder fired and was handed over, but no one had heard it yet: the store must still have it."""
+    store = str(tmp_path / "reminders.sqlite")
+    with daemon("--busy", "model", "--store", store, "--remind", REMINDER) as first:
+        first.wait_for("reply-text", "let me think")
+        first.wait_for("reminder-fired", REMINDER)
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(15)
+    assert first.count("turn-started", "trigger='announce'") == 0
+
+    with daemon("--quiet", "--store", store) as second:
+        second.wait_for("reminder-fired", REMINDER)
+        second.wait_for("turn-ended", "outcome='completed'")
+        second.wait_for("reminder-spoken")
+        second.terminate()
+    assert second.process.returncode == 0
+    assert second.count("announce-requested", REMINDER) == 1
+
+    with daemon("--quiet", "--store", store) as third:  # spoken once: nothing is left to say
+        third.wait_for("ready")
+        third.terminate()
+    assert third.count("scheduler started with 0 stored jobs") == 1, third.output
+
+
 def test_sigterm_while_a_tool_runs_cancels_the_tool_and_stops_at_once() -> None:
     with daemon("--busy", "tool") as running:
         running.wait_for("slow_lookup started")

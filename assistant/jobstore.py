@@ -146,6 +146,12 @@ class ReminderStore(SQLAlchemyJobStore):  # type: ignore[misc]  # APScheduler sh
         if job_id in self._deferred:
             self._settled.add(job_id)
             self._flush()
+            if self._settled:
+                self._scheduler.wakeup()  # get_next_run_time then schedules the retry
+
+    def flush(self) -> None:
+        """Try the delivered reminders' writes that failed (disk full) once more, e.g. before stopping."""
+        self._flush()
 
     # --- helpers ------------------------------------------------------------------------------------
 

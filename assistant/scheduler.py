@@ -142,6 +142,7 @@ class ReminderScheduler:
     async def stop(self) -> None:
         """Stop firing; stored jobs stay for the next start."""
         if self._scheduler is not None:
+            self._store.flush()  # a last try for "fired" writes that failed (disk was full)
             self._scheduler.shutdown(wait=False)
             self._scheduler = self._store = None
         if _RUNNING.get(self.name) is self:
@@ -258,6 +259,8 @@ class ReminderScheduler:
             _LOGGER.error("reminder %s failed: %s", event.job_id, event.exception)
         else:
             _LOGGER.warning("reminder %s was missed by more than %d s and is skipped", event.job_id, self._grace)
+            if self._store is not None:
+                self._store.settle(event.job_id)
 
     def _running(self) -> Any:
         if self._scheduler is None:

@@ -301,14 +301,17 @@ class Supervisor:
 
     def _on_turn_done(self, turn: Turn, request: TurnRequest, task: asyncio.Task[object]) -> None:
         announcement = self._announcing.pop(request.turn_id, None)
-        if turn.outcome is None:
+        never_ran = turn.outcome is None
+        if never_ran:
             turn.abandon()
         if announcement is not None:
-            if turn.outcome is None or (self._closing and turn.outcome != "completed"):
+            if never_ran or (self._closing and turn.outcome != "completed"):
                 # Not said (cancelled before its first step), or cut short by the shutdown: said again,
                 # whole, later or after the next start.
                 self._announcements.appendleft(announcement)
-            elif announcement.reminder_id is not None:
+            elif announcement.reminder_id is not None and turn.outcome != "error":
+                # Played, or cut short by the user. One the speaker could not play stays due in the store
+                # and is said after the next start (queued again now, a missing speaker would loop).
                 self._bus.publish(ReminderSpoken(reminder_id=announcement.reminder_id))
         if task is not self._task:
             return

@@ -334,11 +334,11 @@ async def build_tools(
     from .integrations.wyoming import WyomingServer
     from .logs import secret_values
     from .ports import HomeAssistantApi, MessagePublisher
-    from .redact import Redactor
+    from .redact import OUTWARD_MIN_CHARS, Redactor
     from .scheduler import ReminderScheduler
     from .skills import SkillDeps, load_skills
 
-    redact = Redactor(secret_values(settings))
+    redact = Redactor(secret_values(settings), min_chars=OUTWARD_MIN_CHARS)
     mqtt: MessagePublisher | None = None
     if settings.mqtt.enabled:
         bridge = MqttBridge(

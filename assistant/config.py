@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError
-from .redact import SECRET_NAME, Redactor, url_secrets
+from .redact import Redactor, is_secret_name, url_secrets
 
 Dialect = Literal["mandarin", "cantonese", "sichuanese", "english"]
 
@@ -567,7 +567,7 @@ class _Resolver:
                 name = match.group(1)
                 if name not in self._env:
                     raise ConfigError(f"{self._source}: {path}: environment variable {name} is not set")
-                if SECRET_NAME.search(name) or SECRET_NAME.search(path.rpartition(".")[2]):
+                if is_secret_name(name) or is_secret_name(path.rpartition(".")[2]):
                     self.secrets.append(self._env[name])
                 return self._env[name]
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, SecretStr
 from .bus import Envelope
 from .config import LoggingSettings, Settings
 from .events import wire_name
-from .redact import MASK, SECRET_NAME, Redactor, basic_auth, url_secrets
+from .redact import MASK, Redactor, basic_auth, is_secret_name, url_secrets
 
 _LOGGER = logging.getLogger("assistant.events")
 
@@ -31,7 +31,13 @@ class _RedactSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self._redact:
-            record.msg, record.args = self._redact(record.getMessage()), None
+            try:
+                message = record.getMessage()
+            except Exception:
+                # A bad log call (wrong %-arguments, a __str__ that raises) must neither reach its caller,
+                # which a filter's exception would, nor print its raw arguments, as logging's fallback does.
+                message = f"{record.msg} [its arguments could not be formatted]"
+            record.msg, record.args = self._redact(message), None
             if record.exc_info and record.exc_text is None:
                 record.exc_text = logging.Formatter().formatException(record.exc_info)
             if record.exc_text:
@@ -71,7 +77,7 @@ def configure_logging(settings: LoggingSettings, secrets: Iterable[str] = ()) ->
 def _shown(name: str, value: object) -> object:
     # Tool arguments named like secrets stay out of the logs (an alarm code the user said, a password).
     if name == "arguments" and isinstance(value, dict):
-        return {k: MASK if SECRET_NAME.search(str(k)) else v for k, v in value.items()}
+        return {k: MASK if is_secret_name(str(k)) else v for k, v in value.items()}
     return value
 
 
@@ -111,7 +117,7 @@ def secret_values(settings: Settings) -> list[str]:
             for item in node:
                 walk(item, key)
         elif isinstance(node, str):
-            if key and SECRET_NAME.search(key):
+            if key and is_secret_name(key):
                 found.append(node)
             found.extend(url_secrets(node))
 

@@ -17,15 +17,35 @@ from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 MASK = "***"
 
-SECRET_NAME = re.compile(
-    r"(?:^|[^a-z])(?:code|pin|pass(?:word|wd|code|phrase)?|secret|token|(?:api|access|auth)?key)(?:$|[^a-z])",
-    re.IGNORECASE,
-)
-"""Names of settings, tool arguments and URL parameters whose values are secret (alarm_code, api_key,
-apikey, password…): whole words, so ``decode`` or ``mapping`` are not taken for ``code`` or ``pin``."""
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+_SECRET_WORDS = frozenset({"pin", "pwd", "otp", "appid", "ak", "sk"})
+_SECRET_ENDINGS = ("code", "key", "token", "secret", "password", "passwd", "pass", "passphrase")
+_NOT_SECRET = frozenset({"decode", "encode", "unicode", "opcode", "monkey", "turkey", "hockey", "donkey", "bypass"})
+
+
+def is_secret_name(name: str) -> bool:
+    """True for names of settings, tool arguments and URL parameters whose values are secret.
+
+    Word by word (snake_case, kebab-case, camelCase, plurals): ``alarm_code``, ``pincode``, ``apiToken``,
+    ``x-api-key``, ``appid``; not ``decode`` or ``mapping``.
+    """
+    for word in _WORD.findall(name):
+        word = word.lower()
+        singular = word[:-1] if word.endswith("s") and len(word) > 3 else word
+        if word in _SECRET_WORDS or singular in _SECRET_WORDS:
+            return True
+        if singular.endswith(_SECRET_ENDINGS) and singular not in _NOT_SECRET and word not in _NOT_SECRET:
+            return True
+    return False
+
 
 _MIN_CHARS = 4
 """Shorter values would mask ordinary words and numbers everywhere."""
+
+OUTWARD_MIN_CHARS = 6
+"""Shortest secret masked in what leaves for the model or MQTT. A 4- or 5-digit alarm code is masked in the
+logs only: masking it there would garble ordinary numbers (a year in a date) and, since the mask shows,
+let a client that can ask questions find the code by asking the assistant to repeat numbers."""
 
 
 def spellings(secret: str) -> set[str]:
@@ -64,15 +84,15 @@ def url_secrets(text: str) -> list[str]:
     found: list[str] = []
     if password:
         found += [unquote(password), password, *basic_auth(unquote(parts.username or ""), unquote(password))]
-    found += [value for name, value in parse_qsl(parts.query) if value and SECRET_NAME.search(name)]
+    found += [value for name, value in parse_qsl(parts.query) if value and is_secret_name(name)]
     return found
 
 
 class Redactor:
     """Replaces every spelling of the given secrets with ``***``; an empty one changes nothing."""
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        forms = {form for secret in secrets for form in spellings(secret)}
+    def __init__(self, secrets: Iterable[str] = (), *, min_chars: int = _MIN_CHARS) -> None:
+        forms = {form for secret in secrets if len(secret) >= min_chars for form in spellings(secret)}
         # Longest first, so a secret that contains another one is masked whole.
         self._forms = sorted(forms, key=len, reverse=True)
 

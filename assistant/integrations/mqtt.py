@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import logging
 import socket
 from collections.abc import Callable, Sequence
@@ -46,6 +47,9 @@ _LOGGER = logging.getLogger(__name__)
 
 _REMEMBERED_COMMANDS = 256
 """Recent QoS 1 commands kept to recognise a redelivery; the broker re-sends right after a reconnect."""
+
+_Handled = collections.OrderedDict[tuple[int, str, bytes], None]
+"""(packet id, topic, digest of the payload) of QoS 1 messages carried out; a digest, so junk costs 16 bytes."""
 
 _FACTS = (
     AssistantStateChanged,
@@ -88,8 +92,11 @@ class MqttBridge:
         self._retained: dict[str, str] = {}
         """Last value of every retained state topic, re-sent after a reconnect."""
         self._answers: dict[str | None, list[str]] = {}
-        self._handled: collections.OrderedDict[tuple[int, str, bytes], None] = collections.OrderedDict()
-        """(packet id, topic, payload) of the last QoS 1 messages carried out."""
+        self._handled: _Handled = collections.OrderedDict()
+        """Commands carried out on this connection."""
+        self._handled_before: _Handled = collections.OrderedDict()
+        """Commands carried out on the last connection that had any: the only ones the broker can re-send.
+        Older ones are forgotten, so a broker that reuses packet ids cannot make us drop a new command."""
         self.connected = False
         self._reported: bool | None = None
         """Last connection state published on the bus; None before the first attempt."""
@@ -243,6 +250,8 @@ class MqttBridge:
 
     async def _serve(self, client: aiomqtt.Client, where: str) -> None:
         """Run one connection until it drops (raises MqttError) or we are cancelled."""
+        if self._handled:
+            self._handled_before, self._handled = self._handled, collections.OrderedDict()
         # Exact topics, no wildcard: the broker hands us our own commands and Home Assistant's status only.
         await client.subscribe([(topic, 1) for topic in (*self.topics.commands, self.topics.ha_status)])
         _raise_if_cancelling()
@@ -285,7 +294,7 @@ class MqttBridge:
             payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
             self._on_message(message.topic.value, payload, retained=bool(message.retain))
             if message.qos > 0:
-                self._handled[(message.mid, message.topic.value, payload)] = None
+                self._handled[_handled_key(message.mid, message.topic.value, payload)] = None
                 if len(self._handled) > _REMEMBERED_COMMANDS:
                     self._handled.popitem(last=False)
 
@@ -300,7 +309,8 @@ class MqttBridge:
         assert deliver is not None, "aiomqtt sets paho's on_message"
 
         def on_message(paho_client: PahoClient, userdata: Any, message: MQTTMessage) -> None:
-            if message.dup and (message.mid, message.topic, bytes(message.payload)) in self._handled:
+            key = _handled_key(message.mid, message.topic, bytes(message.payload))
+            if message.dup and (key in self._handled or key in self._handled_before):
                 _LOGGER.info("ignoring a re-sent MQTT command on %s: it was already carried out", message.topic)
                 return
             deliver(paho_client, userdata, message)
@@ -352,3 +362,7 @@ def _hint(err: Exception) -> str:
     if "refused" in text or "timed out" in text:
         return " (is the broker running, and are mqtt.host and mqtt.port right?)"
     return ""
+
+
+def _handled_key(mid: int, topic: str, payload: bytes) -> tuple[int, str, bytes]:
+    return mid, topic, hashlib.blake2b(payload, digest_size=16).digest()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -387,17 +388,64 @@ async def test_tool_results_never_carry_a_secret_to_the_model() -> None:
 @pytest.mark.parametrize(
     ("name", "secret"),
     [
-        ("alarm_code", True),
-        ("apikey", True),
-        ("x-api-key", True),
-        ("password", True),
-        ("confirm_token", True),
-        ("decode", False),
-        ("mapping", False),
-        ("keep_alive", False),
+        *[
+            (name, True)
+            for name in (
+                "alarm_code",
+                "apikey",
+                "x-api-key",
+                "password",
+                "confirm_token",
+                "pincode",
+                "passkey",
+                "alarmcode",
+                "securitycode",
+                "apiToken",
+                "accessToken",
+                "appkey",
+                "api_keys",
+                "tokens",
+                "secrets",
+                "appid",
+                "ak",
+                "HA_TOKEN",
+                "MQTT_PASSWORD",
+                "pin",
+            )
+        ],
+        *[(name, False) for name in ("decode", "mapping", "keep_alive", "kv_cache", "monkey", "ping", "host")],
     ],
 )
-def test_secret_names_are_whole_words_so_ordinary_settings_stay_readable(name: str, secret: bool) -> None:
-    from assistant.redact import SECRET_NAME
+def test_secret_names_are_read_word_by_word_so_ordinary_settings_stay_readable(name: str, secret: bool) -> None:
+    from assistant.redact import is_secret_name
 
-    assert bool(SECRET_NAME.search(name)) is secret
+    assert is_secret_name(name) is secret
+
+
+def test_a_broken_log_call_neither_raises_into_its_caller_nor_prints_its_arguments(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from assistant.config import LoggingSettings
+    from assistant.logs import configure_logging
+
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    configure_logging(LoggingSettings(), secrets=["hunter22-secret"])
+    try:
+        logging.getLogger("test").warning("value %d", "hunter22-secret")
+        logging.getLogger("test").warning("value %s", Unprintable())
+    finally:
+        logging.getLogger().handlers.clear()
+    captured = capsys.readouterr()
+    assert captured.out.count("its arguments could not be formatted") == 2
+    assert "hunter22-secret" not in captured.out + captured.err
+
+
+def test_a_short_alarm_code_is_masked_in_the_log_but_does_not_garble_numbers_the_model_reads() -> None:
+    from assistant.redact import OUTWARD_MIN_CHARS
+
+    outward = Redactor(["2026", "hunter22-secret"], min_chars=OUTWARD_MIN_CHARS)
+    assert outward.data({"date": "2026-11-25", "k": "hunter22-secret"}) == {"date": "2026-11-25", "k": "***"}
+    assert Redactor(["2026"])("code 2026") == "code ***"

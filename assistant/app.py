@@ -366,7 +366,7 @@ async def build_tools(
                 await client.check()
             home_assistant = client
     if settings.wyoming.enabled:
-        services.append(WyomingServer(settings.wyoming, bus, __version__, voice=voice).run)
+        services.append(WyomingServer(settings.wyoming, bus, __version__, voice=voice, redact=redact).run)
 
     reminders = ReminderScheduler(
         _expand(settings.scheduler.database),

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import pytest
 from wyoming.asr import Transcript
 from wyoming.audio import AudioChunk as WyomingChunk
 from wyoming.audio import AudioStart, AudioStop
@@ -40,7 +41,11 @@ def answers_in_pieces(bus: Bus, ask: AskRequested) -> None:
 
 @asynccontextmanager
 async def agent(
-    answer: Answer | None = answers_in_pieces, answer_seconds: float = 5.0, voice: Voice | None = None
+    answer: Answer | None = answers_in_pieces,
+    answer_seconds: float = 5.0,
+    voice: Voice | None = None,
+    redact: Callable[[str], str] | None = None,
+    asked: list[str] | None = None,
 ) -> AsyncIterator[AsyncTcpClient]:
     bus = Bus(MonotonicClock())
 
@@ -48,11 +53,13 @@ async def agent(
         async for envelope in bus.subscribe("fake-supervisor", AskRequested):
             assert isinstance(envelope.event, AskRequested)
             assert envelope.event.source == "ha" and envelope.event.turn_id
+            if asked is not None:
+                asked.append(envelope.event.text)
             if answer is not None:
                 answer(bus, envelope.event)
 
     settings = WyomingSettings(enabled=True, host="127.0.0.1", port=1, answer_timeout_seconds=answer_seconds)
-    server = WyomingServer(settings.model_copy(update={"port": 0}), bus, "1.0.0", voice=voice)
+    server = WyomingServer(settings.model_copy(update={"port": 0}), bus, "1.0.0", voice=voice, redact=redact)
     tasks = [asyncio.create_task(server.run()), asyncio.create_task(supervisor())]
     port = await server.started()
     try:
@@ -152,3 +159,36 @@ async def test_a_failing_voice_or_no_voice_answers_an_error_and_the_connection_l
     async with agent(voice=None) as client:
         error = await exchange(client, Synthesize(text="你好").event())
         assert Error.from_event(error).code == "tts-unavailable"
+
+
+async def test_a_question_too_long_is_not_handled_and_never_asked() -> None:
+    asked: list[str] = []
+    async with agent(asked=asked) as client:
+        reply = await exchange(client, Transcript(text="问" * 2001).event())
+        assert NotHandled.is_type(reply.type) and "too long" in NotHandled.from_event(reply).text
+        assert Handled.is_type((await exchange(client, Transcript(text="明天天气？").event())).type)
+    assert asked == ["明天天气？"]
+
+
+async def test_an_answer_carrying_a_secret_goes_back_masked() -> None:
+    async with agent(redact=lambda text: text.replace("有雨", "***")) as client:
+        reply = await exchange(client, Transcript(text="明天天气？").event())
+    assert Handled.from_event(reply).text == "明天***，记得带伞。"
+
+
+async def test_junk_frames_close_only_that_connection_with_a_clear_warning(caplog: pytest.LogCaptureFixture) -> None:
+    async with agent() as client:
+        port = client.port
+        for junk in (
+            b'{"type": "describe", "data_length": "x"}\n',
+            b"[1, 2]\n",
+            b'{"type": "transcript", "data": [1]}\n',
+        ):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(junk)
+            await writer.drain()
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server
+            writer.close()
+        assert Handled.is_type((await exchange(client, Transcript(text="明天天气？").event())).type)
+    assert "Unhandled exception" not in caplog.text
+    assert caplog.text.count("after a malformed message") == 3

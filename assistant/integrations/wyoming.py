@@ -29,6 +29,7 @@ from ..config import WyomingSettings
 from ..events import AskRequested, ReplyText, TurnEnded, TurnFailed
 from ..ports import ModelText, ReplyPiece, Voice
 from ..tasks import cancel_and_wait
+from .commands import MAX_COMMAND_CHARS
 
 if TYPE_CHECKING:
     from wyoming.event import Event as WyomingEvent
@@ -51,8 +52,10 @@ class WyomingServer:
         *,
         voice: Voice | None = None,
         new_id: Callable[[], str] | None = None,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         self._settings = settings
+        self._redact = redact or (lambda text: text)
         self._voice = voice
         self._bus = bus
         self._version = version
@@ -99,7 +102,7 @@ class WyomingServer:
             await self._serve(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError) as err:
             _LOGGER.info("Wyoming client %s went away: %s", peer, err)
-        except (ValueError, KeyError, UnicodeDecodeError) as err:
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
             # A malformed frame: this client is confused, the server is fine.
             _LOGGER.warning("closing Wyoming connection from %s after a malformed message: %s", peer, err)
         finally:
@@ -128,6 +131,8 @@ class WyomingServer:
                 text = (Transcript.from_event(event).text or "").strip()
                 if not text:
                     reply = NotHandled(text="I did not get a question.").event()
+                elif len(text) > MAX_COMMAND_CHARS:
+                    reply = NotHandled(text=f"The question is too long (over {MAX_COMMAND_CHARS} characters).").event()
                 else:
                     answer, ok = await self.ask(text)
                     reply = (Handled if ok else NotHandled)(text=answer).event()
@@ -160,9 +165,9 @@ class WyomingServer:
             return "Sorry, the assistant took too long to answer.", False
         finally:
             self._bus.unsubscribe(replies)
-        answer = "".join(pieces).strip()
+        answer = self._redact("".join(pieces).strip())
         if failure is not None and not answer:
-            return failure, False
+            return self._redact(failure), False
         return answer, bool(answer)
 
     async def synthesize(self, text: str, writer: asyncio.StreamWriter) -> None:
@@ -172,8 +177,14 @@ class WyomingServer:
         from wyoming.event import async_write_event
 
         text = text.strip()
-        if self._voice is None or not text:
-            reason = "this box offers no voice" if self._voice is None else "nothing to say"
+        if self._voice is None or not text or len(text) > MAX_COMMAND_CHARS:
+            reason = (
+                "this box offers no voice"
+                if self._voice is None
+                else "nothing to say"
+                if not text
+                else f"text too long (over {MAX_COMMAND_CHARS} characters)"
+            )
             await async_write_event(Error(text=reason, code="tts-unavailable").event(), writer)
             return
         started = False
@@ -190,7 +201,8 @@ class WyomingServer:
         except Exception as err:
             # The voice is another team's engine: whatever it raises, HA gets an error, the server lives.
             _LOGGER.exception("the voice failed to speak a Wyoming synthesize request")
-            await async_write_event(Error(text=f"speech synthesis failed: {err}", code="tts-failed").event(), writer)
+            message = self._redact(f"speech synthesis failed: {err}")
+            await async_write_event(Error(text=message, code="tts-failed").event(), writer)
             return
         if not started:
             await async_write_event(AudioStart(rate=16_000, width=2, channels=1).event(), writer)

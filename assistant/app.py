@@ -136,9 +136,12 @@ class App:
                 self.bus.publish(DaemonStarted(version=__version__))
                 notifier.notify("READY=1")
                 _LOGGER.info("xiangyin %s ready", __version__)
-                await supervisor.run()
-                notifier.notify("STOPPING=1")
-                self._keep_unspoken(adapters, supervisor.unspoken)
+                try:
+                    await supervisor.run()
+                finally:
+                    # Also when an edge crashed and the group cancelled the supervisor: nothing said is lost.
+                    notifier.notify("STOPPING=1")
+                    self._keep_unspoken(adapters, supervisor.unspoken)
                 for task in edges:
                     task.cancel()
         finally:
@@ -377,7 +380,7 @@ async def build_tools(
     )
     scheduler: ReminderScheduler | None = reminders
     try:
-        await reminders.start()
+        await reminders.start(paused=True)  # observe() resumes it once the supervisor listens
     except StorageError as err:
         # Without reminders, the rest of the assistant still works; the timers skill explains its absence.
         report_unavailable(bus, "scheduler", str(err))

@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from .bus import Envelope
 from .errors import StorageError
-from .events import AnnounceRequested, Event, ReminderFired, ReminderSpoken
+from .events import AnnounceRequested, DaemonStarted, Event, ReminderFired, ReminderSpoken
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -101,10 +101,13 @@ class ReminderScheduler:
 
     # --- life cycle -------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, *, paused: bool = False) -> None:
         """Open the job store and start firing; due jobs missed while stopped fire now (within the grace).
 
-        Raise StorageError when the store cannot be opened (unwritable place, not a database, disk full).
+        ``paused`` fires nothing until :meth:`resume`, or until :meth:`observe` sees ``DaemonStarted``: in
+        the daemon, reminders that fell due while it was off must wait for the supervisor to listen, or
+        their announcements would reach no one. Raise StorageError when the store cannot be opened
+        (unwritable place, not a database, disk full).
         """
         from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED
         from apscheduler.executors.asyncio import AsyncIOExecutor
@@ -126,7 +129,7 @@ class ReminderScheduler:
         _RUNNING[self.name] = self
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            scheduler.start()
+            scheduler.start(paused=paused)
             stored = len(scheduler.get_jobs())
         except (OSError, SQLAlchemyError) as err:
             del _RUNNING[self.name]
@@ -148,10 +151,17 @@ class ReminderScheduler:
         if _RUNNING.get(self.name) is self:
             del _RUNNING[self.name]
 
+    def resume(self) -> None:
+        """Start firing after ``start(paused=True)``; due reminders fire now."""
+        self._running().resume()
+
     def observe(self, envelope: Envelope) -> None:
-        """Bus tap: a reminder reported spoken is written down as fired (with ``wait_until_spoken``)."""
-        if isinstance(envelope.event, ReminderSpoken) and self._store is not None:
-            self._store.settle(envelope.event.reminder_id)
+        """Bus tap: fire once the daemon listens; write down a reminder reported spoken as fired."""
+        match envelope.event:
+            case DaemonStarted() if self._scheduler is not None:
+                self.resume()
+            case ReminderSpoken(reminder_id=reminder_id) if self._store is not None:
+                self._store.settle(reminder_id)
 
     def add_listener(self, listener: Listener) -> None:
         """Also call ``listener`` (after the announcement) whenever a reminder fires."""

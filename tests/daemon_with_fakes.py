@@ -101,7 +101,7 @@ async def build(
     keep = None
     if store is not None:
         scheduler = ReminderScheduler(store, publish=bus.publish, wait_until_spoken=True)
-        await scheduler.start()
+        await scheduler.start(paused=True)
         bus.tap(scheduler.observe)
         stack.push_async_callback(scheduler.stop)
         if remind is not None:

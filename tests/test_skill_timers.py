@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from assistant.errors import ConfigError, ToolError
-from assistant.events import AnnounceRequested, Event
+from assistant.events import AnnounceRequested, Event, ReminderFired
 from assistant.scheduler import ReminderScheduler
 from assistant.skills import validate_config
 from skills.timers import TimersSkill
@@ -78,7 +78,8 @@ async def test_a_timer_fires_as_an_announcement_and_notifies(scheduler: tuple[Re
     assert result["seconds"] == 1
     async with asyncio.timeout(5):
         await mqtt.arrived.wait()
-    assert AnnounceRequested(text="面条煮好了", source="scheduler") in scheduler[1]
+    [fired] = [e.reminder_id for e in scheduler[1] if isinstance(e, ReminderFired)]
+    assert AnnounceRequested(text="面条煮好了", source="scheduler", reminder_id=fired) in scheduler[1]
     assert ha.calls == [("notify", "mobile_app_li", {"title": "timer", "message": "面条煮好了"})]
     topic, payload, _, _ = mqtt.sent[0]
     assert topic == "home/xiangyin/reminders" and '"text": "面条煮好了"' in payload

@@ -19,8 +19,17 @@ from sqlalchemy.exc import OperationalError
 
 from assistant import jobstore
 from assistant.audio import AudioChunk
+from assistant.bus import Envelope
 from assistant.errors import PlaybackError
-from assistant.events import AnnounceRequested, AskRequested, Event, ReminderSpoken, TurnEnded, TurnStarted
+from assistant.events import (
+    AnnounceRequested,
+    AskRequested,
+    DaemonStarted,
+    Event,
+    ReminderSpoken,
+    TurnEnded,
+    TurnStarted,
+)
 from assistant.ports import ModelDone, ModelText
 from assistant.scheduler import ReminderScheduler
 from tests.conftest import Rig
@@ -120,3 +129,25 @@ async def test_a_reminder_missed_beyond_the_grace_leaves_the_store(tmp_path: Pat
     assert heard == []
     assert pending == []
     assert rows(store) == 0, "a skipped reminder would be listed as pending at every start"
+
+
+async def test_reminders_due_at_start_wait_until_the_daemon_listens(tmp_path: Path) -> None:
+    """One missed while the box was off must not fire into a bus no supervisor reads yet."""
+    store, heard = tmp_path / "r.sqlite", []
+    before = ReminderScheduler(store, publish=announced_texts(heard), name="starting")
+    await before.start()
+    before.add_after("reminder", "吃药", 0.1)
+    await before.stop()
+    await asyncio.sleep(0.3)  # due while off
+    announced = asyncio.Event()
+    scheduler = ReminderScheduler(store, publish=announced_texts(heard, announced), name="starting")
+    await scheduler.start(paused=True)
+    try:
+        await asyncio.sleep(0.5)  # a skill's slow start, say
+        assert heard == []
+        scheduler.observe(Envelope(0.0, DaemonStarted(version="test")))
+        async with asyncio.timeout(5):
+            await announced.wait()
+    finally:
+        await scheduler.stop()
+    assert heard == ["吃药"]

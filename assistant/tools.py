@@ -345,6 +345,9 @@ class ToolRegistry:
             for task in late:
                 _LOGGER.warning("stopping %s, still running at shutdown", task.get_name())
                 task.cancel()
+            if late:
+                # Let them unwind before their skills' clients close under them.
+                await asyncio.wait(late, timeout=_SHUTDOWN_GRACE_SECONDS / 2)
         for closer in reversed(self._closers):
             try:
                 await closer()
@@ -395,12 +398,15 @@ class ToolRegistry:
         timeout = definition.options.timeout_seconds
         work: asyncio.Task[Mapping[str, Any]] = asyncio.ensure_future(func(**_values(arguments)))
         work.set_name(f"tool {name}")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
             done, _ = await asyncio.wait({work}, timeout=timeout)
         except asyncio.CancelledError:
             if shield:
-                # The side effect may already be on its way; let it finish (still within its timeout).
-                expiry = asyncio.get_running_loop().call_later(max(0.0, timeout), work.cancel)
+                # The side effect may already be on its way; let it finish, within what is left of its timeout.
+                left = timeout - (loop.time() - started)
+                expiry = loop.call_later(max(0.0, left), work.cancel)
                 work.add_done_callback(lambda _: expiry.cancel())
                 self._leave_behind(name, work)
             else:

@@ -260,9 +260,15 @@ def heard_in_turn(tools: ToolRegistry, turn_id: str) -> None:
     tools.observe(Envelope(0.0, SpeechEnded(turn_id=turn_id, speech_seconds=1.0)))
 
 
+def spoken_request(tools: ToolRegistry, turn_id: str, call_id: str, name: str) -> None:
+    """The user spoke in ``turn_id`` and the model calls ``name`` in it: the only way to ask for a sensitive tool."""
+    heard_in_turn(tools, turn_id)
+    seen_in_turn(tools, turn_id, call_id, name)
+
+
 async def test_sensitive_tool_asks_first_and_runs_after_the_users_yes() -> None:
     tools, door = registry()
-    seen_in_turn(tools, "t1", "c1", "unlock_door")
+    spoken_request(tools, "t1", "c1", "unlock_door")
     first = await tools.call(call("unlock_door", door="front door"))
     assert door.unlocked == []
     assert first.content["needs_confirmation"] is True and first.content["ok"] is False
@@ -283,7 +289,7 @@ async def test_sensitive_tool_asks_first_and_runs_after_the_users_yes() -> None:
 
 async def test_the_model_cannot_confirm_its_own_question_in_the_same_turn() -> None:
     tools, door = registry()
-    seen_in_turn(tools, "t1", "c1", "unlock_door")
+    spoken_request(tools, "t1", "c1", "unlock_door")
     token = (await tools.call(call("unlock_door", door="garage"))).content["confirm_token"]
     seen_in_turn(tools, "t1", "c2", "confirm_action")
     refused = await tools.call(call("confirm_action", "c2", confirm_token=token))
@@ -297,6 +303,7 @@ async def test_the_model_cannot_confirm_its_own_question_in_the_same_turn() -> N
 async def test_confirmation_expires() -> None:
     clock = FakeClock()
     tools, door = registry(clock)
+    spoken_request(tools, "t1", "c1", "unlock_door")
     token = (await tools.call(call("unlock_door", door="front door"))).content["confirm_token"]
     clock._now += 31
     late = await tools.call(call("confirm_action", "c2", confirm_token=token))
@@ -306,6 +313,7 @@ async def test_confirmation_expires() -> None:
 
 async def test_bad_arguments_of_a_sensitive_tool_are_rejected_before_asking() -> None:
     tools, _ = registry()
+    spoken_request(tools, "t1", "c1", "unlock_door")
     result = await tools.call(call("unlock_door"))
     assert "needs_confirmation" not in result.content
     assert "door: Field required" in result.content["error"]

@@ -32,8 +32,7 @@ confirms one action. Everything else is refused:
 - a used token, or one older than ``confirm_seconds``.
 
 The registry learns which turn heard speech, which turn made each call and which turns did not listen,
-from the bus
-(:meth:`assistant.tools.ToolRegistry.observe`).
+from the bus (:meth:`assistant.tools.ToolRegistry.observe`).
 """
 
 from __future__ import annotations

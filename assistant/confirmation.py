@@ -8,20 +8,31 @@ The first call of a sensitive tool does nothing. It returns::
 
 The model asks the question and the turn ends. When the user answers yes, the model calls
 ``confirm_action(confirm_token=...)`` and the original call runs with the arguments validated the first
-time. Only a person in the room may say that yes, so a token is redeemed only by **the first turn after
-the question in which the microphone heard the user speak** (the follow-up window, or the next wake word),
-and only before that turn ran any other tool. Everything else is refused:
+time.
+
+Only a person in the room may ask for such an action, so a token is issued only to **a turn in which
+the microphone heard the user speak, before any tool that reads outside text** (``untrusted_output``: web
+results, reminder texts, device names and states) ran in it. A typed turn (an MQTT or Home Assistant
+``ask``, a Wyoming transcript), an announcement, a reminder, or a spoken turn that already read a web page
+gets a refusal instead and nothing is held.
+
+Only that person may say the yes, so a token is redeemed only by **the first turn after the question in
+which the microphone heard the user speak** (the follow-up window, or the next wake word), only before that
+turn ran any other tool, and only if no typed question, announcement or replay came in between. One yes
+confirms one action. Everything else is refused:
 
 - the turn that asked (the model cannot answer its own question, e.g. on a web page's orders);
 - a typed turn (an MQTT or Home Assistant ``ask``, a Wyoming transcript) and an announcement or reminder,
   which carry text anyone on the network or the web may have written;
 - a later spoken turn, once the user said something else in between;
+- any turn, once a turn that did not listen (typed question, announcement, replay) came in between;
+- a second token in a turn that already confirmed one;
 - the answering turn after another tool ran in it: that tool's result (a web page, a reminder's text)
   could itself be the voice asking for the confirmation;
 - a used token, or one older than ``confirm_seconds``.
 
-The registry learns which turn heard speech, and which turn made each call, from the bus
-(:meth:`assistant.tools.ToolRegistry.observe`).
+The registry learns which turn heard speech, which turn made each call and which turns did not listen,
+from the bus (:meth:`assistant.tools.ToolRegistry.observe`).
 """
 
 from __future__ import annotations
@@ -59,8 +70,29 @@ class _Waiting:
     call: PendingCall
     answer_turn: str | None = None
     """The first turn after the question that heard the user speak: the only one that may confirm."""
-    spoiled: bool = False
-    """The answer turn ran another tool first, so its context may hold someone else's words."""
+    refusal: str | None = None
+    """Why the token can no longer be redeemed (said to the model when it tries); None while it can."""
+
+
+@dataclass(slots=True)
+class _Turn:
+    spoke: bool = False
+    """The microphone heard the user in this turn."""
+    read_outside: bool = False
+    """A tool whose result carries outside text was called in this turn."""
+
+
+_MAX_TURNS = 64
+"""Turns remembered for :meth:`Confirmations.may_ask`; a request only ever concerns the latest one."""
+_SPOILED = (
+    f"{CONFIRM_TOOL} must come straight after the user's yes, before any other tool; nothing was done, ask them again"
+)
+_MOVED_ON = (
+    "a typed question, an announcement or a replay came between the question and the answer, so the "
+    "conversation moved on; nothing was done. Only the user's spoken yes right after the question can "
+    "confirm: ask them again"
+)
+_ONE_PER_YES = "one yes confirms one action and this turn already confirmed another; nothing was done, ask again"
 
 
 class Confirmations:
@@ -73,6 +105,7 @@ class Confirmations:
         self._new_token = new_token or _random_token
         self._seconds = confirm_seconds
         self._pending: dict[str, _Waiting] = {}
+        self._turns: dict[str, _Turn] = {}
         self.spec = ToolSpec(
             name=CONFIRM_TOOL,
             description=(
@@ -107,17 +140,30 @@ class Confirmations:
             ),
         }
 
+    def may_ask(self, turn_id: str | None) -> bool:
+        """Whether ``turn_id`` may request a sensitive action: the user spoke in it, and nothing outside did yet."""
+        turn = self._turns.get(turn_id) if turn_id is not None else None
+        return turn is not None and turn.spoke and not turn.read_outside
+
     def heard_speech(self, turn_id: str) -> None:
         """The microphone heard the user in ``turn_id``: it is the answer to every question still unanswered."""
+        self._turn(turn_id).spoke = True
         for waiting in self._pending.values():
             if waiting.answer_turn is None and waiting.call.turn_id != turn_id:
                 waiting.answer_turn = turn_id
 
-    def tool_called(self, turn_id: str) -> None:
-        """A tool other than the confirmation ran in ``turn_id``: that turn can no longer confirm."""
-        for waiting in self._pending.values():
-            if waiting.answer_turn == turn_id:
-                waiting.spoiled = True
+    def tool_called(self, turn_id: str, *, reads_outside: bool = False) -> None:
+        """A tool other than the confirmation ran in ``turn_id``: that turn can no longer confirm.
+
+        ``reads_outside``: its result carries outside text, so the turn can no longer request either.
+        """
+        if reads_outside:
+            self._turn(turn_id).read_outside = True
+        self._refuse(lambda waiting: waiting.answer_turn == turn_id, _SPOILED)
+
+    def moved_on(self) -> None:
+        """A turn that does not listen (typed question, announcement, replay) began: every question lapses."""
+        self._refuse(lambda waiting: True, _MOVED_ON)
 
     def take(self, token: str, turn_id: str | None) -> PendingCall | str:
         """Redeem a token: the held call, or why it cannot run (said to the model)."""
@@ -125,6 +171,9 @@ class Confirmations:
         waiting = self._pending.get(token)
         if waiting is None:
             return "no action is waiting for that confirm_token (it expired or was used); ask the user again"
+        if waiting.refusal is not None:
+            del self._pending[token]
+            return waiting.refusal
         if turn_id is None or waiting.call.turn_id == turn_id:
             return "the user has not answered yet: ask the question and wait for their yes"
         if waiting.answer_turn is None:
@@ -133,14 +182,23 @@ class Confirmations:
         if waiting.answer_turn != turn_id:
             del self._pending[token]
             return "the user did not say yes right after the question; nothing was done, ask them again"
-        if waiting.spoiled:
-            del self._pending[token]
-            return (
-                f"{CONFIRM_TOOL} must come straight after the user's yes, before any other tool; nothing was "
-                "done, ask them again"
-            )
         del self._pending[token]
+        # One yes, one action: the question the user heard named one of them.
+        self._refuse(lambda other: other.answer_turn == turn_id, _ONE_PER_YES)
         return waiting.call
+
+    def _refuse(self, which: Callable[[_Waiting], bool], reason: str) -> None:
+        for waiting in self._pending.values():
+            if waiting.refusal is None and which(waiting):
+                waiting.refusal = reason
+
+    def _turn(self, turn_id: str) -> _Turn:
+        turn = self._turns.get(turn_id)
+        if turn is None:
+            turn = self._turns[turn_id] = _Turn()
+            if len(self._turns) > _MAX_TURNS:
+                del self._turns[next(iter(self._turns))]
+        return turn
 
     def _expire(self) -> None:
         now = self._clock.now()

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from .bus import Envelope
 from .confirmation import CONFIRM_TOOL, Confirmations
 from .errors import ToolError
-from .events import SpeechEnded, ToolCallRequested
+from .events import AskRequested, RepeatRequested, SpeechEnded, ToolCallRequested, TurnStarted
 from .ports import Clock, ModelToolCall, ToolResult, ToolSpec
 from .redact import Redactor
 
@@ -65,6 +65,9 @@ class ToolOptions:
     prepare: str | None = None
     """Name of an async method of the same object, called with the arguments before asking: it checks
     them (raising ToolError) and returns more placeholders for ``confirm``, e.g. the resolved device."""
+    untrusted_output: bool = False
+    """True when the result carries text from outside (web pages, reminder texts, device names and states):
+    after it, the turn can no longer ask for a sensitive tool (a prompt injection could be speaking)."""
 
 
 def tool(
@@ -74,8 +77,9 @@ def tool(
     sensitive: bool = False,
     confirm: str | None = None,
     prepare: str | None = None,
+    untrusted_output: bool = False,
 ) -> Callable[[F], F]:
-    """Mark an async method as a tool the model may call."""
+    """Mark an async method as a tool the model may call (see :class:`ToolOptions` for the options)."""
     if timeout_seconds <= 0:
         raise ValueError("timeout_seconds must be positive")
     sensitive = sensitive or confirm is not None or prepare is not None
@@ -84,7 +88,7 @@ def tool(
         target: object = func  # keeps mypy from narrowing F away
         if not inspect.iscoroutinefunction(target):
             raise TypeError(f"tool {func.__qualname__} must be an async function")
-        options = ToolOptions(timeout_seconds, cancel_on_interrupt, sensitive, confirm, prepare)
+        options = ToolOptions(timeout_seconds, cancel_on_interrupt, sensitive, confirm, prepare, untrusted_output)
         setattr(func, _ATTRIBUTE, options)
         return func
 
@@ -302,6 +306,16 @@ class ToolRegistry:
         except ValidationError as err:
             return error_result(call.call_id, call.name, _describe_validation(err))
         if definition.options.sensitive:
+            turn_id = self._turn_of_call.get(call.call_id)
+            if not self._confirmations.may_ask(turn_id):
+                _LOGGER.warning("refused %s: not asked for by voice before any outside text", call.name)
+                return error_result(
+                    call.call_id,
+                    call.name,
+                    f"for safety, {call.name} can only be asked for by voice at the box, before anything read "
+                    "from outside (web results, reminders, device states); nothing was done. Ask the user to say "
+                    "it again",
+                )
             extra: Mapping[str, Any] = {}
             if definition.prepare is not None:
                 prepared = await self._attempt(call.call_id, definition, definition.prepare, arguments, shield=False)
@@ -312,28 +326,32 @@ class ToolRegistry:
                     return error_result(call.call_id, call.name, f"{call.name} failed because of an internal error")
                 extra = prepared
             question = self._question(definition, arguments, extra)
-            turn_id = self._turn_of_call.get(call.call_id)
             pending = self._confirmations.ask(definition.name, arguments, question, turn_id)
             return ToolResult(call.call_id, call.name, pending)
         return await self._run(call.call_id, definition, arguments)
 
     def observe(self, envelope: Envelope) -> None:
-        """Bus tap: learn which turn each tool call belongs to and which turns heard the user speak.
+        """Bus tap: learn who each tool call is for, and who spoke, read outside text or came in between.
 
-        A confirmation is accepted only from the first turn after the question that heard the user,
-        before it called any other tool (see :mod:`assistant.confirmation`).
+        A sensitive tool is asked for only from a turn that heard the user before it read outside text; a
+        confirmation is accepted only from the first turn after the question that heard the user, before
+        it called any other tool, with no typed question, announcement or replay in between (see
+        :mod:`assistant.confirmation`).
         """
-        event = envelope.event
-        if event.turn_id is None:
-            return
-        if isinstance(event, SpeechEnded):
-            self._confirmations.heard_speech(event.turn_id)
-        elif isinstance(event, ToolCallRequested):
-            self._turn_of_call[event.call_id] = event.turn_id
-            if len(self._turn_of_call) > 256:
-                del self._turn_of_call[next(iter(self._turn_of_call))]
-            if event.tool != CONFIRM_TOOL:
-                self._confirmations.tool_called(event.turn_id)
+        match envelope.event:
+            # Every turn that does not listen starts from one of these (see the supervisor).
+            case AskRequested() | RepeatRequested() | TurnStarted(trigger="announce"):
+                self._confirmations.moved_on()
+            case SpeechEnded(turn_id=str(turn_id)):
+                self._confirmations.heard_speech(turn_id)
+            case ToolCallRequested(turn_id=str(turn_id), call_id=call_id, tool=name):
+                self._turn_of_call[call_id] = turn_id
+                if len(self._turn_of_call) > 256:
+                    del self._turn_of_call[next(iter(self._turn_of_call))]
+                if name != CONFIRM_TOOL:
+                    definition = self._tools.get(name)
+                    reads_outside = definition is not None and definition.options.untrusted_output
+                    self._confirmations.tool_called(turn_id, reads_outside=reads_outside)
 
     async def aclose(self) -> None:
         """Give tools that outlived their turn a moment to finish, stop the rest, then close the skills.

@@ -89,7 +89,7 @@ class SearchSkill(Skill):
         """Close our HTTP client, if we made one."""
         await self._web.aclose()
 
-    @tool(timeout_seconds=12)
+    @tool(timeout_seconds=12, untrusted_output=True)
     async def web_search(
         self, query: Annotated[str, Field(min_length=1, max_length=200, description="What to look up, short")]
     ) -> dict[str, object]:

@@ -153,7 +153,7 @@ class SmartHomeSkill(Skill):
             await self._call("cover", "set_cover_position", devices, position=percent)
         return {"done": f"position {percent}%", "devices": _names(devices)}
 
-    @tool(timeout_seconds=_SECONDS)
+    @tool(timeout_seconds=_SECONDS, untrusted_output=True)
     async def get_state(self, target: Target) -> dict[str, object]:
         """Read the state of devices or sensors: on or off, brightness, temperature, humidity, locked, open."""
         devices = await self._find(target, None)

@@ -106,7 +106,7 @@ class TimersSkill(Skill):
                 )
         return {"set": _describe(reminder, now)}
 
-    @tool(timeout_seconds=5)
+    @tool(timeout_seconds=5, untrusted_output=True)
     async def list_reminders(self) -> dict[str, object]:
         """List the pending timers, alarms and reminders with their ids, soonest first."""
         pending = self._scheduler.pending()

@@ -95,7 +95,7 @@ class WeatherSkill(Skill):
         """Close our HTTP client, if we made one."""
         await self._web.aclose()
 
-    @tool(timeout_seconds=15)
+    @tool(timeout_seconds=15, untrusted_output=True)
     async def get_weather(
         self,
         location: Annotated[

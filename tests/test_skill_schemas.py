@@ -41,6 +41,7 @@ def built_in_tools(tmp_path: Path) -> dict[str, dict[str, Any]]:
                 "timeout_seconds": d.options.timeout_seconds,
                 "cancel_on_interrupt": d.options.cancel_on_interrupt,
                 "sensitive": d.options.sensitive,
+                "untrusted_output": d.options.untrusted_output,
             }
     confirm = Confirmations(FakeClock(), 30).spec
     found[confirm.name] = {"skill": "(registry)", "description": confirm.description, "parameters": confirm.parameters}
@@ -60,6 +61,12 @@ def test_every_built_in_tool_schema_matches_the_golden_file(tmp_path: Path) -> N
 def test_only_the_dangerous_tools_are_sensitive(tmp_path: Path) -> None:
     sensitive = {name for name, spec in built_in_tools(tmp_path).items() if spec.get("sensitive")}
     assert sensitive == {"unlock_door", "open_garage_door", "disarm_alarm"}
+
+
+def test_the_tools_whose_results_carry_outside_text_are_marked(tmp_path: Path) -> None:
+    """After one of them ran, the turn can no longer ask for a sensitive tool (the text may be an injection)."""
+    marked = {name for name, spec in built_in_tools(tmp_path).items() if spec.get("untrusted_output")}
+    assert marked == {"web_search", "list_reminders", "get_state", "get_weather"}
 
 
 @pytest.mark.parametrize("limit", [1024])

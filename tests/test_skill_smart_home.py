@@ -148,6 +148,7 @@ async def test_unlocking_needs_the_users_yes_in_a_later_turn() -> None:
         tools.observe(Envelope(0.0, ToolCallRequested(turn_id=turn, call_id=call_id, tool=name, arguments=arguments)))
         return ModelToolCall(call_id, name, arguments)
 
+    tools.observe(Envelope(0.0, SpeechEnded(turn_id="t1", speech_seconds=1.2)))  # the user asks aloud
     question = await tools.call(ask("t1", "c1", "unlock_door", target="front door"))
     assert question.content["say"] == "Do you want me to unlock Front Door?"
     assert ha.calls == []
@@ -306,6 +307,11 @@ async def test_the_model_answering_its_own_question_unlocks_nothing() -> None:
 async def test_an_unclear_or_wrong_device_is_caught_before_the_user_is_asked() -> None:
     tools = ToolRegistry(FakeClock())
     tools.add_all(tools_of(skill()[0], owner="smart_home"))
+    tools.observe(Envelope(0.0, SpeechEnded(turn_id="t1", speech_seconds=1.2)))  # the user asks aloud
+    for call_id in ("c1", "c2"):
+        tools.observe(
+            Envelope(0.0, ToolCallRequested(turn_id="t1", call_id=call_id, tool="open_garage_door", arguments={}))
+        )
     curtain = await tools.call(ModelToolCall("c1", "open_garage_door", {"target": "客厅窗帘"}))
     assert "needs_confirmation" not in curtain.content
     assert "not a garage door" in curtain.content["error"]

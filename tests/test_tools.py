@@ -11,7 +11,14 @@ from pydantic import Field
 
 from assistant.bus import Envelope
 from assistant.errors import ToolError
-from assistant.events import SpeechEnded, ToolCallRequested
+from assistant.events import (
+    AskRequested,
+    Event,
+    RepeatRequested,
+    SpeechEnded,
+    ToolCallRequested,
+    TurnStarted,
+)
 from assistant.ports import ModelToolCall, ToolRunner
 from assistant.tools import ToolRegistry, define, tool, tools_of
 from tests.fakes import FakeClock
@@ -26,7 +33,7 @@ class Door:
         self.started = asyncio.Event()
         self.cancelled = False
 
-    @tool(timeout_seconds=8)
+    @tool(timeout_seconds=8, untrusted_output=True)
     async def get_forecast(
         self,
         location: Annotated[str, Field(description="Place name as the user said it")],
@@ -260,9 +267,15 @@ def heard_in_turn(tools: ToolRegistry, turn_id: str) -> None:
     tools.observe(Envelope(0.0, SpeechEnded(turn_id=turn_id, speech_seconds=1.0)))
 
 
+def spoken_request(tools: ToolRegistry, turn_id: str, call_id: str, name: str) -> None:
+    """The user spoke in ``turn_id`` and the model calls ``name`` in it: the only way to ask for a sensitive tool."""
+    heard_in_turn(tools, turn_id)
+    seen_in_turn(tools, turn_id, call_id, name)
+
+
 async def test_sensitive_tool_asks_first_and_runs_after_the_users_yes() -> None:
     tools, door = registry()
-    seen_in_turn(tools, "t1", "c1", "unlock_door")
+    spoken_request(tools, "t1", "c1", "unlock_door")
     first = await tools.call(call("unlock_door", door="front door"))
     assert door.unlocked == []
     assert first.content["needs_confirmation"] is True and first.content["ok"] is False
@@ -283,7 +296,7 @@ async def test_sensitive_tool_asks_first_and_runs_after_the_users_yes() -> None:
 
 async def test_the_model_cannot_confirm_its_own_question_in_the_same_turn() -> None:
     tools, door = registry()
-    seen_in_turn(tools, "t1", "c1", "unlock_door")
+    spoken_request(tools, "t1", "c1", "unlock_door")
     token = (await tools.call(call("unlock_door", door="garage"))).content["confirm_token"]
     seen_in_turn(tools, "t1", "c2", "confirm_action")
     refused = await tools.call(call("confirm_action", "c2", confirm_token=token))
@@ -297,6 +310,7 @@ async def test_the_model_cannot_confirm_its_own_question_in_the_same_turn() -> N
 async def test_confirmation_expires() -> None:
     clock = FakeClock()
     tools, door = registry(clock)
+    spoken_request(tools, "t1", "c1", "unlock_door")
     token = (await tools.call(call("unlock_door", door="front door"))).content["confirm_token"]
     clock._now += 31
     late = await tools.call(call("confirm_action", "c2", confirm_token=token))
@@ -304,8 +318,64 @@ async def test_confirmation_expires() -> None:
     assert door.unlocked == []
 
 
+async def test_a_sensitive_tool_is_asked_for_only_in_a_spoken_turn_before_any_outside_text() -> None:
+    tools, door = registry()
+    seen_in_turn(tools, "typed", "c1", "unlock_door")  # no speech: an MQTT, HA or Wyoming question
+    typed = await tools.call(call("unlock_door", "c1", door="front door"))
+    spoken_request(tools, "read", "c2", "get_forecast")
+    assert (await tools.call(call("get_forecast", "c2", location="Chengdu"))).ok
+    seen_in_turn(tools, "read", "c3", "unlock_door")
+    after_reading = await tools.call(call("unlock_door", "c3", door="front door"))
+    for refused in (typed, after_reading):
+        assert not refused.ok and "needs_confirmation" not in refused.content
+        assert "can only be asked for by voice at the box" in refused.content["error"]
+    spoken_request(tools, "clean", "c4", "unlock_door")
+    asked = await tools.call(call("unlock_door", "c4", door="front door"))
+    assert asked.content["needs_confirmation"] is True
+    seen_in_turn(tools, "clean", "c5", "get_forecast")  # outside text after the question changes nothing
+    assert door.unlocked == []
+
+
+@pytest.mark.parametrize(
+    "between",
+    [
+        AskRequested(text="what time is it", source="mqtt"),
+        RepeatRequested(source="mqtt"),
+        TurnStarted(turn_id="a1", trigger="announce"),
+    ],
+    ids=["typed question", "replay", "announcement"],
+)
+async def test_a_turn_that_does_not_listen_between_question_and_answer_lapses_the_question(between: Event) -> None:
+    tools, door = registry()
+    spoken_request(tools, "t1", "c1", "unlock_door")
+    token = (await tools.call(call("unlock_door", "c1", door="front door"))).content["confirm_token"]
+    tools.observe(Envelope(0.0, between))
+    spoken_request(tools, "t2", "c2", "confirm_action")
+    lapsed = await tools.call(call("confirm_action", "c2", confirm_token=token))
+    assert not lapsed.ok and "conversation moved on" in lapsed.content["error"]
+    assert door.unlocked == []
+
+
+async def test_one_yes_redeems_one_token_and_spoils_the_others() -> None:
+    tokens = iter(["one", "two"])
+    tools = ToolRegistry(FakeClock(), confirm_seconds=30, new_token=tokens.__next__)
+    door = Door()
+    tools.add_all(tools_of(door, owner="door"))
+    spoken_request(tools, "t1", "c1", "unlock_door")
+    seen_in_turn(tools, "t1", "c2", "unlock_door")
+    await tools.call(call("unlock_door", "c1", door="front door"))
+    await tools.call(call("unlock_door", "c2", door="back door"))
+    spoken_request(tools, "t2", "c3", "confirm_action")
+    seen_in_turn(tools, "t2", "c4", "confirm_action")
+    assert (await tools.call(call("confirm_action", "c3", confirm_token="two"))).ok
+    second = await tools.call(call("confirm_action", "c4", confirm_token="one"))
+    assert not second.ok and "one yes confirms one action" in second.content["error"]
+    assert door.unlocked == ["back door"]
+
+
 async def test_bad_arguments_of_a_sensitive_tool_are_rejected_before_asking() -> None:
     tools, _ = registry()
+    spoken_request(tools, "t1", "c1", "unlock_door")
     result = await tools.call(call("unlock_door"))
     assert "needs_confirmation" not in result.content
     assert "door: Field required" in result.content["error"]

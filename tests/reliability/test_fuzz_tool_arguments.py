@@ -9,6 +9,7 @@ side effect: no Home Assistant service call, no MQTT message, no reminder stored
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import tempfile
 from collections.abc import Iterator
@@ -20,7 +21,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from assistant.events import Event
+from assistant.bus import Envelope
+from assistant.events import Event, SpeechEnded, ToolCallRequested
 from assistant.ports import ModelToolCall
 from assistant.scheduler import ReminderScheduler
 from assistant.skills import discover, load_skills
@@ -111,7 +113,16 @@ def _arguments(parameters: list[str]) -> st.SearchStrategy[dict[str, Any]]:
     return st.dictionaries(keys, values, max_size=4)
 
 
+_TURNS = itertools.count()
+
+
 def _check(household: Household, name: str, arguments: dict[str, Any]) -> None:
+    # Each call comes from a fresh spoken turn, so sensitive tools get as far as their checks and question.
+    turn_id = f"t{next(_TURNS)}"
+    household.tools.observe(Envelope(0.0, SpeechEnded(turn_id=turn_id, speech_seconds=1.0)))
+    household.tools.observe(
+        Envelope(0.0, ToolCallRequested(turn_id=turn_id, call_id="c1", tool=name, arguments=arguments))
+    )
     before = household.effects()
     result = household.loop.run_until_complete(household.tools.call(ModelToolCall("c1", name, arguments)))
     assert result.call_id == "c1" and result.name == name

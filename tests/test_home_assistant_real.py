@@ -136,7 +136,8 @@ async def test_volume_button_select_and_announce_from_home_assistant(setup: Setu
     assert daemon.received("SettingRequested") == [
         {"turn_id": None, "key": "dialect", "value": "cantonese", "source": "mqtt"}
     ]
-    assert daemon.received("AnnounceRequested") == [{"turn_id": None, "text": "饭好了", "source": "mqtt"}]
+    announced = {"turn_id": None, "text": "饭好了", "source": "mqtt", "reminder_id": None}
+    assert daemon.received("AnnounceRequested") == [announced]
 
 
 async def test_our_client_turns_a_home_assistant_light_on(setup: Setup) -> None:

@@ -4,6 +4,7 @@ cancellation, and spoken confirmation of sensitive tools."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Annotated, Any, Literal
 
 import pytest
@@ -252,6 +253,66 @@ async def test_a_tool_that_must_finish_survives_the_interruption() -> None:
     assert not door.finished.is_set()
     await tools.aclose()
     assert door.finished.is_set()
+
+
+class Hub:
+    """A device client whose must-finish command hangs, and which notices being used after it closed."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.closed = False
+        self.used_after_close = False
+
+    @tool(timeout_seconds=2.0, cancel_on_interrupt=False)
+    async def send_command(self) -> dict[str, object]:
+        """A command the device never acknowledges."""
+        self.started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.01)  # the client tidies up the request, through its connection
+            self.used_after_close = self.closed
+            raise
+        return {}
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_tool_stopped_at_shutdown_unwinds_before_its_skill_closes() -> None:
+    hub = Hub()
+    tools = ToolRegistry(FakeClock())
+    tools.add_all(tools_of(hub, owner="hub"))
+    tools.on_close(hub.close)
+    task = asyncio.create_task(tools.call(call("send_command")))
+    await hub.started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [left_behind] = [t for t in asyncio.all_tasks() if t.get_name() == "tool send_command"]
+    await tools.aclose()
+    with contextlib.suppress(asyncio.CancelledError):
+        await left_behind
+    assert hub.closed and not hub.used_after_close
+
+
+async def test_a_shielded_command_still_ends_within_its_own_timeout_after_the_turn_was_interrupted() -> None:
+    hub = Hub()
+    tools = ToolRegistry(FakeClock())
+    tools.add_all(tools_of(hub, owner="hub"))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    task = asyncio.create_task(tools.call(call("send_command")))
+    await hub.started.wait()
+    await asyncio.sleep(1.5)  # most of its 2 s timeout has gone when the user interrupts
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [left_behind] = [t for t in asyncio.all_tasks() if t.get_name() == "tool send_command"]
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(asyncio.shield(left_behind), 5)
+    # Cancelled at its 2 s deadline from the start, not 2 s after the interruption (3.5 s).
+    assert loop.time() - started < 3.4
 
 
 # --- confirmation ---------------------------------------------------------------------------------

@@ -584,9 +584,9 @@ class _Resolver:
         try:
             return secret_path.read_text(encoding="utf-8").strip()
         except OSError as err:
-            raise ConfigError(f"{where}: cannot read {secret_path}: {err.strerror}") from err
+            raise ConfigError(f"{where}: cannot read {_shown(secret_path)}: {err.strerror}") from err
         except UnicodeDecodeError:
-            raise ConfigError(f"{where}: {secret_path} is not UTF-8 text") from None
+            raise ConfigError(f"{where}: {_shown(secret_path)} is not UTF-8 text") from None
 
 
 def _describe(err: Any, source: Path) -> str:

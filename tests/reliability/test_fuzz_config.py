@@ -112,6 +112,7 @@ def tmp() -> Path:
 @example(document={"audio": {"volume": 10**400}}, env={})
 @example(document={"wake": {"words": [{"model": float("nan")}]}}, env={})
 @example(document={"mqtt": {"password_file": "\x00"}}, env={})
+@example(document={"allowed_clients_file": "\r"}, env={})
 def test_any_yaml_tree_loads_or_is_a_config_error_naming_the_file(
     tmp: Path, document: Any, env: dict[str, str]
 ) -> None:

@@ -50,6 +50,9 @@ class JsonGetter:
         except httpx.HTTPError as err:
             _LOGGER.warning("%s request failed: %s", self._service, type(err).__name__)
             raise ToolError(f"the {self._service} service cannot be reached") from None
+        except httpx.InvalidURL:
+            # httpx refuses a URL part over 64 KiB before sending anything.
+            raise ToolError(f"the request to the {self._service} service is too long") from None
         if status != 200:
             _LOGGER.warning("%s answered HTTP %d: %s", self._service, status, _reason(body))
             raise ToolError(f"the {self._service} service refused the request (HTTP {status})")

@@ -99,7 +99,10 @@ class WeatherSkill(Skill):
     async def get_weather(
         self,
         location: Annotated[
-            str, Field(description="City or place as the user said it, in Chinese or English; empty for home")
+            str,
+            Field(
+                max_length=100, description="City or place as the user said it, in Chinese or English; empty for home"
+            ),
         ] = "",
         days_ahead: Annotated[int, Field(ge=0, le=6, description="0 for today, 1 for tomorrow, up to 6")] = 0,
     ) -> dict[str, object]:

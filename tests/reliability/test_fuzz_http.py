@@ -317,3 +317,16 @@ def test_search_answers_of_the_wrong_shape_found_by_the_fuzzer(server: Server, p
     skill = SearchSkill(SearchSkill.Config(provider=provider, url=server.url), deps(http=server.http)[0])  # type: ignore[arg-type]
     content = _tool_answer(server, skill, "web_search", {"query": "大熊猫"})
     assert content["ok"] and isinstance(content["results"], list)
+
+
+async def test_a_request_too_long_for_a_url_is_a_clear_tool_error_not_an_internal_one() -> None:
+    """httpx refuses URL parts over 64 KiB with InvalidURL, which is not one of its HTTP errors."""
+    from assistant.errors import ToolError
+    from skills._http import JsonGetter
+
+    getter = JsonGetter(None, "weather", timeout_seconds=5)
+    try:
+        with pytest.raises(ToolError, match="too long"):
+            await getter.get("http://127.0.0.1:9/search", {"name": "x" * 70_000})
+    finally:
+        await getter.aclose()

@@ -64,7 +64,7 @@ class ReminderStore(SQLAlchemyJobStore):  # type: ignore[misc]  # APScheduler sh
 
     def get_due_jobs(self, now: datetime) -> list[Job]:
         """Jobs due at ``now``; a fired job waiting for its write is not due again."""
-        self._flush()
+        self.flush()
         timestamp = datetime_to_utc_timestamp(now)
         due = self._stored(self.jobs_t.c.next_run_time <= timestamp)
         due += [job for job in self._kept() if job.next_run_time is not None and job.next_run_time <= now]
@@ -72,7 +72,7 @@ class ReminderStore(SQLAlchemyJobStore):  # type: ignore[misc]  # APScheduler sh
 
     def get_next_run_time(self) -> datetime | None:
         """When the scheduler must wake up next (sooner while a failed write waits for a retry)."""
-        self._flush()
+        self.flush()
         if not self._deferred:
             return super().get_next_run_time()  # type: ignore[no-any-return]
         query = (
@@ -91,7 +91,7 @@ class ReminderStore(SQLAlchemyJobStore):  # type: ignore[misc]  # APScheduler sh
 
     def get_all_jobs(self) -> list[Job]:
         """Every job, soonest first, deferred writes included."""
-        self._flush()
+        self.flush()
         jobs = self._stored() + self._kept()
         self._fix_paused_jobs_sorting(jobs)
         return sorted(jobs, key=_run_time)
@@ -145,13 +145,9 @@ class ReminderStore(SQLAlchemyJobStore):  # type: ignore[misc]  # APScheduler sh
         """The reminder ``job_id`` was delivered: write down that it fired (now, or once there is room)."""
         if job_id in self._deferred:
             self._settled.add(job_id)
-            self._flush()
+            self.flush()
             if self._settled:
                 self._scheduler.wakeup()  # get_next_run_time then schedules the retry
-
-    def flush(self) -> None:
-        """Try the delivered reminders' writes that failed (disk full) once more, e.g. before stopping."""
-        self._flush()
 
     # --- helpers ------------------------------------------------------------------------------------
 
@@ -171,8 +167,8 @@ class ReminderStore(SQLAlchemyJobStore):  # type: ignore[misc]  # APScheduler sh
             conditions = (*conditions, self.jobs_t.c.id.notin_(list(self._deferred)))
         return self._get_jobs(*conditions)  # type: ignore[no-any-return]
 
-    def _flush(self) -> None:
-        """Write the settled deferred writes; stop at the first failure (they are retried later)."""
+    def flush(self) -> None:
+        """Write the settled deferred writes; stop at the first failure (retried later, and before stopping)."""
         for job_id in list(self._settled):
             kept = self._deferred[job_id]
             try:

@@ -46,7 +46,8 @@ class PulseDucker:
             self._warn(f"pactl failed: {error}")
             return None
         try:
-            out, err = await asyncio.wait_for(process.communicate(), 5)
+            async with asyncio.timeout(5):  # not wait_for: on 3.11 it can drop a cancel that lands as pactl exits
+                out, err = await process.communicate()
         except TimeoutError:
             self._warn("pactl did not answer within 5 s")
             return None

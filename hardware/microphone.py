@@ -186,7 +186,9 @@ class PyAudioMicrophone:
             if not capture.queue:
                 capture.ready.clear()
                 try:
-                    await asyncio.wait_for(capture.ready.wait(), self._stall_seconds)
+                    # Not asyncio.wait_for: on 3.11 it drops a cancel that lands as a buffer arrives.
+                    async with asyncio.timeout(self._stall_seconds):
+                        await capture.ready.wait()
                 except TimeoutError:
                     return
             if capture.dropped:

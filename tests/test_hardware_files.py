@@ -230,3 +230,39 @@ def test_a_48_khz_capture_becomes_exact_16_khz_chunks() -> None:
     assert {len(piece) for piece in out} == {2560}
     assert len(out) in (24, 25)  # 2 s = 25 chunks of 80 ms, less the filter's delay
     assert abs(rms(Chunk(out[10])) - 8000 / 32768 / math.sqrt(2)) < 0.01
+
+
+async def test_a_microphone_cancelled_just_as_audio_arrives_stops_instead_of_listening_on() -> None:
+    """Python 3.11's ``asyncio.wait_for`` returns the result and drops the cancel when both land together.
+
+    A live microphone delivers every 80 ms, so at shutdown that race is routine; losing it hung the daemon.
+    """
+    import asyncio
+    import threading
+
+    from hardware.microphone import PyAudioMicrophone
+
+    microphone = PyAudioMicrophone(stall_seconds=30)
+    opened: list[object] = []
+    was_opened = threading.Event()
+
+    def open_silent_stream(capture: object) -> None:
+        opened.append(capture)
+        was_opened.set()
+
+    microphone._open = open_silent_stream  # type: ignore[method-assign]
+    heard: list[AudioChunk] = []
+
+    async def listen() -> None:
+        async for chunk in microphone.chunks():
+            heard.append(chunk)
+
+    listening = asyncio.create_task(listen())
+    assert await asyncio.to_thread(was_opened.wait, 5)
+    await asyncio.sleep(0.05)  # now waiting for the first buffer
+    capture = opened[0]
+    capture._deliver(bytes(2560))  # type: ignore[attr-defined]  # PortAudio's callback, as it lands on the loop
+    listening.cancel()
+    done, _ = await asyncio.wait({listening}, timeout=2)
+    assert done, "the microphone swallowed the cancel and kept listening"
+    assert listening.cancelled()

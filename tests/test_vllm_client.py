@@ -27,7 +27,7 @@ from assistant.ports import (
     ToolResult,
     ToolSpec,
 )
-from tests.vllm_fake import Corrupt, Fail, FakeCall, FakeVllmServer, Hang, Spoken, Truncate, Written
+from tests.vllm_fake import Corrupt, Fail, FakeCall, FakeVllmServer, Flood, Hang, Spoken, Truncate, Written
 
 WEATHER = ToolSpec("get_weather", "查天气", {"type": "object", "properties": {"city": {"type": "string"}}})
 TODAY = datetime.date(2026, 11, 25)
@@ -312,6 +312,28 @@ async def test_a_malformed_or_failed_chunk_is_a_recoverable_error(
     with pytest.raises(ModelError) as caught:
         await collect(make_model(), ModelRequest("kitchen", audio=utterance(1.0)))
     assert caught.value.recoverable
+
+
+@pytest.mark.parametrize(
+    "piece",
+    [b"x" * 65_536, b"data: " + b"x" * 1_000 + b"\n"],
+    ids=["one endless line", "data lines that never end the event"],
+)
+async def test_an_event_that_never_ends_is_cut_off_before_it_fills_the_memory(
+    server: FakeVllmServer, make_model: MakeModel, piece: bytes
+) -> None:
+    import tracemalloc
+
+    server.script.append(Flood(piece, total_bytes=48_000_000, reply=Spoken("你好", tuple(range(8)))))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelError, match="an event of over") as caught:
+            await collect(make_model(), ModelRequest("kitchen", audio=utterance(1.0)))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert caught.value.recoverable
+    assert peak < 16_000_000, f"{peak / 1e6:.0f} MB held for a 48 MB flood"
 
 
 async def test_a_prompt_over_the_context_length_starts_the_room_afresh(

@@ -99,7 +99,17 @@ class Corrupt:
     line: str = 'data: {"choices": [{"index": 0, "delta": {"content": "oops"\n\n'
 
 
-Behaviour = Spoken | Written | Fail | Hang | Truncate | Corrupt
+@dataclass(frozen=True)
+class Flood:
+    """Send ``after_chunks`` chunks, then ``piece`` over and over (``total_bytes`` in all) without ending an event."""
+
+    piece: bytes
+    total_bytes: int
+    reply: Spoken | Written = Spoken()
+    after_chunks: int = 2
+
+
+Behaviour = Spoken | Written | Fail | Hang | Truncate | Corrupt | Flood
 Script = Behaviour | Callable[[dict[str, Any]], Behaviour]
 
 
@@ -374,14 +384,14 @@ class FakeVllmServer:
         return await self._stream(request, behaviour)
 
     async def _stream(
-        self, request: web.Request, behaviour: Spoken | Written | Hang | Truncate | Corrupt
+        self, request: web.Request, behaviour: Spoken | Written | Hang | Truncate | Corrupt | Flood
     ) -> web.StreamResponse:
         reply = behaviour if isinstance(behaviour, Spoken | Written) else behaviour.reply
         lines = [_line(c) for c in stream_chunks(reply)] + [b"data: [DONE]\n\n"]
         stop_at: int | None = None
         if isinstance(behaviour, Hang):
             stop_at = behaviour.after_chunks
-        elif isinstance(behaviour, Truncate):
+        elif isinstance(behaviour, Truncate | Flood):
             stop_at = behaviour.after_chunks
         elif isinstance(behaviour, Corrupt):
             lines[behaviour.at] = behaviour.line.encode()
@@ -395,6 +405,11 @@ class FakeVllmServer:
                         await response.write(line[: len(line) // 2])
                         assert request.transport is not None
                         request.transport.close()
+                        return response
+                    if isinstance(behaviour, Flood):
+                        for _ in range(behaviour.total_bytes // len(behaviour.piece)):
+                            await response.write(behaviour.piece)
+                        await response.write_eof()
                         return response
                     # The runner cancels a handler whose client went away; until then it waits for ever.
                     await asyncio.Event().wait()

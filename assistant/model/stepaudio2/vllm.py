@@ -45,6 +45,7 @@ from ...ports import Clock, ModelDone, ModelEvent, ModelRequest
 from ...tasks import MonotonicClock, backoff
 from .prompt import system_prompt
 from .vllm_protocol import (
+    MAX_EVENT_CHARS,
     History,
     ReplyAssembler,
     StreamError,
@@ -63,6 +64,9 @@ _HEALTH_READ_SECONDS = 5.0
 _DRAIN_SECONDS = 0.2
 _MAX_ERROR_BYTES = 65_536
 """Most bytes of an error reply read for its message; the rest is not worth the memory."""
+_MAX_EVENT_BYTES = 4 * MAX_EVENT_CHARS + 1024
+"""Most bytes one SSE event may take on the wire: its longest data, every character 4 UTF-8 bytes, plus field names."""
+_EVENT_ENDS = (b"\r\n\r\n", b"\n\n", b"\r\r")
 
 
 class _ContextTooLong(Exception):
@@ -194,6 +198,9 @@ class VllmSpeechModel:
         last_deadline = started + settings.timeout_seconds
         async with contextlib.AsyncExitStack() as stack:
             response = await self._open(stack, payload, first_deadline)
+            # httpx-sse buffers an event whole before our per-event limit sees it: cap it on the wire instead.
+            if isinstance(response.stream, httpx.AsyncByteStream):  # always, from an AsyncClient
+                response.stream = _EventSizeLimit(response.stream, _MAX_EVENT_BYTES)
             events = EventSource(response).aiter_sse()
             stack.push_async_callback(events.aclose)
             waiting_first = True
@@ -223,6 +230,8 @@ class VllmSpeechModel:
                     raise ModelError(f"the model server {what}", recoverable=True) from None
                 except SSEError as err:
                     raise ModelError(f"the model server does not stream: {err}") from None
+                except StreamError as err:
+                    raise ModelError(str(err), recoverable=True) from None
                 except httpx.TransportError as err:
                     if reply.done:
                         break
@@ -252,7 +261,11 @@ class VllmSpeechModel:
                 async with asyncio.timeout(max(0.0, deadline - loop.time())):
                     response = await stack.enter_async_context(
                         self._client.stream(
-                            "POST", "chat/completions", json=payload, headers={"Accept": "text/event-stream"}
+                            "POST",
+                            "chat/completions",
+                            json=payload,
+                            # Uncompressed, so the event size limit counts what the parser will hold.
+                            headers={"Accept": "text/event-stream", "Accept-Encoding": "identity"},
                         )
                     )
                     if response.status_code != httpx.codes.OK:
@@ -360,6 +373,29 @@ def _today_in(timezone: str) -> Callable[[], datetime.date]:
         _LOGGER.warning("unknown time zone %r; the model is told the date of the system clock", timezone)
         return datetime.date.today
     return lambda: datetime.datetime.now(zone).date()
+
+
+class _EventSizeLimit(httpx.AsyncByteStream):
+    """A response body that fails with ``StreamError`` once one SSE event grows past ``max_bytes``."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, max_bytes: int) -> None:
+        self._inner = inner
+        self._max_bytes = max_bytes
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        tail = b""  # the end of the previous piece: an event's blank line may straddle two pieces
+        open_bytes = 0
+        async for piece in self._inner:
+            window = tail + piece
+            ends = [at + len(end) for end in _EVENT_ENDS if (at := window.rfind(end)) >= 0]
+            open_bytes = len(window) - max(ends) if ends else open_bytes + len(piece)
+            if open_bytes > self._max_bytes:
+                raise StreamError(f"the server sent an event of over {self._max_bytes} bytes")
+            tail = window[-3:]
+            yield piece
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 async def _read_at_most(response: httpx.Response, limit: int) -> bytes:

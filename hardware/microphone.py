@@ -190,7 +190,9 @@ class PyAudioMicrophone:
                     async with asyncio.timeout(self._stall_seconds):
                         await capture.ready.wait()
                 except TimeoutError:
-                    return
+                    # A loop that was busy for longer than that finds the buffers waiting: not a stall.
+                    if not capture.queue:
+                        return
             if capture.dropped:
                 _LOGGER.warning("the daemon fell behind the microphone; dropped %d chunks", capture.dropped)
                 capture.dropped = 0

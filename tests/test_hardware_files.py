@@ -266,3 +266,39 @@ async def test_a_microphone_cancelled_just_as_audio_arrives_stops_instead_of_lis
     done, _ = await asyncio.wait({listening}, timeout=2)
     assert done, "the microphone swallowed the cancel and kept listening"
     assert listening.cancelled()
+
+
+async def test_a_microphone_whose_buffers_wait_behind_a_busy_loop_is_not_taken_for_stalled() -> None:
+    """The stall timer and the buffers that arrived meanwhile fall due together; the buffers win, none is lost."""
+    import asyncio
+    import threading
+    import time
+
+    from hardware.microphone import PyAudioMicrophone
+
+    microphone = PyAudioMicrophone(stall_seconds=0.2)
+    opened: list[object] = []
+    was_opened = threading.Event()
+
+    def open_silent_stream(capture: object) -> None:
+        opened.append(capture)
+        was_opened.set()
+
+    microphone._open = open_silent_stream  # type: ignore[method-assign]
+    heard: list[AudioChunk] = []
+
+    async def listen() -> None:
+        async for chunk in microphone.chunks():
+            heard.append(chunk)
+
+    listening = asyncio.create_task(listen())
+    assert await asyncio.to_thread(was_opened.wait, 5)
+    await asyncio.sleep(0.05)
+    capture = opened[0]
+    asyncio.get_running_loop().call_soon(capture._deliver, bytes(2560))  # type: ignore[attr-defined]
+    time.sleep(0.4)  # noqa: ASYNC251 - the loop busy past the stall time, on purpose
+    await asyncio.sleep(0.05)
+    listening.cancel()
+    await asyncio.gather(listening, return_exceptions=True)
+    assert len(heard) == 1
+    assert microphone.reconnects == 0

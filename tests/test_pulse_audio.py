@@ -98,6 +98,7 @@ async def test_microphone_hears_the_virtual_microphone_bit_exact(pulse: PulseSer
     mic = build_microphone(Settings().audio, Bus(MonotonicClock()))
     capture = asyncio.create_task(first_chunks(mic, clip.seconds + 1.5))
     await asyncio.sleep(0.3)
+    # Waiting blocks the loop for the whole clip, past the stall time: the buffers must still all arrive.
     pulse.inject(DATA / "alexa__en-gb__s165__clean.wav").wait(10)
     heard = await asyncio.wait_for(capture, 15)
     assert all(len(c) == 1280 * 2 for c in [heard.pcm[i : i + 2560] for i in range(0, len(heard.pcm), 2560)])

@@ -231,3 +231,61 @@ async def test_tls_with_username_and_password(tmp_path: Path) -> None:
         async with Daemon(secured, username="box", password="s3cret", tls=True) as untrusting:
             await asyncio.sleep(1.0)
             assert not untrusting.bridge.connected
+
+
+async def test_a_stop_that_aiomqtt_swallows_while_the_broker_is_down_still_ends_the_bridge() -> None:
+    """aiomqtt waits for the disconnect with 3.11's ``wait_for``, which drops a cancel landing in the same step.
+
+    The bridge must notice the pending cancel itself; before, it went on reconnecting to a dead broker and
+    the daemon stopped only when systemd killed it.
+    """
+    import types
+
+    connects = 0
+    bridge_task: asyncio.Task[None] | None = None
+
+    class BrokerGoingDown:
+        """What the bridge uses of ``aiomqtt.Client``: publishing times out, then every connect is refused."""
+
+        def __init__(self) -> None:
+            self._client = types.SimpleNamespace(on_message=lambda *message: None)
+            self.messages = self._nothing()
+
+        @staticmethod
+        async def _nothing() -> AsyncIterator[aiomqtt.Message]:
+            await asyncio.Event().wait()
+            yield  # type: ignore[misc]  # pragma: no cover
+
+        async def __aenter__(self) -> BrokerGoingDown:
+            nonlocal connects
+            connects += 1
+            if connects > 1:
+                raise aiomqtt.MqttError("[Errno 111] Connection refused")
+            return self
+
+        async def subscribe(self, topics: object) -> None:
+            return None
+
+        async def publish(self, *args: object, **kwargs: object) -> None:
+            raise aiomqtt.MqttError("Operation timed out")
+
+        async def __aexit__(self, *exc: object) -> None:
+            disconnected = asyncio.get_running_loop().create_future()
+
+            def disconnect_acked_as_the_daemon_stops() -> None:
+                disconnected.set_result(None)
+                assert bridge_task is not None
+                bridge_task.cancel()
+
+            asyncio.get_running_loop().call_soon(disconnect_acked_as_the_daemon_stops)
+            await asyncio.wait_for(disconnected, 10)  # as aiomqtt does
+
+    bus = Bus(MonotonicClock())
+    bridge = MqttBridge(MqttSettings(enabled=True, reconnect_max_seconds=0.2), bus, "9.9.9")
+    bridge._client = BrokerGoingDown  # type: ignore[assignment,method-assign]
+    bridge_task = asyncio.create_task(bridge.run())
+    done, _ = await asyncio.wait({bridge_task}, timeout=3)
+    if not done:
+        await cancel_and_wait(bridge_task)
+    assert done, f"the bridge ignored the stop and tried {connects} connects"
+    assert bridge_task.cancelled()

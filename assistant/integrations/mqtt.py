@@ -240,6 +240,8 @@ class MqttBridge:
                         _LOGGER.warning("cannot connect to the MQTT broker at %s: %s%s", where, err, _hint(err))
                         self._set_connected(False, f"{where}: {err}")
                     failures += 1
+                # aiomqtt's exit may have swallowed our stop (see _raise_if_cancelling); never reconnect past it.
+                _raise_if_cancelling()
                 delay = next(delays)
                 _LOGGER.info("reconnecting to the MQTT broker at %s in %.1f s", where, delay)
                 await asyncio.sleep(delay)

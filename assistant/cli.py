@@ -69,13 +69,19 @@ def _run(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     from .app import App, build_adapters
     from .logs import configure_logging, secret_values
+    from .tasks import DaemonThreadExecutor
 
     configure_logging(settings.logging, secret_values(settings))
     app = App(
         settings,
         lambda s, bus, clock, stack: build_adapters(s, bus, clock, stack, input_wav=args.input, output_wav=args.output),
     )
-    asyncio.run(app.run())
+
+    async def serve() -> None:
+        asyncio.get_running_loop().set_default_executor(DaemonThreadExecutor())
+        await app.run()
+
+    asyncio.run(serve())
     return 0
 
 

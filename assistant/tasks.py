@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import random
@@ -69,6 +70,36 @@ async def in_daemon_thread(work: Callable[..., _T], *args: Any) -> _T:
 
     threading.Thread(target=run, name=getattr(work, "__name__", "work"), daemon=True).start()
     return await future
+
+
+class DaemonThreadExecutor(concurrent.futures.ThreadPoolExecutor):
+    """The event loop's default executor (``asyncio.to_thread``), whose threads never keep a stopped daemon alive.
+
+    ``asyncio.run`` waits for the default executor at the end, and the interpreter joins every pool thread at
+    exit: one call stuck in a wedged sound server, or in paho's connect to a broker that drops the attempt,
+    would hold the process past systemd's stop timeout. Each call gets its own daemon thread instead; the
+    calls that go through here are rare (opening a device, connecting, a sentence of Piper).
+    """
+
+    def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[_T]:
+        """Run ``fn(*args, **kwargs)`` on a new daemon thread."""
+        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as err:  # handed to whoever waits on the future, not swallowed
+                future.set_exception(err)
+            else:
+                future.set_result(result)
+
+        threading.Thread(target=run, name=f"worker:{getattr(fn, '__name__', 'call')}", daemon=True).start()
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Return at once: nothing is pooled, and a daemon thread still running must not be waited for."""
 
 
 async def close_within(close: Callable[[], None], what: str, seconds: float = 2.0) -> None:

@@ -154,3 +154,39 @@ async def test_a_daemon_thread_returns_the_result_or_raises_the_error() -> None:
 
     with pytest.raises(ValueError, match="bad checkpoint"):
         await in_daemon_thread(broken)
+
+
+def test_a_blocking_call_stuck_in_a_worker_thread_does_not_keep_the_stopped_daemon_alive() -> None:
+    """``asyncio.run`` and the interpreter wait for the default executor's threads; the daemon's executor does not.
+
+    A device open hung in a wedged sound server (or paho's connect to a broker dropping the attempt) would
+    otherwise hold the process until systemd kills it.
+    """
+    code = (
+        "import asyncio, threading\n"
+        "from assistant.tasks import DaemonThreadExecutor\n"
+        "async def main():\n"
+        "    asyncio.get_running_loop().set_default_executor(DaemonThreadExecutor())\n"
+        "    wedged = asyncio.create_task(asyncio.to_thread(threading.Event().wait))\n"
+        "    await asyncio.sleep(0.2)\n"
+        "    wedged.cancel()\n"
+        "asyncio.run(main())\n"
+        "print('stopped')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=20)
+    assert (done.returncode, done.stdout.strip()) == (0, "stopped"), done.stderr
+
+
+async def test_the_daemons_executor_returns_results_and_raises_errors_through_to_thread() -> None:
+    import asyncio
+
+    from assistant.tasks import DaemonThreadExecutor
+
+    asyncio.get_running_loop().set_default_executor(DaemonThreadExecutor())
+    assert await asyncio.to_thread(lambda a, b: a + b, 2, 3) == 5
+
+    def broken() -> None:
+        raise OSError("no such device")
+
+    with pytest.raises(OSError, match="no such device"):
+        await asyncio.to_thread(broken)

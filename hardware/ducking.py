@@ -19,6 +19,9 @@ from assistant.events import ListeningStarted, PlaybackStarted, ShutdownRequeste
 
 _LOGGER = logging.getLogger(__name__)
 
+_RESTORE_AT_EXIT_SECONDS = 2.0
+"""Longest a stopping daemon waits to give other applications their volume back."""
+
 
 class PulseDucker:
     """Lowers every other sink input to ``level`` × its volume and puts it back afterwards."""
@@ -91,10 +94,13 @@ class PulseDucker:
             _LOGGER.debug("ducked %d stream(s) to %.0f %%", len(self._saved), 100 * self._level)
 
     async def restore(self) -> None:
-        """Put the ducked streams back to their volumes (streams that ended meanwhile are skipped)."""
-        saved, self._saved = self._saved, {}
-        for index, volumes in saved.items():
+        """Put the ducked streams back to their volumes (streams that ended meanwhile are skipped).
+
+        A stream is forgotten only once its volume was set back, so a restore cut short is finished by the next.
+        """
+        for index, volumes in list(self._saved.items()):
             await self._run("set-sink-input-volume", str(index), *(str(v) for v in volumes))
+            self._saved.pop(index, None)
 
     async def run(self, bus: Bus) -> None:
         """Duck from ListeningStarted or a reply's first sound until TurnEnded; restore on shutdown."""
@@ -110,4 +116,10 @@ class PulseDucker:
                         return
         finally:
             bus.unsubscribe(events)
-            await self.restore()
+            # The App cancels its edges right after shutdown begins; music must not stay quiet after we stop.
+            restoring = asyncio.ensure_future(self.restore())
+            try:
+                await asyncio.shield(restoring)
+            except asyncio.CancelledError:
+                await asyncio.wait({restoring}, timeout=_RESTORE_AT_EXIT_SECONDS)
+                raise

@@ -324,6 +324,33 @@ async def test_other_applications_are_ducked_during_a_turn_and_restored_after(
         music.wait()
 
 
+async def test_other_applications_get_their_volume_back_when_the_daemon_stops_mid_restore(
+    pulse: PulseServer, tmp_path: Path
+) -> None:
+    """At shutdown the App cancels the edges right after the supervisor returns, while the ducker restores."""
+    from assistant.events import ListeningStarted
+    from hardware.ducking import PulseDucker
+
+    write_wav(tmp_path / "music.wav", tone(300, 8.0, rate_hz=16_000, level=0.2))
+    music = pulse.inject(tmp_path / "music.wav", device="speaker")
+    try:
+        bus = Bus(MonotonicClock())
+        ducker = PulseDucker(0.3)
+        running = asyncio.create_task(ducker.run(bus))
+        await asyncio.sleep(0.5)
+        bus.publish(ListeningStarted(turn_id="t1"))
+        await asyncio.sleep(0.5)
+        assert sink_input_volumes(pulse) == {"paplay": round(65536 * 0.3)}
+        bus.publish(ShutdownRequested(reason="SIGTERM"))
+        await asyncio.sleep(0)  # the ducker takes the event first and starts restoring
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        assert sink_input_volumes(pulse) == {"paplay": 65536}
+    finally:
+        music.kill()
+        music.wait()
+
+
 async def test_echo_canceller_removes_the_speakers_echo_heard_through_the_room(pulse: PulseServer) -> None:
     """A loopback from the speaker into the microphone is the room; WebRTC AEC3 takes the reply back out."""
     from hardware.aec import EchoCanceller

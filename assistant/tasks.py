@@ -9,7 +9,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
@@ -39,6 +39,29 @@ async def cancel_and_wait(task: asyncio.Task[Any], timeout_seconds: float = 2.0)
     done, _ = await asyncio.wait({task}, timeout=timeout_seconds)
     if not done:
         _LOGGER.warning("task %s ignored cancellation for %.1f s", task.get_name(), timeout_seconds)
+
+
+async def next_within(items: AsyncIterator[_T], seconds: float) -> _T:
+    """``anext(items)``, or ``TimeoutError`` after ``seconds``; an item that has arrived wins over the deadline.
+
+    Under ``asyncio.timeout`` the deadline cancels the waiting task even when the item landed in the same
+    loop step (likely whenever the loop was busy past the deadline), which throws that item away and
+    closes ``items`` with the cancel. Here ``items`` advances in its own task, cancelled only when nothing
+    came. Like ``anext``, the end of ``items`` is ``StopAsyncIteration``.
+    """
+    step = asyncio.ensure_future(anext(items))
+    try:
+        done, _ = await asyncio.wait({step}, timeout=seconds)
+        if not done:
+            await asyncio.sleep(0)  # what queued while the loop was busy lands before we give up
+    except asyncio.CancelledError:
+        # Wait for the step to unwind, so the caller can close ``items`` (a running generator cannot be).
+        await cancel_and_wait(step)
+        raise
+    if not step.done():
+        await cancel_and_wait(step)
+        raise TimeoutError
+    return step.result()
 
 
 async def in_daemon_thread(work: Callable[..., _T], *args: Any) -> _T:

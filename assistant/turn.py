@@ -55,7 +55,7 @@ from .ports import (
     ToolRunner,
     Voice,
 )
-from .tasks import cancel_and_wait
+from .tasks import cancel_and_wait, next_within
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -380,8 +380,7 @@ class Turn:
         try:
             while True:
                 try:
-                    async with asyncio.timeout(limit):
-                        event = await anext(stream)
+                    event = await next_within(stream, limit)
                 except StopAsyncIteration:
                     return
                 except TimeoutError:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -190,3 +192,49 @@ async def test_the_daemons_executor_returns_results_and_raises_errors_through_to
 
     with pytest.raises(OSError, match="no such device"):
         await asyncio.to_thread(broken)
+
+
+async def _from(queue: asyncio.Queue[str | None]) -> AsyncIterator[str]:
+    while (item := await queue.get()) is not None:
+        yield item
+
+
+async def test_an_answer_that_arrived_while_the_loop_was_busy_wins_over_the_deadline() -> None:
+    """The item (due at 0.1 s) and the deadline (0.15 s) fall due in the same step after a busy loop."""
+    import time
+
+    from assistant.tasks import next_within
+
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    items = _from(queue)
+    loop.call_later(0.05, time.sleep, 0.2)  # the loop is busy from 0.05 s to 0.25 s
+    loop.call_later(0.1, queue.put_nowait, "the answer")
+    assert await next_within(items, 0.15) == "the answer"
+    queue.put_nowait("and more")
+    assert await next_within(items, 0.15) == "and more", "the stream must still be open"
+    await items.aclose()
+
+
+async def test_next_within_times_out_on_silence_and_ends_with_the_stream() -> None:
+    from assistant.tasks import next_within
+
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    with pytest.raises(TimeoutError):
+        await next_within(_from(queue), 0.05)
+    queue.put_nowait(None)
+    with pytest.raises(StopAsyncIteration):
+        await next_within(_from(queue), 1)
+
+
+async def test_cancelling_next_within_leaves_the_stream_closable() -> None:
+    from assistant.tasks import next_within
+
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    items = _from(queue)
+    waiting = asyncio.create_task(next_within(items, 30))
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await items.aclose()  # would raise "already running" if the step were still unwinding

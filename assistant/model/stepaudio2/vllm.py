@@ -42,7 +42,7 @@ from ...config import PersonaSettings, VllmModelSettings
 from ...errors import ModelError
 from ...events import ConnectionChanged, Event
 from ...ports import Clock, ModelDone, ModelEvent, ModelRequest
-from ...tasks import MonotonicClock, backoff
+from ...tasks import MonotonicClock, backoff, next_within
 from .prompt import system_prompt
 from .vllm_protocol import (
     MAX_EVENT_CHARS,
@@ -214,8 +214,7 @@ class VllmSpeechModel:
                 else:
                     limit = now + settings.idle_timeout_seconds
                 try:
-                    async with asyncio.timeout(max(0.0, min(limit, last_deadline) - now)):
-                        sse = await anext(events)
+                    sse = await next_within(events, max(0.0, min(limit, last_deadline) - now))
                 except StopAsyncIteration:
                     break
                 except TimeoutError:

@@ -53,6 +53,8 @@ from tests.soak_rig import (
 _MB = 1024 * 1024
 _EXPECTED_ERRORS = frozenset({"turn %s crashed"})
 """Error log records the script provokes on purpose (the model raising a bug mid-answer)."""
+_MQTT_SETTLE_SECONDS = 10.0
+"""Longest the soak waits at the end for the reminders the bridge published to reach the household's client."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,7 +307,7 @@ async def _soak(folder: Path, plan: _Plan) -> SoakResult:
                     asyncio.create_task(_count_messages(client, topics, received), name="soak:mqtt"),
                 ]
                 daemon = asyncio.create_task(app.run(), name="soak:daemon")
-                driving = asyncio.create_task(_drive(app, household, Path(settings.scheduler.database), plan))
+                driving = asyncio.create_task(_drive(app, household, Path(settings.scheduler.database), plan, received))
                 try:
                     # A daemon that dies ends the soak at once, with its own error.
                     await asyncio.wait({driving, daemon}, return_when=asyncio.FIRST_COMPLETED)
@@ -341,7 +343,7 @@ async def _soak(folder: Path, plan: _Plan) -> SoakResult:
 
 
 async def _drive(
-    app: App, household: Household, database: Path, plan: _Plan
+    app: App, household: Household, database: Path, plan: _Plan, received: collections.Counter[str]
 ) -> tuple[list[Sample], collections.Counter[str], float]:
     """Play scenarios until enough turns ended, sampling on the way; return the samples, scenarios, seconds."""
     with household.clock_held():
@@ -376,9 +378,13 @@ async def _drive(
             next_sample = household.books.ended + plan.every
     seconds = time.perf_counter() - began
     await household.wait_for_reminders()
-    # Messages the bridge sent last may still be on their way to the household's client.
+    # Messages the bridge sent last may still be on their way to the household's client (a slow machine
+    # may need more than a moment); one that never arrives is reported by SoakResult.problems.
     with household.clock_held():
-        await asyncio.sleep(0.2)
+        for _ in range(round(_MQTT_SETTLE_SECONDS / 0.02)):
+            if received["reminders"] >= household.reminders_fired:
+                break
+            await asyncio.sleep(0.02)
     sample()
     return samples, scenarios, seconds
 

@@ -6,6 +6,7 @@ socket. ``norewinds=1`` matters: without it the monitor sources deliver corrupte
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -85,11 +86,25 @@ class PulseServer:
         return subprocess.Popen(["paplay", "-d", device, str(wav)], env=self.env)
 
     def record(self, wav: Path) -> subprocess.Popen[bytes]:
-        """Record the virtual speaker to a 16 kHz WAV until the process is terminated."""
-        return subprocess.Popen(
+        """Record the virtual speaker to a 16 kHz WAV until the process is terminated; returns once it records."""
+        recorder = subprocess.Popen(
             ["parecord", "-d", "speaker.monitor", "--rate=16000", "--channels=1", "--file-format=wav", str(wav)],
             env=self.env,
         )
+        # parecord takes a moment to connect, longer on a busy machine: sound played before then is not heard.
+        deadline = time.monotonic() + 10
+        while not self._has_stream("source-outputs", "parecord"):
+            if recorder.poll() is not None or time.monotonic() > deadline:
+                recorder.kill()
+                raise RuntimeError("parecord did not start recording within 10 s")
+            time.sleep(0.02)
+        return recorder
+
+    def _has_stream(self, kind: str, application: str) -> bool:
+        listing = self.pactl("--format=json", "list", kind)
+        if listing.returncode != 0:
+            return False
+        return any(item["properties"].get("application.name") == application for item in json.loads(listing.stdout))
 
 
 def pulse_env(root: Path) -> dict[str, str]:

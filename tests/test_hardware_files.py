@@ -198,7 +198,10 @@ def test_a_pactl_that_hangs_is_killed_not_left_behind(tmp_path: Path) -> None:
 
     async def duck_then_give_up() -> None:
         ducked = asyncio.create_task(PulseDucker(0.3, pactl=str(hanging)).duck())
-        await asyncio.sleep(0.5)
+        for _ in range(500):  # until pactl runs, however busy the machine
+            if pids.exists():
+                break
+            await asyncio.sleep(0.02)
         ducked.cancel()
         await asyncio.gather(ducked, return_exceptions=True)
 

@@ -112,15 +112,18 @@ async def test_microphone_hears_the_virtual_microphone_bit_exact(pulse: PulseSer
 
 
 async def test_speaker_resamples_24k_and_stops_at_once(pulse: PulseServer, tmp_path: Path) -> None:
-    speaker = build_speaker(Settings().audio.model_copy(update={"volume": 1.0}), Bus(MonotonicClock()))
+    bus = Bus(MonotonicClock())
+    opened = asyncio.Event()
+    bus.tap(lambda e: isinstance(e.event, ConnectionChanged) and e.event.connected and opened.set())
+    speaker = build_speaker(Settings().audio.model_copy(update={"volume": 1.0}), bus)
 
     async def long_tone() -> AsyncIterator[AudioChunk]:
         for _ in range(30):
             yield tone(REPLY_HZ, 0.1, rate_hz=24_000, level=0.5)
 
     with recording(pulse, tmp_path / "out.wav") as out:
-        await asyncio.sleep(0.3)
         playing = asyncio.create_task(speaker.play(long_tone()))
+        await asyncio.wait_for(opened.wait(), 10)  # the 0.6 s count from the stream's opening, not its request
         await asyncio.sleep(0.6)
         speaker.stop()
         stopped_at = asyncio.get_running_loop().time()

@@ -141,7 +141,7 @@ def test_reminders_fire_exactly_once_across_a_sigkill(tmp_path: Path) -> None:
     while time.time() < due["missed-2"] + 0.3:  # the box is off while two reminders fall due
         time.sleep(0.05)
     second = subprocess.run(
-        [*command, "resume", str(database), str(log), "--until", str(due["later"] + 1.5)],
+        [*command, "resume", str(database), str(log), "--until", str(due["later"] + 1.5), "--seconds", "2"],
         capture_output=True,
         text=True,
         env=env,

@@ -55,13 +55,28 @@ async def next_within(items: AsyncIterator[_T], seconds: float) -> _T:
         if not done:
             await asyncio.sleep(0)  # what queued while the loop was busy lands before we give up
     except asyncio.CancelledError:
-        # Wait for the step to unwind, so the caller can close ``items`` (a running generator cannot be).
-        await cancel_and_wait(step)
+        # Wait for the step to unwind, so the caller can close ``items`` (a running generator cannot be),
+        # also when cancelled again meanwhile; the cancel is raised once it has.
+        await _unwind(step)
         raise
     if not step.done():
         await cancel_and_wait(step)
         raise TimeoutError
     return step.result()
+
+
+async def _unwind(task: asyncio.Task[Any], timeout_seconds: float = 2.0) -> None:
+    """Cancel ``task`` and wait until it is done (at most ``timeout_seconds``), through further cancels of ours."""
+    task.cancel()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_seconds
+    while not task.done() and (left := deadline - loop.time()) > 0:
+        try:
+            await asyncio.wait({task}, timeout=left)
+        except asyncio.CancelledError:
+            continue  # already stopping, and its cleanup must not be cut short; the caller raises the cancel
+    if not task.done():
+        _LOGGER.warning("task %s ignored cancellation for %.1f s", task.get_name(), timeout_seconds)
 
 
 async def in_daemon_thread(work: Callable[..., _T], *args: Any) -> _T:

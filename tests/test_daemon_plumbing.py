@@ -238,3 +238,29 @@ async def test_cancelling_next_within_leaves_the_stream_closable() -> None:
     with pytest.raises(asyncio.CancelledError):
         await waiting
     await items.aclose()  # would raise "already running" if the step were still unwinding
+
+
+async def test_next_within_cancelled_twice_still_leaves_a_slowly_unwinding_stream_closable() -> None:
+    """A barge-in and a shutdown can cancel a turn back to back while its stream is closing a connection."""
+    from assistant.tasks import next_within
+
+    closed = asyncio.Event()
+
+    async def slow_to_close(queue: asyncio.Queue[str | None]) -> AsyncIterator[str]:
+        try:
+            while (item := await queue.get()) is not None:
+                yield item
+        finally:
+            await asyncio.sleep(0.05)
+            closed.set()
+
+    items = slow_to_close(asyncio.Queue())
+    waiting = asyncio.create_task(next_within(items, 30))
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert closed.is_set()
+    await items.aclose()  # "already running" if next_within had left before its step unwound

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,6 +16,7 @@ import pytest
 from assistant.audio import AudioChunk, AudioFormatError, read_wav, tone, write_wav
 from hardware.devices import DeviceError, DeviceInfo, find_device
 from hardware.files import FileSink, FileSource
+from hardware.microphone import PyAudioMicrophone
 from hardware.resample import Resampler, apply_gain
 from tests.fakes import FakeClock
 
@@ -235,17 +240,13 @@ def test_a_48_khz_capture_becomes_exact_16_khz_chunks() -> None:
     assert abs(rms(Chunk(out[10])) - 8000 / 32768 / math.sqrt(2)) < 0.01
 
 
-async def test_a_microphone_cancelled_just_as_audio_arrives_stops_instead_of_listening_on() -> None:
-    """Python 3.11's ``asyncio.wait_for`` returns the result and drops the cancel when both land together.
+async def listening_to_a_silent_device(
+    microphone: PyAudioMicrophone, heard: list[AudioChunk]
+) -> tuple[asyncio.Task[None], Any]:
+    """Start ``microphone`` on a device that opens at once and delivers only what the test hands its capture.
 
-    A live microphone delivers every 80 ms, so at shutdown that race is routine; losing it hung the daemon.
+    Returns the listening task and the capture, once the microphone waits for its first buffer.
     """
-    import asyncio
-    import threading
-
-    from hardware.microphone import PyAudioMicrophone
-
-    microphone = PyAudioMicrophone(stall_seconds=30)
     opened: list[object] = []
     was_opened = threading.Event()
 
@@ -254,41 +255,6 @@ async def test_a_microphone_cancelled_just_as_audio_arrives_stops_instead_of_lis
         was_opened.set()
 
     microphone._open = open_silent_stream  # type: ignore[method-assign]
-    heard: list[AudioChunk] = []
-
-    async def listen() -> None:
-        async for chunk in microphone.chunks():
-            heard.append(chunk)
-
-    listening = asyncio.create_task(listen())
-    assert await asyncio.to_thread(was_opened.wait, 5)
-    await asyncio.sleep(0.05)  # now waiting for the first buffer
-    capture = opened[0]
-    capture._deliver(bytes(2560))  # type: ignore[attr-defined]  # PortAudio's callback, as it lands on the loop
-    listening.cancel()
-    done, _ = await asyncio.wait({listening}, timeout=2)
-    assert done, "the microphone swallowed the cancel and kept listening"
-    assert listening.cancelled()
-
-
-async def test_a_microphone_whose_buffers_wait_behind_a_busy_loop_is_not_taken_for_stalled() -> None:
-    """The stall timer and the buffers that arrived meanwhile fall due together; the buffers win, none is lost."""
-    import asyncio
-    import threading
-    import time
-
-    from hardware.microphone import PyAudioMicrophone
-
-    microphone = PyAudioMicrophone(stall_seconds=0.2)
-    opened: list[object] = []
-    was_opened = threading.Event()
-
-    def open_silent_stream(capture: object) -> None:
-        opened.append(capture)
-        was_opened.set()
-
-    microphone._open = open_silent_stream  # type: ignore[method-assign]
-    heard: list[AudioChunk] = []
 
     async def listen() -> None:
         async for chunk in microphone.chunks():
@@ -297,8 +263,28 @@ async def test_a_microphone_whose_buffers_wait_behind_a_busy_loop_is_not_taken_f
     listening = asyncio.create_task(listen())
     assert await asyncio.to_thread(was_opened.wait, 5)
     await asyncio.sleep(0.05)
-    capture = opened[0]
-    asyncio.get_running_loop().call_soon(capture._deliver, bytes(2560))  # type: ignore[attr-defined]
+    return listening, opened[0]
+
+
+async def test_a_microphone_cancelled_just_as_audio_arrives_stops_instead_of_listening_on() -> None:
+    """Python 3.11's ``asyncio.wait_for`` returns the result and drops the cancel when both land together.
+
+    A live microphone delivers every 80 ms, so at shutdown that race is routine; losing it hung the daemon.
+    """
+    listening, capture = await listening_to_a_silent_device(PyAudioMicrophone(stall_seconds=30), [])
+    capture._deliver(bytes(2560))  # PortAudio's callback, as it lands on the loop
+    listening.cancel()
+    done, _ = await asyncio.wait({listening}, timeout=2)
+    assert done, "the microphone swallowed the cancel and kept listening"
+    assert listening.cancelled()
+
+
+async def test_a_microphone_whose_buffers_wait_behind_a_busy_loop_is_not_taken_for_stalled() -> None:
+    """The stall timer and the buffers that arrived meanwhile fall due together; the buffers win, none is lost."""
+    microphone = PyAudioMicrophone(stall_seconds=0.2)
+    heard: list[AudioChunk] = []
+    listening, capture = await listening_to_a_silent_device(microphone, heard)
+    asyncio.get_running_loop().call_soon(capture._deliver, bytes(2560))
     time.sleep(0.4)  # noqa: ASYNC251 - the loop busy past the stall time, on purpose
     await asyncio.sleep(0.05)
     listening.cancel()

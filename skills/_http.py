@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from assistant.errors import ToolError
+from assistant.httpbody import read_at_most
 
 if TYPE_CHECKING:
     import httpx
@@ -70,12 +71,7 @@ class JsonGetter:
             "GET", url, params=dict(params), timeout=self._timeout, headers={"User-Agent": USER_AGENT}
         )
         async with request as response:
-            body = bytearray()
-            async for piece in response.aiter_bytes():
-                body += piece
-                if len(body) > MAX_BODY_BYTES:
-                    break
-            return response.status_code, bytes(body)
+            return response.status_code, await read_at_most(response, MAX_BODY_BYTES + 1)
 
     async def aclose(self) -> None:
         """Close the client if it is our own."""

@@ -41,6 +41,7 @@ from httpx_sse import EventSource, SSEError
 from ...config import PersonaSettings, VllmModelSettings
 from ...errors import ModelError
 from ...events import ConnectionChanged, Event
+from ...httpbody import read_at_most
 from ...ports import Clock, ModelDone, ModelEvent, ModelRequest
 from ...tasks import MonotonicClock, backoff, next_within
 from .prompt import system_prompt
@@ -268,7 +269,7 @@ class VllmSpeechModel:
                         )
                     )
                     if response.status_code != httpx.codes.OK:
-                        error_body = await _read_at_most(response, _MAX_ERROR_BYTES)
+                        error_body = await read_at_most(response, _MAX_ERROR_BYTES)
             except httpx.ConnectError as err:
                 self._mark(False, f"cannot connect to {self._url} ({_describe(err)})")
                 if attempt == self._settings.retries or loop.time() >= deadline:
@@ -395,15 +396,6 @@ class _EventSizeLimit(httpx.AsyncByteStream):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
-
-
-async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
-    body = bytearray()
-    async for piece in response.aiter_bytes():
-        body += piece
-        if len(body) >= limit:
-            break
-    return bytes(body[:limit])
 
 
 def _error_message(raw: bytes) -> str:

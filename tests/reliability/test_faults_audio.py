@@ -68,6 +68,14 @@ class Running:
         await asyncio.wait_for(self.daemon.turn_ended.wait(), 30)
         return self.ended[ended]
 
+    async def ask_and_record(self, question: Path, wav: Path) -> tuple[TurnEnded, bool]:
+        """Ask while recording the speaker to ``wav``; return how the turn ended and whether its reply was heard."""
+        with recording(self.pulse, wav) as out:
+            await asyncio.sleep(0.5)  # the wake-word front end settles on live audio, also after a reconnect
+            ended = await self.ask(question)
+            await asyncio.sleep(0.5)  # the reply's last blocks reach the recording
+        return ended, reply_heard(out)
+
     @property
     def ended(self) -> list[TurnEnded]:
         return [e for _, e in self.daemon.of(TurnEnded) if isinstance(e, TurnEnded)]
@@ -167,16 +175,13 @@ async def test_a_speaker_that_stops_taking_audio_mid_answer_ends_the_turn_with_a
         assert pulse.pactl("suspend-sink", "speaker", "1").returncode == 0  # the device hangs mid-answer
         failed = await first
         assert pulse.pactl("suspend-sink", "speaker", "0").returncode == 0
-        with recording(pulse, tmp_path / "after.wav") as out:
-            await asyncio.sleep(0.3)
-            second = await daemon.ask(question)
-            await asyncio.sleep(0.5)
+        second, heard = await daemon.ask_and_record(question, tmp_path / "after.wav")
     assert failed.outcome == "error"
     [(_, failure)] = daemon.daemon.of(TurnFailed)
     assert isinstance(failure, TurnFailed) and failure.code == "playback-failed"
     assert "speaker took no audio" in failure.message
     assert second.outcome == "completed"
-    assert reply_heard(out)
+    assert heard
 
 
 async def test_a_removed_and_returned_speaker_sink_plays_the_next_answer(
@@ -189,13 +194,10 @@ async def test_a_removed_and_returned_speaker_sink_plays_the_next_answer(
         done = await first  # PulseAudio moves the stream to what is left; the turn ends either way
         reload_sink(pulse, "speaker")
         assert pulse.pactl("set-default-sink", "speaker").returncode == 0
-        with recording(pulse, tmp_path / "after.wav") as out:
-            await asyncio.sleep(0.3)
-            second = await daemon.ask(question)
-            await asyncio.sleep(0.5)
+        second, heard = await daemon.ask_and_record(question, tmp_path / "after.wav")
     assert done.outcome in ("completed", "error")
     assert second.outcome == "completed"
-    assert reply_heard(out)
+    assert heard
 
 
 # --- the sound server -----------------------------------------------------------------------------
@@ -209,13 +211,10 @@ async def test_pulseaudio_restarted_while_idle_both_microphone_and_speaker_recov
         await asyncio.sleep(1.5)
         await asyncio.to_thread(pulse.start)
         await daemon.until_connected("microphone")
-        with recording(pulse, tmp_path / "after.wav") as out:
-            await asyncio.sleep(0.5)
-            ended = await daemon.ask(question)
-            await asyncio.sleep(0.5)
+        ended, heard = await daemon.ask_and_record(question, tmp_path / "after.wav")
     assert ended.outcome == "completed"
     assert daemon.connections("microphone") == [True, False, True]
-    assert reply_heard(out)
+    assert heard
 
 
 async def test_pulseaudio_killed_during_an_answer_fails_that_turn_and_both_devices_recover_after_restart(
@@ -232,12 +231,9 @@ async def test_pulseaudio_killed_during_an_answer_fails_that_turn_and_both_devic
         failed = await first
         await asyncio.to_thread(pulse.start)
         await daemon.until_connected("microphone")
-        with recording(pulse, tmp_path / "after.wav") as out:
-            await asyncio.sleep(0.5)
-            second = await daemon.ask(question)
-            await asyncio.sleep(0.5)
+        second, heard = await daemon.ask_and_record(question, tmp_path / "after.wav")
     assert failed.outcome == "error"
     assert [e.code for _, e in daemon.daemon.of(TurnFailed)] == ["playback-failed"]  # type: ignore[attr-defined]
     assert second.outcome == "completed"
     assert daemon.connections("speaker")[-1] is True
-    assert reply_heard(out)
+    assert heard

@@ -65,18 +65,14 @@ async def next_within(items: AsyncIterator[_T], seconds: float) -> _T:
     return step.result()
 
 
-async def _unwind(task: asyncio.Task[Any], timeout_seconds: float = 2.0) -> None:
-    """Cancel ``task`` and wait until it is done (at most ``timeout_seconds``), through further cancels of ours."""
-    task.cancel()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_seconds
-    while not task.done() and (left := deadline - loop.time()) > 0:
+async def _unwind(task: asyncio.Task[Any]) -> None:
+    """:func:`cancel_and_wait`, through further cancels of ours; the caller raises its own cancel afterwards."""
+    stopping = asyncio.ensure_future(cancel_and_wait(task))
+    while not stopping.done():
         try:
-            await asyncio.wait({task}, timeout=left)
+            await asyncio.shield(stopping)
         except asyncio.CancelledError:
-            continue  # already stopping, and its cleanup must not be cut short; the caller raises the cancel
-    if not task.done():
-        _LOGGER.warning("task %s ignored cancellation for %.1f s", task.get_name(), timeout_seconds)
+            continue  # already stopping, and its cleanup must not be cut short
 
 
 async def in_daemon_thread(work: Callable[..., _T], *args: Any) -> _T:

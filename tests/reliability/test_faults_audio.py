@@ -68,6 +68,13 @@ class Running:
         await asyncio.wait_for(self.daemon.turn_ended.wait(), 30)
         return self.ended[ended]
 
+    async def ask_until_replying(self, question: Path) -> asyncio.Task[TurnEnded]:
+        """Ask in the background; return the turn's task once its reply starts playing."""
+        self.replying.clear()  # not the reply of an earlier turn
+        turn = asyncio.create_task(self.ask(question))
+        await asyncio.wait_for(self.replying.wait(), 30)
+        return turn
+
     async def ask_and_record(self, question: Path, wav: Path) -> tuple[TurnEnded, bool]:
         """Ask while recording the speaker to ``wav``; return how the turn ended and whether its reply was heard."""
         with recording(self.pulse, wav) as out:
@@ -169,8 +176,7 @@ async def test_a_speaker_that_stops_taking_audio_mid_answer_ends_the_turn_with_a
     pulse: PulseServer, question: Path, tmp_path: Path
 ) -> None:
     async with running(pulse, reply_seconds=2.5) as daemon:
-        first = asyncio.create_task(daemon.ask(question))
-        await asyncio.wait_for(daemon.replying.wait(), 30)
+        first = await daemon.ask_until_replying(question)
         await asyncio.sleep(0.5)
         assert pulse.pactl("suspend-sink", "speaker", "1").returncode == 0  # the device hangs mid-answer
         failed = await first
@@ -188,8 +194,7 @@ async def test_a_removed_and_returned_speaker_sink_plays_the_next_answer(
     pulse: PulseServer, question: Path, tmp_path: Path
 ) -> None:
     async with running(pulse, reply_seconds=2.5) as daemon:
-        first = asyncio.create_task(daemon.ask(question))
-        await asyncio.wait_for(daemon.replying.wait(), 30)
+        first = await daemon.ask_until_replying(question)
         assert pulse.pactl("unload-module", module_of(pulse, "speaker")).returncode == 0
         done = await first  # PulseAudio moves the stream to what is left; the turn ends either way
         reload_sink(pulse, "speaker")
@@ -221,8 +226,7 @@ async def test_pulseaudio_killed_during_an_answer_fails_that_turn_and_both_devic
     pulse: PulseServer, question: Path, tmp_path: Path
 ) -> None:
     async with running(pulse, reply_seconds=2.5) as daemon:
-        first = asyncio.create_task(daemon.ask(question))
-        await asyncio.wait_for(daemon.replying.wait(), 30)
+        first = await daemon.ask_until_replying(question)
         await asyncio.sleep(0.5)
         assert pulse.process is not None
         pulse.process.kill()  # the sound server crashes: no goodbye to its clients

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .bus import Bus
 from .config import Settings
+from .endpointing import PauseMemory
 from .errors import ModelError
 from .events import ConnectionChanged, DaemonStarted, ShutdownRequested, TurnEnded
 from .logs import log_event
@@ -22,6 +23,7 @@ from .ports import (
     AudioSink,
     AudioSource,
     Clock,
+    ProsodyDetector,
     Replayer,
     SpeechDetector,
     SpeechModel,
@@ -59,6 +61,8 @@ class Adapters:
     tools: ToolRunner
     stop_word: WakeDetector | None = None
     replayer: Replayer | None = None
+    prosody: ProsodyDetector | None = None
+    """Pitch per chunk for the end of speech; None waits as if every phrase sounded finished."""
     services: Sequence[Service] = field(default_factory=list)
     """Edges run beside the supervisor."""
     keep_unspoken: Callable[[Sequence[str]], None] | None = None
@@ -107,6 +111,8 @@ class App:
             conversation=conversation,
             replayer=adapters.replayer,
             speak=settings.voice.mode != "tts",
+            prosody=adapters.prosody,
+            pauses=PauseMemory(),
         )
         supervisor = Supervisor(
             bus=self.bus,
@@ -189,7 +195,7 @@ async def build_adapters(
     """Build every real adapter from the settings; edges that fail are reported and left out, never fatal."""
     from hardware import FileSink, FileSource, build_ducker, build_echo_canceller, build_microphone, build_speaker
 
-    from .listen import build_stop_detector, build_vad, build_wake_detector
+    from .listen import build_prosody, build_stop_detector, build_vad, build_wake_detector
 
     services: list[Service] = []
     audio = settings.audio
@@ -221,6 +227,7 @@ async def build_adapters(
         wake=build_wake_detector(settings.wake, monitor=monitor),
         stop_word=build_stop_detector(settings.wake),
         vad=build_vad(),
+        prosody=build_prosody(),
         model=model,
         voice=voice,
         tools=tools,

@@ -96,6 +96,16 @@ def rms(chunk: AudioChunk) -> float:
     return math.sqrt(sum(v * v for v in values) / len(values)) / 32768.0
 
 
+SILENT_DB = -100.0
+"""Level reported for digital silence, in dBFS."""
+
+
+def level_db(chunk: AudioChunk) -> float:
+    """RMS level of the chunk in dB relative to full scale, never below :data:`SILENT_DB`."""
+    value = rms(chunk)
+    return max(SILENT_DB, 20.0 * math.log10(value)) if value > 0.0 else SILENT_DB
+
+
 def tone(frequency_hz: float, seconds: float, *, rate_hz: int = 24_000, level: float = 0.3) -> AudioChunk:
     """Return a sine tone with 10 ms raised-cosine fades so it starts and stops without a click."""
     count = round(seconds * rate_hz)

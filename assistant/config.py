@@ -107,9 +107,20 @@ class WakeSettings(_Model):
 # --- end of speech ------------------------------------------------------------------------------
 
 _PROFILES: dict[str, dict[str, float]] = {
-    "normal": {"end_silence_seconds": 0.7, "no_speech_timeout_seconds": 5.0, "max_speech_seconds": 15.0},
-    # Slow or elderly speakers pause mid-sentence; 1.8 s tolerates pauses of 1.5 s with margin.
-    "patient": {"end_silence_seconds": 1.8, "no_speech_timeout_seconds": 8.0, "max_speech_seconds": 30.0},
+    "normal": {
+        "end_silence_seconds": 0.3,
+        "hold_silence_seconds": 1.0,
+        "no_speech_timeout_seconds": 5.0,
+        "max_speech_seconds": 15.0,
+    },
+    # Slow or elderly speakers pause mid-sentence, often for 2 s and more after a hesitation or an unfinished
+    # phrase; 2.9 s keeps pauses of 2.5 s whole, and a phrase that sounds finished still ends after 1.5 s.
+    "patient": {
+        "end_silence_seconds": 1.5,
+        "hold_silence_seconds": 2.9,
+        "no_speech_timeout_seconds": 8.0,
+        "max_speech_seconds": 30.0,
+    },
 }
 
 
@@ -117,13 +128,30 @@ class EndpointSettings(_Model):
     """When the user has finished speaking."""
 
     profile: Literal["normal", "patient"] = "normal"
-    """Preset for the three durations below; any of them set here overrides the preset."""
+    """Preset for the four durations below; any of them set here overrides the preset."""
     speech_threshold: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
     """VAD probability (0.0 to 1.0) at or above which a chunk counts as speech."""
     start_seconds: Annotated[float, Field(ge=0.0, le=2.0)] = 0.15
     """Seconds of continuous speech before the user counts as speaking."""
-    end_silence_seconds: Annotated[float, Field(gt=0.0, le=10.0)] = 0.7
-    """Seconds of silence after speech that end the utterance."""
+    end_silence_seconds: Annotated[float, Field(gt=0.0, le=10.0)] = 0.3
+    """Seconds of silence that end the utterance after a phrase that sounds finished (falling pitch)."""
+    hold_silence_seconds: Annotated[float, Field(gt=0.0, le=10.0)] = 1.0
+    """Seconds of silence that end it after a phrase that sounds unfinished: a hesitation ("嗯", "um"), or a
+    level or rising end. Never shorter than end_silence_seconds."""
+    learn_pauses: bool = True
+    """Lengthen both waits to fit the pauses this household was heard to make mid-sentence (recent turns)."""
+    room_gate: bool = True
+    """Tell the user from the room: speech no louder than what the box heard before the wake word (a TV,
+    a radio) does not keep the turn open."""
+    room_margin_db: Annotated[float, Field(ge=0.0, le=30.0)] = 3.0
+    """Decibels above the background's loud level (its 90th percentile before the wake word) that a chunk
+    needs to count as the user."""
+    voice_margin_db: Annotated[float, Field(ge=0.0, le=40.0)] = 6.0
+    """Decibels under the user's own level (the wake word, then the question) that a chunk always counts
+    as the user from, however loud the background was."""
+    speculate_seconds: Annotated[float, Field(ge=0.0, le=5.0)] = 0.16
+    """Seconds of silence after which the model starts on the utterance so far, while the end is still being
+    decided; its answer plays only once the end is decided, and is dropped if the user goes on. 0 disables."""
     no_speech_timeout_seconds: Annotated[float, Field(gt=0.0, le=60.0)] = 5.0
     """Seconds to wait for speech to start before giving up."""
     max_speech_seconds: Annotated[float, Field(gt=0.0, le=120.0)] = 15.0
@@ -138,6 +166,11 @@ class EndpointSettings(_Model):
                 f"start_seconds ({self.start_seconds}) must be shorter than no_speech_timeout_seconds "
                 f"({self.no_speech_timeout_seconds}), or no one could ever start speaking in time"
             )
+        if self.hold_silence_seconds < self.end_silence_seconds:
+            raise ValueError(
+                f"hold_silence_seconds ({self.hold_silence_seconds}) must not be shorter than end_silence_seconds "
+                f"({self.end_silence_seconds})"
+            )
         return self
 
     @model_validator(mode="before")
@@ -145,7 +178,12 @@ class EndpointSettings(_Model):
     def _apply_profile(cls, data: Any) -> Any:
         if isinstance(data, dict) and isinstance(data.get("profile", "normal"), str):
             preset = _PROFILES.get(data.get("profile", "normal"), {})
-            return {**preset, **data}
+            merged = {**preset, **data}
+            end = data.get("end_silence_seconds")
+            if "hold_silence_seconds" not in data and isinstance(end, int | float):
+                # A longer end silence set alone lengthens the hold too, rather than contradicting it.
+                merged["hold_silence_seconds"] = max(float(end), preset.get("hold_silence_seconds", 0.0))
+            return merged
         return data
 
 

@@ -72,6 +72,28 @@ class SpeechDetector(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Prosody:
+    """How one chunk sounds, for telling a finished phrase from a pause."""
+
+    pitch_hz: float | None
+    """Fundamental frequency of the voiced part of the chunk in Hz; None when it has no voiced frame."""
+    nasal: bool = False
+    """True when the voiced part is a nasal murmur ("嗯", "um", "mm"): a hesitation, not a word's end."""
+
+
+class ProsodyDetector(Protocol):
+    """Pitch and voice quality over consecutive microphone chunks."""
+
+    def prosody(self, chunk: AudioChunk) -> Prosody:
+        """Return how the chunk sounds."""
+        ...
+
+    def reset(self) -> None:
+        """Forget any partial frame between utterances."""
+        ...
+
+
 # --- audio out ----------------------------------------------------------------------------------
 
 
@@ -139,6 +161,8 @@ class ModelRequest:
     """Results of the tool calls of the previous round."""
     speak: bool = True
     """True to ask for speech tokens as well as text."""
+    speculative: bool = False
+    """Started before the end of speech was decided; :meth:`SpeechModel.retract` may take it back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +224,13 @@ class SpeechModel(Protocol):
 
     def forget(self, conversation_id: str) -> None:
         """Drop the history of a conversation."""
+        ...
+
+    def retract(self, conversation_id: str) -> None:
+        """Take back the conversation's last round if it was speculative, finished or not, as if it never ran.
+
+        The KV cache of what came before it stays; a round that was not speculative stays too.
+        """
         ...
 
     def set_dialect(self, dialect: str) -> None:

@@ -14,8 +14,9 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .audio import AudioChunk
+from .audio import AudioChunk, level_db
 from .bus import Bus, Envelope
+from .endpointing import Room
 from .events import (
     AnnounceRequested,
     AskRequested,
@@ -36,6 +37,7 @@ from .events import (
     WakeDetected,
 )
 from .ports import AudioSource, WakeDetector
+from .room import RoomTracker
 from .tasks import cancel_and_wait
 from .turn import Turn, TurnDeps, TurnRequest
 
@@ -100,6 +102,9 @@ class Supervisor:
         self._closing = False
         self._last_turn_end: float | None = None
         self._active_wake_word: str | None = None
+        self._room = RoomTracker()
+        self._last_room: Room | None = None
+        """The room at the last wake word; a follow-up turn, which has no wake word, listens against it."""
         self._switching = asyncio.Lock()
         self._replacing = False
         self._requests = bus.subscribe(
@@ -218,6 +223,9 @@ class Supervisor:
             if request is not None and request.mic.is_open and self.busy:
                 request.mic.offer(chunk)
                 continue
+            if not self._speaking:
+                # The assistant's own voice is not the room's background.
+                self._room.hear(chunk.seconds, level_db(chunk))
             await self._detect(chunk)
         # The source ended (a WAV file given with --input): let the answer finish, then stop.
         while self.busy:
@@ -265,7 +273,10 @@ class Supervisor:
         last = self._last_turn_end
         if last is not None and self._deps.clock.now() - last > self._options.forget_after_seconds:
             self._deps.model.forget(self._options.conversation_id)
-        await self._replace(TurnRequest(turn_id, trigger, self._options.conversation_id))
+        room = self._room.room()
+        if trigger == "wake":
+            self._last_room = room
+        await self._replace(TurnRequest(turn_id, trigger, self._options.conversation_id, room=room))
 
     async def _replace(self, request: TurnRequest) -> None:
         """End whatever runs, then launch ``request``; transitions are serialized so only one turn ever runs.
@@ -330,7 +341,13 @@ class Supervisor:
             and not self._announcements
         ):
             self._launch(
-                TurnRequest(self._new_id(), "follow_up", request.conversation_id, no_speech_timeout_seconds=follow_up)
+                TurnRequest(
+                    self._new_id(),
+                    "follow_up",
+                    request.conversation_id,
+                    no_speech_timeout_seconds=follow_up,
+                    room=self._last_room,
+                )
             )
             return
         self._next_announcement()

@@ -10,12 +10,12 @@ import asyncio
 import collections
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .audio import AudioChunk, join
 from .config import ConversationSettings, EndpointSettings
 from .earcons import Earcon, render
-from .endpointing import Decision, Endpointer
+from .endpointing import Decision, PauseMemory, Room
 from .errors import ModelError, TurnError
 from .events import (
     Event,
@@ -36,6 +36,7 @@ from .events import (
     TurnStarted,
     UserTranscript,
 )
+from .listening import UtteranceListener
 from .ports import (
     AudioSink,
     Clock,
@@ -47,12 +48,14 @@ from .ports import (
     ModelText,
     ModelToolCall,
     ModelTranscript,
+    ProsodyDetector,
     Replayer,
     ReplyPiece,
     SpeechDetector,
     SpeechModel,
     ToolResult,
     ToolRunner,
+    ToolSpec,
     Voice,
 )
 from .tasks import cancel_and_wait, next_within
@@ -102,6 +105,10 @@ class TurnDeps:
     """The voice's memory of its last answer, for RepeatRequested."""
     speak: bool = True
     """Ask the model for speech tokens; False when the voice speaks its text through a TTS anyway."""
+    prosody: ProsodyDetector | None = None
+    """Pitch per chunk, to tell a finished phrase from a pause; None waits as if every phrase were finished."""
+    pauses: PauseMemory | None = None
+    """The household's mid-sentence pauses, learned across turns."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +128,8 @@ class TurnRequest:
     """Override of the endpointing timeout, e.g. the follow-up window."""
     repeat_slower: bool | None = None
     """Play the last answer again (slower if True) without asking the model."""
+    room: Room | None = None
+    """What the box heard before the wake word, so a TV talking on is not taken for the user."""
 
 
 class _PieceStream:
@@ -151,6 +160,41 @@ async def _nothing() -> AsyncIterator[ReplyPiece]:
 
 async def _chunks(chunk: AudioChunk) -> AsyncIterator[AudioChunk]:
     yield chunk
+
+
+class _Speculation:
+    """A model round started on the utterance so far, while the end of speech is still being decided.
+
+    Its events wait in a queue: nothing is played before the turn decides the user has finished. If the
+    user goes on, the round is cancelled and the model takes it back (its KV cache of what came before stays).
+    """
+
+    def __init__(self, request: ModelRequest, stream: AsyncIterator[ModelEvent], name: str) -> None:
+        self.request = request
+        self._events: asyncio.Queue[ModelEvent | ModelError | None] = asyncio.Queue()
+        self._task = asyncio.create_task(self._pull(stream), name=name)
+
+    async def _pull(self, stream: AsyncIterator[ModelEvent]) -> None:
+        try:
+            async for event in stream:
+                self._events.put_nowait(event)
+        except ModelError as err:
+            self._events.put_nowait(err)
+        finally:
+            self._events.put_nowait(None)
+
+    async def events(self) -> AsyncIterator[ModelEvent]:
+        """The round's events, those that arrived while listening first."""
+        while (item := await self._events.get()) is not None:
+            if isinstance(item, ModelError):
+                raise item
+            yield item
+        if self._task.done() and not self._task.cancelled() and (error := self._task.exception()) is not None:
+            raise error
+
+    async def stop(self) -> None:
+        """Cancel the round if it still runs."""
+        await cancel_and_wait(self._task)
 
 
 class Turn:
@@ -232,25 +276,37 @@ class Turn:
         tools = self._deps.tools.specs()
         if request.question is not None:
             model_request = ModelRequest(request.conversation_id, tools, text=request.question, speak=self._deps.speak)
-        else:
-            utterance = await self._listen()
-            if utterance is None:
+            await self._answer(model_request)
+            return "completed"
+        speculation: _Speculation | None = None
+        try:
+            heard = await self._listen(tools)
+            if heard is None:
                 return "no_speech"
-            model_request = ModelRequest(request.conversation_id, tools, audio=utterance, speak=self._deps.speak)
-        await self._answer(model_request)
-        return "completed"
+            utterance, speculation = heard
+            if speculation is not None:
+                await self._answer(speculation.request, speculation)
+            else:
+                asked = ModelRequest(request.conversation_id, tools, audio=utterance, speak=self._deps.speak)
+                await self._answer(asked)
+            return "completed"
+        finally:
+            if speculation is not None:
+                await speculation.stop()
 
     # --- listening --------------------------------------------------------------------------------
 
-    async def _listen(self) -> AudioChunk | None:
+    async def _listen(self, tools: tuple[ToolSpec, ...]) -> tuple[AudioChunk, _Speculation | None] | None:
+        """Hear the user out; return the utterance and the model round started on it while deciding."""
         deps, request = self._deps, self._request
         settings = deps.endpoint
         if request.no_speech_timeout_seconds is not None:
             settings = settings.model_copy(update={"no_speech_timeout_seconds": request.no_speech_timeout_seconds})
-        endpointer = Endpointer(settings)
+        listener = UtteranceListener(settings, deps.vad, prosody=deps.prosody, room=request.room, memory=deps.pauses)
+        endpointer = listener.endpointer
         preroll: collections.deque[AudioChunk] = collections.deque()
         captured: list[AudioChunk] = []
-        deps.vad.reset()
+        speculation: _Speculation | None = None
         request.mic.is_open = True
         self._publish(ListeningStarted(turn_id=request.turn_id))
         if deps.conversation.earcons and request.trigger != "follow_up":
@@ -268,11 +324,12 @@ class Turn:
                         self._publish(
                             SpeechEnded(turn_id=request.turn_id, speech_seconds=round(endpointer.speech_seconds, 3))
                         )
-                        return join(captured)
+                        await self._drop(speculation)
+                        return join(captured), None
                     waited = round(endpointer.waited_seconds, 3)
                     self._publish(ListeningTimedOut(turn_id=request.turn_id, waited_seconds=waited))
                     return None
-                decision = endpointer.process(chunk.seconds, deps.vad.probability(chunk))
+                decision = listener.hear(chunk)
                 match decision:
                     case Decision.WAITING:
                         preroll.append(chunk)
@@ -283,19 +340,42 @@ class Turn:
                         captured = [*preroll, chunk]
                     case Decision.SPEAKING:
                         captured.append(chunk)
+                        silence = endpointer.trailing_silence_seconds
+                        if silence == 0.0 and speculation is not None:
+                            # The user went on: the round started on half a sentence is dropped.
+                            await self._drop(speculation)
+                            speculation = None
+                        elif speculation is None and 0.0 < settings.speculate_seconds <= silence + 1e-6:
+                            speculation = self._speculate(join(captured), tools)
                     case Decision.ENDED:
                         captured.append(chunk)
                         self._publish(
                             SpeechEnded(turn_id=request.turn_id, speech_seconds=round(endpointer.speech_seconds, 3))
                         )
-                        return join(captured)
+                        return join(captured), speculation
                     case Decision.TIMED_OUT:
                         waited = round(endpointer.waited_seconds, 3)
                         self._publish(ListeningTimedOut(turn_id=request.turn_id, waited_seconds=waited))
                         return None
+        except BaseException:
+            await self._drop(speculation)
+            raise
         finally:
             request.mic.is_open = False
             deadline.cancel()
+
+    def _speculate(self, utterance: AudioChunk, tools: tuple[ToolSpec, ...]) -> _Speculation:
+        request = ModelRequest(
+            self._request.conversation_id, tools, audio=utterance, speak=self._deps.speak, speculative=True
+        )
+        stream = self._paced(self._deps.model.respond(request))
+        return _Speculation(request, stream, name=f"speculation:{self.turn_id}")
+
+    async def _drop(self, speculation: _Speculation | None) -> None:
+        """Drop a speculative round that will not be answered: cancel it, and have the model take it back."""
+        if speculation is not None:
+            await speculation.stop()
+            self._deps.model.retract(self._request.conversation_id)
 
     async def _expire_after(self, seconds: float) -> None:
         await self._deps.clock.sleep(seconds)
@@ -303,7 +383,7 @@ class Turn:
 
     # --- answering --------------------------------------------------------------------------------
 
-    async def _answer(self, model_request: ModelRequest) -> None:
+    async def _answer(self, model_request: ModelRequest, speculation: _Speculation | None = None) -> None:
         deps = self._deps
         pieces = _PieceStream()
         playback: asyncio.Task[bool] | None = None
@@ -319,7 +399,7 @@ class Turn:
         try:
             for _ in range(deps.conversation.max_tool_rounds):
                 calls: list[ModelToolCall] = []
-                async for event in self._model_round(model_request):
+                async for event in self._model_round(model_request, speculation):
                     match event:
                         case ModelTranscript(text=text):
                             self._publish(UserTranscript(turn_id=self.turn_id, text=text))
@@ -335,6 +415,7 @@ class Turn:
                 if not calls:
                     break
                 results = tuple([await self._run_tool(call) for call in calls])
+                speculation = None
                 model_request = ModelRequest(
                     model_request.conversation_id, model_request.tools, tool_results=results, speak=model_request.speak
                 )
@@ -354,12 +435,22 @@ class Turn:
             if playback is not None and not playback.done():
                 await cancel_and_wait(playback)
 
-    async def _model_round(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        """Stream one model round, retrying once a recoverable failure that happened before any output."""
+    async def _model_round(
+        self, request: ModelRequest, speculation: _Speculation | None = None
+    ) -> AsyncIterator[ModelEvent]:
+        """Stream one model round, retrying once a recoverable failure that happened before any output.
+
+        A round already started speculatively while listening is taken up where it is; its retry is an
+        ordinary round.
+        """
         for attempt in (1, 2):
             produced = False
+            if speculation is not None and attempt == 1:
+                stream = speculation.events()
+            else:
+                stream = self._paced(self._deps.model.respond(replace(request, speculative=False)))
             try:
-                async for event in self._paced(self._deps.model.respond(request)):
+                async for event in stream:
                     produced = True
                     yield event
                 return

@@ -269,7 +269,9 @@ class ScriptedModel:
         self.requests: list[ModelRequest] = []
         self.cancelled = 0
         self.forgotten: list[str] = []
+        self.retracted: list[str] = []
         self.dialects: list[str] = []
+        self._last: tuple[ModelRequest, list[Step]] | None = None
 
     async def respond(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """Play the next round; raise ModelError if the script has no round left."""
@@ -277,6 +279,7 @@ class ScriptedModel:
         if not self._rounds:
             raise ModelError("script exhausted")
         steps = self._rounds.pop(0)
+        self._last = (request, steps)
         try:
             for step in steps:
                 await self._clock.sleep(step.delay_seconds)
@@ -290,6 +293,13 @@ class ScriptedModel:
     def forget(self, conversation_id: str) -> None:
         """Record the reset."""
         self.forgotten.append(conversation_id)
+
+    def retract(self, conversation_id: str) -> None:
+        """Record the retraction; a speculative round's script is played again for the next request."""
+        self.retracted.append(conversation_id)
+        if self._last is not None and self._last[0].speculative:
+            self._rounds.insert(0, self._last[1])
+            self._last = None
 
     def set_dialect(self, dialect: str) -> None:
         """Record the change."""

@@ -191,6 +191,9 @@ class SoakModel:
     def forget(self, conversation_id: str) -> None:
         """Nothing is remembered."""
 
+    def retract(self, conversation_id: str) -> None:
+        """Nothing is remembered."""
+
     def set_dialect(self, dialect: str) -> None:
         """Any dialect will do."""
 

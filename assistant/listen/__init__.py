@@ -8,11 +8,11 @@ from __future__ import annotations
 import time
 
 from ..config import WakeSettings
-from ..ports import SpeechDetector, WakeDetector
+from ..ports import ProsodyDetector, SpeechDetector, WakeDetector
 from .echo import EchoGuard, OutputMonitor
 from .wakeword import WakeWordDetector, build_engine, rules_for
 
-__all__ = ["EchoGuard", "OutputMonitor", "build_stop_detector", "build_vad", "build_wake_detector"]
+__all__ = ["EchoGuard", "OutputMonitor", "build_prosody", "build_stop_detector", "build_vad", "build_wake_detector"]
 
 
 def build_wake_detector(settings: WakeSettings, *, monitor: OutputMonitor | None = None) -> WakeDetector:
@@ -39,3 +39,10 @@ def build_vad() -> SpeechDetector:
     from .vad import SileroSpeechDetector
 
     return SileroSpeechDetector()
+
+
+def build_prosody() -> ProsodyDetector:
+    """Pitch and nasality per chunk (numpy)."""
+    from .prosody import PitchProsodyDetector
+
+    return PitchProsodyDetector()

@@ -24,6 +24,9 @@ class UnavailableModel:
     def forget(self, conversation_id: str) -> None:
         """Nothing to forget."""
 
+    def retract(self, conversation_id: str) -> None:
+        """Nothing to take back."""
+
     def set_dialect(self, dialect: str) -> None:
         """Nothing to change."""
 
@@ -58,5 +61,13 @@ class LoadingModel:
 
     def forget(self, conversation_id: str) -> None:
         """Forget in the loaded model, if it is loaded."""
-        if self._loading.done() and not self._loading.cancelled() and self._loading.exception() is None:
+        if self._loaded():
             self._loading.result().forget(conversation_id)
+
+    def retract(self, conversation_id: str) -> None:
+        """Take back in the loaded model, if it is loaded."""
+        if self._loaded():
+            self._loading.result().retract(conversation_id)
+
+    def _loaded(self) -> bool:
+        return self._loading.done() and not self._loading.cancelled() and self._loading.exception() is None

@@ -60,6 +60,9 @@ class ToolReadingModel:
     def forget(self, conversation_id: str) -> None:
         pass
 
+    def retract(self, conversation_id: str) -> None:
+        pass
+
     def set_dialect(self, dialect: str) -> None:
         pass
 

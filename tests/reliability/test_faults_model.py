@@ -143,6 +143,9 @@ class RealTimeModel:
     def forget(self, conversation_id: str) -> None:
         """Nothing to forget."""
 
+    def retract(self, conversation_id: str) -> None:
+        """Nothing to take back."""
+
     def set_dialect(self, dialect: str) -> None:
         """Nothing to change."""
 

@@ -124,6 +124,8 @@ class _Conversation:
     cached_keys: list[int] = field(default_factory=list)
     audio: dict[int, torch.Tensor] = field(default_factory=dict)
     used: float = 0.0
+    before_speculation: tuple[list[Entry], int, dict[int, torch.Tensor]] | None = None
+    """Entries, exchange and audio before the last round, while that round was speculative."""
 
 
 class _BanSpeech(LogitsProcessor):
@@ -210,6 +212,24 @@ class StepAudio2Engine:
     def set_dialect(self, dialect: str) -> None:
         """Answer in another dialect from the next round on (the system prompt changes)."""
         self._persona = self._persona.model_copy(update={"dialect": dialect})
+
+    def retract(self, conversation_id: str) -> None:
+        """Take back the conversation's last round if it was speculative; its KV cache prefix stays.
+
+        Runs on the worker after the rounds already queued, so a speculative round still unwinding is taken
+        back whole.
+        """
+        try:
+            self._executor.submit(self._retract, conversation_id)
+        except RuntimeError:  # closed: nothing will read the conversation again
+            pass
+
+    def _retract(self, conversation_id: str) -> None:
+        with self._lock:
+            conversation = self._conversations.get(conversation_id)
+            if conversation is not None and conversation.before_speculation is not None:
+                conversation.entries, conversation.exchange, conversation.audio = conversation.before_speculation
+                conversation.before_speculation = None
 
     def forget(self, conversation_id: str) -> None:
         """Drop a conversation's history and KV cache."""
@@ -360,6 +380,7 @@ class StepAudio2Engine:
         started = time.perf_counter()
         conversation = self._conversation(request.conversation_id)
         before = (list(conversation.entries), conversation.exchange, dict(conversation.audio))
+        conversation.before_speculation = before if request.speculative else None
         said = False
 
         def emitting(item: object) -> None:

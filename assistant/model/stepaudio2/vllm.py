@@ -95,6 +95,8 @@ class VllmSpeechModel:
         self._today = today or _today_in(persona.timezone)
         self._rng = rng or random.Random()
         self._histories: dict[str, History] = {}
+        self._before_speculation: dict[str, list[dict[str, Any]]] = {}
+        """Room → its history before a speculative round, until the next round or a retract."""
         self._connected: bool | None = None
         # Credentials in the URL (http://user:pass@host) must not reach logs or spoken errors.
         self._url = str(httpx.URL(settings.base_url).copy_with(userinfo=b""))
@@ -129,6 +131,14 @@ class VllmSpeechModel:
     def forget(self, conversation_id: str) -> None:
         """Drop the history of a conversation."""
         self._histories.pop(conversation_id, None)
+        self._before_speculation.pop(conversation_id, None)
+
+    def retract(self, conversation_id: str) -> None:
+        """Put the room's history back as it was before its last round, if that round was speculative."""
+        before = self._before_speculation.pop(conversation_id, None)
+        history = self._histories.get(conversation_id)
+        if before is not None and history is not None:
+            history.messages[:] = before
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -140,6 +150,10 @@ class VllmSpeechModel:
         """Stream the answer to one request; cancelling the iteration stops generation on the server."""
         conversation = request.conversation_id
         history = self._histories.setdefault(conversation, History(self._settings.history_tokens))
+        if request.speculative:
+            self._before_speculation[conversation] = [dict(m) for m in history.messages]
+        else:
+            self._before_speculation.pop(conversation, None)
         turn = self._turn_messages(history, request)
         payload = build_payload(
             self._settings,

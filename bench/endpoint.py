@@ -251,6 +251,11 @@ def run(
     memory = PauseMemory() if share_memory else None
     results: list[ClipResult] = []
     problems: list[str] = []
+    listed = {t.file for t in truths}
+    for path in sorted(directory.glob("*.wav")):
+        if path.name not in listed:
+            problems.append(f"{path}: no line in truth.jsonl; not measured")
+            print(f"skipped: {problems[-1]}", file=out)
     cpu = audio_seconds = 0.0
     for truth in progress(truths, "clips"):
         try:

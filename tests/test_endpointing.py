@@ -24,9 +24,7 @@ def final(settings: EndpointSettings, pattern: str) -> tuple[Decision, int]:
     return decisions[-1], len(decisions) - 1
 
 
-NORMAL = EndpointSettings(
-    start_seconds=0.2, end_silence_seconds=0.7, no_speech_timeout_seconds=2.0, learn_pauses=False
-)
+NORMAL = EndpointSettings(start_seconds=0.2, end_silence_seconds=0.7, no_speech_timeout_seconds=2.0, learn_pauses=False)
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from assistant.audio import AudioChunk, join, read_wav, silence, write_wav
 from assistant.bus import Bus, Envelope
 from assistant.config import Settings, VllmModelSettings
 from assistant.events import PlaybackStarted, ReplyText, ShutdownRequested, SpeechEnded, TurnEnded
-from assistant.listen import build_vad, build_wake_detector
+from assistant.listen import build_prosody, build_vad, build_wake_detector
 from assistant.model.stepaudio2.vllm import build_vllm_model
 from assistant.ports import Clock
 from assistant.tools import ToolRegistry
@@ -74,10 +74,14 @@ class NotedSource(FileSource):
             yield chunk
 
 
-async def one_run(wav: Path, wake_seconds: float) -> dict[str, float]:
+async def one_run(wav: Path, wake_seconds: float, *, speculate: bool) -> dict[str, float]:
     async with FakeVllmServer(default=Written("Tomorrow will be sunny and warm.")) as server:
         settings = Settings.model_validate(
-            {"conversation": {"follow_up_seconds": 0, "earcons": False}, "voice": {"mode": "tts"}}
+            {
+                "conversation": {"follow_up_seconds": 0, "earcons": False},
+                "voice": {"mode": "tts"},
+                "endpointing": {} if speculate else {"speculate_seconds": 0.0},
+            }
         )
         sink = FirstSoundSink()
         source = NotedSource(wav, chunk_ms=settings.audio.chunk_ms, realtime=True, trailing_silence_seconds=3.0)
@@ -103,6 +107,7 @@ async def one_run(wav: Path, wake_seconds: float) -> dict[str, float]:
                 sink=sink,
                 wake=build_wake_detector(s.wake),
                 vad=build_vad(),
+                prosody=build_prosody(),
                 model=model,
                 voice=voice,
                 tools=ToolRegistry(clock),
@@ -127,11 +132,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         wav = Path(folder) / "question.wav"
         write_wav(wav, join([wake, question]))
-        results = [asyncio.run(one_run(wav, wake.seconds)) for _ in range(args.runs)]
-    print(f"seconds after the true end of speech, {args.runs} runs (normal profile: 0.7 s end silence)")
-    for key in results[0]:
-        values = [r[key] for r in results]
-        print(f"  {key:<28} median {statistics.median(values):.3f}  min {min(values):.3f}  max {max(values):.3f}")
+        runs = {
+            speculate: [asyncio.run(one_run(wav, wake.seconds, speculate=speculate)) for _ in range(args.runs)]
+            for speculate in (True, False)
+        }
+    e = Settings().endpointing
+    print(
+        f"seconds after the true end of speech, {args.runs} runs each (normal profile: {e.end_silence_seconds} s "
+        f"after a finished phrase, {e.hold_silence_seconds} s after an unfinished one)"
+    )
+    for speculate, results in runs.items():
+        how = f"speculatively after {e.speculate_seconds} s of silence" if speculate else "at the decided end"
+        print(f"model started {how}:")
+        for key in results[0]:
+            values = [r[key] for r in results]
+            print(f"  {key:<28} median {statistics.median(values):.3f}  min {min(values):.3f}  max {max(values):.3f}")
 
 
 if __name__ == "__main__":

@@ -110,6 +110,7 @@ _PROFILES: dict[str, dict[str, float]] = {
     "normal": {
         "end_silence_seconds": 0.3,
         "hold_silence_seconds": 1.0,
+        "fall_semitones": 0.5,
         "no_speech_timeout_seconds": 5.0,
         "max_speech_seconds": 15.0,
     },
@@ -118,6 +119,8 @@ _PROFILES: dict[str, dict[str, float]] = {
     "patient": {
         "end_silence_seconds": 1.5,
         "hold_silence_seconds": 2.9,
+        # A slow speaker's pause cut short costs more than a late answer: only a clear fall counts as finished.
+        "fall_semitones": 1.0,
         "no_speech_timeout_seconds": 8.0,
         "max_speech_seconds": 30.0,
     },
@@ -128,7 +131,7 @@ class EndpointSettings(_Model):
     """When the user has finished speaking."""
 
     profile: Literal["normal", "patient"] = "normal"
-    """Preset for the four durations below; any of them set here overrides the preset."""
+    """Preset for the four durations and the fall below; any of them set here overrides the preset."""
     speech_threshold: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
     """VAD probability (0.0 to 1.0) at or above which a chunk counts as speech."""
     start_seconds: Annotated[float, Field(ge=0.0, le=2.0)] = 0.15
@@ -138,6 +141,8 @@ class EndpointSettings(_Model):
     hold_silence_seconds: Annotated[float, Field(gt=0.0, le=10.0)] = 1.0
     """Seconds of silence that end it after a phrase that sounds unfinished: a hesitation ("嗯", "um"), or a
     level or rising end. Never shorter than end_silence_seconds."""
+    fall_semitones: Annotated[float, Field(ge=0.0, le=12.0)] = 0.5
+    """Semitones the pitch must fall at the end of a phrase for it to sound finished (patient: 1.0)."""
     learn_pauses: bool = True
     """Lengthen both waits to fit the pauses this household was heard to make mid-sentence (recent turns)."""
     room_gate: bool = True

@@ -25,10 +25,6 @@ from .config import EndpointSettings
 _EPSILON = 1e-6
 """Chunk durations are sums of floats; compare with a tolerance so 10 × 0.1 s reaches 1.0 s."""
 
-FALL_SEMITONES = 1.0
-"""A phrase sounds finished when its last pitch lies this many semitones or more under both the utterance's
-median and the phrase's own recent peak: declarative and wh-question endings fall 2–4 semitones, a comma
-or a hesitation stays level or rises."""
 _END_PITCHES = 2
 """Voiced chunks at the very end of a phrase whose median is its last pitch."""
 _CONTOUR_PITCHES = 6
@@ -160,10 +156,10 @@ class Endpointer:
             return Decision.WAITING
         self.speech_seconds += seconds
         self._recent.append((seconds, is_user))
-        if is_user and self._silence_seconds > 0.0:
-            # Going on after a pause takes as much of the user's speech, within the last moment, as starting
-            # did: a lone loud chunk of a TV or a click does not hold the turn open, while a user's syllables,
-            # loud and soft by turns under a TV, do.
+        if is_user and self._silence_seconds >= _SHORTEST_PAUSE_SECONDS - _EPSILON:
+            # Going on after a real pause (not a gap between words) takes as much of the user's speech, within
+            # the last moment, as starting did: a lone loud chunk of a TV or a click does not hold the turn
+            # open, while a user's syllables, loud and soft by turns under a TV, do.
             self._resume_seconds = sum(length for length, user in self._recent if user)
             if self._resume_seconds < s.start_seconds - _EPSILON:
                 # Not yet going on, but not silent either: the pause neither grows nor ends on this chunk.
@@ -236,6 +232,10 @@ class Endpointer:
     def _phrase_sounds_finished(self) -> bool:
         """A phrase that falls in pitch sounds finished; a hesitation, or a level or rising end, does not.
 
+        Falling means the last pitch lies ``fall_semitones`` or more under both the utterance's median and
+        the phrase's own last half second: statements and wh-questions end 2–4 semitones low, a comma or a
+        hesitation stays level or rises.
+
         Unknown pitch (unvoiced speech, no prosody detector) counts as finished: the shorter wait is the
         behaviour without any cue.
         """
@@ -245,6 +245,6 @@ class Endpointer:
             return True
         last = statistics.median(list(self._contour)[-_END_PITCHES:])
         return (
-            semitones(last, statistics.median(self._pitches)) <= -FALL_SEMITONES
-            and semitones(last, max(self._contour)) <= -FALL_SEMITONES
+            semitones(last, statistics.median(self._pitches)) <= -self.settings.fall_semitones
+            and semitones(last, max(self._contour)) <= -self.settings.fall_semitones
         )

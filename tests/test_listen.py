@@ -8,10 +8,18 @@ import pytest
 
 from assistant.audio import AudioChunk, read_wav, split
 from assistant.config import EndpointSettings, WakeSettings, WakeWordModel
-from assistant.endpointing import Decision, Endpointer
+from assistant.endpointing import Decision
 from assistant.errors import ConfigError
-from assistant.listen import EchoGuard, OutputMonitor, build_stop_detector, build_vad, build_wake_detector
+from assistant.listen import (
+    EchoGuard,
+    OutputMonitor,
+    build_prosody,
+    build_stop_detector,
+    build_vad,
+    build_wake_detector,
+)
 from assistant.listen.wakeword import WakeWordDetector, WordRule, build_engine, rules_for
+from assistant.listening import UtteranceListener
 from assistant.ports import WakeDetector, WakeHit
 
 pytestmark = pytest.mark.models
@@ -256,15 +264,16 @@ def test_the_assistant_does_not_wake_itself_on_its_own_voice_saying_the_wake_wor
     ],
 )
 def test_silero_and_the_endpointer_end_the_utterance_soon_after_it_ends(clip: str, end: float) -> None:
-    vad = build_vad()
-    endpointer = Endpointer(EndpointSettings())
-    decisions = [
-        (i, endpointer.process(c.seconds, vad.probability(c))) for i, c in enumerate(split(read_wav(DATA / clip), 0.08))
-    ]
+    settings = EndpointSettings()
+    listener = UtteranceListener(settings, build_vad(), prosody=build_prosody())
+    decisions = [(i, listener.hear(c)) for i, c in enumerate(split(read_wav(DATA / clip), 0.08))]
     started = next(i for i, d in decisions if d is Decision.STARTED)
     ended = next(i for i, d in decisions if d is Decision.ENDED)
     assert 0.4 <= started * 0.08 <= 0.8
-    assert 0.7 <= (ended + 1) * 0.08 - end <= 1.1
+    # The short wait after a phrase that sounds finished, the longer one after one that does not, plus
+    # Silero's tail and the chunking.
+    wait = settings.end_silence_seconds if listener.endpointer.sounded_finished else settings.hold_silence_seconds
+    assert wait <= (ended + 1) * 0.08 - end <= wait + 0.25
 
 
 def test_silero_gives_silence_and_noise_low_probability_and_speech_high() -> None:

@@ -375,6 +375,11 @@ async def build_tools(
             with contextlib.suppress(HomeAssistantError):
                 await client.check()
             home_assistant = client
+            if settings.home_assistant.pause_players:
+                from .integrations.media_pause import MediaPauser
+
+                pauser = MediaPauser(client, settings.home_assistant.pause_players)
+                services.append(lambda: pauser.run(bus))
     if settings.wyoming.enabled:
         services.append(WyomingServer(settings.wyoming, bus, __version__, voice=voice, redact=redact).run)
 

@@ -452,6 +452,9 @@ class HomeAssistantSettings(_Model):
     """TTS entity (e.g. ``tts.piper``) used to speak announcements on Home Assistant media players."""
     media_players: tuple[str, ...] = ()
     """Media player entity ids that announcements through Home Assistant play on."""
+    pause_players: tuple[str, ...] = ()
+    """Media players in the box's room (a TV, a smart speaker) paused while the user speaks and played again
+    after the answer; only those that were playing."""
 
 
 class WyomingSettings(_Model):

@@ -111,6 +111,7 @@ _PROFILES: dict[str, dict[str, float]] = {
         "end_silence_seconds": 0.3,
         "hold_silence_seconds": 1.0,
         "fall_semitones": 0.5,
+        "pitch_cues": False,
         "no_speech_timeout_seconds": 5.0,
         "max_speech_seconds": 15.0,
     },
@@ -121,6 +122,7 @@ _PROFILES: dict[str, dict[str, float]] = {
         "hold_silence_seconds": 2.9,
         # A slow speaker's pause cut short costs more than a late answer: only a clear fall counts as finished.
         "fall_semitones": 1.0,
+        "pitch_cues": True,
         "no_speech_timeout_seconds": 8.0,
         "max_speech_seconds": 30.0,
     },
@@ -141,8 +143,13 @@ class EndpointSettings(_Model):
     hold_silence_seconds: Annotated[float, Field(gt=0.0, le=10.0)] = 1.0
     """Seconds of silence that end it after a phrase that sounds unfinished: a hesitation ("嗯", "um"), or a
     level or rising end. Never shorter than end_silence_seconds."""
+    pitch_cues: bool = False
+    """Also hold the turn open after a level or rising end, not only after a hesitation (patient: true). Slow
+    speakers' unfinished phrases end so, but so do many questions (rising) and Chinese tones (level): on, the
+    wait after those is the longer one."""
     fall_semitones: Annotated[float, Field(ge=0.0, le=12.0)] = 0.5
-    """Semitones the pitch must fall at the end of a phrase for it to sound finished (patient: 1.0)."""
+    """With pitch_cues, semitones the pitch must fall at the end of a phrase for it to sound finished
+    (patient: 1.0)."""
     learn_pauses: bool = True
     """Lengthen both waits to fit the pauses this household was heard to make mid-sentence (recent turns)."""
     room_gate: bool = True

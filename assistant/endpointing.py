@@ -5,8 +5,9 @@ Three things decide, none of them read audio or a clock, so the tests are small 
 * **The room.** What the box heard before the wake word (a TV, a radio, a fan) sets a level gate: speech no
   louder than that background does not count as the user, so a TV talking on does not keep the turn open.
   The user's own level (the wake word, then the question) caps the gate, so a quiet user is never gated out.
-* **How the phrase ended.** A falling pitch sounds finished and ends the turn after ``end_silence_seconds``;
-  a hesitation ("嗯", "um": a nasal murmur) or a level or rising end waits ``hold_silence_seconds``.
+* **How the phrase ended.** A hesitation ("嗯", "um": a nasal murmur) waits ``hold_silence_seconds``; so does,
+  with ``pitch_cues`` (the patient profile), a level or rising end. Anything else ends the turn after
+  ``end_silence_seconds``.
 * **The household.** :class:`PauseMemory` keeps the mid-sentence pauses recent turns were heard to make
   (silences after which the user went on) and lengthens both waits to fit them.
 """
@@ -37,6 +38,14 @@ _HESITATION_CHUNKS = 3
 """Nasal chunks in a row that make a hesitation ("嗯", "um"); a nasal coda ("-ng", "-n") is shorter."""
 _RESUME_WINDOW_CHUNKS = 4
 """Chunks (about a third of a second) in which going on after a pause must gather start_seconds of speech."""
+_FULL_VOICE_DB = 3.0
+"""A chunk within this many decibels of the user's level is at their full voice."""
+_SOFT_DB = 6.0
+"""Decibels under the gate within which a speech chunk at the user's pitch still counts as their soft speech."""
+_SAME_VOICE_SEMITONES = 3.0
+"""A pitch within this many semitones of the user's median is heard as their voice."""
+_SOFT_HOLD_SECONDS = 0.4
+"""Longest run of such soft chunks that holds a pause open."""
 _LEVEL_QUANTILE = 0.75
 """The user's level is this quantile of the levels of the chunks heard as theirs."""
 
@@ -129,7 +138,8 @@ class Endpointer:
     _pitches: list[float] = field(default_factory=list)
     _contour: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=_CONTOUR_PITCHES))
     _resume_seconds: float = 0.0
-    _recent: collections.deque[tuple[float, bool]] = field(
+    _soft_seconds: float = 0.0
+    _recent: collections.deque[tuple[float, bool, bool]] = field(
         default_factory=lambda: collections.deque(maxlen=_RESUME_WINDOW_CHUNKS)
     )
     _nasal_run: int = 0
@@ -155,20 +165,27 @@ class Endpointer:
                 return self._done
             return Decision.WAITING
         self.speech_seconds += seconds
-        self._recent.append((seconds, is_user))
+        voice = self.voice_db
+        full_voice = is_user and (cues is None or voice is None or cues.level_db >= voice - _FULL_VOICE_DB)
+        self._recent.append((seconds, is_user, full_voice))
         if is_user and self._silence_seconds >= _SHORTEST_PAUSE_SECONDS - _EPSILON:
             # Going on after a real pause (not a gap between words) takes as much of the user's speech, within
-            # the last moment, as starting did: a lone loud chunk of a TV or a click does not hold the turn
-            # open, while a user's syllables, loud and soft by turns under a TV, do.
-            self._resume_seconds = sum(length for length, user in self._recent if user)
-            if self._resume_seconds < s.start_seconds - _EPSILON:
+            # the last moment, as starting did, and one syllable at their full voice: a lone loud chunk of a TV,
+            # or a TV's loudest moments, do not hold the turn open, while a user's syllables, loud and soft by
+            # turns under a TV, do.
+            self._resume_seconds = sum(length for length, user, _ in self._recent if user)
+            if self._resume_seconds < s.start_seconds - _EPSILON or not any(full for *_, full in self._recent):
                 # Not yet going on, but not silent either: the pause neither grows nor ends on this chunk.
                 return Decision.SPEAKING if self.speech_seconds < s.max_speech_seconds - _EPSILON else self._end()
         if is_user:
             if self._silence_seconds >= _SHORTEST_PAUSE_SECONDS - _EPSILON:
                 self._memory.record(self._silence_seconds, sounded_finished=self.sounded_finished)
-            self._silence_seconds = self._resume_seconds = 0.0
+            self._silence_seconds = self._resume_seconds = self._soft_seconds = 0.0
             self._hear(cues)
+        elif probability >= s.speech_threshold and self._sounds_like_the_user(cues):
+            # A soft syllable just under the gate in the user's own voice: the user is still talking under the
+            # TV. It holds the pause (for a moment at most), so a TV voice at that pitch cannot hold it forever.
+            self._soft_seconds += seconds
         else:
             if self._silence_seconds == 0.0:
                 self.sounded_finished = self._phrase_sounds_finished()
@@ -180,6 +197,14 @@ class Endpointer:
         ):
             return self._end()
         return Decision.SPEAKING
+
+    def _sounds_like_the_user(self, cues: Cues | None) -> bool:
+        """Whether a speech chunk under the gate is the user's soft speech: close under it, at their pitch."""
+        if cues is None or cues.pitch_hz is None or len(self._pitches) < 2 * _END_PITCHES:
+            return False
+        if self._soft_seconds >= _SOFT_HOLD_SECONDS - _EPSILON or cues.level_db < self.gate_db - _SOFT_DB:
+            return False
+        return abs(semitones(cues.pitch_hz, statistics.median(self._pitches))) <= _SAME_VOICE_SEMITONES
 
     def _end(self) -> Decision:
         self._done = Decision.ENDED
@@ -236,11 +261,13 @@ class Endpointer:
         the phrase's own last half second: statements and wh-questions end 2–4 semitones low, a comma or a
         hesitation stays level or rises.
 
-        Unknown pitch (unvoiced speech, no prosody detector) counts as finished: the shorter wait is the
-        behaviour without any cue.
+        Unknown pitch (unvoiced speech, no prosody detector), or ``pitch_cues`` off, counts as finished: the
+        shorter wait is the behaviour without any cue.
         """
         if self._nasal_run >= _HESITATION_CHUNKS:
             return False
+        if not self.settings.pitch_cues:
+            return True
         if len(self._contour) < _END_PITCHES or len(self._pitches) < 2 * _END_PITCHES:
             return True
         last = statistics.median(list(self._contour)[-_END_PITCHES:])

@@ -79,7 +79,9 @@ def test_a_longer_end_silence_set_alone_lengthens_the_hold_with_it() -> None:
 
 # --- how the phrase ended -------------------------------------------------------------------------
 
-FLAT = EndpointSettings(start_seconds=0.2, end_silence_seconds=0.3, hold_silence_seconds=1.0, learn_pauses=False)
+FLAT = EndpointSettings(
+    start_seconds=0.2, end_silence_seconds=0.3, hold_silence_seconds=1.0, learn_pauses=False, pitch_cues=True
+)
 
 
 def spoken(endpointer: Endpointer, pitches: list[float | None], *, nasal: bool = False) -> None:
@@ -222,3 +224,19 @@ def test_syllables_loud_and_soft_by_turns_under_a_tv_go_on_after_a_pause() -> No
     for level in (-20.0, -29.0, -20.0, -29.0, -20.0):
         assert endpointer.process(CHUNK, 1.0, Cues(level)) is Decision.SPEAKING
     assert endpointer.trailing_silence_seconds < 0.3
+
+
+def test_without_pitch_cues_only_a_hesitation_holds_the_turn_open() -> None:
+    settings = FLAT.model_copy(update={"pitch_cues": False})
+    level = Endpointer(settings)
+    spoken(level, [200, 210, 205, 200, 200, 202, 201])
+    assert silent_chunks_until_the_end(level) == 3
+    hesitant = Endpointer(settings)
+    spoken(hesitant, [200, 210, 205, 200])
+    spoken(hesitant, [180, 170, 160], nasal=True)
+    assert silent_chunks_until_the_end(hesitant) == 10
+
+
+def test_the_patient_profile_listens_to_pitch_and_the_normal_one_does_not() -> None:
+    assert EndpointSettings(profile="patient").pitch_cues
+    assert not EndpointSettings().pitch_cues

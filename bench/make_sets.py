@@ -88,20 +88,21 @@ def espeak_voices() -> list[Voice]:
 
 def voice_pool(engines: Sequence[str], skipped: list[str]) -> list[Voice]:
     """Every voice of the chosen engines that speaks here; one printed line per engine or voice skipped."""
+
+    def skip(what: str, why: object) -> None:
+        skipped.append(f"{what} ({why})")
+        print(f"skipping {what}: {why}")
+
     voices: list[Voice] = []
     for engine in engines:
         why = engine_missing(engine)
         if why:
-            skipped.append(f"{engine} ({why})")
-            print(f"skipping {engine}: {why}")
-            continue
-        if engine == "espeak":
+            skip(engine, why)
+        elif engine == "espeak":
             voices += espeak_voices()
         elif engine == "piper":
-            model = joe_piper_model()
-            assert model is not None
-            voices += [Voice("piper", model, "en"), Voice("piper", model, "en", semitones=-3.0)]
-            voices.append(Voice("piper", model, "en", semitones=2.5))
+            model = str(joe_piper_model())
+            voices += [Voice("piper", model, "en", semitones=shift) for shift in (0.0, -3.0, 2.5)]
         elif engine == "flite":
             voices += [Voice("flite", name, "en") for name in ("kal16", "awb", "rms", "slt")]
         elif engine == "festival":
@@ -110,18 +111,15 @@ def voice_pool(engines: Sequence[str], skipped: list[str]) -> list[Voice]:
     working = []
     for voice in voices:
         if voice.semitones and sox_missing:
-            skipped.append(f"skipping {voice.id}: {sox_missing}")
-            print(f"skipping {voice.id}: {sox_missing}")
+            skip(voice.id, sox_missing)
             continue
         try:
             probe = voice.say("one" if voice.language == "en" else "一")
         except (subprocess.CalledProcessError, OSError, ValueError, IndexError) as err:
-            skipped.append(f"skipping {voice.id}: {err}")
-            print(f"skipping {voice.id}: {err}")
+            skip(voice.id, err)
             continue
         if len(probe) < RATE // 20:
-            skipped.append(f"skipping {voice.id}: it said nothing")
-            print(f"skipping {voice.id}: it said nothing")
+            skip(voice.id, "it said nothing")
             continue
         working.append(voice)
     return working

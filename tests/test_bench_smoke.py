@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
+import wave
+from pathlib import Path
 
 import pytest
 
 from assistant.config import EndpointSettings
-from bench import endpoint, soak, tool_dispatch, wakeword
+from bench import endpoint, soak, tool_dispatch, wake_generated, wakeword
+from bench.wake_scoring import ClipRun, score
+
+DATA = Path(__file__).parent / "data" / "listen"
 
 spoken_clips = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng makes the benchmark audio")
 
@@ -16,13 +22,107 @@ spoken_clips = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="esp
 @pytest.mark.models
 @spoken_clips
 def test_wakeword_bench_counts_detections_and_false_accepts_on_two_clips() -> None:
-    positives = wakeword.make_positives(voices=("en-gb",), speeds=(165,))[:1]  # "alexa", clean
-    negatives = [wakeword.make_negatives(0.0)[0]]  # noise
-    result = wakeword.evaluate("microwakeword", positives, negatives)
+    positives = wake_generated.make_positives(voices=("en-gb",), speeds=(165,))[:1]  # "alexa", clean
+    negatives = [wake_generated.make_negatives(0.0)[0]]  # noise
+    result = wake_generated.evaluate("microwakeword", positives, negatives)
     assert result.detected == {"alexa": 1}
     assert result.false_accepts == 0
     assert result.cpu_per_audio_hour > 0
-    assert "microwakeword" in wakeword.table([result])
+    assert "microwakeword" in wake_generated.table([result])
+
+
+def raw_wav(path: Path, *, channels: int, rate_hz: int) -> None:
+    """A tenth of a second of 16-bit silence in any layout."""
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(channels)
+        wav.setsampwidth(2)
+        wav.setframerate(rate_hz)
+        wav.writeframes(bytes(2 * channels * rate_hz // 10))
+
+
+def folder_sets(root: Path) -> tuple[Path, Path]:
+    """Tiny sets from the test clips, with the bad input the benchmark must name instead of crashing."""
+    positives, negatives = root / "positives", root / "negatives" / "zh"
+    for word, clip, end in (
+        ("hey_jarvis", "hey_jarvis__en-us__s165__clean.wav", 1.9),
+        ("alexa", "alexa__en-gb__s165__clean.wav", None),
+    ):
+        (positives / word).mkdir(parents=True)
+        shutil.copy(DATA / clip, positives / word / clip)
+        if end is not None:
+            truth = [{"file": clip, "word_end_s": end}, {"file": "gone.wav", "word_end_s": 1.0}]
+            (positives / word / "truth.jsonl").write_text("\n".join(json.dumps(t) for t in truth) + "\nnot json\n")
+    shutil.copy(DATA / "okay_nabu__en-us_m3__s165__clean.wav", positives / "hey_jarvis" / "no_truth_line.wav")
+    raw_wav(positives / "hey_jarvis" / "stereo.wav", channels=2, rate_hz=16_000)
+    raw_wav(positives / "alexa" / "cd.wav", channels=1, rate_hz=44_100)
+    (positives / "alexa" / "corrupt.wav").write_bytes(b"RIFF\x00\x01garbage")
+    (positives / "hey_computer").mkdir()
+    negatives.mkdir(parents=True)
+    shutil.copy(DATA / "neg_zh_cmn_10s.wav", negatives / "cmn.wav")
+    return positives, root / "negatives"
+
+
+@pytest.mark.models
+def test_wakeword_bench_on_folders_scores_each_word_and_names_every_bad_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    positives, negatives = folder_sets(tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text("wake:\n  words:\n    - model: hey_jarvis\n    - model: alexa\n")
+    out = tmp_path / "figures.json"
+    code = wakeword.main(
+        ["--positives", str(positives), "--negatives", str(negatives), "--config", str(config), "--json", str(out)]
+    )
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    figures = json.loads(out.read_text())
+    assert figures["words"]["hey_jarvis"]["detected"] == 1 and figures["words"]["hey_jarvis"]["total"] == 2
+    assert figures["words"]["alexa"]["detected"] == 1 and figures["words"]["alexa"]["total"] == 1
+    assert figures["words"]["hey_jarvis"]["latencies_known"] == 1
+    assert 0.0 < figures["words"]["hey_jarvis"]["latency_median_seconds"] < 1.0
+    assert figures["words"]["alexa"]["false_accepts"] == 0 and figures["negative_hours"] > 0
+    assert figures["cpu_seconds_per_audio_hour"] > 0 and figures["quiet_gate"] is True
+    problems = {Path(p["file"]).name: p["problem"] for p in figures["problems"]}
+    assert "2 channel" in problems["stereo.wav"]
+    assert "44100 Hz" in problems["cd.wav"]
+    assert "not a readable WAV" in problems["corrupt.wav"]
+    assert "no line in truth.jsonl" in problems["no_truth_line.wav"]
+    assert "gone.wav" in problems["truth.jsonl"]
+    assert "not a {" in problems["truth.jsonl:3"]
+    assert "hey_computer" in problems["hey_computer"]
+    assert "| hey_jarvis | 1/2 (50%)" in printed.out
+    assert "Traceback" not in printed.err and "stereo.wav" in printed.err
+
+
+def test_wakeword_bench_says_what_is_wrong_with_its_arguments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert wakeword.main(["--positives", str(tmp_path / "nowhere")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("wake: {engine: snowboy}\n")
+    assert wakeword.main(["--positives", str(tmp_path), "--config", str(bad)]) == 2
+    assert "config error" in capsys.readouterr().err
+    assert wakeword.main(["--positives", str(tmp_path), "--config", str(bad.with_name("absent.yaml"))]) == 2
+    assert wakeword.main(["--negatives", str(tmp_path)]) == 2
+
+
+def test_wake_scoring_counts_detections_cross_fires_false_accepts_and_latency() -> None:
+    runs = [
+        ClipRun("a1", "alexa", 3.0, (("alexa", 1.6),), 1.4),
+        ClipRun("a2", "alexa", 3.0, (), 1.5),
+        ClipRun("j1", "hey_jarvis", 3.0, (("alexa", 1.0), ("hey_jarvis", 2.0)), 1.7),
+        ClipRun("j2", "hey_jarvis", 3.0, (("hey_jarvis", 2.2),), None),
+        ClipRun("n1", None, 1800.0, (("hey_jarvis", 100.0),)),
+    ]
+    report = score(["alexa", "hey_jarvis"], runs, cpu_seconds=18.12)
+    alexa, jarvis = report.words["alexa"], report.words["hey_jarvis"]
+    assert (alexa.detected, alexa.total, alexa.missed, alexa.cross_fires) == (1, 2, ["a2"], 1)
+    assert (jarvis.detected, jarvis.total, jarvis.false_accepts) == (2, 2, 1)
+    assert alexa.latency_median == pytest.approx(0.2) and jarvis.latencies == pytest.approx([0.3])
+    assert report.false_accepts_per_hour("hey_jarvis") == pytest.approx(2.0)
+    assert report.cpu_seconds_per_audio_hour == pytest.approx(36.0)
+    assert report.false_accept_clips == ["n1: hey_jarvis at 100.00 s"]
 
 
 @pytest.mark.models

@@ -6,7 +6,7 @@ The factories below are what ``assistant/app.py`` calls; engines import their ru
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..config import WakeSettings, WakeWordModel
 from ..ports import SpeechDetector, WakeDetector
@@ -34,10 +34,15 @@ def build_wake_engine(settings: WakeSettings, words: Sequence[WakeWordModel]) ->
     return engine
 
 
-def build_wake_detector(settings: WakeSettings, *, monitor: OutputMonitor | None = None) -> WakeDetector:
-    """Load every configured wake word; with the speaker's ``monitor``, guard against self-wakes."""
+def build_wake_detector(
+    settings: WakeSettings, *, monitor: OutputMonitor | None = None, now: Callable[[], float] = time.monotonic
+) -> WakeDetector:
+    """Load every configured wake word; with the speaker's ``monitor``, guard against self-wakes.
+
+    ``now`` times the refractory periods; benchmarks that feed audio faster than real time pass its clock.
+    """
     engine = build_wake_engine(settings, settings.words)
-    detector: WakeDetector = WakeWordDetector(engine, rules_for(engine, settings.words), now=time.monotonic)
+    detector: WakeDetector = WakeWordDetector(engine, rules_for(engine, settings.words), now=now)
     if monitor is not None and settings.echo_threshold > 0.0:
         detector = EchoGuard(
             detector, monitor, threshold=settings.echo_threshold, tail_seconds=settings.echo_tail_seconds

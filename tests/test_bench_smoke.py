@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from assistant.config import EndpointSettings
-from bench import endpoint, soak, tool_dispatch, wake_generated, wakeword
+from bench import endpoint, idle, soak, tool_dispatch, wake_generated, wakeword
 from bench.wake_scoring import ClipRun, score
 
 DATA = Path(__file__).parent / "data" / "listen"
@@ -152,3 +152,51 @@ async def test_soak_bench_runs_some_turns_and_prints_a_row_per_sample_and_the_to
     assert len(turns) >= 3 and turns == sorted(turns)
     assert soak.row(result.samples[0]).split()[0] == str(result.samples[0].turns)
     assert "turns/s" in soak.summary(result) and "growth per 1,000 turns" in soak.summary(result)
+
+
+def test_idle_bench_counts_the_cpu_of_a_process_and_its_children() -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    fields = idle.stat_fields("1234 (a (tricky) name) S 1 1234 1234 0 -1 4194560 1 0 0 0 250 50 7 3 20 0 1")
+    assert idle.process_cpu_ticks(fields) == (300, 10)
+    child = subprocess.Popen([sys.executable, "-c", "import time; sum(range(10**7)); time.sleep(30)"])
+    try:
+        for _ in range(100):
+            if idle.tree_cpu_seconds(child.pid) > 0:
+                break
+            time.sleep(0.05)
+        assert idle.tree_cpu_seconds(os.getpid()) >= idle.tree_cpu_seconds(child.pid) > 0
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_idle_bench_audio_is_a_quiet_room_and_a_band_limited_tv() -> None:
+    import numpy as np
+
+    from assistant.listen.gate import speech_band_level_db
+
+    room = idle.quiet_room(2.0, np.random.default_rng(0))
+    assert -70 < 20 * np.log10(np.sqrt(np.mean(room**2)) / 32768) < -58
+    tone = np.sin(2 * np.pi * 100 * np.arange(16_000) / 16_000) + np.sin(2 * np.pi * 1000 * np.arange(16_000) / 16_000)
+    spectrum = np.abs(np.fft.rfft(idle.band_limit(tone)))
+    assert spectrum[100] < 1e-6 * spectrum[1000]
+    assert speech_band_level_db(room.astype("<i2").tobytes()) < -50
+
+
+@pytest.mark.pulse
+@pytest.mark.models
+@pytest.mark.slow
+@spoken_clips
+def test_idle_bench_measures_the_real_daemon_in_a_quiet_room_and_with_the_tv(tmp_path: Path) -> None:
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).parent.parent / "config.yaml").read_text())
+    run = idle.run_variant("as configured", config, seconds=2.0, settle=1.0, work=tmp_path / "run")
+    assert run.startup_seconds > 0
+    assert 0 < run.quiet_core_percent < 100 and 0 < run.tv_core_percent < 100
+    assert run.log_counts["microphone reopened"] == 0
+    assert "microphone open" in (tmp_path / "run" / "daemon.log").read_text()

@@ -92,7 +92,7 @@ class WakeSettings(_Model):
     """Detection engine."""
     openwakeword_runner: Literal["lean", "pyopen"] = "lean"
     """How openWakeWord's bundled models run: lean (one thread with XNNPACK, about 50 CPU seconds per
-    audio hour) or pyopen (pyopen-wakeword's own multi-threaded interpreters, 3-5 times the CPU; the same
+    audio hour) or pyopen (pyopen-wakeword's own multi-threaded interpreters, 5-6 times the CPU; the same
     scores, kept for comparison and as a fallback)."""
     quiet_gate: bool = True
     """openWakeWord only: skip the models while the room is quiet (chunks under 6 dB above the noise

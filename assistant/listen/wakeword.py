@@ -240,7 +240,7 @@ class OpenWakeWordEngine:
     """openWakeWord: a mel + embedding front end and a tiny classifier per word, on the bundled models.
 
     ``runner="lean"`` runs them through :mod:`.oww` (one thread, XNNPACK: about 50 CPU s per audio hour);
-    ``"pyopen"`` through pyopen-wakeword's own interpreters (multi-threaded: 3-5 times that), kept for
+    ``"pyopen"`` through pyopen-wakeword's own interpreters (multi-threaded: 5-6 times that), kept for
     comparison. Both cut the stream alike and score the same to within 1e-5.
     """
 

@@ -34,7 +34,7 @@ from .ports import (
 from .sdnotify import Notifier
 from .state import StateTracker
 from .supervisor import Supervisor, SupervisorOptions
-from .tasks import MonotonicClock, in_daemon_thread
+from .tasks import MonotonicClock, SerialWorker, Worker, in_daemon_thread
 from .turn import TurnDeps
 
 if TYPE_CHECKING:
@@ -67,6 +67,9 @@ class Adapters:
     """Edges run beside the supervisor."""
     keep_unspoken: Callable[[Sequence[str]], None] | None = None
     """Stores announcements not spoken when the daemon stops, so the next start says them."""
+    detectors_on: Worker | None = None
+    """Where the wake and stop detectors run: a thread of their own for real models; None runs them on the
+    event loop, for fakes that take no time."""
 
 
 AdapterFactory = Callable[[Settings, Bus, Clock, contextlib.AsyncExitStack], Coroutine[Any, Any, Adapters]]
@@ -120,6 +123,7 @@ class App:
             wake=adapters.wake,
             stop_word=adapters.stop_word,
             deps=deps,
+            detectors_on=adapters.detectors_on,
             options=SupervisorOptions(
                 follow_up_seconds=conversation.follow_up_seconds,
                 forget_after_seconds=conversation.forget_after_seconds,
@@ -221,6 +225,9 @@ async def build_adapters(
     # A replay queued by a turn that ended before speaking must not leak into the next answer.
     bus.tap(lambda envelope: voice.cancel_replay() if isinstance(envelope.event, TurnEnded) else None)
     tools, scheduler = await build_tools(settings, bus, clock, stack, services, voice)
+    # Wake-word models take milliseconds per chunk, much more when the CPU is starved: never on the loop.
+    detectors = SerialWorker("wake-word")
+    stack.callback(detectors.close)
     return Adapters(
         source=source,
         sink=sink,
@@ -234,6 +241,7 @@ async def build_adapters(
         replayer=voice,
         services=services,
         keep_unspoken=scheduler.keep if scheduler is not None else None,
+        detectors_on=detectors,
     )
 
 

@@ -90,6 +90,14 @@ class WakeSettings(_Model):
 
     engine: Literal["openwakeword", "microwakeword"] = "openwakeword"
     """Detection engine."""
+    openwakeword_runner: Literal["lean", "pyopen"] = "lean"
+    """How openWakeWord's bundled models run: lean (one thread with XNNPACK, about 50 CPU seconds per
+    audio hour) or pyopen (pyopen-wakeword's own multi-threaded interpreters, 5-6 times the CPU; the same
+    scores, kept for comparison and as a fallback)."""
+    quiet_gate: bool = True
+    """openWakeWord only: skip the models while the room is quiet (chunks under 6 dB above the noise
+    floor and over 2 s from any sound) and let them catch up on the 2 s of audio kept when sound starts,
+    so no word is lost. microWakeWord costs little and keeps state that skipping would disturb."""
     words: Annotated[tuple[WakeWordModel, ...], Field(min_length=1)] = (WakeWordModel(model="hey_jarvis"),)
     """Wake words listened for at the same time."""
     stop_words: tuple[WakeWordModel, ...] = ()

@@ -1,7 +1,10 @@
 """The long-running loop: hears wake words, runs at most one turn, interrupts it, queues announcements.
 
 It owns the microphone stream and routes each chunk: to the running turn while it listens, otherwise to
-the wake detector (and to the stop-word detector while the assistant speaks).
+the wake detector (and to the stop-word detector while the assistant speaks). The microphone is read into a
+bounded backlog as fast as it delivers; the chunks are routed from there in order, and the detectors run on
+a :class:`~assistant.tasks.Worker` (a thread of their own in the daemon), so neither a slow model nor a
+starved CPU holds up the event loop or the microphone.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .audio import AudioChunk, level_db
+from .backlog import AudioBacklog
 from .bus import Bus, Envelope
 from .endpointing import Room
 from .events import (
@@ -38,7 +42,7 @@ from .events import (
 )
 from .ports import AudioSource, WakeDetector
 from .room import RoomTracker
-from .tasks import cancel_and_wait
+from .tasks import InlineWorker, Worker, cancel_and_wait
 from .turn import Turn, TurnDeps, TurnRequest
 
 _LOGGER = logging.getLogger(__name__)
@@ -62,6 +66,8 @@ class SupervisorOptions:
     """Names of the configured wake words; a SettingRequested may pick one of them."""
     dialects: tuple[str, ...] = ("mandarin", "cantonese", "sichuanese", "english")
     """Dialects a SettingRequested may choose."""
+    max_backlog_seconds: float = 3.0
+    """Seconds of microphone audio that may wait for the detectors; older chunks are dropped beyond it."""
 
 
 def _id_factory() -> Callable[[], str]:
@@ -83,6 +89,7 @@ class Supervisor:
         stop_word: WakeDetector | None = None,
         options: SupervisorOptions | None = None,
         new_id: Callable[[], str] | None = None,
+        detectors_on: Worker | None = None,
     ) -> None:
         self._bus = bus
         self._source = source
@@ -90,6 +97,9 @@ class Supervisor:
         self._stop_word = stop_word
         self._deps = deps
         self._options = options or SupervisorOptions()
+        self._worker = detectors_on or InlineWorker()
+        """Where the detectors' process and reset run, in order; inline for fakes that take no time."""
+        self._backlog = AudioBacklog(self._options.max_backlog_seconds, deps.clock.now)
         self._new_id = new_id or _id_factory()
         self._turn: Turn | None = None
         self._request: TurnRequest | None = None
@@ -137,8 +147,10 @@ class Supervisor:
         try:
             async with asyncio.TaskGroup() as group:
                 mic = group.create_task(self._hear(), name="supervisor:microphone")
+                route = group.create_task(self._route(), name="supervisor:route")
                 await self._serve_requests()
                 mic.cancel()
+                route.cancel()
         finally:
             self._closing = True
             await self._interrupt()
@@ -211,12 +223,17 @@ class Supervisor:
             async with self._switching:
                 await self._interrupt()
         if not muted:
-            self._wake.reset()
+            self._worker.post(self._wake.reset)
 
     # --- microphone -------------------------------------------------------------------------------
 
     async def _hear(self) -> None:
         async for chunk in self._source.chunks():
+            self._backlog.put(chunk)
+        self._backlog.close()
+
+    async def _route(self) -> None:
+        while (chunk := await self._backlog.get()) is not None:
             if self._muted:
                 continue
             request = self._request
@@ -238,18 +255,18 @@ class Supervisor:
 
     async def _detect(self, chunk: AudioChunk) -> None:
         if self._speaking and self._stop_word is not None:
-            hit = self._stop_word.process(chunk)
+            hit = await self._worker.run(self._stop_word.process, chunk)
             if hit is not None:
                 _LOGGER.info("stop word %s (%.2f)", hit.name, hit.score)
-                self._stop_word.reset()
+                self._worker.post(self._stop_word.reset)
                 self._bus.publish(StopRequested(source="stop_word"))
                 return
         if self._speaking and self._options.suppress_wake_during_playback:
             return
-        hit = self._wake.process(chunk)
+        hit = await self._worker.run(self._wake.process, chunk)
         if hit is None or (self._active_wake_word is not None and hit.name != self._active_wake_word):
             return
-        self._wake.reset()
+        self._worker.post(self._wake.reset)
         turn_id = self._new_id()
         self._bus.publish(WakeDetected(turn_id=turn_id, wake_word=hit.name, score=round(hit.score, 3)))
         await self._start("wake", turn_id)
@@ -259,7 +276,7 @@ class Supervisor:
             case PlaybackStarted(kind="reply" | "announce"):
                 self._speaking = True
                 if self._stop_word is not None:
-                    self._stop_word.reset()
+                    self._worker.post(self._stop_word.reset)
             case PlaybackFinished(kind="reply" | "announce"):
                 self._speaking = False
 

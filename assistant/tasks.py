@@ -6,11 +6,13 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import queue
 import random
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 _T = TypeVar("_T")
 
@@ -134,6 +136,107 @@ class DaemonThreadExecutor(concurrent.futures.ThreadPoolExecutor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Return at once: nothing is pooled, and a daemon thread still running must not be waited for."""
+
+
+class Worker(Protocol):
+    """Where blocking calls run, one at a time and in the order given."""
+
+    async def run(self, work: Callable[..., _T], *args: Any) -> _T:
+        """Run ``work(*args)`` after everything given before it; return its result."""
+        ...
+
+    def post(self, work: Callable[..., object], *args: Any) -> None:
+        """Queue ``work(*args)`` behind everything given before it, without waiting for it."""
+        ...
+
+
+class InlineWorker:
+    """A :class:`Worker` that runs each call on the event loop at once: for calls that take no time (fakes)."""
+
+    async def run(self, work: Callable[..., _T], *args: Any) -> _T:
+        """Run ``work(*args)`` now."""
+        return work(*args)
+
+    def post(self, work: Callable[..., object], *args: Any) -> None:
+        """Run ``work(*args)`` now."""
+        work(*args)
+
+
+@dataclass
+class _Job:
+    work: Callable[..., Any]
+    args: tuple[Any, ...]
+    loop: asyncio.AbstractEventLoop | None = None
+    done: asyncio.Future[Any] | None = None
+    """Where the result goes; None for a posted call, whose errors are logged."""
+    abandoned: bool = False
+    """Set by the loop when nobody waits any more: a job not started by then is skipped."""
+
+
+class SerialWorker:
+    """A :class:`Worker` on one dedicated daemon thread, for models that must not run on the event loop.
+
+    One thread keeps the calls in order (a streaming model's state depends on it) and never runs two at
+    once (TFLite interpreters are not thread-safe). A daemon thread never keeps a stopped daemon alive.
+    A waiter cancelled while its call runs is released at once; the call finishes in the background.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    async def run(self, work: Callable[..., _T], *args: Any) -> _T:
+        """Run ``work(*args)`` on the worker thread after everything given before it; return its result."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[_T] = loop.create_future()
+        job = _Job(work, args, loop, done)
+        self._jobs.put(job)
+        try:
+            result = await done
+        except asyncio.CancelledError:
+            job.abandoned = True
+            raise
+        return result
+
+    def post(self, work: Callable[..., object], *args: Any) -> None:
+        """Queue ``work(*args)`` behind everything given before it."""
+        self._jobs.put(_Job(work, args))
+
+    def close(self) -> None:
+        """Let the thread end after the calls already given."""
+        self._jobs.put(None)
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            if job.abandoned:
+                continue
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = job.work(*job.args)
+            except BaseException as err:  # handed to the waiter, or logged for a posted call; never lost
+                error = err
+            if job.loop is None or job.done is None:
+                if error is not None:
+                    _LOGGER.error(
+                        "%s failed on %s",
+                        getattr(job.work, "__qualname__", "a call"),
+                        self._thread.name,
+                        exc_info=error,
+                    )
+                continue
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                job.loop.call_soon_threadsafe(_settle, job.done, result, error)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 async def close_within(close: Callable[[], None], what: str, seconds: float = 2.0) -> None:

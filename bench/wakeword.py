@@ -1,194 +1,230 @@
-"""Wake-word benchmark: detection rate, false accepts per hour and CPU cost of each engine.
+"""Wake-word benchmark: detection, false accepts, latency and CPU of the detector the config builds.
 
-    python -m bench.wakeword [--negative-minutes 32] [--engines openwakeword,microwakeword]
+    python -m bench.wakeword --positives DIR --negatives DIR [--config config.yaml] [--json out.json]
 
-Positives: "alexa", "hey jarvis", "okay nabu" by espeak-ng in six English voices at three speeds, clean and
-in white (20 dB) and pink (10 dB) noise. Negatives: the GPL-3 and Apache-2.0 texts read by three English
-voices (clean, pink 10 dB, white 15 dB), Chinese prose in Mandarin and Cantonese, and noise only. Every
-model listens at its default threshold; a hit counts once per 2 s refractory period.
+``DIR`` of positives holds a folder per wake word, named as the config names the word (``hey_jarvis``, or a
+custom model's file name without suffix), each WAV saying the word once; an optional ``truth.jsonl`` there
+gives latency (``{"file": "x.wav", "word_end_s": 1.83}`` per line). Negatives: WAVs without any wake word,
+at any depth. Clips must be 16 kHz mono 16-bit; any other file is named, skipped and counted.
+
+The detector is built from the config as the daemon builds it (engine, runner, quiet gate, thresholds,
+refractory periods), fed in ``audio.chunk_ms`` chunks and reset after each hit as the supervisor does.
+CPU is process time around the detector calls, all threads included.
+
+Without ``--positives`` the older mode runs: clips made with espeak-ng on the spot, each engine compared
+with three words (``--negative-minutes``, ``--engines``), or saved as folders with ``--write-sets DIR``.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
+import json
 import platform
-import statistics
+import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from assistant.audio import AudioChunk, split
-from assistant.config import WakeWordModel
-from assistant.listen.wakeword import WakeWordDetector, build_engine, rules_for
-from bench.synth import RATE, espeak, mix, noise, pad, speech_end, to_chunk
+from assistant.cli import default_config_path
+from assistant.config import Settings, load_config
+from assistant.errors import ConfigError
+from assistant.ports import WakeDetector
+from bench import wake_generated
+from bench.wake_scoring import ClipRun, Report, as_json, score, table
+from bench.wake_sets import Clip, Problem, load_negatives, load_positives
 
-WORDS = {"alexa": "Alexa", "hey_jarvis": "Hey Jarvis", "okay_nabu": "Okay Nabu"}
-VOICES = ("en-us", "en-gb", "en-us+m3", "en-gb+f2", "en-gb-scotland", "en-029")
-SPEEDS = (130, 165, 200)
-CONDITIONS: tuple[tuple[str | None, float], ...] = ((None, 0.0), ("white", 20.0), ("pink", 10.0))
-CHINESE = (
-    "今天早上我去市场买了一些新鲜的蔬菜和水果。天气很好，阳光明媚，街上有很多人在散步。"
-    "我的奶奶住在乡下，她每天早上都会在院子里种花，喝茶，听收音机里的新闻。"
-    "下个星期我们全家要去广州看望亲戚，顺便尝一尝那里有名的早茶和点心。"
-    "孩子们放学以后喜欢在公园里踢足球，玩到天黑才肯回家吃晚饭。"
-    "这个城市的地铁很方便，从东边到西边只需要四十分钟，票价也不贵。"
-    "晚上大家一起看电视，聊聊一天发生的事情，然后早早地睡觉。"
-)
+_GAP_SECONDS = 30.0
+"""Audio time put between clips: they are separate recordings, so no refractory period carries over."""
 
 
-@dataclass
-class Clip:
-    name: str
-    audio: AudioChunk
-    word: str | None
-    """The word spoken in it; None for negatives."""
-    speech_end_seconds: float = 0.0
+class AudioClock:
+    """Seconds of audio fed so far: the detector's clock, so refractory periods hold at any speed."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def __call__(self) -> float:
+        return self.seconds
 
 
-@dataclass
-class EngineResult:
-    engine: str
-    detected: dict[str, int] = field(default_factory=dict)
-    positives: dict[str, int] = field(default_factory=dict)
-    cross_fires: int = 0
-    false_accepts: int = 0
-    negative_hours: float = 0.0
-    cpu_seconds: float = 0.0
-    audio_hours: float = 0.0
-    latencies: list[float] = field(default_factory=list)
-    false_accept_clips: list[str] = field(default_factory=list)
-
-    @property
-    def cpu_per_audio_hour(self) -> float:
-        return self.cpu_seconds / self.audio_hours if self.audio_hours else 0.0
-
-    @property
-    def false_accepts_per_hour(self) -> float:
-        return self.false_accepts / self.negative_hours if self.negative_hours else 0.0
+def word_names(settings: Settings) -> dict[str, str]:
+    """Folder names accepted for each configured word → the name the detector reports it by."""
+    names: dict[str, str] = {}
+    for word in settings.wake.words:
+        reported = word.model if "/" not in word.model and "." not in word.model else Path(word.model).stem
+        names[word.model] = names[reported] = reported
+    return names
 
 
-def make_positives(voices: tuple[str, ...] = VOICES, speeds: tuple[int, ...] = SPEEDS) -> list[Clip]:
-    rng = np.random.default_rng(1)
-    clips = []
-    for (word, phrase), voice, wpm, (kind, snr) in itertools.product(WORDS.items(), voices, speeds, CONDITIONS):
-        speech = pad(espeak(phrase, voice, wpm), 1.0, 1.5)
-        end = speech_end(speech)
-        clips.append(Clip(f"{word}/{voice}/{wpm}/{kind or 'clean'}", to_chunk(mix(speech, kind, snr, rng)), word, end))
-    return clips
-
-
-def make_negatives(minutes: float) -> list[Clip]:
-    """About ``minutes`` of speech without any wake word, in English and Chinese, plus noise."""
-    rng = np.random.default_rng(2)
-    english = " ".join(
-        Path(f"/usr/share/common-licenses/{name}").read_text(encoding="utf-8") for name in ("GPL-3", "Apache-2.0")
-    ).split()
-    paragraphs = [" ".join(english[i : i + 120]) for i in range(0, len(english), 120)]
-    english_plan = [("en-us", 175, None, 0.0), ("en-gb+f2", 160, "pink", 10.0), ("en-us+m3", 200, "white", 15.0)]
-    chinese_plan = [
-        ("cmn-latn-pinyin", 150, None, 0.0),
-        ("yue", 150, "brown", 10.0),
-        ("cmn-latn-pinyin", 190, "white", 15.0),
-        ("yue", 190, None, 0.0),
-    ]
-    target = minutes * 60 * RATE
-    clips: list[Clip] = []
-    total = 0
-    # Noise only: two minutes of white, pink and brown at three levels.
-    for kind, level in itertools.product(("white", "pink", "brown"), (300.0, 1000.0, 3000.0)):
-        samples = noise(kind, round(120 / 9 * RATE), rng) * level
-        clips.append(Clip(f"noise/{kind}/{level:.0f}", to_chunk(samples), None))
-        total += len(samples)
-    for index, (voice, wpm, kind, snr) in enumerate(chinese_plan):
-        speech = mix(pad(espeak(CHINESE, voice, wpm), 0.5, 0.5), kind, snr, rng)
-        clips.append(Clip(f"zh/{voice}/{wpm}/{kind or 'clean'}/{index}", to_chunk(speech), None))
-        total += len(speech)
-    for index, paragraph in enumerate(paragraphs):
-        if total >= target:
-            break
-        voice, wpm, kind, snr = english_plan[index % len(english_plan)]
-        speech = mix(pad(espeak(paragraph, voice, wpm), 0.3, 0.3), kind, snr, rng)
-        clips.append(Clip(f"en/{voice}/{wpm}/{kind or 'clean'}/{index}", to_chunk(speech), None))
-        total += len(speech)
-    return clips
-
-
-def evaluate(engine_name: str, positives: list[Clip], negatives: list[Clip]) -> EngineResult:
-    """Run one engine (all three words loaded, default thresholds) over every clip."""
-    engine = build_engine(engine_name, list(WORDS))
-    detector = WakeWordDetector(engine, rules_for(engine, [WakeWordModel(model=w) for w in WORDS]))
-    result = EngineResult(engine_name)
+def run_clips(
+    detector: WakeDetector,
+    clips: Sequence[Clip],
+    chunk_seconds: float,
+    clock: AudioClock,
+    advanced: Callable[[float], None],
+) -> tuple[list[ClipRun], float]:
+    """Feed every clip through the detector; return what fired where, and the CPU seconds it took."""
+    runs: list[ClipRun] = []
     cpu = 0.0
-    for clip in [*positives, *negatives]:
-        hits = []
+    for clip in clips:
+        hits: list[tuple[str, float]] = []
+        at = 0.0
         started = time.process_time()
-        for index, chunk in enumerate(split(clip.audio, 0.08)):
+        for chunk in split(clip.audio, chunk_seconds):
+            if chunk.seconds < chunk_seconds:
+                # Padded as the daemon's file source pads it: every clip then starts on the models' 80 ms grid.
+                # Fast speech scores differently a few ms off it, and a clip's result must not depend on the
+                # length of the clips before it.
+                chunk = AudioChunk(chunk.pcm + bytes(round(chunk_seconds * chunk.rate_hz) * 2 - len(chunk.pcm)))
+            at += chunk.seconds
+            clock.seconds += chunk.seconds
             hit = detector.process(chunk)
             if hit is not None:
-                hits.append((hit.name, (index + 1) * 0.08))
+                hits.append((hit.name, round(at, 3)))
+                detector.reset()
         cpu += time.process_time() - started
-        result.audio_hours += clip.audio.seconds / 3600
-        detector.reset()
-        if clip.word is None:
-            result.negative_hours += clip.audio.seconds / 3600
-            result.false_accepts += len(hits)
-            result.false_accept_clips += [f"{clip.name}:{name}@{at:.1f}s" for name, at in hits]
-            continue
-        result.positives[clip.word] = result.positives.get(clip.word, 0) + 1
-        own = [at for name, at in hits if name == clip.word]
-        if own:
-            result.detected[clip.word] = result.detected.get(clip.word, 0) + 1
-            result.latencies.append(own[0] - clip.speech_end_seconds)
-        result.cross_fires += sum(name != clip.word for name, _ in hits)
-    result.cpu_seconds = cpu
-    return result
+        clock.seconds += _GAP_SECONDS
+        runs.append(ClipRun(str(clip.path), clip.word, clip.audio.seconds, tuple(hits), clip.word_end_seconds))
+        advanced(clip.audio.seconds)
+    return runs, cpu
 
 
-def table(results: list[EngineResult]) -> str:
-    columns = [
-        *(f"{w} detected" for w in WORDS),
-        "cross-fires",
-        "false accepts / hour (n, hours)",
-        "latency after speech end (median)",
-        "CPU s per audio hour",
-    ]
-    header = "| engine | " + " | ".join(columns) + " |"
-    lines = [header, "|" + " --- |" * (len(WORDS) + 5)]
-    for r in results:
-        rates = []
-        for w in WORDS:
-            hit, total = r.detected.get(w, 0), r.positives.get(w, 0)
-            rates.append(f"{hit}/{total} ({100 * hit / max(1, total):.0f}%)")
-        latency = f"{statistics.median(r.latencies):.2f} s" if r.latencies else "-"
-        lines.append(
-            f"| {r.engine} | {' | '.join(rates)} | {r.cross_fires} | {r.false_accepts_per_hour:.2f} "
-            f"({r.false_accepts}, {r.negative_hours:.2f} h) | {latency} | {r.cpu_per_audio_hour:.0f} |"
-        )
-    return "\n".join(lines)
+def progress_bar(total_seconds: float) -> tuple[Callable[[float], None], Callable[[], None]]:
+    """(advance by seconds of audio, close): tqdm on stderr if installed, else a plain percentage."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        done = [0.0, -1]
+
+        def advance(seconds: float) -> None:
+            done[0] += seconds
+            percent = int(100 * done[0] / total_seconds) if total_seconds else 100
+            if percent // 5 != done[1] and sys.stderr.isatty():
+                done[1] = percent // 5
+                print(f"\r{percent:3d}% of {total_seconds / 60:.1f} min of audio", end="", file=sys.stderr)
+
+        return advance, lambda: print(file=sys.stderr) if sys.stderr.isatty() else None
+    bar: Any = tqdm(total=round(total_seconds), unit="s audio", file=sys.stderr, disable=None, leave=False)
+    return lambda seconds: bar.update(seconds), bar.close
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--negative-minutes", type=float, default=32.0)
-    parser.add_argument("--engines", default="openwakeword,microwakeword")
-    args = parser.parse_args()
-    started = time.perf_counter()
-    positives = make_positives()
-    negatives = make_negatives(args.negative_minutes)
+def describe(settings: Settings, config: Path) -> dict[str, Any]:
+    """What was measured, for the printout and the JSON."""
+    wake = settings.wake
+    return {
+        "config": str(config),
+        "engine": wake.engine,
+        "openwakeword_runner": wake.openwakeword_runner,
+        "quiet_gate": wake.quiet_gate,
+        "words": [word.model for word in wake.words],
+        "chunk_ms": settings.audio.chunk_ms,
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}",
+    }
+
+
+def print_report(setup: dict[str, Any], report: Report, problems: Sequence[Problem], clips: int) -> None:
+    """The readable summary on stdout."""
+    gate = "on" if setup["quiet_gate"] else "off"
+    runner = f", runner {setup['openwakeword_runner']}, quiet gate {gate}" if setup["engine"] == "openwakeword" else ""
+    print(f"{setup['config']}: {setup['engine']}{runner}; {setup['chunk_ms']} ms chunks; {setup['machine']}")
     print(
-        f"made {len(positives)} positive clips ({sum(c.audio.seconds for c in positives) / 60:.1f} min) and "
-        f"{sum(c.audio.seconds for c in negatives) / 60:.1f} min of negatives in {time.perf_counter() - started:.0f} s"
+        f"{clips} clips, {report.audio_seconds / 60:.1f} min of audio ({report.negative_seconds / 60:.1f} min of "
+        f"negatives); detector CPU {report.cpu_seconds:.1f} s = {report.cpu_seconds_per_audio_hour:.1f} s per "
+        f"audio hour = {report.core_percent:.2f} % of one core"
     )
-    results = [evaluate(name, positives, negatives) for name in args.engines.split(",")]
-    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}")
-    print(table(results))
-    for r in results:
-        for fa in r.false_accept_clips:
-            print(f"false accept ({r.engine}): {fa}")
+    print(table(report))
+    for word, s in report.words.items():
+        for name in s.missed[:20]:
+            print(f"missed ({word}): {name}")
+        if len(s.missed) > 20:
+            print(f"missed ({word}): … and {len(s.missed) - 20} more (all in the JSON)")
+    for line in report.false_accept_clips:
+        print(f"false accept: {line}")
+    for problem in problems:
+        print(f"problem: {problem.file}: {problem.problem}", file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s) with the input, listed above on stderr", file=sys.stderr)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.wakeword", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--positives", type=Path, help="folder of word folders of WAVs")
+    parser.add_argument("--negatives", type=Path, help="folder of WAVs without any wake word")
+    parser.add_argument("--config", type=Path, help="config file (default: as xiangyin run finds it)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--negative-minutes", type=float, default=32.0, help="without --positives: negatives made")
+    parser.add_argument("--engines", default="openwakeword,microwakeword", help="without --positives: compared")
+    parser.add_argument("--write-sets", type=Path, help="without --positives: save the clips made as folders here")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; 0 when it ran, 2 when the config or the folders cannot be used."""
+    args = _parser().parse_args(argv)
+    if args.positives is None:
+        if args.negatives is not None:
+            print("--negatives needs --positives", file=sys.stderr)
+            return 2
+        wake_generated.run(args)
+        return 0
+    from assistant.listen import OutputMonitor, build_wake_detector
+
+    config = args.config or default_config_path()
+    try:
+        settings = load_config(config)
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return 2
+    folders = [args.positives] + ([args.negatives] if args.negatives is not None else [])
+    for folder in folders:
+        if not folder.is_dir():
+            print(f"{folder}: not a folder", file=sys.stderr)
+            return 2
+    positives, problems = load_positives(args.positives, word_names(settings))
+    negatives: list[Clip] = []
+    if args.negatives is not None:
+        negatives, more = load_negatives(args.negatives)
+        problems += more
+    if not positives and not negatives:
+        for problem in problems:
+            print(f"problem: {problem.file}: {problem.problem}", file=sys.stderr)
+        print("no usable clips", file=sys.stderr)
+        return 2
+    clock = AudioClock()
+    try:
+        # A silent monitor: the echo guard is built as in the daemon, and nothing plays.
+        detector = build_wake_detector(settings.wake, monitor=OutputMonitor(), now=clock)
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return 2
+    clips = [*positives, *negatives]
+    advance, close = progress_bar(sum(clip.audio.seconds for clip in clips))
+    try:
+        runs, cpu = run_clips(detector, clips, settings.audio.chunk_ms / 1000, clock, advance)
+    finally:
+        close()
+    words = list(dict.fromkeys(word_names(settings).values()))
+    report = score(words, runs, cpu)
+    setup = describe(settings, config)
+    print_report(setup, report, problems, len(clips))
+    if args.json is not None:
+        figures = {
+            **setup,
+            **as_json(report),
+            "clips": {"positives": len(positives), "negatives": len(negatives)},
+            "problems": [{"file": p.file, "problem": p.problem} for p in problems],
+        }
+        try:
+            args.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        except OSError as err:
+            print(f"{args.json}: cannot write the figures: {err.strerror or err}", file=sys.stderr)
+            return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +27,10 @@ _LOGGER = logging.getLogger(__name__)
 
 SERVICE = "microphone"
 _MAX_QUEUED_SECONDS = 5.0
+_STALL_TICK_SECONDS = 0.25
+"""Step of the stall count while no audio comes (only then: buffers end each wait every chunk)."""
+_LATE_SECONDS = 0.1
+"""A tick that ends this much (or a tick's length, if longer) past its time means we were not running."""
 
 
 class _Capture:
@@ -183,16 +188,8 @@ class PyAudioMicrophone:
         """Yield what the callback delivers until the stream stalls."""
         rechunk = Rechunker(capture.rate_hz, MIC_RATE_HZ, self._frames) if capture.rate_hz != MIC_RATE_HZ else None
         while True:
-            if not capture.queue:
-                capture.ready.clear()
-                try:
-                    # Not asyncio.wait_for: on 3.11 it drops a cancel that lands as a buffer arrives.
-                    async with asyncio.timeout(self._stall_seconds):
-                        await capture.ready.wait()
-                except TimeoutError:
-                    # A loop that was busy for longer than that finds the buffers waiting: not a stall.
-                    if not capture.queue:
-                        return
+            if not capture.queue and not await self._await_audio(capture):
+                return
             if capture.dropped:
                 _LOGGER.warning("the daemon fell behind the microphone; dropped %d chunks", capture.dropped)
                 capture.dropped = 0
@@ -202,6 +199,29 @@ class PyAudioMicrophone:
                 continue
             for piece in rechunk.feed(pcm):
                 yield AudioChunk(piece, MIC_RATE_HZ)
+
+    async def _await_audio(self, capture: _Capture) -> bool:
+        """Wait for the next buffer; False once none came for ``stall_seconds`` of time we were running.
+
+        Time the process was not running does not count (stopped, starved of CPU, or the loop held up): the
+        device may have recorded all along, its buffers held up with us. The wait goes in short ticks, and a
+        tick that ends well past its time starts the count again.
+        """
+        loop = asyncio.get_running_loop()
+        waited = 0.0
+        while not capture.queue:
+            if waited >= self._stall_seconds:
+                return False
+            tick = min(_STALL_TICK_SECONDS, self._stall_seconds - waited)
+            capture.ready.clear()
+            started = loop.time()
+            with contextlib.suppress(TimeoutError):
+                # Not asyncio.wait_for: on 3.11 it drops a cancel that lands as a buffer arrives.
+                async with asyncio.timeout(tick):
+                    await capture.ready.wait()
+            elapsed = loop.time() - started
+            waited = 0.0 if elapsed - tick > max(_LATE_SECONDS, tick) else waited + elapsed
+        return True
 
 
 def _takes(pa: Any, index: int, rate_hz: int) -> bool:

@@ -16,6 +16,7 @@ from assistant.events import AssistantStateChanged, Event, ShutdownRequested, Tu
 from assistant.ports import AudioSource, Replayer, ToolRunner, Voice
 from assistant.state import StateTracker
 from assistant.supervisor import Supervisor, SupervisorOptions
+from assistant.tasks import Worker
 from assistant.turn import TurnDeps
 from tests.fakes import (
     FakeClock,
@@ -56,6 +57,7 @@ class Rig:
     voice: Voice = field(default_factory=FakeVoice)
     replayer: Replayer | None = None
     speak: bool = True
+    detectors_on: Worker | None = None
 
     def __post_init__(self) -> None:
         self.bus = Bus(self.clock)
@@ -114,6 +116,7 @@ class Rig:
                 suppress_wake_during_playback=s.wake.suppress_during_playback,
                 wake_words=wake_words,
             ),
+            detectors_on=self.detectors_on,
         )
         reached = asyncio.Event()
         cut: list[int] = []

@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import os
+import signal
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -329,3 +332,18 @@ class FakeTools:
         if handler is None:
             return ToolResult(call.call_id, call.name, {"ok": False, "error": f"unknown tool {call.name}"})
         return ToolResult(call.call_id, call.name, dict(await handler(call.arguments)))
+
+
+# --- starvation ---------------------------------------------------------------------------------
+
+
+def freeze_this_process(seconds: float) -> subprocess.Popen[bytes]:
+    """Stop every thread of this process for ``seconds``, as the worst CPU starvation would; a helper wakes it.
+
+    Sound devices go on recording meanwhile; on waking, the overdue timers and the held-up audio race.
+    Returns the helper, for the caller to wait for later: waiting now would let the other threads go
+    first, which is the lucky order.
+    """
+    waker = subprocess.Popen(["sh", "-c", f"sleep {seconds}; kill -CONT {os.getpid()}"])
+    os.kill(os.getpid(), signal.SIGSTOP)
+    return waker

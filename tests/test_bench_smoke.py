@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 
 from assistant.audio import write_wav
-from bench import endpoint, soak, synth, tool_dispatch, wakeword
+from bench import endpoint, idle, soak, synth, tool_dispatch, wake_generated, wakeword
+from bench.wake_scoring import ClipRun, score
+
+DATA = Path(__file__).parent / "data" / "listen"
 
 spoken_clips = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng makes the benchmark audio")
 
@@ -20,13 +23,107 @@ spoken_clips = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="esp
 @pytest.mark.models
 @spoken_clips
 def test_wakeword_bench_counts_detections_and_false_accepts_on_two_clips() -> None:
-    positives = wakeword.make_positives(voices=("en-gb",), speeds=(165,))[:1]  # "alexa", clean
-    negatives = [wakeword.make_negatives(0.0)[0]]  # noise
-    result = wakeword.evaluate("microwakeword", positives, negatives)
+    positives = wake_generated.make_positives(voices=("en-gb",), speeds=(165,))[:1]  # "alexa", clean
+    negatives = [wake_generated.make_negatives(0.0)[0]]  # noise
+    result = wake_generated.evaluate("microwakeword", positives, negatives)
     assert result.detected == {"alexa": 1}
     assert result.false_accepts == 0
     assert result.cpu_per_audio_hour > 0
-    assert "microwakeword" in wakeword.table([result])
+    assert "microwakeword" in wake_generated.table([result])
+
+
+def raw_wav(path: Path, *, channels: int, rate_hz: int) -> None:
+    """A tenth of a second of 16-bit silence in any layout."""
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(channels)
+        wav.setsampwidth(2)
+        wav.setframerate(rate_hz)
+        wav.writeframes(bytes(2 * channels * rate_hz // 10))
+
+
+def folder_sets(root: Path) -> tuple[Path, Path]:
+    """Tiny sets from the test clips, with the bad input the benchmark must name instead of crashing."""
+    positives, negatives = root / "positives", root / "negatives" / "zh"
+    for word, clip, end in (
+        ("hey_jarvis", "hey_jarvis__en-us__s165__clean.wav", 1.9),
+        ("alexa", "alexa__en-gb__s165__clean.wav", None),
+    ):
+        (positives / word).mkdir(parents=True)
+        shutil.copy(DATA / clip, positives / word / clip)
+        if end is not None:
+            truth = [{"file": clip, "word_end_s": end}, {"file": "gone.wav", "word_end_s": 1.0}]
+            (positives / word / "truth.jsonl").write_text("\n".join(json.dumps(t) for t in truth) + "\nnot json\n")
+    shutil.copy(DATA / "okay_nabu__en-us_m3__s165__clean.wav", positives / "hey_jarvis" / "no_truth_line.wav")
+    raw_wav(positives / "hey_jarvis" / "stereo.wav", channels=2, rate_hz=16_000)
+    raw_wav(positives / "alexa" / "cd.wav", channels=1, rate_hz=44_100)
+    (positives / "alexa" / "corrupt.wav").write_bytes(b"RIFF\x00\x01garbage")
+    (positives / "hey_computer").mkdir()
+    negatives.mkdir(parents=True)
+    shutil.copy(DATA / "neg_zh_cmn_10s.wav", negatives / "cmn.wav")
+    return positives, root / "negatives"
+
+
+@pytest.mark.models
+def test_wakeword_bench_on_folders_scores_each_word_and_names_every_bad_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    positives, negatives = folder_sets(tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text("wake:\n  words:\n    - model: hey_jarvis\n    - model: alexa\n")
+    out = tmp_path / "figures.json"
+    code = wakeword.main(
+        ["--positives", str(positives), "--negatives", str(negatives), "--config", str(config), "--json", str(out)]
+    )
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    figures = json.loads(out.read_text())
+    assert figures["words"]["hey_jarvis"]["detected"] == 1 and figures["words"]["hey_jarvis"]["total"] == 2
+    assert figures["words"]["alexa"]["detected"] == 1 and figures["words"]["alexa"]["total"] == 1
+    assert figures["words"]["hey_jarvis"]["latencies_known"] == 1
+    assert 0.0 < figures["words"]["hey_jarvis"]["latency_median_seconds"] < 1.0
+    assert figures["words"]["alexa"]["false_accepts"] == 0 and figures["negative_hours"] > 0
+    assert figures["cpu_seconds_per_audio_hour"] > 0 and figures["quiet_gate"] is True
+    problems = {Path(p["file"]).name: p["problem"] for p in figures["problems"]}
+    assert "2 channel" in problems["stereo.wav"]
+    assert "44100 Hz" in problems["cd.wav"]
+    assert "not a readable WAV" in problems["corrupt.wav"]
+    assert "no line in truth.jsonl" in problems["no_truth_line.wav"]
+    assert "gone.wav" in problems["truth.jsonl"]
+    assert "not a {" in problems["truth.jsonl:3"]
+    assert "hey_computer" in problems["hey_computer"]
+    assert "| hey_jarvis | 1/2 (50%)" in printed.out
+    assert "Traceback" not in printed.err and "stereo.wav" in printed.err
+
+
+def test_wakeword_bench_says_what_is_wrong_with_its_arguments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert wakeword.main(["--positives", str(tmp_path / "nowhere")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("wake: {engine: snowboy}\n")
+    assert wakeword.main(["--positives", str(tmp_path), "--config", str(bad)]) == 2
+    assert "config error" in capsys.readouterr().err
+    assert wakeword.main(["--positives", str(tmp_path), "--config", str(bad.with_name("absent.yaml"))]) == 2
+    assert wakeword.main(["--negatives", str(tmp_path)]) == 2
+
+
+def test_wake_scoring_counts_detections_cross_fires_false_accepts_and_latency() -> None:
+    runs = [
+        ClipRun("a1", "alexa", 3.0, (("alexa", 1.6),), 1.4),
+        ClipRun("a2", "alexa", 3.0, (), 1.5),
+        ClipRun("j1", "hey_jarvis", 3.0, (("alexa", 1.0), ("hey_jarvis", 2.0)), 1.7),
+        ClipRun("j2", "hey_jarvis", 3.0, (("hey_jarvis", 2.2),), None),
+        ClipRun("n1", None, 1800.0, (("hey_jarvis", 100.0),)),
+    ]
+    report = score(["alexa", "hey_jarvis"], runs, cpu_seconds=18.12)
+    alexa, jarvis = report.words["alexa"], report.words["hey_jarvis"]
+    assert (alexa.detected, alexa.total, alexa.missed, alexa.cross_fires) == (1, 2, ["a2"], 1)
+    assert (jarvis.detected, jarvis.total, jarvis.false_accepts) == (2, 2, 1)
+    assert alexa.latency_median == pytest.approx(0.2) and jarvis.latencies == pytest.approx([0.3])
+    assert report.false_accepts_per_hour("hey_jarvis") == pytest.approx(2.0)
+    assert report.cpu_seconds_per_audio_hour == pytest.approx(36.0)
+    assert report.false_accept_clips == ["n1: hey_jarvis at 100.00 s"]
 
 
 def _room_clip(directory: Path, name: str, *, tv_db: float | None, pause: float = 0.0) -> dict[str, object]:
@@ -118,3 +215,51 @@ async def test_soak_bench_runs_some_turns_and_prints_a_row_per_sample_and_the_to
     assert len(turns) >= 3 and turns == sorted(turns)
     assert soak.row(result.samples[0]).split()[0] == str(result.samples[0].turns)
     assert "turns/s" in soak.summary(result) and "growth per 1,000 turns" in soak.summary(result)
+
+
+def test_idle_bench_counts_the_cpu_of_a_process_and_its_children() -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    fields = idle.stat_fields("1234 (a (tricky) name) S 1 1234 1234 0 -1 4194560 1 0 0 0 250 50 7 3 20 0 1")
+    assert idle.process_cpu_ticks(fields) == (300, 10)
+    child = subprocess.Popen([sys.executable, "-c", "import time; sum(range(10**7)); time.sleep(30)"])
+    try:
+        for _ in range(100):
+            if idle.tree_cpu_seconds(child.pid) > 0:
+                break
+            time.sleep(0.05)
+        assert idle.tree_cpu_seconds(os.getpid()) >= idle.tree_cpu_seconds(child.pid) > 0
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_idle_bench_audio_is_a_quiet_room_and_a_band_limited_tv() -> None:
+    import numpy as np
+
+    from assistant.listen.gate import speech_band_level_db
+
+    room = idle.quiet_room(2.0, np.random.default_rng(0))
+    assert -70 < 20 * np.log10(np.sqrt(np.mean(room**2)) / 32768) < -58
+    tone = np.sin(2 * np.pi * 100 * np.arange(16_000) / 16_000) + np.sin(2 * np.pi * 1000 * np.arange(16_000) / 16_000)
+    spectrum = np.abs(np.fft.rfft(idle.band_limit(tone)))
+    assert spectrum[100] < 1e-6 * spectrum[1000]
+    assert speech_band_level_db(room.astype("<i2").tobytes()) < -50
+
+
+@pytest.mark.pulse
+@pytest.mark.models
+@pytest.mark.slow
+@spoken_clips
+def test_idle_bench_measures_the_real_daemon_in_a_quiet_room_and_with_the_tv(tmp_path: Path) -> None:
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).parent.parent / "config.yaml").read_text())
+    run = idle.run_variant("as configured", config, seconds=2.0, settle=1.0, work=tmp_path / "run")
+    assert run.startup_seconds > 0
+    assert 0 < run.quiet_core_percent < 100 and 0 < run.tv_core_percent < 100
+    assert run.log_counts["microphone reopened"] == 0
+    assert "microphone open" in (tmp_path / "run" / "daemon.log").read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import threading
 import time
 import wave
@@ -18,7 +19,7 @@ from hardware.devices import DeviceError, DeviceInfo, find_device
 from hardware.files import FileSink, FileSource
 from hardware.microphone import PyAudioMicrophone
 from hardware.resample import Resampler, apply_gain
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, freeze_this_process
 
 DATA = Path(__file__).parent / "data" / "listen"
 
@@ -291,3 +292,47 @@ async def test_a_microphone_whose_buffers_wait_behind_a_busy_loop_is_not_taken_f
     await asyncio.gather(listening, return_exceptions=True)
     assert len(heard) == 1
     assert microphone.reconnects == 0
+
+
+async def test_a_microphone_frozen_with_its_process_past_the_stall_time_is_not_taken_for_stalled() -> None:
+    """The process stopped (the extreme of CPU starvation) while the device goes on recording: its buffers
+    come after the overdue stall timer, and time we were not running does not count toward a stall."""
+    from hardware.microphone import PyAudioMicrophone
+
+    microphone = PyAudioMicrophone(stall_seconds=0.3)
+    opened: list[Any] = []
+    was_opened, stop = threading.Event(), threading.Event()
+
+    def open_fake_device(capture: Any) -> None:
+        opened.append(capture)
+        was_opened.set()
+
+    def record(capture: Any) -> None:  # the device's thread: a buffer every 80 ms, whatever happens to us
+        while not stop.wait(0.08):
+            capture.callback(bytes(2560), 1280, None, 0)
+
+    microphone._open = open_fake_device  # type: ignore[method-assign]
+    heard: list[AudioChunk] = []
+
+    async def listen() -> None:
+        async for chunk in microphone.chunks():
+            heard.append(chunk)
+
+    listening = asyncio.create_task(listen())
+    assert await asyncio.to_thread(was_opened.wait, 5)
+    device = threading.Thread(target=record, args=(opened[0],), daemon=True)
+    device.start()
+    wakers: list[subprocess.Popen[bytes]] = []
+    try:
+        for _ in range(3):
+            await asyncio.sleep(0.3)
+            wakers.append(freeze_this_process(1.0))
+        await asyncio.sleep(0.3)
+    finally:
+        for waker in wakers:
+            waker.wait(10)
+        stop.set()
+        listening.cancel()
+        await asyncio.gather(listening, return_exceptions=True)
+    assert microphone.reconnects == 0
+    assert len(heard) >= 10

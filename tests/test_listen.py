@@ -74,6 +74,43 @@ def test_openwakeword_hears_each_word_once_and_only_that_word(oww: WakeWordDetec
     assert 1.2 < at < 3.0  # the phrase starts 1.0 s into the clip
 
 
+def fresh_oww(runner: str) -> WakeWordDetector:
+    engine = build_engine("openwakeword", WORDS, runner=runner)
+    return WakeWordDetector(engine, rules_for(engine, [WakeWordModel(model=w) for w in WORDS]))
+
+
+ALL_CLIPS = sorted(path.name for path in DATA.glob("*.wav"))
+
+
+def test_the_lean_runner_scores_every_chunk_as_pyopen_wakeword_does() -> None:
+    """Same models, same cut of the stream: one thread and XNNPACK change the scores by float rounding only."""
+    lean = build_engine("openwakeword", WORDS)
+    reference = build_engine("openwakeword", WORDS, runner="pyopen")
+    for clip in ALL_CLIPS:  # one stream, clip after clip
+        for chunk in split(read_wav(DATA / clip), 0.08):
+            assert lean.scores(chunk.pcm) == pytest.approx(reference.scores(chunk.pcm), abs=1e-4), clip
+
+
+def test_the_lean_runner_detects_exactly_what_pyopen_wakeword_detects() -> None:
+    lean, reference = fresh_oww("lean"), fresh_oww("pyopen")
+    fired = 0
+    for clip in ALL_CLIPS:
+        ours, theirs = hits(lean, clip), hits(reference, clip)
+        assert [(at, hit.name) for at, hit in ours] == [(at, hit.name) for at, hit in theirs], clip
+        assert [hit.score for _, hit in ours] == pytest.approx([hit.score for _, hit in theirs], abs=1e-4)
+        fired += len(ours)
+    assert fired >= 3
+
+
+def test_the_lean_runner_is_the_default_and_runs_one_thread_with_xnnpack() -> None:
+    from assistant.listen.tflite import load_library
+    from assistant.listen.wakeword import pyopen_wakeword_dir
+
+    library = load_library(next((pyopen_wakeword_dir() / "lib").glob("*tensorflowlite_c.*")))
+    assert library.xnnpack, "the bundled TFLite library no longer exports the XNNPACK delegate"
+    assert WakeSettings().openwakeword_runner == "lean"
+
+
 @pytest.mark.parametrize(
     ("clip", "word"),
     [
@@ -138,6 +175,22 @@ def test_a_custom_tflite_model_loads_by_path(tmp_path: Path) -> None:
     engine = build_engine("openwakeword", [str(custom)])
     detector = WakeWordDetector(engine, rules_for(engine, [WakeWordModel(model=str(custom))]))
     assert [hit.name for _, hit in hits(detector, "alexa__en-gb__s165__clean.wav")] == ["my_word"]
+
+
+@pytest.mark.parametrize("content", [b"not a model", b""])
+def test_a_corrupt_tflite_model_is_a_config_error_that_names_it(tmp_path: Path, content: bytes) -> None:
+    bad = tmp_path / "broken.tflite"
+    bad.write_bytes(content)
+    with pytest.raises(ConfigError, match="broken.tflite"):
+        build_engine("openwakeword", [str(bad)])
+
+
+def test_a_tflite_model_that_is_not_a_word_classifier_is_a_config_error() -> None:
+    from assistant.listen.wakeword import pyopen_wakeword_dir
+
+    embedding = pyopen_wakeword_dir() / "models" / "embedding_model.tflite"
+    with pytest.raises(ConfigError, match="expected an input of"):
+        build_engine("openwakeword", [str(embedding)])
 
 
 @pytest.mark.parametrize("given", ["my_word.json", "my_word.tflite"])

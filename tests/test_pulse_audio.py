@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from assistant.tasks import MonotonicClock
 from assistant.turn import TurnDeps
 from hardware import PyAudioMicrophone, PyAudioSpeaker, build_microphone, build_speaker, list_devices
 from hardware.devices import find_device
-from tests.fakes import FakeTools, FakeVoice, ScriptedModel, after
+from tests.fakes import FakeTools, FakeVoice, ScriptedModel, after, freeze_this_process
 from tests.pulse import PulseServer, pulse_fixture  # noqa: F401 (the pulse fixture)
 
 pytestmark = [pytest.mark.pulse, pytest.mark.models]
@@ -179,6 +180,41 @@ async def test_microphone_survives_the_sound_server_restarting(pulse: PulseServe
     assert changes[0] == ("microphone", True)
     assert ("microphone", False) in changes
     assert changes[-1] == ("microphone", True)
+
+
+async def test_microphone_frozen_with_its_process_is_not_taken_for_stalled(pulse: PulseServer) -> None:
+    """The process stopped past the stall time, three times, while PulseAudio goes on recording: no reopen."""
+    events: list[Event] = []
+    connected = asyncio.Event()
+    bus = Bus(MonotonicClock())
+    bus.tap(lambda envelope: events.append(envelope.event))
+    bus.tap(lambda envelope: isinstance(envelope.event, ConnectionChanged) and connected.set())
+    mic = PyAudioMicrophone(publish=bus.publish, stall_seconds=0.5, reconnect_max_seconds=1.0)
+    heard: list[AudioChunk] = []
+
+    async def listen() -> None:
+        async with contextlib.aclosing(mic.chunks()) as chunks:
+            async for chunk in chunks:
+                heard.append(chunk)
+
+    task = asyncio.create_task(listen())
+    wakers: list[subprocess.Popen[bytes]] = []
+    try:
+        await asyncio.wait_for(connected.wait(), 10)
+        for _ in range(3):
+            await asyncio.sleep(0.5)
+            wakers.append(freeze_this_process(1.5))
+        before = len(heard)
+        await asyncio.sleep(1.0)
+    finally:
+        for waker in wakers:
+            waker.wait(10)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    changes = [e.connected for e in events if isinstance(e, ConnectionChanged)]
+    assert changes == [True], "reported lost while only this process was held up"
+    assert mic.reconnects == 0
+    assert len(heard) - before >= 6, "audio kept coming after the last freeze"
 
 
 class Daemon:

@@ -6,19 +6,44 @@ The factories below are what ``assistant/app.py`` calls; engines import their ru
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 
-from ..config import WakeSettings
+from ..config import WakeSettings, WakeWordModel
 from ..ports import ProsodyDetector, SpeechDetector, WakeDetector
 from .echo import EchoGuard, OutputMonitor
-from .wakeword import WakeWordDetector, build_engine, rules_for
+from .wakeword import WakeEngine, WakeWordDetector, build_engine, rules_for
 
-__all__ = ["EchoGuard", "OutputMonitor", "build_prosody", "build_stop_detector", "build_vad", "build_wake_detector"]
+__all__ = [
+    "EchoGuard",
+    "OutputMonitor",
+    "build_prosody",
+    "build_stop_detector",
+    "build_vad",
+    "build_wake_detector",
+    "build_wake_engine",
+]
 
 
-def build_wake_detector(settings: WakeSettings, *, monitor: OutputMonitor | None = None) -> WakeDetector:
-    """Load every configured wake word; with the speaker's ``monitor``, guard against self-wakes."""
-    engine = build_engine(settings.engine, [word.model for word in settings.words])
-    detector: WakeDetector = WakeWordDetector(engine, rules_for(engine, settings.words), now=time.monotonic)
+def build_wake_engine(settings: WakeSettings, words: Sequence[WakeWordModel]) -> WakeEngine:
+    """Load ``words`` into the configured engine, behind the quiet gate where it applies."""
+    engine = build_engine(settings.engine, [word.model for word in words], runner=settings.openwakeword_runner)
+    if settings.engine == "openwakeword" and settings.quiet_gate:
+        from .gate import GatedEngine
+        from .oww import CONTEXT_SECONDS
+
+        engine = GatedEngine(engine, CONTEXT_SECONDS)
+    return engine
+
+
+def build_wake_detector(
+    settings: WakeSettings, *, monitor: OutputMonitor | None = None, now: Callable[[], float] = time.monotonic
+) -> WakeDetector:
+    """Load every configured wake word; with the speaker's ``monitor``, guard against self-wakes.
+
+    ``now`` times the refractory periods; benchmarks that feed audio faster than real time pass its clock.
+    """
+    engine = build_wake_engine(settings, settings.words)
+    detector: WakeDetector = WakeWordDetector(engine, rules_for(engine, settings.words), now=now)
     if monitor is not None and settings.echo_threshold > 0.0:
         detector = EchoGuard(
             detector, monitor, threshold=settings.echo_threshold, tail_seconds=settings.echo_tail_seconds
@@ -30,7 +55,7 @@ def build_stop_detector(settings: WakeSettings) -> WakeDetector | None:
     """Load the stop words (armed by the supervisor only while the assistant speaks); None if there are none."""
     if not settings.stop_words:
         return None
-    engine = build_engine(settings.engine, [word.model for word in settings.stop_words])
+    engine = build_wake_engine(settings, settings.stop_words)
     return WakeWordDetector(engine, rules_for(engine, settings.stop_words), now=time.monotonic)
 
 

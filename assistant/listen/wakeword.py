@@ -137,6 +137,18 @@ def _model_file(spec: str, suffixes: tuple[str, ...], builtin: tuple[str, ...], 
 # --- openWakeWord -------------------------------------------------------------------------------
 
 
+class _Classifier(Protocol):
+    """One word's classifier over openWakeWord embeddings (96 values each)."""
+
+    def process(self, embedding: Any) -> float | None:
+        """Add one embedding; return a probability once the classifier has a full window."""
+        ...
+
+    def reset(self) -> None:
+        """Forget the embeddings heard."""
+        ...
+
+
 class _OnnxClassifier:
     """An openWakeWord classifier exported to ONNX, run on the shared embeddings with onnxruntime."""
 
@@ -160,55 +172,122 @@ class _OnnxClassifier:
         self._windows = windows if isinstance(windows, int) else 16
         self._embeddings: collections.deque[Any] = collections.deque(maxlen=self._windows)
 
-    def process_streaming(self, embeddings: Any) -> list[float]:
+    def process(self, embedding: Any) -> float | None:
         import numpy as np
 
-        probabilities: list[float] = []
-        for row in embeddings[0, 0]:
-            self._embeddings.append(row)
-            if len(self._embeddings) == self._windows:
-                window = np.stack(self._embeddings)[np.newaxis].astype(np.float32)
-                output = self._session.run(None, {self._input_name: window})[0]
-                probabilities.append(float(np.asarray(output).reshape(-1)[0]))
-        return probabilities
+        self._embeddings.append(embedding)
+        if len(self._embeddings) < self._windows:
+            return None
+        window = np.stack(self._embeddings)[np.newaxis].astype(np.float32)
+        output = self._session.run(None, {self._input_name: window})[0]
+        return float(np.asarray(output).reshape(-1)[0])
 
     def reset(self) -> None:
         self._embeddings.clear()
 
 
-class OpenWakeWordEngine:
-    """openWakeWord: a mel + embedding front end (about 5 % of a core) and a tiny classifier per word."""
+class _PyopenFeatures:
+    """pyopen-wakeword's own front end (default TFLite options: multi-threaded, no XNNPACK)."""
 
-    def __init__(self, models: Sequence[str]) -> None:
-        from pyopen_wakeword import Model, OpenWakeWord, OpenWakeWordFeatures
+    def __init__(self) -> None:
+        from pyopen_wakeword import OpenWakeWordFeatures
 
         self._features: Any = OpenWakeWordFeatures.from_builtin()
-        self._words: list[Any] = []
+
+    def process(self, pcm: bytes) -> list[Any]:
+        return [row for block in self._features.process_streaming(pcm) for row in block.reshape(-1, 96)]
+
+
+class _PyopenClassifier:
+    """pyopen-wakeword's own classifier for one word."""
+
+    def __init__(self, path: Path) -> None:
+        from pyopen_wakeword import OpenWakeWord
+
+        self._word: Any = OpenWakeWord.from_model(path)
+
+    def process(self, embedding: Any) -> float | None:
+        probabilities = list(self._word.process_streaming(embedding.reshape(1, 1, 1, -1)))
+        return float(probabilities[-1]) if probabilities else None
+
+    def reset(self) -> None:
+        self._word.reset()
+
+
+def _load_classifier(path: Path, library: Any) -> _Classifier:
+    """A word's classifier: ONNX by onnxruntime, else TFLite by the lean runner's library or pyopen-wakeword."""
+    if path.suffix.lower() == ".onnx":
+        return _OnnxClassifier(path)
+    if library is None:
+        return _PyopenClassifier(path)
+    from .oww import WordClassifier
+    from .tflite import TfLiteError
+
+    try:
+        return WordClassifier(library, path)
+    except (TfLiteError, ValueError) as err:
+        raise ConfigError(f"wake word model {path}: {err}") from err
+
+
+def pyopen_wakeword_dir() -> Path:
+    """The installed pyopen-wakeword package, whose library and models both runners use."""
+    import pyopen_wakeword
+
+    return Path(pyopen_wakeword.__file__).parent
+
+
+class OpenWakeWordEngine:
+    """openWakeWord: a mel + embedding front end and a tiny classifier per word, on the bundled models.
+
+    ``runner="lean"`` runs them through :mod:`.oww` (one thread, XNNPACK: about 50 CPU s per audio hour);
+    ``"pyopen"`` through pyopen-wakeword's own interpreters (multi-threaded: 5-6 times that), kept for
+    comparison. Both cut the stream alike and score the same to within 1e-5.
+    """
+
+    def __init__(self, models: Sequence[str], *, runner: str = "lean") -> None:
+        package = pyopen_wakeword_dir()
+        paths: list[Path] = []
         names: list[str] = []
         for spec in models:
             if spec in OPENWAKEWORD_BUILTIN:
-                self._words.append(OpenWakeWord.from_builtin(Model(spec)))
+                paths.append(package / "models" / f"{spec}.tflite")
                 names.append(spec)
-                continue
-            path = _model_file(spec, (".tflite", ".onnx"), OPENWAKEWORD_BUILTIN, "openWakeWord")
-            self._words.append(
-                _OnnxClassifier(path) if path.suffix.lower() == ".onnx" else OpenWakeWord.from_model(path)
-            )
-            names.append(path.stem)
+            else:
+                paths.append(_model_file(spec, (".tflite", ".onnx"), OPENWAKEWORD_BUILTIN, "openWakeWord"))
+                names.append(paths[-1].stem)
+        if runner not in ("lean", "pyopen"):
+            raise ConfigError(f"unknown openWakeWord runner {runner!r}")
+        library: Any = None
+        if runner == "lean":
+            from .oww import MelEmbeddingFrontEnd
+            from .tflite import TfLiteError, load_library
+
+            found = next((package / "lib").glob("*tensorflowlite_c.*"), None)
+            try:
+                if found is None:
+                    raise TfLiteError(f"no libtensorflowlite_c in {package / 'lib'}")
+                library = load_library(found)
+                self._features: Any = MelEmbeddingFrontEnd(library, package / "models")
+            except TfLiteError as err:
+                raise ConfigError(f"openWakeWord (lean runner): {err}; runner: pyopen may still work") from err
+        else:
+            self._features = _PyopenFeatures()
+        self._words = [_load_classifier(path, library) for path in paths]
         self.names = tuple(names)
         self.default_thresholds = (OPENWAKEWORD_DEFAULT_THRESHOLD,) * len(names)
 
     def scores(self, pcm: bytes) -> list[float]:
         """Return each word's highest probability over the chunk."""
         best = [0.0] * len(self._words)
-        for embedding in self._features.process_streaming(pcm):
+        for embedding in self._features.process(pcm):
             for i, word in enumerate(self._words):
-                for probability in word.process_streaming(embedding):
-                    best[i] = max(best[i], float(probability))
+                probability = word.process(embedding)
+                if probability is not None and probability > best[i]:
+                    best[i] = probability
         return best
 
     def reset(self) -> None:
-        """Reset the classifiers only: resetting the front end would recompute 8 s of zeros (0.4 s of CPU)."""
+        """Reset the classifiers only: the front end keeps streaming (its context is the room's)."""
         for word in self._words:
             word.reset()
 
@@ -256,11 +335,11 @@ class MicroWakeWordEngine:
             word.reset()
 
 
-def build_engine(engine: str, models: Sequence[str]) -> WakeEngine:
-    """Load ``models`` into the named engine (``openwakeword`` or ``microwakeword``)."""
+def build_engine(engine: str, models: Sequence[str], *, runner: str = "lean") -> WakeEngine:
+    """Load ``models`` into the named engine (``openwakeword``, run by ``runner``, or ``microwakeword``)."""
     started = time.perf_counter()
     if engine == "openwakeword":
-        loaded: WakeEngine = OpenWakeWordEngine(models)
+        loaded: WakeEngine = OpenWakeWordEngine(models, runner=runner)
     elif engine == "microwakeword":
         loaded = MicroWakeWordEngine(models)
     else:

@@ -10,7 +10,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -41,6 +41,20 @@ async def cancel_and_wait(task: asyncio.Task[Any], timeout_seconds: float = 2.0)
     done, _ = await asyncio.wait({task}, timeout=timeout_seconds)
     if not done:
         _LOGGER.warning("task %s ignored cancellation for %.1f s", task.get_name(), timeout_seconds)
+
+
+async def finish_despite_cancel(cleanup: Coroutine[Any, Any, Any], seconds: float) -> None:
+    """Run a clean-up to its end even when the caller is cancelled meanwhile; then wait for it at most ``seconds``.
+
+    For what must not be left half-done at shutdown (music turned back up, a TV played again): the App cancels
+    its edges right after the shutdown begins. The cancel still propagates once the clean-up ended or timed out.
+    """
+    running = asyncio.ensure_future(cleanup)
+    try:
+        await asyncio.shield(running)
+    except asyncio.CancelledError:
+        await asyncio.wait({running}, timeout=seconds)
+        raise
 
 
 async def next_within(items: AsyncIterator[_T], seconds: float) -> _T:

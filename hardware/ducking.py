@@ -16,6 +16,7 @@ from typing import Any
 
 from assistant.bus import Bus
 from assistant.events import ListeningStarted, PlaybackStarted, ShutdownRequested, TurnEnded
+from assistant.tasks import finish_despite_cancel
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -116,10 +117,5 @@ class PulseDucker:
                         return
         finally:
             bus.unsubscribe(events)
-            # The App cancels its edges right after shutdown begins; music must not stay quiet after we stop.
-            restoring = asyncio.ensure_future(self.restore())
-            try:
-                await asyncio.shield(restoring)
-            except asyncio.CancelledError:
-                await asyncio.wait({restoring}, timeout=_RESTORE_AT_EXIT_SECONDS)
-                raise
+            # Music must not stay quiet after we stop.
+            await finish_despite_cancel(self.restore(), _RESTORE_AT_EXIT_SECONDS)

@@ -7,13 +7,13 @@ so a TV the user paused themselves stays paused.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from ..bus import Bus
 from ..errors import HomeAssistantError
 from ..events import ListeningStarted, ShutdownRequested, TurnEnded
 from ..ports import HomeAssistantApi
+from ..tasks import finish_despite_cancel
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -67,9 +67,4 @@ class MediaPauser:
                         return
         finally:
             bus.unsubscribe(events)
-            resuming = asyncio.ensure_future(self.resume())
-            try:
-                await asyncio.shield(resuming)
-            except asyncio.CancelledError:
-                await asyncio.wait({resuming}, timeout=_RESUME_AT_EXIT_SECONDS)
-                raise
+            await finish_despite_cancel(self.resume(), _RESUME_AT_EXIT_SECONDS)

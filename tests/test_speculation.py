@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from assistant.config import Settings
-from assistant.events import PlaybackStarted, ReplyText, SpeechEnded, TurnEnded, UserTranscript
+from assistant.errors import ModelError
+from assistant.events import PlaybackStarted, ReplyText, SpeechEnded, StopRequested, TurnEnded, UserTranscript
 from assistant.ports import ModelDone, ModelText, ModelTranscript
 
 from .conftest import Rig
@@ -49,3 +50,25 @@ async def test_speculation_can_be_turned_off() -> None:
     rig = Rig(settings=settings(speculate_seconds=0.0), rounds=[answer()])
     await rig.run(timeline(silence(0.4), wake_word(), speech(1.2), silence(3.0)))
     assert [r.speculative for r in rig.model.requests] == [False]
+
+
+async def test_a_speculative_round_that_fails_recoverably_is_asked_again_once_the_end_is_decided() -> None:
+    failing = [after(0.05, ModelError("connection reset", recoverable=True))]
+    rig = Rig(settings=settings(), rounds=[failing, answer("好的")])
+    events = await rig.run(timeline(silence(0.4), wake_word(), speech(1.2), silence(3.0)))
+    assert [r.speculative for r in rig.model.requests] == [True, False]
+    assert [e.text for e in events if isinstance(e, ReplyText)] == ["好的"]
+    assert events[-1] == TurnEnded(turn_id=events[-1].turn_id, outcome="completed")
+
+
+async def test_a_turn_stopped_while_the_model_speculates_takes_the_round_back() -> None:
+    slow = [after(5.0, ModelText("太晚了")), after(0.0, ModelDone("stop"))]
+    rig = Rig(settings=settings(end_silence_seconds=1.0, hold_silence_seconds=1.0), rounds=[slow])
+    mic = timeline(silence(0.4), wake_word(), speech(1.2), silence(3.0))
+    # 0.48 s of wake word and lead, 1.2 s of speech, then 0.16 s of silence: the round has started.
+    events = await rig.run(mic, script=[rig.at(2.2, StopRequested(source="button"))])
+    assert rig.model.requests[0].speculative
+    assert rig.model.cancelled == 1
+    assert rig.model.retracted == ["default"]
+    assert not any(isinstance(e, ReplyText) for e in events)
+    assert events[-1] == TurnEnded(turn_id=events[-1].turn_id, outcome="interrupted")

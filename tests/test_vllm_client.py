@@ -491,3 +491,31 @@ async def test_cancelling_a_reply_closes_the_stream_and_keeps_what_was_heard(
     [user, partial] = model.history("kitchen")
     assert user["role"] == "human"
     assert 6 <= partial["tts_content"]["tts_audio"].count("<audio_") < 40
+
+
+async def test_a_speculative_round_taken_back_leaves_the_rooms_history_as_it_was(
+    server: FakeVllmServer, make_model: MakeModel
+) -> None:
+    model = make_model()
+    server.script.append(Spoken("你好", tuple(range(8))))
+    await collect(model, ModelRequest("kitchen", audio=utterance(1.0)))
+    kept = model.history("kitchen")
+    server.script.append(Spoken("半句", tuple(range(8))))
+    await collect(model, ModelRequest("kitchen", audio=utterance(0.5), speculative=True))
+    assert len(model.history("kitchen")) > len(kept)
+    model.retract("kitchen")
+    assert model.history("kitchen") == kept
+    model.retract("kitchen")
+    assert model.history("kitchen") == kept, "a second retract takes back nothing more"
+
+
+async def test_a_round_cancelled_while_speculative_and_taken_back_leaves_no_partial_answer(
+    server: FakeVllmServer, make_model: MakeModel
+) -> None:
+    model = make_model()
+    server.script.append(Spoken("你好你好你好", tuple(range(40))))
+    stream = model.respond(ModelRequest("kitchen", audio=utterance(0.5), speculative=True))
+    await anext(stream)
+    await stream.aclose()
+    model.retract("kitchen")
+    assert model.history("kitchen") == []

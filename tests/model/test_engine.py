@@ -273,3 +273,33 @@ async def test_control_tokens_inside_a_tool_result_stay_plain_text(
     assert not specials & set(inside), sorted(specials & set(inside))
     kept = engine.render([entry]).replace("\u200b", "")
     assert kept == prompt.input_turn([result]), "the text itself is kept, only broken up"
+
+
+async def test_a_speculative_round_taken_back_leaves_the_history_and_the_cached_prefix(
+    engine_factory: EngineFactory, speech: Speech
+) -> None:
+    answer = [*speech.spoken("好", [1]), t.EOT]
+    engine = engine_factory([answer, answer, answer])
+    await collect(engine.respond(ModelRequest("kitchen", (), text="苹果")))
+    before = engine.render(engine.history("kitchen"))
+    first = engine.last_round
+    await collect(engine.respond(ModelRequest("kitchen", (), text="半句", speculative=True)))
+    assert "半句" in engine.render(engine.history("kitchen"))
+    engine.retract("kitchen")
+    await asyncio.wait_for(engine.drain(), 10)
+    assert engine.render(engine.history("kitchen")) == before
+    await collect(engine.respond(ModelRequest("kitchen", (), text="整句")))
+    assert engine.last_round.reused_tokens >= first.prompt_tokens, "the cache of what came before stays"
+    after = engine.render(engine.history("kitchen"))
+    assert "整句" in after and "半句" not in after
+
+
+async def test_a_round_that_was_not_speculative_is_not_taken_back(
+    engine_factory: EngineFactory, speech: Speech
+) -> None:
+    engine = engine_factory([[*speech.spoken("好", [1]), t.EOT]])
+    await collect(engine.respond(ModelRequest("kitchen", (), text="苹果")))
+    kept = engine.render(engine.history("kitchen"))
+    engine.retract("kitchen")
+    await asyncio.wait_for(engine.drain(), 10)
+    assert engine.render(engine.history("kitchen")) == kept

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import wave
 from pathlib import Path
@@ -260,6 +261,8 @@ def test_idle_bench_measures_the_real_daemon_in_a_quiet_room_and_with_the_tv(tmp
     config = yaml.safe_load((Path(__file__).parent.parent / "config.yaml").read_text())
     run = idle.run_variant("as configured", config, seconds=2.0, settle=1.0, work=tmp_path / "run")
     assert run.startup_seconds > 0
-    assert 0 < run.quiet_core_percent < 100 and 0 < run.tv_core_percent < 100
+    # A process tree may use more than one core; the bound is the machine, not a timing target.
+    cores = 100 * (os.cpu_count() or 1)
+    assert 0 < run.quiet_core_percent < cores and 0 < run.tv_core_percent < cores
     assert run.log_counts["microphone reopened"] == 0
     assert "microphone open" in (tmp_path / "run" / "daemon.log").read_text()

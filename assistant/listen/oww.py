@@ -111,3 +111,11 @@ class WordClassifier:
     def close(self) -> None:
         """Free the model."""
         self._model.close()
+
+
+def embed_pcm(front_end: MelEmbeddingFrontEnd, pcm: bytes) -> np.ndarray:
+    """All embeddings of a whole recording, as a (frames, 96) array (front end fed in one go)."""
+    rows = front_end.process(pcm)
+    if not rows:
+        return np.zeros((0, EMBEDDING_SIZE), dtype=np.float32)
+    return np.stack([row.reshape(-1) for row in rows]).astype(np.float32)

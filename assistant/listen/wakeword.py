@@ -229,6 +229,21 @@ def _load_classifier(path: Path, library: Any) -> _Classifier:
         raise ConfigError(f"wake word model {path}: {err}") from err
 
 
+def open_front_end() -> Any:
+    """The lean mel + embedding front end on pyopen-wakeword's bundled models (a :class:`.oww.MelEmbeddingFrontEnd`)."""
+    from .oww import MelEmbeddingFrontEnd
+    from .tflite import TfLiteError, load_library
+
+    package = pyopen_wakeword_dir()
+    found = next((package / "lib").glob("*tensorflowlite_c.*"), None)
+    try:
+        if found is None:
+            raise TfLiteError(f"no libtensorflowlite_c in {package / 'lib'}")
+        return MelEmbeddingFrontEnd(load_library(found), package / "models")
+    except TfLiteError as err:
+        raise ConfigError(f"openWakeWord front end: {err}") from err
+
+
 def pyopen_wakeword_dir() -> Path:
     """The installed pyopen-wakeword package, whose library and models both runners use."""
     import pyopen_wakeword

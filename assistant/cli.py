@@ -57,7 +57,7 @@ def _check(args: argparse.Namespace) -> int:
     problems = check_skills(settings.skills)
     if problems:
         raise ConfigError("\n".join(f"{path}: {problem}" for problem in problems))
-    words = ", ".join(w.model for w in settings.wake.words)
+    words = ", ".join(w.name for w in settings.wake.words)
     print(
         f"{path}: OK — wake words: {words}; model: {settings.model.backend}; voice: {settings.voice.mode}; "
         f"dialect: {settings.persona.dialect}; skills: {', '.join(settings.skills) or 'none'}"

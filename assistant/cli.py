@@ -1,4 +1,4 @@
-"""Command line: ``xiangyin run | check | devices``."""
+"""Command line: ``xiangyin run | check | devices | wake …``."""
 
 from __future__ import annotations
 
@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output", type=Path, help="write what the speaker plays to this WAV file instead")
     with_config(commands.add_parser("check", help="validate the config file and exit"))
     commands.add_parser("devices", help="list audio input and output devices")
+    from .wake_cli import add_parsers
+
+    add_parsers(commands, None)
     return parser
 
 
@@ -101,10 +104,16 @@ def _devices(_: argparse.Namespace) -> int:
     return 0
 
 
+def _wake(args: argparse.Namespace) -> int:
+    from .wake_cli import run
+
+    return run(args, _load(args.config))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``xiangyin`` console script."""
     args = _parser().parse_args(argv)
-    handlers = {"run": _run, "check": _check, "devices": _devices}
+    handlers = {"run": _run, "check": _check, "devices": _devices, "wake": _wake}
     try:
         return handlers[args.command](args)
     except ConfigError as err:

@@ -116,9 +116,8 @@ def _test(args: argparse.Namespace, settings: Settings) -> int:
         elapsed += chunk.seconds
         score = detector.last_scores[0]
         peak = max(peak, score)
-        if hit is not None:
+        if hit is not None:  # no reset (the daemon's would be): the peak shows how far over the threshold it went
             hits += 1
-            detector.reset()
         if hit is not None or args.all:
             print(f"{elapsed:6.2f} s  score {score:.2f} / threshold {threshold:.2f}{'  HEARD' if hit else ''}")
     print(f"{args.name}: {hits} detections; peak score {peak:.2f}, threshold {threshold:.2f}")

@@ -1,12 +1,13 @@
 """Enrolled wake words on the enroll set: each speaker enrols, then every clip is scored.
 
-    python -m bench.enroll SET_DIR [--margin 0.03] [--variant dtw|mean] [--json out.json]
+    python -m bench.enroll SET_DIR [--drops 0.2,0.15] [--variant dtw|mean] [--json out.json]
 
 ``SET_DIR`` is what ``python -m bench.make_sets enroll DIR`` writes: ``speakers.json`` (each speaker's enrol
 takes) and ``truth.jsonl`` (kinds positive, near_miss, other_speaker, negative). Each speaker's takes go
 through the real enrolment (VAD trim, checks, calibration on the shipped negatives) into a temporary store;
 the clips' embeddings are computed once and scored by that speaker's matcher, a hit being a score at or
-over the threshold (refractory 2 s). Figures: detected % (quiet, TV 15 dB below) for the enrolled speaker,
+over the threshold (refractory 2 s); ``--drops`` compares calibrations
+on the same scores. Figures: detected % (quiet, TV 15 dB below) for the enrolled speaker,
 near-miss acceptance % (the homophone 小香小香 apart), false accepts per hour on the negatives, and the
 share of non-enrolled speakers' words accepted.
 """
@@ -25,7 +26,14 @@ import numpy as np
 
 from assistant.audio import read_wav
 from assistant.listen import embed_recording, speech_frames
-from assistant.listen.enrolled import DtwMatcher, Matcher, MeanPoolMatcher, calibrate_threshold, leave_one_out
+from assistant.listen.enrolled import (
+    DEFAULT_DROP,
+    Calibration,
+    DtwMatcher,
+    Matcher,
+    MeanPoolMatcher,
+    calibrate_threshold,
+)
 from assistant.listen.enrolment import WordStore, read_take
 
 HOMOPHONE = "小香小香"
@@ -34,24 +42,60 @@ _REFRACTORY_FRAMES = 25
 """2 s of 80 ms embeddings."""
 
 
-def hits(matcher: Matcher, stream: np.ndarray, threshold: float) -> int:
-    """Detections in a stream, with the refractory period."""
-    matcher.reset()
+def hits(series: np.ndarray, threshold: float) -> int:
+    """Detections in a score series (one per embedding), with the refractory period."""
     count, blocked_until = 0, -1
-    for i, row in enumerate(stream):
-        if matcher.push(row) >= threshold and i >= blocked_until:
+    for i in np.flatnonzero(series >= threshold).tolist():
+        if i >= blocked_until:
             count += 1
             blocked_until = i + _REFRACTORY_FRAMES
     return count
 
 
-def evaluate(root: Path, *, margin: float, variant: str) -> dict[str, Any]:
-    """Enrol every speaker of the set and score every clip; return the figures."""
+def series_of(matcher: Matcher, stream: np.ndarray) -> np.ndarray:
+    """The matcher's score for every embedding of a stream (fresh matcher)."""
+    matcher.reset()
+    return np.asarray([matcher.push(row) for row in stream])
+
+
+def evaluate(root: Path, *, drops: Sequence[float], variant: str) -> list[dict[str, Any]]:
+    """Enrol every speaker of the set, score every clip once, and give the figures for each ``drop``."""
     speakers: dict[str, Any] = json.loads((root / "speakers.json").read_text(encoding="utf-8"))
     truth = [json.loads(line) for line in (root / "truth.jsonl").read_text(encoding="utf-8").splitlines() if line]
     streams = {t["file"]: embed_recording(read_wav(root / t["file"]).pcm) for t in truth}
     negatives = [t for t in truth if t["kind"] == "negative"]
     negative_hours = sum(float(t["seconds"]) for t in negatives) / 3600
+    scored: list[tuple[str, Calibration, dict[str, np.ndarray]]] = []
+    with tempfile.TemporaryDirectory() as folder:
+        store = WordStore(Path(folder))
+        for speaker, info in speakers.items():
+            takes = [(Path(f).name, read_take(root / f)) for f in info["enroll"]]
+            result = store.enrol(speaker, takes, embed=embed_recording, speech_frames=speech_frames)
+            word = result.word
+            matcher: Matcher = DtwMatcher(word.templates, center=word.center)
+            calibration = result.calibration
+            if variant == "mean":
+                matcher = MeanPoolMatcher(word.templates, center=word.center)
+                shipped = [embed_recording(chunk.pcm) for chunk in _shipped()]
+                peak = max(float(series_of(matcher, s).max(initial=0.0)) for s in shipped)
+                loo = [
+                    float(series_of(MeanPoolMatcher([t for k, t in enumerate(word.templates) if k != i]), t).max())
+                    for i, t in enumerate(word.templates)
+                ]
+                calibration = Calibration(0.0, tuple(loo), peak)
+            scored.append((speaker, calibration, {f: series_of(matcher, e) for f, e in streams.items()}))
+    return [_figures(speakers, truth, scored, negatives, negative_hours, drop, variant) for drop in drops]
+
+
+def _figures(
+    speakers: dict[str, Any],
+    truth: list[dict[str, Any]],
+    scored: list[tuple[str, Calibration, dict[str, np.ndarray]]],
+    negatives: list[dict[str, Any]],
+    negative_hours: float,
+    drop: float,
+    variant: str,
+) -> dict[str, Any]:
     tallies: dict[str, list[int]] = {}
 
     def tally(key: str, accepted: bool) -> None:
@@ -60,42 +104,28 @@ def evaluate(root: Path, *, margin: float, variant: str) -> dict[str, Any]:
         tallies[key][1] += 1
 
     false_accepts = 0
-    per_speaker: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as folder:
-        store = WordStore(Path(folder))
-        for speaker, info in speakers.items():
-            takes = [(Path(f).name, read_take(root / f)) for f in info["enroll"]]
-            result = store.enrol(speaker, takes, embed=embed_recording, speech_frames=speech_frames)
-            word = result.word
-            threshold = word.threshold
-            matcher: Matcher = DtwMatcher(word.templates, center=word.center)
-            if variant == "mean":
-                matcher = MeanPoolMatcher(word.templates, center=word.center)
-            if margin != 0.03 or variant == "mean":  # recalibrate with this margin / variant
-                shipped = [embed_recording(p.pcm) for p in _shipped()]
-                negative_peak = max(_peak(matcher, s) for s in shipped)
-                positives = leave_one_out(word.templates, [np.asarray(t) for t in word.templates], center=word.center)
-                threshold = calibrate_threshold(positives, negative_peak, margin=margin).threshold
-            per_speaker[speaker] = threshold
-            for t in truth:
-                accepted = hits(matcher, streams[t["file"]], threshold) > 0
-                if t["kind"] == "positive" and t["speaker"] == speaker:
-                    tally(f"positive/{t['condition']}", accepted)
-                elif t["kind"] == "near_miss" and t["speaker"] == speaker:
-                    tally("homophone" if t["text"] == HOMOPHONE else "near_miss", accepted)
-                    tally(f"near_miss/{t['text']}", accepted)
-                elif t["kind"] == "other_speaker":
-                    tally("other_speaker", accepted)
-            false_accepts += sum(hits(matcher, streams[t["file"]], threshold) for t in negatives)
-    rates = {key: round(100 * a / n, 1) for key, (a, n) in tallies.items()}
+    thresholds: dict[str, float] = {}
+    for speaker, calibration, series in scored:
+        threshold = calibrate_threshold(calibration.positive_scores, calibration.negative_peak, drop=drop).threshold
+        thresholds[speaker] = threshold
+        for t in truth:
+            accepted = hits(series[t["file"]], threshold) > 0
+            if t["kind"] == "positive" and t["speaker"] == speaker:
+                tally(f"positive/{t['condition']}", accepted)
+            elif t["kind"] == "near_miss" and t["speaker"] == speaker:
+                tally("homophone 小香小香" if t["text"] == HOMOPHONE else "near_miss (all others)", accepted)
+                tally(f"near_miss/{t['text']}", accepted)
+            elif t["kind"] == "other_speaker":
+                tally(f"other_speaker/{t['condition']}", accepted)
+        false_accepts += sum(hits(series[t["file"]], threshold) for t in negatives)
     return {
         "variant": variant,
-        "margin": margin,
-        "percent_accepted": rates,
+        "drop": drop,
+        "percent_accepted": {key: round(100 * a / n, 1) for key, (a, n) in tallies.items()},
         "counts": {key: f"{a}/{n}" for key, (a, n) in tallies.items()},
         "false_accepts_per_hour": round(false_accepts / (negative_hours * len(speakers)), 2),
-        "negative_hours_per_speaker": round(negative_hours, 3),
-        "thresholds": per_speaker,
+        "negative_hours": round(negative_hours * len(speakers), 3),
+        "thresholds": thresholds,
     }
 
 
@@ -105,20 +135,17 @@ def _shipped() -> list[Any]:
     return [read_wav(p) for p in sorted(negatives_dir().glob("*.wav"))]
 
 
-def _peak(matcher: Matcher, stream: np.ndarray) -> float:
-    matcher.reset()
-    return max((matcher.push(row) for row in stream), default=0.0)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print its figures."""
     parser = argparse.ArgumentParser(prog="python -m bench.enroll", description=__doc__.split("\n\n")[0])
     parser.add_argument("set_dir", type=Path)
-    parser.add_argument("--margin", type=float, default=0.03, help="threshold margin over the negatives' peak")
+    parser.add_argument(
+        "--drops", default=str(DEFAULT_DROP), help="comma-separated: threshold this far under the takes' median score"
+    )
     parser.add_argument("--variant", choices=("dtw", "mean"), default="dtw")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    figures = evaluate(args.set_dir, margin=args.margin, variant=args.variant)
+    figures = evaluate(args.set_dir, drops=[float(d) for d in args.drops.split(",")], variant=args.variant)
     text = json.dumps(figures, ensure_ascii=False, indent=1)
     print(text)
     if args.json:

@@ -84,11 +84,11 @@ def test_leave_one_out_scores_each_take_against_the_others() -> None:
 
 
 def test_calibration_sits_above_the_negatives_and_below_the_takes() -> None:
-    """The threshold is the negatives' peak plus the margin, capped below the worst take, floored."""
-    assert calibrate_threshold([0.95, 0.97], 0.55, margin=0.03).threshold == pytest.approx(0.6)
-    assert calibrate_threshold([0.95, 0.97], 0.7, margin=0.03).threshold == pytest.approx(0.73)
-    assert calibrate_threshold([0.8, 0.97], 0.75, margin=0.03).threshold == pytest.approx(0.7)
-    assert calibrate_threshold([0.95], 0.1).threshold == pytest.approx(0.6)
+    """The threshold sits `drop` under the takes' median, above the negatives' peak, floored and capped."""
+    assert calibrate_threshold([0.9, 0.94, 0.96], 0.55, drop=0.2).threshold == pytest.approx(0.74)
+    assert calibrate_threshold([0.9, 0.94, 0.96], 0.8, drop=0.2, margin=0.03).threshold == pytest.approx(0.83)
+    assert calibrate_threshold([0.7, 0.72, 0.96], 0.3, drop=0.2).threshold == pytest.approx(0.6)
+    assert calibrate_threshold([0.9, 0.94, 0.96], 0.95, drop=0.2).threshold == pytest.approx(0.9)
 
 
 def test_matchers_refuse_no_templates() -> None:

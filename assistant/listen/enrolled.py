@@ -182,17 +182,27 @@ def leave_one_out(
     ]
 
 
-def calibrate_threshold(
-    positive_scores: Sequence[float], negative_peak: float, *, margin: float = 0.03, floor: float = 0.6
-) -> Calibration:
-    """A threshold just above the negative audio's peak score, below the takes' own scores.
+DEFAULT_DROP = 0.2
+"""How far under the takes' median leave-one-out score the threshold sits by default."""
 
-    The takes, said one after the other, match each other far better (0.95 and up) than the word said
-    later in a noisy room (0.6 to 0.9 on bench.enroll), so the threshold sits as low as the negatives
-    allow: ``margin`` above their peak, never under ``floor``, and never within 0.1 of the worst take.
+
+def calibrate_threshold(
+    positive_scores: Sequence[float],
+    negative_peak: float,
+    *,
+    drop: float = DEFAULT_DROP,
+    margin: float = 0.03,
+    floor: float = 0.6,
+) -> Calibration:
+    """A threshold from the takes' leave-one-out scores, kept above the negative audio's peak.
+
+    The takes, said one after the other, match each other better (0.9 and up) than the word said later in
+    a noisy room, so the threshold sits ``drop`` under their median; never within ``margin`` of the
+    negatives' peak (lest everyday speech fire it), never under ``floor``, and never above the worst take.
     """
     if not positive_scores:
         raise EnrollmentError("no positive scores to calibrate from")
-    threshold = max(negative_peak + margin, floor)
-    threshold = min(threshold, min(positive_scores) - 0.1)
-    return Calibration(round(max(threshold, floor), 4), tuple(float(s) for s in positive_scores), float(negative_peak))
+    median = float(np.median(np.asarray(positive_scores)))
+    threshold = max(median - drop, negative_peak + margin, floor)
+    threshold = min(threshold, min(positive_scores))
+    return Calibration(round(threshold, 4), tuple(float(s) for s in positive_scores), float(negative_peak))

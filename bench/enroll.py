@@ -79,7 +79,11 @@ def evaluate(root: Path, *, drops: Sequence[float], variant: str) -> list[dict[s
                 shipped = [embed_recording(chunk.pcm) for chunk in _shipped()]
                 peak = max(float(series_of(matcher, s).max(initial=0.0)) for s in shipped)
                 loo = [
-                    float(series_of(MeanPoolMatcher([t for k, t in enumerate(word.templates) if k != i]), t).max())
+                    float(
+                        series_of(
+                            MeanPoolMatcher([t for k, t in enumerate(word.templates) if k != i], center=word.center), t
+                        ).max()
+                    )
                     for i, t in enumerate(word.templates)
                 ]
                 calibration = Calibration(0.0, tuple(loo), peak)

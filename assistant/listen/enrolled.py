@@ -145,9 +145,7 @@ class MeanPoolMatcher:
         del self._recent[: -self._window]
         best = 0.0
         for mean, size in zip(self._means, self._sizes, strict=True):
-            if len(self._recent) < size:
-                continue
-            pooled = np.mean(self._recent[-size:], axis=0)
+            pooled = np.mean(self._recent[-size:], axis=0)  # fewer than size at the start: what there is
             best = max(best, float(pooled @ mean) / max(float(np.linalg.norm(pooled)), _EPS))
         return min(1.0, max(0.0, best))
 

@@ -1,6 +1,6 @@
 """Enrolled wake words on the enroll set: each speaker enrols, then every clip is scored.
 
-    python -m bench.enroll SET_DIR [--drops 0.2,0.15] [--variant dtw|mean] [--json out.json]
+    python -m bench.enroll SET_DIR [--drops 0.12,0.2] [--variant mean|dtw] [--json out.json]
 
 ``SET_DIR`` is what ``python -m bench.make_sets enroll DIR`` writes: ``speakers.json`` (each speaker's enrol
 takes) and ``truth.jsonl`` (kinds positive, near_miss, other_speaker, negative). Each speaker's takes go
@@ -27,12 +27,12 @@ import numpy as np
 from assistant.audio import read_wav
 from assistant.listen import embed_recording, speech_frames
 from assistant.listen.enrolled import (
-    DEFAULT_DROP,
+    DEFAULT_DROPS,
+    DEFAULT_MATCHER,
     Calibration,
-    DtwMatcher,
     Matcher,
-    MeanPoolMatcher,
     calibrate_threshold,
+    make_matcher,
 )
 from assistant.listen.enrolment import WordStore, read_take
 
@@ -70,23 +70,9 @@ def evaluate(root: Path, *, drops: Sequence[float], variant: str) -> list[dict[s
         store = WordStore(Path(folder))
         for speaker, info in speakers.items():
             takes = [(Path(f).name, read_take(root / f)) for f in info["enroll"]]
-            result = store.enrol(speaker, takes, embed=embed_recording, speech_frames=speech_frames)
-            word = result.word
-            matcher: Matcher = DtwMatcher(word.templates, center=word.center)
+            result = store.enrol(speaker, takes, embed=embed_recording, speech_frames=speech_frames, matcher=variant)
+            matcher = make_matcher(variant, result.word.templates, center=result.word.center)
             calibration = result.calibration
-            if variant == "mean":
-                matcher = MeanPoolMatcher(word.templates, center=word.center)
-                shipped = [embed_recording(chunk.pcm) for chunk in _shipped()]
-                peak = max(float(series_of(matcher, s).max(initial=0.0)) for s in shipped)
-                loo = [
-                    float(
-                        series_of(
-                            MeanPoolMatcher([t for k, t in enumerate(word.templates) if k != i], center=word.center), t
-                        ).max()
-                    )
-                    for i, t in enumerate(word.templates)
-                ]
-                calibration = Calibration(0.0, tuple(loo), peak)
             scored.append((speaker, calibration, {f: series_of(matcher, e) for f, e in streams.items()}))
     return [_figures(speakers, truth, scored, negatives, negative_hours, drop, variant) for drop in drops]
 
@@ -133,23 +119,18 @@ def _figures(
     }
 
 
-def _shipped() -> list[Any]:
-    from assistant.listen.enrolment import negatives_dir
-
-    return [read_wav(p) for p in sorted(negatives_dir().glob("*.wav"))]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print its figures."""
     parser = argparse.ArgumentParser(prog="python -m bench.enroll", description=__doc__.split("\n\n")[0])
     parser.add_argument("set_dir", type=Path)
     parser.add_argument(
-        "--drops", default=str(DEFAULT_DROP), help="comma-separated: threshold this far under the takes' median score"
+        "--drops", help="comma-separated: threshold this far under the takes' median score (default: the variant's)"
     )
-    parser.add_argument("--variant", choices=("dtw", "mean"), default="dtw")
+    parser.add_argument("--variant", choices=("dtw", "mean"), default=DEFAULT_MATCHER)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    figures = evaluate(args.set_dir, drops=[float(d) for d in args.drops.split(",")], variant=args.variant)
+    drops = [float(d) for d in args.drops.split(",")] if args.drops else [DEFAULT_DROPS[args.variant]]
+    figures = evaluate(args.set_dir, drops=drops, variant=args.variant)
     text = json.dumps(figures, ensure_ascii=False, indent=1)
     print(text)
     if args.json:

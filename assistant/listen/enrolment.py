@@ -24,7 +24,16 @@ import numpy as np
 import numpy.typing as npt
 
 from ..audio import MIC_RATE_HZ, AudioChunk, AudioFormatError, read_wav, write_wav
-from .enrolled import Calibration, DtwMatcher, EnrollmentError, calibrate_threshold, leave_one_out, peak_score
+from .enrolled import (
+    DEFAULT_DROPS,
+    DEFAULT_MATCHER,
+    Calibration,
+    EnrollmentError,
+    calibrate_threshold,
+    leave_one_out,
+    make_matcher,
+    peak_score,
+)
 
 MIN_TAKES = 3
 """Takes a word needs in all (with the ones enrolled before)."""
@@ -68,6 +77,8 @@ class EnrolledWord:
     """Mean embedding of everyday audio, subtracted before comparing."""
     threshold: float
     """Calibrated score (0.0 to 1.0) at or above which the word fires."""
+    matcher: str = DEFAULT_MATCHER
+    """The matcher the threshold was calibrated for (mean or dtw)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,11 +230,12 @@ class WordStore:
             templates = tuple(template_of(np.load(folder / f"{take}.npy").astype(np.float32)) for take in data["takes"])
             center = np.asarray(data["center"], dtype=np.float32)
             threshold = float(data["threshold"])
+            matcher = str(data.get("matcher", "dtw"))
         except (OSError, KeyError, ValueError, TypeError) as err:
             raise EnrollmentError(
                 f"enrolled wake word {name!r} in {folder} is damaged ({err}); enrol it again"
             ) from err
-        return EnrolledWord(name, templates, center, threshold)
+        return EnrolledWord(name, templates, center, threshold, matcher)
 
     def remove(self, name: str) -> None:
         """Delete a word and its takes."""
@@ -232,9 +244,19 @@ class WordStore:
         shutil.rmtree(self.root / name)
 
     def enrol(
-        self, name: str, takes: Sequence[tuple[str, AudioChunk]], *, embed: Embedder, speech_frames: SpeechFrames
+        self,
+        name: str,
+        takes: Sequence[tuple[str, AudioChunk]],
+        *,
+        embed: Embedder,
+        speech_frames: SpeechFrames,
+        matcher: str = DEFAULT_MATCHER,
+        drop: float | None = None,
     ) -> EnrolResult:
-        """Check, trim and add ``takes`` (label, audio) to ``name``; recalibrate; store it all atomically."""
+        """Check, trim and add ``takes`` (label, audio) to ``name``; recalibrate; store it all atomically.
+
+        ``matcher`` and ``drop`` (see :func:`.enrolled.calibrate_threshold`) are for bench.enroll.
+        """
         check_name(name, self._reserved)
         folder = self.root / name
         previous: list[str] = self.info(name)["takes"] if name in self.names() else []
@@ -249,13 +271,15 @@ class WordStore:
         templates = [template_of(s) for s in streams]
         negatives = negative_streams(embed)
         center = np.mean(np.concatenate(negatives), axis=0).astype(np.float32)
-        scores = leave_one_out(templates, streams, center=center)
-        for (label, _), score in zip(trimmed, scores[len(previous) :], strict=True):
+        # Likeness is judged by DTW, which also sees order; the threshold by the matcher that will listen.
+        likeness = leave_one_out(templates, streams, center=center, kind="dtw")
+        for (label, _), score in zip(trimmed, likeness[len(previous) :], strict=True):
             if score < MIN_LIKENESS:
                 raise TakeError(label, f"too unlike the other takes (score {score:.2f}, at least {MIN_LIKENESS})")
-        matcher = DtwMatcher(templates, center=center)
-        negative_peak = max(peak_score(matcher, stream) for stream in negatives)
-        calibration = calibrate_threshold(scores, negative_peak)
+        scores = likeness if matcher == "dtw" else leave_one_out(templates, streams, center=center, kind=matcher)
+        listener = make_matcher(matcher, templates, center=center)
+        negative_peak = max(peak_score(listener, stream) for stream in negatives)
+        calibration = calibrate_threshold(scores, negative_peak, drop=DEFAULT_DROPS[matcher] if drop is None else drop)
         folder.mkdir(parents=True, exist_ok=True)
         ids = _next_ids(previous, len(trimmed))
         for take, (_, audio), stream in zip(ids, trimmed, new_streams, strict=True):
@@ -265,13 +289,14 @@ class WordStore:
             "name": name,
             "takes": previous + ids,
             "threshold": calibration.threshold,
+            "matcher": matcher,
             "leave_one_out": [round(s, 4) for s in calibration.positive_scores],
             "negative_peak": round(calibration.negative_peak, 4),
             "center": [round(float(v), 6) for v in center],
         }
         text = json.dumps(record, ensure_ascii=False, indent=1)
         _write_atomic(folder / "word.json", lambda path: path.write_text(text, encoding="utf-8"))
-        word = EnrolledWord(name, tuple(templates), center, calibration.threshold)
+        word = EnrolledWord(name, tuple(templates), center, calibration.threshold, matcher)
         return EnrolResult(word, calibration, tuple(label for label, _ in trimmed), len(streams))
 
 

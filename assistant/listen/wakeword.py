@@ -221,9 +221,9 @@ class _EnrolledClassifier:
     """An enrolled word: template matching on the shared embeddings (see :mod:`.enrolled`)."""
 
     def __init__(self, word: EnrolledWord) -> None:
-        from .enrolled import DtwMatcher
+        from .enrolled import make_matcher
 
-        self._matcher = DtwMatcher(word.templates, center=word.center)
+        self._matcher = make_matcher(word.matcher, word.templates, center=word.center)
 
     def process(self, embedding: Any) -> float | None:
         return self._matcher.push(embedding)

@@ -118,3 +118,19 @@ def test_remove_deletes_the_word(tmp_path: Path, capsys: pytest.CaptureFixture[s
     capsys.readouterr()
     assert main(["wake", "--config", str(path), "list"]) == 0
     assert "no enrolled wake words" in capsys.readouterr().out
+
+
+def test_a_stop_word_may_be_enrolled(config: Path) -> None:
+    """wake.stop_words takes an enrolled word too, with the same detector rules."""
+    from assistant.listen import build_stop_detector
+
+    settings = load_config(config)
+    wake = WakeSettings.model_validate({**settings.wake.model_dump(), "stop_words": [{"enrolled": WORD}]})
+    detector = build_stop_detector(wake)
+    assert detector is not None
+    heard = [
+        hit.name
+        for chunk in split(read_wav(DATA / "test_quiet_3.wav"), 0.08)
+        if (hit := detector.process(AudioChunk(chunk.pcm, chunk.rate_hz))) is not None
+    ]
+    assert heard == [WORD]

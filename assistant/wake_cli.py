@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,15 +13,21 @@ from .config import Settings, WakeWordModel
 from .errors import ConfigError
 
 if TYPE_CHECKING:
+    from hardware.speaker import PyAudioSpeaker
+
     from .listen.enrolment import WordStore
 
 EXIT_REFUSED = 1
 """Exit status when takes or a name are refused (nothing was changed)."""
 
-_MIC_NOT_YET = (
-    "recording takes from the microphone is not supported yet: record the word 3 to 5 times as 16 kHz mono WAV "
-    "files (e.g. arecord -f S16_LE -r 16000 -c 1 take1.wav) and pass them: xiangyin wake enroll {name} take1.wav …"
-)
+MIC_TAKES = 4
+"""Takes recorded from the microphone when no files are given."""
+_INSTRUCTIONS = {
+    "cantonese": "聽到嘟一聲之後，講一次喚醒詞。",
+    "english": "After the beep, say the wake word once.",
+}
+"""Spoken before the first take, in the household's dialect (Mandarin for the rest)."""
+_MANDARIN_INSTRUCTION = "听到提示音以后，说一遍唤醒词。"
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser], config_arg: Path | None) -> None:
@@ -29,7 +37,9 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser], c
     actions = wake.add_subparsers(dest="wake_command", required=True)
     enroll = actions.add_parser("enroll", help="enrol NAME from 3-5 takes (or add takes to it)")
     enroll.add_argument("name")
-    enroll.add_argument("files", nargs="*", type=Path, help="16 kHz mono WAV takes, each saying the word once")
+    enroll.add_argument(
+        "files", nargs="*", type=Path, help="16 kHz mono WAV takes, each saying the word once; none: record 4"
+    )
     actions.add_parser("list", help="list the enrolled words")
     remove = actions.add_parser("remove", help="delete an enrolled word and its takes")
     remove.add_argument("name")
@@ -47,7 +57,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     store = word_store(settings.wake)
     try:
         if args.wake_command == "enroll":
-            return _enroll(args, store)
+            return _enroll(args, store, settings)
         if args.wake_command == "list":
             return _list(store)
         if args.wake_command == "remove":
@@ -60,15 +70,68 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_REFUSED
 
 
-def _enroll(args: argparse.Namespace, store: WordStore) -> int:
-    from .listen import embed_recording, speech_frames
-    from .listen.enrolment import check_name, read_take
+async def _record(settings: Settings) -> list[tuple[str, AudioChunk]]:
+    """Record :data:`MIC_TAKES` takes: the instruction spoken once, then a beep before each take."""
+    from hardware.microphone import PyAudioMicrophone
+    from hardware.speaker import PyAudioSpeaker
 
-    if not args.files:
-        check_name(args.name, ())
-        print(_MIC_NOT_YET.format(name=args.name))
-        return EXIT_REFUSED
-    takes = [(path.name, read_take(path)) for path in args.files]
+    from .earcons import Earcon, render
+    from .listen.takes import TakeCutter
+    from .listen.vad import SileroSpeechDetector
+
+    audio = settings.audio
+    speaker = PyAudioSpeaker(device=audio.output_device, volume=audio.volume, output_rate_hz=audio.output_rate_hz)
+    dialect = settings.persona.dialect
+    await _speak(speaker, settings, _INSTRUCTIONS.get(dialect, _MANDARIN_INSTRUCTION))
+    takes: list[tuple[str, AudioChunk]] = []
+    for number in range(1, MIC_TAKES + 1):
+        print(f"take {number}/{MIC_TAKES}: after the beep, say the word once")
+        await speaker.play(_once(render(Earcon.WAKE)))
+        microphone = PyAudioMicrophone(device=audio.input_device, chunk_ms=audio.chunk_ms)
+        cutter, vad = TakeCutter(), SileroSpeechDetector()
+        stream = microphone.chunks()
+        try:
+            # A microphone that never delivers (no device) must not hang the command.
+            async with asyncio.timeout(cutter.start_timeout_seconds + cutter.max_seconds + 3.0):
+                async for chunk in stream:
+                    take = cutter.push(chunk, vad.probability(chunk))
+                    if take is not None:
+                        takes.append((f"take {number}", take))
+                        break
+        except TimeoutError:
+            print(f"take {number}: nothing heard; skipped")
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+    return takes
+
+
+async def _speak(speaker: PyAudioSpeaker, settings: Settings, text: str) -> None:
+    """Say ``text`` with the configured TTS; print it instead when no TTS can run."""
+    from .voice.errors import VoiceUnavailable
+    from .voice.tts import build_tts
+
+    print(text)
+    try:
+        speech = await build_tts(settings.voice.tts, settings.persona).synthesize(text)
+    except (VoiceUnavailable, OSError) as err:
+        print(f"(not spoken: {err})")
+        return
+    await speaker.play(_once(speech))
+
+
+async def _once(chunk: AudioChunk) -> AsyncIterator[AudioChunk]:
+    yield chunk
+
+
+def _enroll(args: argparse.Namespace, store: WordStore, settings: Settings) -> int:
+    from .listen import embed_recording, speech_frames
+    from .listen.enrolment import read_take
+
+    if args.files:
+        takes = [(path.name, read_take(path)) for path in args.files]
+    else:
+        store.check_name(args.name)
+        takes = asyncio.run(_record(settings))
     result = store.enrol(args.name, takes, embed=embed_recording, speech_frames=speech_frames)
     scores = ", ".join(f"{s:.2f}" for s in result.calibration.positive_scores)
     print(

@@ -105,8 +105,24 @@ def test_enrol_refuses_a_single_take_and_a_bundled_name(config: Path, capsys: py
     assert "at least 3 takes" in capsys.readouterr().out
     assert main(["wake", "--config", str(config), "enroll", "alexa", *TAKES[:3]]) == EXIT_REFUSED
     assert "bundled" in capsys.readouterr().out
-    assert main(["wake", "--config", str(config), "enroll", "other"]) == EXIT_REFUSED
-    assert "not supported yet" in capsys.readouterr().out
+    assert main(["wake", "--config", str(config), "enroll", "hey_jarvis"]) == EXIT_REFUSED
+    assert "bundled" in capsys.readouterr().out
+
+
+def test_enrol_without_files_records_from_the_microphone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without files, the takes come from the recorder (here a stand-in for the microphone)."""
+    from assistant import wake_cli
+
+    async def recorded(_: object) -> list[tuple[str, AudioChunk]]:
+        return [(f"take {i}", read_wav(Path(take))) for i, take in enumerate(TAKES[:3], 1)]
+
+    monkeypatch.setattr(wake_cli, "_record", recorded)
+    path = tmp_path / "config.yaml"
+    path.write_text(f"wake:\n  enrolled_dir: {tmp_path / 'words'}\n", encoding="utf-8")
+    assert main(["wake", "--config", str(path), "enroll", "mic"]) == 0
+    assert "3 takes added" in capsys.readouterr().out
 
 
 def test_remove_deletes_the_word(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

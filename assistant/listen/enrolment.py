@@ -205,6 +205,10 @@ class WordStore:
         self.root = root.expanduser()
         self._reserved = tuple(reserved)
 
+    def check_name(self, name: str) -> None:
+        """Refuse a name that cannot be a word here (before recording takes for it)."""
+        check_name(name, self._reserved)
+
     def names(self) -> list[str]:
         """Words enrolled, sorted."""
         if not self.root.is_dir():

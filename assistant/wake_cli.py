@@ -86,7 +86,7 @@ async def _record(settings: Settings) -> list[tuple[str, AudioChunk]]:
     takes: list[tuple[str, AudioChunk]] = []
     for number in range(1, MIC_TAKES + 1):
         print(f"take {number}/{MIC_TAKES}: after the beep, say the word once")
-        await speaker.play(_once(render(Earcon.WAKE)))
+        await _play(speaker, render(Earcon.WAKE))
         microphone = PyAudioMicrophone(device=audio.input_device, chunk_ms=audio.chunk_ms)
         cutter, vad = TakeCutter(), SileroSpeechDetector()
         stream = microphone.chunks()
@@ -116,7 +116,17 @@ async def _speak(speaker: PyAudioSpeaker, settings: Settings, text: str) -> None
     except (VoiceUnavailable, OSError) as err:
         print(f"(not spoken: {err})")
         return
-    await speaker.play(_once(speech))
+    await _play(speaker, speech)
+
+
+async def _play(speaker: PyAudioSpeaker, audio: AudioChunk) -> None:
+    """Play one sound; without a working speaker, say so and go on (the printed prompts still guide)."""
+    from .errors import PlaybackError
+
+    try:
+        await speaker.play(_once(audio))
+    except PlaybackError as err:
+        print(f"(speaker: {err})")
 
 
 async def _once(chunk: AudioChunk) -> AsyncIterator[AudioChunk]:

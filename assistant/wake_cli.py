@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from hardware.speaker import PyAudioSpeaker
 
     from .listen.enrolment import WordStore
+    from .listen.wakeword import WakeWordDetector
 
 EXIT_REFUSED = 1
 """Exit status when takes or a name are refused (nothing was changed)."""
@@ -45,7 +46,8 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser], c
     remove.add_argument("name")
     test = actions.add_parser("test", help="print NAME's scores against its threshold")
     test.add_argument("name")
-    test.add_argument("--input", type=Path, help="score this WAV file (the microphone is not supported yet)")
+    test.add_argument("--input", type=Path, help="score this WAV file instead of the microphone")
+    test.add_argument("--seconds", type=float, default=20.0, help="how long to listen to the microphone")
     test.add_argument("--all", action="store_true", help="print every chunk's score, not only the hits")
 
 
@@ -169,22 +171,28 @@ def _test(args: argparse.Namespace, settings: Settings) -> int:
     from .listen import build_wake_engine
     from .listen.wakeword import WakeWordDetector, rules_for
 
-    if args.input is None:
-        print("live scores from the microphone are not supported yet: record a WAV and pass --input FILE.wav")
-        return EXIT_REFUSED
     configured = [w for w in (*settings.wake.words, *settings.wake.stop_words) if w.enrolled == args.name]
     word = configured[0] if configured else WakeWordModel(enrolled=args.name)
     engine = build_wake_engine(settings.wake.model_copy(update={"quiet_gate": False}), [word])
     detector = WakeWordDetector(engine, rules_for(engine, [word]))
+    if args.input is None:
+        chunks = asyncio.run(_listen(settings, args.seconds))
+    else:
+        try:
+            audio = read_wav(args.input)
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"{args.input}: cannot read it ({err})") from err
+        if audio.rate_hz != MIC_RATE_HZ:
+            raise ConfigError(f"{args.input}: {audio.rate_hz} Hz; 16 kHz mono is needed")
+        chunks = list(split(audio, settings.audio.chunk_ms / 1000))
+    _print_scores(args, detector, chunks)
+    return 0
+
+
+def _print_scores(args: argparse.Namespace, detector: WakeWordDetector, chunks: list[AudioChunk]) -> None:
     threshold = detector.rules[0].threshold
-    try:
-        audio = read_wav(args.input)
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"{args.input}: cannot read it ({err})") from err
-    if audio.rate_hz != MIC_RATE_HZ:
-        raise ConfigError(f"{args.input}: {audio.rate_hz} Hz; 16 kHz mono is needed")
     elapsed, peak, hits = 0.0, 0.0, 0
-    for chunk in split(audio, settings.audio.chunk_ms / 1000):
+    for chunk in chunks:
         hit = detector.process(AudioChunk(chunk.pcm, chunk.rate_hz))
         elapsed += chunk.seconds
         score = detector.last_scores[0]
@@ -194,4 +202,24 @@ def _test(args: argparse.Namespace, settings: Settings) -> int:
         if hit is not None or args.all:
             print(f"{elapsed:6.2f} s  score {score:.2f} / threshold {threshold:.2f}{'  HEARD' if hit else ''}")
     print(f"{args.name}: {hits} detections; peak score {peak:.2f}, threshold {threshold:.2f}")
-    return 0
+
+
+async def _listen(settings: Settings, seconds: float) -> list[AudioChunk]:
+    """``seconds`` of the configured microphone (scored afterwards: the scores are the same)."""
+    from hardware.microphone import PyAudioMicrophone
+
+    print(f"listening for {seconds:.0f} s: say the word a few times")
+    microphone = PyAudioMicrophone(device=settings.audio.input_device, chunk_ms=settings.audio.chunk_ms)
+    heard: list[AudioChunk] = []
+    stream = microphone.chunks()
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in stream:
+                heard.append(chunk)
+    except TimeoutError:
+        pass
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+    if not heard:
+        print("nothing was heard from the microphone")
+    return heard

@@ -129,7 +129,7 @@ class App:
                 forget_after_seconds=conversation.forget_after_seconds,
                 suppress_wake_during_playback=settings.wake.suppress_during_playback,
                 initial_volume=settings.audio.volume,
-                wake_words=tuple(word.model for word in settings.wake.words),
+                wake_words=tuple(word.name for word in settings.wake.words),
             ),
         )
         notifier = Notifier()
@@ -363,8 +363,8 @@ async def build_tools(
             settings.mqtt,
             bus,
             __version__,
-            wake_words=[word.model for word in settings.wake.words],
-            wake_word=settings.wake.words[0].model,
+            wake_words=[word.name for word in settings.wake.words],
+            wake_word=settings.wake.words[0].name,
             dialect=settings.persona.dialect,
             volume=settings.audio.volume,
             redact=redact,

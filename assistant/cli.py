@@ -1,4 +1,4 @@
-"""Command line: ``xiangyin run | check | devices``."""
+"""Command line: ``xiangyin run | check | devices | wake …``."""
 
 from __future__ import annotations
 
@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output", type=Path, help="write what the speaker plays to this WAV file instead")
     with_config(commands.add_parser("check", help="validate the config file and exit"))
     commands.add_parser("devices", help="list audio input and output devices")
+    from .wake_cli import add_parsers
+
+    add_parsers(commands, None)
     return parser
 
 
@@ -57,7 +60,7 @@ def _check(args: argparse.Namespace) -> int:
     problems = check_skills(settings.skills)
     if problems:
         raise ConfigError("\n".join(f"{path}: {problem}" for problem in problems))
-    words = ", ".join(w.model for w in settings.wake.words)
+    words = ", ".join(w.name for w in settings.wake.words)
     print(
         f"{path}: OK — wake words: {words}; model: {settings.model.backend}; voice: {settings.voice.mode}; "
         f"dialect: {settings.persona.dialect}; skills: {', '.join(settings.skills) or 'none'}"
@@ -101,10 +104,16 @@ def _devices(_: argparse.Namespace) -> int:
     return 0
 
 
+def _wake(args: argparse.Namespace) -> int:
+    from .wake_cli import run
+
+    return run(args, _load(args.config))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``xiangyin`` console script."""
     args = _parser().parse_args(argv)
-    handlers = {"run": _run, "check": _check, "devices": _devices}
+    handlers = {"run": _run, "check": _check, "devices": _devices, "wake": _wake}
     try:
         return handlers[args.command](args)
     except ConfigError as err:

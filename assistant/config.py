@@ -73,16 +73,30 @@ class AudioSettings(_Model):
 
 
 class WakeWordModel(_Model):
-    """One wake-word model."""
+    """One wake word: a model, or a word the household enrolled (``xiangyin wake enroll NAME``)."""
 
-    model: Annotated[str, Field(min_length=1)]
+    model: Annotated[str, Field(min_length=1)] | None = None
     """A bundled name (alexa, hey_jarvis, hey_mycroft, hey_rhasspy, okay_nabu) or a model file path:
     .tflite or .onnx for openWakeWord, the .json manifest (next to its .tflite) for microWakeWord."""
+    enrolled: Annotated[str, Field(min_length=1)] | None = None
+    """Name of a word enrolled under wake.enrolled_dir (openWakeWord engine only); instead of model."""
     threshold: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
     """Score (0.0 to 1.0) at or above which the word counts as heard; null for the model's own default
-    (0.5 for openWakeWord, the cutoff shipped with a microWakeWord model)."""
+    (0.5 for openWakeWord, the cutoff shipped with a microWakeWord model, the threshold calibrated at
+    enrolment for an enrolled word)."""
     refractory_seconds: Annotated[float, Field(ge=0.0, le=30.0)] = 2.0
     """Seconds after a detection during which this word is ignored."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WakeWordModel:
+        if (self.model is None) == (self.enrolled is None):
+            raise ValueError("give exactly one of model and enrolled")
+        return self
+
+    @property
+    def name(self) -> str:
+        """The word as configured: the model spec or the enrolled name."""
+        return self.model if self.model is not None else str(self.enrolled)
 
 
 class WakeSettings(_Model):
@@ -102,6 +116,8 @@ class WakeSettings(_Model):
     """Wake words listened for at the same time."""
     stop_words: tuple[WakeWordModel, ...] = ()
     """Words that stop the assistant; armed only while it speaks."""
+    enrolled_dir: Path = Path("~/.local/share/xiangyin/wake")
+    """Folder holding the enrolled wake words (one subfolder per word; ~ is expanded)."""
     suppress_during_playback: bool = False
     """Ignore wake words while the assistant speaks (for speakers next to the mic without an echo
     canceller); the stop words still work, but the wake word no longer interrupts."""

@@ -53,8 +53,8 @@ def word_names(settings: Settings) -> dict[str, str]:
     """Folder names accepted for each configured word → the name the detector reports it by."""
     names: dict[str, str] = {}
     for word in settings.wake.words:
-        reported = word.model if "/" not in word.model and "." not in word.model else Path(word.model).stem
-        names[word.model] = names[reported] = reported
+        reported = word.name if "/" not in word.name and "." not in word.name else Path(word.name).stem
+        names[word.name] = names[reported] = reported
     return names
 
 
@@ -118,7 +118,7 @@ def describe(settings: Settings, config: Path) -> dict[str, Any]:
         "engine": wake.engine,
         "openwakeword_runner": wake.openwakeword_runner,
         "quiet_gate": wake.quiet_gate,
-        "words": [word.model for word in wake.words],
+        "words": [word.name for word in wake.words],
         "chunk_ms": settings.audio.chunk_ms,
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}",
     }

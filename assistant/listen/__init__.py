@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
+from ..audio import MIC_RATE_HZ, AudioChunk
 from ..config import WakeSettings, WakeWordModel
+from ..errors import ConfigError
 from ..ports import ProsodyDetector, SpeechDetector, WakeDetector
 from .echo import EchoGuard, OutputMonitor
 from .wakeword import WakeEngine, WakeWordDetector, build_engine, rules_for
@@ -26,13 +29,33 @@ __all__ = [
 
 def build_wake_engine(settings: WakeSettings, words: Sequence[WakeWordModel]) -> WakeEngine:
     """Load ``words`` into the configured engine, behind the quiet gate where it applies."""
-    engine = build_engine(settings.engine, [word.model for word in words], runner=settings.openwakeword_runner)
+    specs: list[Any] = [word.model if word.model is not None else load_enrolled(settings, word.name) for word in words]
+    engine = build_engine(settings.engine, specs, runner=settings.openwakeword_runner)
     if settings.engine == "openwakeword" and settings.quiet_gate:
         from .gate import GatedEngine
         from .oww import CONTEXT_SECONDS
 
         engine = GatedEngine(engine, CONTEXT_SECONDS)
     return engine
+
+
+def word_store(settings: WakeSettings) -> Any:
+    """The enrolled words under ``wake.enrolled_dir`` (a :class:`.enrolment.WordStore`)."""
+    from .enrolment import WordStore
+    from .wakeword import MICROWAKEWORD_BUILTIN, OPENWAKEWORD_BUILTIN
+
+    return WordStore(settings.enrolled_dir, reserved=OPENWAKEWORD_BUILTIN + MICROWAKEWORD_BUILTIN)
+
+
+def load_enrolled(settings: WakeSettings, name: str) -> Any:
+    """An enrolled word, or a ConfigError saying how to enrol it."""
+    from .enrolled import EnrollmentError
+
+    store = word_store(settings)
+    try:
+        return store.load(name)
+    except EnrollmentError as err:
+        raise ConfigError(f"wake.words: enrolled: {name}: {err}; enrol it with: xiangyin wake enroll {name}") from err
 
 
 def build_wake_detector(
@@ -71,3 +94,27 @@ def build_prosody() -> ProsodyDetector:
     from .prosody import PitchProsodyDetector
 
     return PitchProsodyDetector()
+
+
+def embed_recording(pcm: bytes) -> Any:
+    """A whole recording's openWakeWord embeddings, (frames, 96), from a fresh lean front end."""
+    from .oww import embed_pcm
+    from .wakeword import open_front_end
+
+    front_end = open_front_end()
+    try:
+        return embed_pcm(front_end, pcm)
+    finally:
+        front_end.close()
+
+
+def speech_frames(pcm: bytes) -> list[float]:
+    """Silero VAD's speech probability per 32 ms frame of a whole recording."""
+    from .vad import SileroSpeechDetector
+
+    vad = SileroSpeechDetector()
+    frame_bytes = 1024
+    return [
+        vad.probability(AudioChunk(pcm[start : start + frame_bytes], MIC_RATE_HZ))
+        for start in range(0, len(pcm) - frame_bytes + 1, frame_bytes)
+    ]

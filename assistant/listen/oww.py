@@ -111,3 +111,15 @@ class WordClassifier:
     def close(self) -> None:
         """Free the model."""
         self._model.close()
+
+
+def embed_pcm(front_end: MelEmbeddingFrontEnd, pcm: bytes) -> np.ndarray:
+    """A whole recording's embeddings from a fresh front end, as a (frames, 96) array: one per 80 ms of it.
+
+    The front end's first embeddings hear only the zeros it starts with; they are left out.
+    """
+    rows = front_end.process(pcm)
+    rows = rows[max(0, len(rows) - len(pcm) // 2 // MEL_STEP_SAMPLES) :]
+    if not rows:
+        return np.zeros((0, EMBEDDING_SIZE), dtype=np.float32)
+    return np.stack([row.reshape(-1) for row in rows]).astype(np.float32)

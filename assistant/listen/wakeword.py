@@ -13,12 +13,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..audio import MIC_RATE_HZ, AudioChunk, AudioFormatError
 from ..config import WakeWordModel
 from ..errors import ConfigError
 from ..ports import WakeHit
+
+if TYPE_CHECKING:
+    from .enrolment import EnrolledWord
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -214,6 +217,21 @@ class _PyopenClassifier:
         self._word.reset()
 
 
+class _EnrolledClassifier:
+    """An enrolled word: template matching on the shared embeddings (see :mod:`.enrolled`)."""
+
+    def __init__(self, word: EnrolledWord) -> None:
+        from .enrolled import make_matcher
+
+        self._matcher = make_matcher(word.matcher, word.templates, center=word.center)
+
+    def process(self, embedding: Any) -> float | None:
+        return self._matcher.push(embedding)
+
+    def reset(self) -> None:
+        self._matcher.reset()
+
+
 def _load_classifier(path: Path, library: Any) -> _Classifier:
     """A word's classifier: ONNX by onnxruntime, else TFLite by the lean runner's library or pyopen-wakeword."""
     if path.suffix.lower() == ".onnx":
@@ -227,6 +245,21 @@ def _load_classifier(path: Path, library: Any) -> _Classifier:
         return WordClassifier(library, path)
     except (TfLiteError, ValueError) as err:
         raise ConfigError(f"wake word model {path}: {err}") from err
+
+
+def open_front_end() -> Any:
+    """The lean mel + embedding front end on pyopen-wakeword's bundled models (a :class:`.oww.MelEmbeddingFrontEnd`)."""
+    from .oww import MelEmbeddingFrontEnd
+    from .tflite import TfLiteError, load_library
+
+    package = pyopen_wakeword_dir()
+    found = next((package / "lib").glob("*tensorflowlite_c.*"), None)
+    try:
+        if found is None:
+            raise TfLiteError(f"no libtensorflowlite_c in {package / 'lib'}")
+        return MelEmbeddingFrontEnd(load_library(found), package / "models")
+    except TfLiteError as err:
+        raise ConfigError(f"openWakeWord front end: {err}") from err
 
 
 def pyopen_wakeword_dir() -> Path:
@@ -244,17 +277,25 @@ class OpenWakeWordEngine:
     comparison. Both cut the stream alike and score the same to within 1e-5.
     """
 
-    def __init__(self, models: Sequence[str], *, runner: str = "lean") -> None:
+    def __init__(self, models: Sequence[str | EnrolledWord], *, runner: str = "lean") -> None:
         package = pyopen_wakeword_dir()
-        paths: list[Path] = []
+        paths: list[Path | EnrolledWord] = []
         names: list[str] = []
+        thresholds: list[float] = []
         for spec in models:
+            if not isinstance(spec, str):
+                paths.append(spec)
+                names.append(spec.name)
+                thresholds.append(spec.threshold)
+                continue
             if spec in OPENWAKEWORD_BUILTIN:
                 paths.append(package / "models" / f"{spec}.tflite")
                 names.append(spec)
             else:
-                paths.append(_model_file(spec, (".tflite", ".onnx"), OPENWAKEWORD_BUILTIN, "openWakeWord"))
-                names.append(paths[-1].stem)
+                path = _model_file(spec, (".tflite", ".onnx"), OPENWAKEWORD_BUILTIN, "openWakeWord")
+                paths.append(path)
+                names.append(path.stem)
+            thresholds.append(OPENWAKEWORD_DEFAULT_THRESHOLD)
         if runner not in ("lean", "pyopen"):
             raise ConfigError(f"unknown openWakeWord runner {runner!r}")
         library: Any = None
@@ -272,9 +313,11 @@ class OpenWakeWordEngine:
                 raise ConfigError(f"openWakeWord (lean runner): {err}; runner: pyopen may still work") from err
         else:
             self._features = _PyopenFeatures()
-        self._words = [_load_classifier(path, library) for path in paths]
+        self._words = [
+            _load_classifier(path, library) if isinstance(path, Path) else _EnrolledClassifier(path) for path in paths
+        ]
         self.names = tuple(names)
-        self.default_thresholds = (OPENWAKEWORD_DEFAULT_THRESHOLD,) * len(names)
+        self.default_thresholds = tuple(thresholds)
 
     def scores(self, pcm: bytes) -> list[float]:
         """Return each word's highest probability over the chunk."""
@@ -335,13 +378,19 @@ class MicroWakeWordEngine:
             word.reset()
 
 
-def build_engine(engine: str, models: Sequence[str], *, runner: str = "lean") -> WakeEngine:
-    """Load ``models`` into the named engine (``openwakeword``, run by ``runner``, or ``microwakeword``)."""
+def build_engine(engine: str, models: Sequence[str | EnrolledWord], *, runner: str = "lean") -> WakeEngine:
+    """Load ``models`` into the named engine (``openwakeword``, run by ``runner``, or ``microwakeword``).
+
+    Enrolled words match openWakeWord's embeddings, so they need that engine.
+    """
     started = time.perf_counter()
     if engine == "openwakeword":
         loaded: WakeEngine = OpenWakeWordEngine(models, runner=runner)
     elif engine == "microwakeword":
-        loaded = MicroWakeWordEngine(models)
+        enrolled = [spec.name for spec in models if not isinstance(spec, str)]
+        if enrolled:
+            raise ConfigError(f"enrolled wake word {enrolled[0]!r} needs wake.engine: openwakeword")
+        loaded = MicroWakeWordEngine([spec for spec in models if isinstance(spec, str)])
     else:
         raise ConfigError(f"unknown wake-word engine {engine!r}")
     _LOGGER.info("loaded %s %s in %.2f s", engine, ", ".join(loaded.names), time.perf_counter() - started)

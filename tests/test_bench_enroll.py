@@ -1,0 +1,57 @@
+"""bench.enroll and bench.wakeword with an enrolled word, on the test takes (real models, a few seconds)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from assistant.cli import main as cli
+from bench import enroll, wakeword
+
+DATA = Path(__file__).parent / "data" / "enroll"
+NEGATIVES = Path(__file__).parents[1] / "assistant" / "listen" / "data" / "negatives"
+
+
+def test_an_enrolled_word_is_evaluable_by_bench_wakeword(tmp_path: Path) -> None:
+    """A positives folder named as the enrolled word is scored for it."""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"wake:\n  enrolled_dir: {tmp_path / 'words'}\n  words:\n    - enrolled: 小乡小乡\n")
+    assert cli(["wake", "--config", str(config), "enroll", "小乡小乡", *map(str, sorted(DATA.glob("enroll_*")))]) == 0
+    (tmp_path / "pos" / "小乡小乡").mkdir(parents=True)
+    shutil.copy(DATA / "test_quiet_3.wav", tmp_path / "pos" / "小乡小乡")
+    (tmp_path / "neg").mkdir()
+    shutil.copy(DATA / "near_xiangyin.wav", tmp_path / "neg")
+    out = tmp_path / "figures.json"
+    args = ["--positives", str(tmp_path / "pos"), "--negatives", str(tmp_path / "neg"), "--config", str(config)]
+    assert wakeword.main([*args, "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["words"]["小乡小乡"]["detected"] == 1
+    assert figures["words"]["小乡小乡"]["false_accepts"] == 0
+
+
+def test_bench_enroll_reports_each_kind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """On a one-speaker set the figures cover positives, near misses, the homophone apart and negatives."""
+    (tmp_path / "s").mkdir()
+    for name in ("enroll_1", "enroll_2", "enroll_3", "test_quiet_1", "near_zhang"):
+        shutil.copy(DATA / f"{name}.wav", tmp_path / "s")
+    (tmp_path / "negatives").mkdir()
+    shutil.copy(NEGATIVES / "tv_00.wav", tmp_path / "negatives")
+    speakers = {"s": {"enroll": [f"s/enroll_{i}.wav" for i in (1, 2, 3)]}}
+    (tmp_path / "speakers.json").write_text(json.dumps(speakers))
+    truth = [
+        {"file": "s/test_quiet_1.wav", "speaker": "s", "kind": "positive", "condition": "quiet"},
+        {"file": "s/near_zhang.wav", "speaker": "s", "kind": "near_miss", "condition": "quiet", "text": "小张小张"},
+        {"file": "negatives/tv_00.wav", "speaker": None, "kind": "negative", "condition": "tv", "seconds": 22.0},
+    ]
+    (tmp_path / "truth.jsonl").write_text("\n".join(json.dumps(t, ensure_ascii=False) for t in truth))
+    out = tmp_path / "figures.json"
+    assert enroll.main([str(tmp_path), "--drops", "0.2,0.3", "--json", str(out)]) == 0
+    results = json.loads(out.read_text(encoding="utf-8"))
+    assert [r["drop"] for r in results] == [0.2, 0.3]
+    assert "percent_accepted" in capsys.readouterr().out
+    assert results[0]["counts"]["positive/quiet"] == "1/1"
+    assert results[0]["counts"]["near_miss/小张小张"] in ("0/1", "1/1")
+    assert results[0]["false_accepts_per_hour"] == 0.0

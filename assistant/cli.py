@@ -13,6 +13,7 @@ from pathlib import Path
 from . import __version__
 from .config import Settings, load_config
 from .errors import ConfigError
+from .instance import AlreadyRunning, single_instance
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -46,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
 
     add_parsers(commands, None)
     return parser
+
+
+def data_directory(settings: Settings) -> Path:
+    """The directory of the reminder store: what two daemons must never share."""
+    return Path(settings.scheduler.database).expanduser().parent
 
 
 def _load(path: Path | None) -> Settings:
@@ -84,7 +90,8 @@ def _run(args: argparse.Namespace) -> int:
         asyncio.get_running_loop().set_default_executor(DaemonThreadExecutor())
         await app.run()
 
-    asyncio.run(serve())
+    with single_instance(data_directory(settings)):
+        asyncio.run(serve())
     return 0
 
 
@@ -118,6 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handlers[args.command](args)
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    except AlreadyRunning as err:
+        print(f"xiangyin: {err}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130

@@ -72,6 +72,10 @@ class Adapters:
     event loop, for fakes that take no time."""
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+"""Signals that stop the daemon cleanly, unsaid announcements kept. SIGHUP is one of them rather than a
+reload: under systemd (``Restart=always``) a clean stop is a restart on the new config, validated at start."""
+
 AdapterFactory = Callable[[Settings, Bus, Clock, contextlib.AsyncExitStack], Coroutine[Any, Any, Adapters]]
 """Builds the adapters; registers their clean-up on the exit stack."""
 
@@ -93,7 +97,7 @@ class App:
         self.bus.publish(ShutdownRequested(reason=reason))
 
     async def run(self) -> None:
-        """Build the adapters, serve, and shut down cleanly on SIGTERM/SIGINT."""
+        """Build the adapters, serve, and shut down cleanly on SIGTERM, SIGINT or SIGHUP."""
         async with contextlib.AsyncExitStack() as stack:
             adapters = await self._build(self._settings, self.bus, self.clock, stack)
             await self._serve(adapters)
@@ -134,7 +138,7 @@ class App:
         )
         notifier = Notifier()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, self.request_shutdown, signal.Signals(signum).name)
         try:
             async with asyncio.TaskGroup() as group:
@@ -155,7 +159,7 @@ class App:
                 for task in edges:
                     task.cancel()
         finally:
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in STOP_SIGNALS:
                 loop.remove_signal_handler(signum)
 
     @staticmethod

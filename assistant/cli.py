@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .audio import AudioFormatError
 from .config import Settings, load_config
 from .errors import ConfigError
 from .instance import AlreadyRunning, single_instance
@@ -59,11 +60,12 @@ def _load(path: Path | None) -> Settings:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from .preflight import check_resources
     from .skills import check_skills
 
     path = args.config or default_config_path()
     settings = load_config(path)
-    problems = check_skills(settings.skills)
+    problems = check_skills(settings.skills) + check_resources(settings)
     if problems:
         raise ConfigError("\n".join(f"{path}: {problem}" for problem in problems))
     words = ", ".join(w.name for w in settings.wake.words)
@@ -74,8 +76,25 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+class _BadArgument(Exception):
+    """A command-line argument that cannot work; said in one line, exit 2."""
+
+
+def _check_output(path: Path) -> None:
+    """Refuse an output path that could never be written, before anything starts."""
+    if path.is_dir():
+        raise _BadArgument(f"--output {path}: is a directory; give a file name")
+    folder = path.parent
+    if not folder.is_dir():
+        raise _BadArgument(f"--output {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise _BadArgument(f"--output {path}: not writable")
+
+
 def _run(args: argparse.Namespace) -> int:
     settings = _load(args.config)
+    if args.output is not None:
+        _check_output(args.output)
     from .app import App, build_adapters
     from .logs import configure_logging, secret_values
     from .tasks import DaemonThreadExecutor
@@ -126,7 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return EXIT_CONFIG
-    except AlreadyRunning as err:
+    except (AlreadyRunning, _BadArgument) as err:
+        print(f"xiangyin: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    except AudioFormatError as err:  # --input, or an enrolment take
         print(f"xiangyin: {err}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:

@@ -128,6 +128,18 @@ class WakeSettings(_Model):
     echo_tail_seconds: Annotated[float, Field(ge=0.0, le=5.0)] = 0.5
     """Seconds after the speaker goes quiet during which the echo guard stays on (room reverb, buffers)."""
 
+    @model_validator(mode="after")
+    def _each_word_once(self) -> WakeSettings:
+        # Two entries of one word would load its model twice and report every detection twice.
+        seen: dict[str, str] = {}
+        for key, words in (("words", self.words), ("stop_words", self.stop_words)):
+            for i, word in enumerate(words):
+                where = f"{key}[{i}]"
+                if word.name in seen:
+                    raise ValueError(f"{where}: {word.name!r} is already listed as {seen[word.name]}")
+                seen[word.name] = where
+        return self
+
 
 # --- end of speech ------------------------------------------------------------------------------
 
@@ -474,7 +486,7 @@ class HomeAssistantSettings(_Model):
 
     @model_validator(mode="after")
     def _token_when_enabled(self) -> HomeAssistantSettings:
-        if self.enabled and self.token is None:
+        if self.enabled and (self.token is None or not self.token.get_secret_value().strip()):
             raise ValueError("home_assistant.enabled needs a token: token: ${HA_TOKEN} or token_file: PATH")
         return self
 

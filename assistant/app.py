@@ -15,7 +15,7 @@ from . import __version__
 from .bus import Bus
 from .config import Settings
 from .endpointing import PauseMemory
-from .errors import ModelError
+from .errors import ConfigError, ModelError
 from .events import ConnectionChanged, DaemonStarted, ShutdownRequested, TurnEnded
 from .logs import log_event
 from .model.unavailable import LoadingModel, UnavailableModel
@@ -72,6 +72,10 @@ class Adapters:
     event loop, for fakes that take no time."""
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+"""Signals that stop the daemon cleanly, unsaid announcements kept. SIGHUP is one of them rather than a
+reload: under systemd (``Restart=always``) a clean stop is a restart on the new config, validated at start."""
+
 AdapterFactory = Callable[[Settings, Bus, Clock, contextlib.AsyncExitStack], Coroutine[Any, Any, Adapters]]
 """Builds the adapters; registers their clean-up on the exit stack."""
 
@@ -93,7 +97,7 @@ class App:
         self.bus.publish(ShutdownRequested(reason=reason))
 
     async def run(self) -> None:
-        """Build the adapters, serve, and shut down cleanly on SIGTERM/SIGINT."""
+        """Build the adapters, serve, and shut down cleanly on SIGTERM, SIGINT or SIGHUP."""
         async with contextlib.AsyncExitStack() as stack:
             adapters = await self._build(self._settings, self.bus, self.clock, stack)
             await self._serve(adapters)
@@ -134,7 +138,7 @@ class App:
         )
         notifier = Notifier()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, self.request_shutdown, signal.Signals(signum).name)
         try:
             async with asyncio.TaskGroup() as group:
@@ -155,7 +159,7 @@ class App:
                 for task in edges:
                     task.cancel()
         finally:
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in STOP_SIGNALS:
                 loop.remove_signal_handler(signum)
 
     @staticmethod
@@ -200,24 +204,24 @@ async def build_adapters(
     from hardware import FileSink, FileSource, build_ducker, build_echo_canceller, build_microphone, build_speaker
 
     from .listen import build_prosody, build_stop_detector, build_vad, build_wake_detector
+    from .listen.echo import OutputMonitor
 
     services: list[Service] = []
     audio = settings.audio
+    source: AudioSource
+    if input_wav is not None:  # first: a bad file stops the start before anything is written
+        source = FileSource(input_wav, chunk_ms=audio.chunk_ms, realtime=True, clock=clock)
     echo = build_echo_canceller(audio) if input_wav is None and output_wav is None else None
-    sink: AudioSink
+    sink: AudioSink | None = None
     if output_wav is not None:
-        file_sink = FileSink(output_wav)
-        stack.callback(file_sink.close)
-        sink, monitor = file_sink, file_sink.monitor
+        # The file is made last, once everything that may refuse to start has started.
+        monitor = OutputMonitor()
     else:
         speaker = build_speaker(audio, bus, echo=echo)
         sink, monitor = speaker, speaker.monitor
         if (ducker := build_ducker(audio)) is not None:
             services.append(lambda: ducker.run(bus))
-    source: AudioSource
-    if input_wav is not None:
-        source = FileSource(input_wav, chunk_ms=audio.chunk_ms, realtime=True, clock=clock)
-    else:
+    if input_wav is None:
         source = build_microphone(audio, bus, echo=echo)
 
     voice = await _build_voice(settings, stack)
@@ -228,13 +232,24 @@ async def build_adapters(
     # Wake-word models take milliseconds per chunk, much more when the CPU is starved: never on the loop.
     detectors = SerialWorker("wake-word")
     stack.callback(detectors.close)
+    wake, stop_word, vad, prosody = (
+        build_wake_detector(settings.wake, monitor=monitor),
+        build_stop_detector(settings.wake),
+        build_vad(),
+        build_prosody(),
+    )
+    if sink is None:
+        assert output_wav is not None
+        file_sink = FileSink(output_wav, monitor=monitor)
+        stack.callback(file_sink.close)
+        sink = file_sink
     return Adapters(
         source=source,
         sink=sink,
-        wake=build_wake_detector(settings.wake, monitor=monitor),
-        stop_word=build_stop_detector(settings.wake),
-        vad=build_vad(),
-        prosody=build_prosody(),
+        wake=wake,
+        stop_word=stop_word,
+        vad=vad,
+        prosody=prosody,
         model=model,
         voice=voice,
         tools=tools,
@@ -316,7 +331,10 @@ async def _build_voice(settings: Settings, stack: contextlib.AsyncExitStack) -> 
         voice = build_voice(voice_settings, settings.persona, model_dir)
     except VoiceUnavailable as err:
         _LOGGER.warning("%s; answers are spoken through the TTS", err)
-        voice = build_voice(settings.voice.model_copy(update={"mode": "tts"}), settings.persona, None)
+        try:
+            voice = build_voice(settings.voice.model_copy(update={"mode": "tts"}), settings.persona, None)
+        except VoiceUnavailable as tts_err:
+            raise ConfigError(f"voice.tts: {tts_err}") from tts_err
     stack.callback(voice.close)
     try:
         await voice.prepare()

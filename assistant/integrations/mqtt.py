@@ -53,10 +53,11 @@ _Handled = collections.OrderedDict[tuple[int, str, bytes], None]
 
 INBOX_LIMIT = 64
 """Received messages waiting to be carried out; in a flood the oldest are dropped, so the newest still count."""
-_BURST = 20
+_BURST = 50
 """Commands carried out back to back before pacing starts."""
-_PACE_SECONDS = 0.01
-"""Pause between commands beyond a burst: a flood reaches the rest of the daemon at 100 a second at most."""
+_PACE_SECONDS = 0.002
+"""Pause between commands beyond a burst: a flood reaches the rest of the daemon at about 500 a second at most,
+which the supervisor and the bus keep up with."""
 
 _FACTS = (
     AssistantStateChanged,

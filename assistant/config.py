@@ -519,6 +519,11 @@ class WyomingSettings(_Model):
     """Name Home Assistant shows for this Wyoming service."""
     answer_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 60.0
     """Longest wait, in seconds, for the answer to a question Home Assistant passed on."""
+    idle_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    """A connection that sends no complete message for this many seconds (while no answer is awaited) is
+    closed; Home Assistant opens one per request, so only a stuck or hostile peer is ever idle that long."""
+    max_connections: Annotated[int, Field(ge=1, le=1024)] = 16
+    """Connections served at once; a peer that opens more has the new ones closed at once."""
 
     @model_validator(mode="after")
     def _exposed_only_to_known_clients(self) -> WyomingSettings:

@@ -89,7 +89,7 @@ class Device:
     def keys(self) -> set[str]:
         """Every normalized name it answers to."""
         object_id = self.id.split(".", 1)[-1].split(":", 1)[-1].replace("_", " ")
-        keys = {normalize(n) for n in (self.name, object_id, *self.aliases)}
+        keys = {normalize(n) for n in (self.name, object_id, *self.aliases, self.device_name)}
         for area in {normalize(a) for a in (self.area, *self.area_aliases) if a}:
             keys |= {area + k for k in list(keys) if k and not k.startswith(area)}
         return {k for k in keys if k}
@@ -124,6 +124,8 @@ def resolve(phrase: str, devices: Iterable[Device], *, room: str = "") -> list[D
     rest = query.replace(said_area, "", 1) if said_area else query
     domain, name_part = _domain_of_words(rest)
     in_area = [d for d in pool if normalize(d.area) == area] if area else pool
+    if area and not rest and len(in_area) == 1:
+        return in_area  # the room alone, where the tool's kind of device has one there ("open 车库")
     if domain is not None and not name_part:
         of_kind = [d for d in in_area if d.domain == domain]
         if area or wants_all or len(of_kind) == 1:

@@ -295,7 +295,7 @@ class SmartHomeSkill(Skill):
 
     async def _devices(self) -> list[Device]:
         now = self.deps.clock.now()
-        if self._cache is not None and now - self._cache[0] <= self.settings.states_cache_seconds:
+        if self._cache is not None and now - self._cache[0] < self.settings.states_cache_seconds:
             return self._cache[1]
         devices: list[Device] = [
             Device(f"mqtt:{d.name}", d.name, d.kind, d.area, d.aliases) for d in self.settings.mqtt_devices

@@ -28,6 +28,7 @@ from assistant.tools import ask_first, tool
 
 from ._entities import Device, resolve, topic_allowed
 from ._safety import Target, judge
+from ._targets import Reach, target
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -110,10 +111,17 @@ class SmartHomeSkill(Skill):
             raise ConfigError(
                 f"skills.smart_home.mqtt_devices: topics not in mqtt.command_topics: {', '.join(refused)}"
             )
-        self._area_of = {entity: area for area, ids in config.areas.items() for entity in ids}
-        self._aliases: dict[str, list[str]] = {}
+        aliases: dict[str, tuple[str, ...]] = {}
         for alias, entity_id in config.aliases.items():
-            self._aliases.setdefault(entity_id, []).append(alias)
+            aliases[entity_id] = (*aliases.get(entity_id, ()), alias)
+        self._reach = Reach(
+            expose=config.expose,
+            include=frozenset(config.include),
+            exclude=frozenset(config.exclude),
+            box_device_id=deps.box_device_id,
+            aliases=aliases,
+            areas={entity: area for area, ids in config.areas.items() for entity in ids},
+        )
         self._cache: tuple[float, list[Device]] | None = None
         self._registry_missing = False
         """True while the house registry is unavailable (logged once, then again when it is back)."""
@@ -266,7 +274,7 @@ class SmartHomeSkill(Skill):
                 if verdict.confirm:
                     reasons.append(f"{device.name}: {verdict.reason}")
         if reasons:
-            _LOGGER.info("%s needs the user's yes: %s", " + ".join(map(str, actions)), "; ".join(reasons))
+            _LOGGER.info("%s is sensitive: %s", " + ".join(map(str, actions)), "; ".join(reasons))
             devices = [d for action in actions for d in action.devices]
             question = f"Do you want me to {verb} {_spoken(devices)}?"
             ask_first(question, action=" + ".join(map(str, actions)), reason="; ".join(reasons))
@@ -307,10 +315,7 @@ class SmartHomeSkill(Skill):
             except HomeAssistantError as err:
                 raise _tool_error(err) from None
             house = await self._house()
-            for state in states:
-                device = self._device(state, house)
-                if device is not None:
-                    devices.append(device)
+            devices.extend(d for d in (target(s, house, self._reach) for s in states) if d is not None)
         elif not devices:
             raise ToolError("Home Assistant is not set up for this assistant")
         self._cache = (now, devices)
@@ -336,50 +341,6 @@ class SmartHomeSkill(Skill):
             self._registry_missing = False
             _LOGGER.info("Home Assistant's areas, aliases and Assist exposure are known again")
         return house
-
-    def _device(self, state: EntityState, house: House | None) -> Device | None:
-        """The entity as a device the user can name, or None when it is not a target."""
-        entity_id = state.entity_id
-        attributes = state.attributes
-        if entity_id in self.settings.exclude or _is_box(entity_id, house, self.deps.box_device_id):
-            return None
-        area = self._area_of.get(entity_id, "")
-        area_aliases: tuple[str, ...] = ()
-        aliases = tuple(self._aliases.get(entity_id, ())) + tuple(
-            str(a) for a in attributes.get("aliases", ()) or () if isinstance(a, str)
-        )
-        device_class = str(attributes.get("device_class") or "")
-        device_name = ""
-        if house is not None:
-            entity = house.entities.get(entity_id)
-            if entity is not None and entity.disabled:
-                return None
-            if (
-                self.settings.expose == "assist"
-                and entity_id not in self.settings.include
-                and not house.exposed(entity_id, device_class)
-            ):
-                return None
-            known_area = house.area_of(entity_id)
-            if known_area is not None and not area:
-                area, area_aliases = known_area.name, known_area.aliases
-            device = house.device_of(entity_id)
-            device_name = device.name if device is not None else ""
-            if entity is not None:
-                aliases += entity.aliases
-                device_class = entity.device_class or device_class
-        else:
-            area = area or str(attributes.get("area") or attributes.get("area_name") or "")
-        return Device(
-            id=entity_id,
-            name=str(attributes.get("friendly_name") or entity_id),
-            domain=entity_id.split(".", 1)[0],
-            area=area,
-            aliases=aliases,
-            device_class=device_class,
-            area_aliases=area_aliases,
-            device_name=device_name,
-        )
 
     # --- Home Assistant and MQTT ------------------------------------------------------------------
 
@@ -438,20 +399,6 @@ def _target(device: Device) -> Target:
     return Target(
         device.id, device.domain, device.device_class, names, tuple(a for a in (device.area, *device.area_aliases) if a)
     )
-
-
-def _is_box(entity_id: str, house: House | None, box: str) -> bool:
-    """Whether the entity is one of this box's own (its MQTT discovery entities): never a tool target."""
-    if not box:
-        return False
-    if house is not None and (entity := house.entities.get(entity_id)) is not None:
-        if entity.platform == "mqtt" and entity.unique_id.startswith(f"{box}_"):
-            return True
-        device = house.device_of(entity_id)
-        if device is not None and ("mqtt", box) in device.identifiers:
-            return True
-    # Without the registry (or for a renamed entity id), the object id the box's discovery asks for.
-    return entity_id.split(".", 1)[-1].startswith(f"{box}_")
 
 
 def _fits(device: Device, domains: set[str] | frozenset[str] | None) -> bool:

@@ -267,10 +267,13 @@ class HomeAssistantRegistry:
         """The current connection read the house at least once."""
 
     async def house(self) -> House:
-        """The latest snapshot; waits for the first read at most ``timeout_seconds``."""
+        """The latest snapshot; waits for the first read at most half of ``timeout_seconds``.
+
+        Half, so a tool that asks at start-up still has time to fall back to the state list before its deadline.
+        """
         if self._house is None and not self._attempted.is_set():
             try:
-                async with asyncio.timeout(self._settings.timeout_seconds):
+                async with asyncio.timeout(self._settings.timeout_seconds / 2):
                     await self._attempted.wait()
             except TimeoutError:
                 pass
@@ -309,12 +312,12 @@ class HomeAssistantRegistry:
 
     async def _serve(self, session: aiohttp.ClientSession) -> None:
         assert self._settings.token is not None
-        async with session.ws_connect(
-            self._url,
-            heartbeat=30,
-            max_msg_size=_MAX_MESSAGE_BYTES,
-            ssl=self._settings.verify_ssl,
-        ) as ws:
+        # A black-holed address would otherwise hang the first attempt, and every tool waiting for it.
+        async with asyncio.timeout(self._settings.timeout_seconds):
+            ws = await session.ws_connect(
+                self._url, heartbeat=30, max_msg_size=_MAX_MESSAGE_BYTES, ssl=self._settings.verify_ssl
+            )
+        async with ws:
             socket = _Socket(ws, self._settings.timeout_seconds, self._where)
             await socket.authenticate(self._settings.token.get_secret_value())
             for event in EVENTS:

@@ -148,6 +148,12 @@ async def test_home_assistant_restarting_keeps_the_house_and_reconnects(server: 
         ("config/entity_registry/list", {"not": "a list"}, "does not fit at the top: Input should be a valid list"),
         ("config/area_registry/list", [{"name": "客厅"}], "does not fit at 0.area_id: Field required"),
         ("homeassistant/expose_new_entities/get", {"expose_new": "yes"}, "expose_new answer is not true or false"),
+        ("homeassistant/expose_new_entities/get", [True], "expose_new answer is not true or false"),
+        (
+            "homeassistant/expose_entity/list",
+            {"exposed_entities": {"light.x": {"conversation": "maybe"}}},
+            "does not fit",
+        ),
     ],
 )
 async def test_a_reply_that_does_not_fit_is_a_clear_error_and_the_house_unknown(

@@ -341,9 +341,8 @@ class HomeAssistantRegistry:
         extended = await socket.command("config/entity_registry/get_entries", entity_ids=ids) if ids else {}
         try:
             exposed = await socket.command("homeassistant/expose_entity/list")
-            expose_new = (await socket.command("homeassistant/expose_new_entities/get", assistant=ASSIST) or {}).get(
-                "expose_new"
-            )
+            setting = await socket.command("homeassistant/expose_new_entities/get", assistant=ASSIST)
+            expose_new = setting.get("expose_new") if isinstance(setting, dict) else setting
         except HomeAssistantError as err:
             if err.reason != "rejected":
                 raise

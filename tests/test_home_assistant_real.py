@@ -311,7 +311,7 @@ async def test_areas_and_aliases_set_in_home_assistant_are_found_and_curtains_op
         assert await asyncio.to_thread(ha.state, "light.attic_lamp") == "off"
 
 
-async def test_an_alias_added_in_home_assistant_is_found_without_a_restart(setup: Setup) -> None:
+async def test_an_alias_added_or_exposure_withdrawn_in_home_assistant_applies_without_a_restart(setup: Setup) -> None:
     ha = setup.ha
     async with house_skill(setup) as registry:
         turns = Turns(registry)
@@ -324,6 +324,24 @@ async def test_an_alias_added_in_home_assistant_is_found_without_a_restart(setup
 
         await eventually(found, timeout=20)
         assert await asyncio.to_thread(ha.state, "light.living_lamp") == "on"
+
+        def expose(exposed: bool) -> dict[str, Any]:
+            entities = {"entity_ids": ["light.living_lamp"], "should_expose": exposed}
+            return {"type": "homeassistant/expose_entity", "assistants": ["conversation"], **entities}
+
+        async def gone() -> bool:
+            return "no device matches" in str(
+                (await turns.call("t", "get_state", spoken=False, target="夜灯")).get("error")
+            )
+
+        await ha.websocket(expose(False))  # taken away from Assist: out of reach at once, no restart
+        try:
+            await eventually(gone, timeout=20)
+            refused = await turns.call("t", "turn_off", spoken=False, target="夜灯")
+            assert "no device matches" in refused["error"]
+            assert await asyncio.to_thread(ha.state, "light.living_lamp") == "on"
+        finally:
+            await ha.websocket(expose(True))
 
 
 @pytest.mark.parametrize(

@@ -365,11 +365,12 @@ async def build_tools(
     import httpx
 
     from .errors import HomeAssistantError, StorageError
+    from .integrations.ha_registry import build_house_registry
     from .integrations.homeassistant import build_home_assistant
     from .integrations.mqtt import MqttBridge
     from .integrations.wyoming import WyomingServer
     from .logs import secret_values
-    from .ports import HomeAssistantApi, MessagePublisher
+    from .ports import HomeAssistantApi, HouseRegistry, MessagePublisher
     from .redact import OUTWARD_MIN_CHARS, Redactor
     from .scheduler import ReminderScheduler
     from .skills import SkillDeps, load_skills
@@ -390,6 +391,7 @@ async def build_tools(
         services.append(bridge.run)
         mqtt = bridge
     home_assistant: HomeAssistantApi | None = None
+    house: HouseRegistry | None = None
     if settings.home_assistant.enabled:
         try:
             client = build_home_assistant(settings.home_assistant, publish=bus.publish)
@@ -401,6 +403,9 @@ async def build_tools(
             with contextlib.suppress(HomeAssistantError):
                 await client.check()
             home_assistant = client
+            registry = build_house_registry(settings.home_assistant, publish=bus.publish)
+            services.append(registry.run)
+            house = registry
             if settings.home_assistant.pause_players:
                 from .integrations.media_pause import MediaPauser
 
@@ -435,6 +440,8 @@ async def build_tools(
         home_location=settings.persona.location,
         http=http,
         home_assistant=home_assistant,
+        house=house,
+        box_device_id=settings.mqtt.device_id,
         mqtt=mqtt,
         mqtt_command_topics=settings.mqtt.command_topics,
         scheduler=scheduler,

@@ -460,6 +460,10 @@ class MqttSettings(_Model):
         return value
 
 
+MediaPlayerId = Annotated[str, Field(pattern=r"^media_player\.[a-z0-9_]+$")]
+"""A Home Assistant media player's entity id, e.g. ``media_player.kitchen``."""
+
+
 class HomeAssistantSettings(_Model):
     """Home Assistant REST/WebSocket API."""
 
@@ -495,9 +499,9 @@ class HomeAssistantSettings(_Model):
     tts_entity: Annotated[str, Field(pattern=r"^tts\.[a-z0-9_]+$")] | None = None
     """TTS entity (e.g. ``tts.piper``) that speaks every announcement (reminders, timers, the announce entity)
     on ``media_players`` too, through Home Assistant's ``tts.speak``."""
-    media_players: tuple[Annotated[str, Field(pattern=r"^media_player\.[a-z0-9_]+$")], ...] = ()
+    media_players: tuple[MediaPlayerId, ...] = ()
     """Media player entity ids that announcements play on, besides the box itself."""
-    pause_players: tuple[str, ...] = ()
+    pause_players: tuple[MediaPlayerId, ...] = ()
     """Media players in the box's room (a TV, a smart speaker) paused while the user speaks and played again
     after the answer; only those that were playing."""
 

@@ -51,7 +51,8 @@ class PreferenceStore:
         except ValueError as err:
             _LOGGER.error("%s; starting with config.yaml's values, the file is rewritten at the next change", err)
             return self._remember(Preferences())
-        _LOGGER.info("restored settings changed before the restart: %s", preferences.to_json().strip())
+        kept = ", ".join(f"{k}={v}" for k, v in preferences.model_dump(exclude_none=True).items()) or "none"
+        _LOGGER.info("settings changed before the restart, in force again: %s (from %s)", kept, self.path)
         return self._remember(preferences)
 
     def _remember(self, preferences: Preferences) -> Preferences:

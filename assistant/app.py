@@ -31,6 +31,8 @@ from .ports import (
     Voice,
     WakeDetector,
 )
+from .preference_store import PreferenceStore
+from .preferences import Preferences
 from .sdnotify import Notifier
 from .state import StateTracker
 from .supervisor import Supervisor, SupervisorOptions
@@ -70,6 +72,8 @@ class Adapters:
     detectors_on: Worker | None = None
     """Where the wake and stop detectors run: a thread of their own for real models; None runs them on the
     event loop, for fakes that take no time."""
+    set_speed: Callable[[float], None] | None = None
+    """Sets the speaking speed (a factor, 1.0 normal) kept from before a restart; None: the voice has none."""
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -98,14 +102,28 @@ class App:
 
     async def run(self) -> None:
         """Build the adapters, serve, and shut down cleanly on SIGTERM, SIGINT or SIGHUP."""
+        store, preferences = self._preferences()
+        settings = preferences.over(self._settings)
         async with contextlib.AsyncExitStack() as stack:
-            adapters = await self._build(self._settings, self.bus, self.clock, stack)
-            await self._serve(adapters)
+            adapters = await self._build(settings, self.bus, self.clock, stack)
+            if preferences.speed is not None and adapters.set_speed is not None:
+                adapters.set_speed(preferences.speed)
+            await self._serve(settings, adapters, preferences, store)
         _LOGGER.info("stopped")
 
-    async def _serve(self, adapters: Adapters) -> None:
-        settings = self._settings
+    def _preferences(self) -> tuple[PreferenceStore | None, Preferences]:
+        """The settings changed at run time before the last stop, and where changes are kept."""
+        path = self._settings.state.settings_path
+        if path is None:
+            return None, Preferences()
+        store = PreferenceStore(_expand(path))
+        return store, store.load()
+
+    async def _serve(
+        self, settings: Settings, adapters: Adapters, preferences: Preferences, store: PreferenceStore | None
+    ) -> None:
         conversation = settings.conversation
+        wake_words = tuple(word.name for word in settings.wake.words)
         deps = TurnDeps(
             publish=self.bus.publish,
             clock=self.clock,
@@ -133,7 +151,10 @@ class App:
                 forget_after_seconds=conversation.forget_after_seconds,
                 suppress_wake_during_playback=settings.wake.suppress_during_playback,
                 initial_volume=settings.audio.volume,
-                wake_words=tuple(word.name for word in settings.wake.words),
+                initial_muted=bool(preferences.muted),
+                wake_words=wake_words,
+                wake_word=preferences.wake_word_among(wake_words),
+                speak_remote_answers=conversation.speak_remote_answers,
             ),
         )
         notifier = Notifier()
@@ -147,6 +168,8 @@ class App:
                 ]
                 if (interval := notifier.watchdog_interval_seconds) is not None:
                     edges.append(group.create_task(self._watchdog(notifier, interval), name="watchdog"))
+                if store is not None:
+                    edges.append(group.create_task(store.run(self.bus), name="preferences"))
                 self.bus.publish(DaemonStarted(version=__version__))
                 notifier.notify("READY=1")
                 _LOGGER.info("xiangyin %s ready", __version__)
@@ -257,6 +280,7 @@ async def build_adapters(
         services=services,
         keep_unspoken=scheduler.keep if scheduler is not None else None,
         detectors_on=detectors,
+        set_speed=voice.set_speed,
     )
 
 
@@ -411,6 +435,10 @@ async def build_tools(
 
                 pauser = MediaPauser(client, settings.home_assistant.pause_players)
                 services.append(lambda: pauser.run(bus))
+            if settings.home_assistant.media_players:
+                from .integrations.announce import HomeAnnouncer
+
+                services.append(HomeAnnouncer(bus, client.announce, settings.home_assistant.media_players).run)
     if settings.wyoming.enabled:
         services.append(WyomingServer(settings.wyoming, bus, __version__, voice=voice, redact=redact).run)
 

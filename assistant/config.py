@@ -255,6 +255,9 @@ class ConversationSettings(_Model):
     call); a model that never answers then ends the turn with the error earcon."""
     model_idle_timeout_seconds: Annotated[float, Field(gt=0.0, le=600.0)] = 20.0
     """Longest wait, in seconds, between two events of the model once it has started answering."""
+    speak_remote_answers: bool = False
+    """Also speak at the box the answers to questions asked from Home Assistant (the MQTT ask entity or
+    topic, a Wyoming transcript); False answers only the asker, without a sound at the box."""
 
 
 # --- persona ------------------------------------------------------------------------------------
@@ -470,6 +473,10 @@ class MqttSettings(_Model):
         return value
 
 
+MediaPlayerId = Annotated[str, Field(pattern=r"^media_player\.[a-z0-9_]+$")]
+"""A Home Assistant media player's entity id, e.g. ``media_player.kitchen``."""
+
+
 class HomeAssistantSettings(_Model):
     """Home Assistant REST/WebSocket API."""
 
@@ -490,13 +497,24 @@ class HomeAssistantSettings(_Model):
             raise ValueError("home_assistant.enabled needs a token: token: ${HA_TOKEN} or token_file: PATH")
         return self
 
+    @model_validator(mode="after")
+    def _announce_needs_both(self) -> HomeAssistantSettings:
+        if bool(self.tts_entity) != bool(self.media_players):
+            given, missing = ("tts_entity", "media_players") if self.tts_entity else ("media_players", "tts_entity")
+            raise ValueError(
+                f"home_assistant.{given} is set but home_assistant.{missing} is not: announcements on Home "
+                "Assistant's speakers need both (a TTS entity such as tts.piper, and the media players)"
+            )
+        return self
+
     retries: Annotated[int, Field(ge=0, le=10)] = 2
     """Extra attempts after a request fails because Home Assistant is down or timed out."""
-    tts_entity: str | None = None
-    """TTS entity (e.g. ``tts.piper``) used to speak announcements on Home Assistant media players."""
-    media_players: tuple[str, ...] = ()
-    """Media player entity ids that announcements through Home Assistant play on."""
-    pause_players: tuple[str, ...] = ()
+    tts_entity: Annotated[str, Field(pattern=r"^tts\.[a-z0-9_]+$")] | None = None
+    """TTS entity (e.g. ``tts.piper``) that speaks every announcement (reminders, timers, the announce entity)
+    on ``media_players`` too, through Home Assistant's ``tts.speak``."""
+    media_players: tuple[MediaPlayerId, ...] = ()
+    """Media player entity ids that announcements play on, besides the box itself."""
+    pause_players: tuple[MediaPlayerId, ...] = ()
     """Media players in the box's room (a TV, a smart speaker) paused while the user speaks and played again
     after the answer; only those that were playing."""
 
@@ -555,6 +573,14 @@ class SchedulerSettings(_Model):
     """How late, in seconds, a reminder missed while the box was off may still fire."""
 
 
+class StateSettings(_Model):
+    """What the daemon keeps across restarts besides reminders."""
+
+    settings_path: str | None = "~/.local/share/xiangyin/settings.json"
+    """JSON file keeping the volume, mute, dialect, wake word and speaking speed changed while running (from
+    Home Assistant or by voice); they then win over this file's values at the next start. None keeps nothing."""
+
+
 class LoggingSettings(_Model):
     """Logs to stdout (journald adds the time)."""
 
@@ -597,6 +623,8 @@ class Settings(_Model):
     """Wyoming server."""
     scheduler: SchedulerSettings = SchedulerSettings()
     """Timers and reminders."""
+    state: StateSettings = StateSettings()
+    """Settings changed while running, kept across restarts."""
     logging: LoggingSettings = LoggingSettings()
     """Logging."""
 

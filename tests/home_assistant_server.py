@@ -129,6 +129,21 @@ script:
     sequence:
       - service: input_boolean.turn_off
         target: {{entity_id: input_boolean.front_lock}}
+# A speaker for announcements: what tts.speak asks it to play lands in input_text.kitchen_played.
+input_text:
+  kitchen_played:
+    name: Kitchen played
+    max: 255
+media_player:
+  - platform: universal
+    name: Kitchen speaker
+    children: []
+    commands:
+      play_media:
+        service: input_text.set_value
+        target: {{entity_id: input_text.kitchen_played}}
+        data:
+          value: "{{{{ media_content_id[:255] }}}}"
 """
 
 

@@ -29,6 +29,7 @@ from assistant.bus import Bus, Envelope
 from assistant.config import HomeAssistantSettings, WyomingSettings
 from assistant.errors import HomeAssistantError
 from assistant.events import AskRequested, SpeechEnded, ToolCallRequested
+from assistant.integrations.announce import HomeAnnouncer
 from assistant.integrations.ha_registry import HomeAssistantRegistry
 from assistant.integrations.homeassistant import HomeAssistantClient
 from assistant.integrations.wyoming import WyomingServer
@@ -432,6 +433,53 @@ async def test_home_assistant_speaks_with_the_box_voice_over_wyoming(setup: Setu
     assert wav[:4] == b"RIFF" and wav[8:12] == b"WAVE"
     with wave.open(io.BytesIO(wav)) as audio:
         assert audio.getnframes() / audio.getframerate() > 0.5, "espeak-ng says four syllables in well over 0.5 s"
+
+
+async def test_an_announcement_plays_on_a_home_assistant_speaker_through_tts_speak(setup: Setup) -> None:
+    """Our tts.speak call, with the box's own Wyoming voice as the TTS entity, reaches a media player in HA
+    (a universal player that records what it was asked to play); a call missing the players is refused, so HA
+    did check the shape."""
+    ha = setup.ha
+    settings = WyomingSettings(enabled=True, host="127.0.0.1", port=free_port())
+    server = WyomingServer(settings, Bus(MonotonicClock()), "1.0", voice=EspeakVoice())
+    task = asyncio.create_task(server.run())
+    try:
+        port = await server.started()
+        flow = await asyncio.to_thread(ha.request, "POST", "/api/config/config_entries/flow", {"handler": "wyoming"})
+        answer = {"host": "127.0.0.1", "port": port}
+        entry = await asyncio.to_thread(
+            ha.request, "POST", f"/api/config/config_entries/flow/{flow['flow_id']}", answer
+        )
+        assert entry.get("type") == "create_entry", entry
+
+        async def tts_entity() -> str | None:
+            states = await asyncio.to_thread(ha.request, "GET", "/api/states")
+            return next((s["entity_id"] for s in states if s["entity_id"].startswith("tts.xiangyin")), None)
+
+        await eventually(tts_entity, timeout=20)
+        engine = await tts_entity()
+        assert engine is not None
+        players = ("media_player.kitchen_speaker",)
+        client = HomeAssistantClient(
+            HomeAssistantSettings(
+                enabled=True,
+                url=ha.url,
+                token=ha.token,  # type: ignore[arg-type]
+                tts_entity=engine,
+                media_players=players,
+            )
+        )
+        try:
+            assert await HomeAnnouncer(Bus(MonotonicClock()), client.announce, players).announce("Dinner is ready")
+            with pytest.raises(HomeAssistantError) as refused:
+                await client.call_service("tts", "speak", {"entity_id": engine, "message": "Dinner is ready"})
+        finally:
+            await client.close()
+    finally:
+        await cancel_and_wait(task)
+    played = ha.state("input_text.kitchen_played") or ""
+    assert played.startswith(f"media-source://tts/{engine}?message=Dinner+is+ready"), played
+    assert refused.value.reason == "rejected"
 
 
 async def test_killing_the_daemon_marks_its_entities_unavailable(setup: Setup) -> None:

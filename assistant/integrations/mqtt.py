@@ -24,6 +24,7 @@ from ..events import (
     AssistantStateChanged,
     ConnectionChanged,
     MuteChanged,
+    ReplyCompleted,
     ReplyText,
     SettingChanged,
     TurnEnded,
@@ -63,6 +64,7 @@ _FACTS = (
     AssistantStateChanged,
     UserTranscript,
     ReplyText,
+    ReplyCompleted,
     TurnEnded,
     WakeDetected,
     MuteChanged,
@@ -156,11 +158,13 @@ class MqttBridge:
                     self._set_retained(topic, value)
             case ReplyText(turn_id=turn_id, text=text):
                 self._answers.setdefault(turn_id, []).append(text)
+            case ReplyCompleted(turn_id=turn_id, text=text):
+                # As soon as the text is whole, not once the box has finished saying it.
+                self._answers.pop(turn_id, None)
+                self._set_answer(text)
             case TurnEnded(turn_id=turn_id):
-                answer = self._redact("".join(self._answers.pop(turn_id, [])).strip())
-                if answer:
-                    for topic, value in discovery.text_state(self.topics, "answer", answer).items():
-                        self._set_retained(topic, value)
+                # What an interrupted or failed turn got to say before it ended.
+                self._set_answer("".join(self._answers.pop(turn_id, [])))
             case WakeDetected(wake_word=wake_word, score=score):
                 # Events are momentary: never retained, or HA would replay old detections on restart.
                 self._outbox.put(Outgoing(self.topics.state("wake"), discovery.wake_event(wake_word, score), 0, False))
@@ -170,6 +174,12 @@ class MqttBridge:
                 self._set_state("volume", discovery.volume_percent(level))
             case SettingChanged(key=key, value=value):
                 self._set_state(key, value)
+
+    def _set_answer(self, text: str) -> None:
+        answer = self._redact(text.strip())
+        if answer:
+            for topic, value in discovery.text_state(self.topics, "answer", answer).items():
+                self._set_retained(topic, value)
 
     async def _follow_bus(self) -> None:
         async for envelope in self._facts:

@@ -5,7 +5,8 @@ has no password, so the server listens on loopback unless configured, and then o
 in ``wyoming.allowed_clients`` (the settings refuse an exposed host without that list).
 
 - ``handle`` (conversation agent): each ``transcript`` becomes an ``AskRequested`` on the bus with a
-  fresh turn id; that turn's ``ReplyText`` goes back as ``handled`` once its ``TurnEnded`` arrives. HA's
+  fresh turn id; that turn's answer goes back as ``handled`` as soon as its text is complete
+  (``ReplyCompleted``), not spoken at the box unless ``conversation.speak_remote_answers`` says so. HA's
   Assist pipelines (typed, or spoken at any other satellite) are then answered by the box. Newer HA only:
   2024.3 does not know handle programs.
 - ``tts`` (when the daemon gives us its ``Voice``): ``synthesize`` → the household's dialect voice →
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from ..bus import Bus
 from ..config import WyomingSettings
-from ..events import AskRequested, ReplyText, TurnEnded, TurnFailed
+from ..events import AskRequested, ReplyCompleted, ReplyText, TurnEnded, TurnFailed
 from ..ports import ModelText, ReplyPiece, Voice
 from ..tasks import cancel_and_wait
 from .commands import MAX_COMMAND_CHARS
@@ -164,7 +165,7 @@ class WyomingServer:
     async def ask(self, text: str) -> tuple[str, bool]:
         """Put a question on the bus and wait for its turn's answer; return (answer, ok)."""
         turn_id = self._new_id()
-        replies = self._bus.subscribe(f"wyoming:{turn_id}", ReplyText, TurnFailed, TurnEnded)
+        replies = self._bus.subscribe(f"wyoming:{turn_id}", ReplyText, ReplyCompleted, TurnFailed, TurnEnded)
         pieces: list[str] = []
         failure: str | None = None
         try:
@@ -176,6 +177,10 @@ class WyomingServer:
                         continue
                     if isinstance(event, ReplyText):
                         pieces.append(event.text)
+                    elif isinstance(event, ReplyCompleted):
+                        # HA gets the answer now, not after the box (if it speaks at all) has said it.
+                        pieces = [event.text]
+                        break
                     elif isinstance(event, TurnFailed):
                         failure = event.message
                     elif isinstance(event, TurnEnded):

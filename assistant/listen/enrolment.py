@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 import shutil
-import tempfile
 import wave
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..audio import MIC_RATE_HZ, AudioChunk, AudioFormatError, read_wav, write_wav
+from ..files import write_atomic
 from .enrolled import (
     DEFAULT_DROPS,
     DEFAULT_MATCHER,
@@ -175,17 +174,6 @@ def negative_streams(embed: Embedder) -> list[npt.NDArray[np.float32]]:
     return [embed(read_wav(path).pcm) for path in sorted(negatives_dir().glob("*.wav"))]
 
 
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _write_take(path: Path, audio: AudioChunk) -> None:
     write_wav(path, audio)
 
@@ -195,7 +183,7 @@ def _save_array(path: Path, array: npt.NDArray[np.float32]) -> None:
         with temporary.open("wb") as file:
             np.save(file, array)
 
-    _write_atomic(path, write)
+    write_atomic(path, write)
 
 
 class WordStore:
@@ -287,7 +275,7 @@ class WordStore:
         folder.mkdir(parents=True, exist_ok=True)
         ids = _next_ids(previous, len(trimmed))
         for take, (_, audio), stream in zip(ids, trimmed, new_streams, strict=True):
-            _write_atomic(folder / f"{take}.wav", functools.partial(_write_take, audio=audio))
+            write_atomic(folder / f"{take}.wav", functools.partial(_write_take, audio=audio))
             _save_array(folder / f"{take}.npy", stream)
         record = {
             "name": name,
@@ -299,7 +287,7 @@ class WordStore:
             "center": [round(float(v), 6) for v in center],
         }
         text = json.dumps(record, ensure_ascii=False, indent=1)
-        _write_atomic(folder / "word.json", lambda path: path.write_text(text, encoding="utf-8"))
+        write_atomic(folder / "word.json", lambda path: path.write_text(text, encoding="utf-8"))
         word = EnrolledWord(name, tuple(templates), center, calibration.threshold, matcher)
         return EnrolResult(word, calibration, tuple(label for label, _ in trimmed), len(streams))
 

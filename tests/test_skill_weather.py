@@ -14,7 +14,6 @@ from assistant.errors import ToolError
 from skills.weather import WeatherSkill, describe
 from tests.skill_support import ReplayServer, Seen, deps, fixture
 
-
 GEOCODED = {
     "成都": "geocoding_chengdu_zh.json",
     "London": "geocoding_london_en.json",

@@ -171,15 +171,15 @@ class SearchSkill(Skill):
                     try:
                         found = await self._ask[provider](query)
                     except ToolError as err:
-                        failures.append(f"{_NAMES[provider]}: {err}")
+                        failures.append(str(err))
                         continue
                     results = [r for r in found if r["snippet"]][: self.settings.max_results]
                     if results:
                         return {"query": query, "results": results, "note": UNTRUSTED_NOTE}
         except TimeoutError:
-            failures.append(f"{_NAMES[asked[-1]]}: no answer in time")
+            failures.append(f"the {_NAMES[asked[-1]]} service did not answer in time")
         if len(failures) == len(asked):
-            raise ToolError("no search service answered. " + "; ".join(failures))
+            raise ToolError("no search service answered: " + "; ".join(failures))
         note = _DUCKDUCKGO_NOTE if "duckduckgo" in asked else "nothing found; tell the user so"
         return {"query": query, "results": [], "note": note}
 
@@ -206,6 +206,7 @@ class SearchSkill(Skill):
             params,
             headers=self._headers(),
             refusals=_SEARXNG_REFUSALS,
+            service="SearXNG",
         )
         items = data.get("results") if isinstance(data, dict) else None
         return [
@@ -223,9 +224,9 @@ class SearchSkill(Skill):
             "no_redirect": 1,
         }
         base = (self.settings.duckduckgo_url or "https://api.duckduckgo.com").rstrip("/")
-        data = await self._web.get(f"{base}/", params, headers=self._headers())
+        data = await self._web.get(f"{base}/", params, headers=self._headers(), service="DuckDuckGo")
         if not isinstance(data, dict):
-            raise ToolError("the search service sent an unexpected answer")
+            raise ToolError("the DuckDuckGo service sent an unexpected answer")
         found = []
         if data.get("Answer"):
             found.append(self._result(data.get("AnswerType") or query, data["Answer"], None, "duckduckgo.com"))
@@ -258,7 +259,9 @@ class SearchSkill(Skill):
         if language.wikipedia_variant:
             params["variant"] = language.wikipedia_variant
         base = (self.settings.wikipedia_url or f"https://{language.wikipedia_edition}.wikipedia.org").rstrip("/")
-        data = await self._web.get(f"{base}/w/api.php", params, headers=self._headers(), refusals=_WIKIPEDIA_REFUSALS)
+        data = await self._web.get(
+            f"{base}/w/api.php", params, headers=self._headers(), refusals=_WIKIPEDIA_REFUSALS, service="Wikipedia"
+        )
         found = data.get("query") if isinstance(data, dict) else None
         pages = found.get("pages") if isinstance(found, dict) else None
         pages = sorted((p for p in (pages if isinstance(pages, list) else []) if isinstance(p, dict)), key=_rank)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp import web
 
@@ -158,9 +160,9 @@ async def ask(query: str, *, region: str = "", **config: Any) -> dict[str, objec
 
 
 async def test_stock_searxng_403_says_to_enable_json_in_search_formats() -> None:
-    server = searxng_instance(formats=("html",))
+    server = searxng_instance(formats=("html",), limiter=False)  # settings.yml as shipped
     await server.start()
-    with pytest.raises(ToolError, match=r"SearXNG: .*HTTP 403.*enable json in search\.formats"):
+    with pytest.raises(ToolError, match=r"answered: the SearXNG .*HTTP 403.*enable json in search\.formats"):
         await ask("都江堰", providers=("searxng",), searxng_url=server.url)
     await server.aclose()
 
@@ -205,8 +207,8 @@ async def test_every_provider_failing_names_each_cause() -> None:
     with pytest.raises(ToolError) as failed:
         await ask("x", providers=("searxng", "wikipedia"), searxng_url=stock.url, wikipedia_url="http://127.0.0.1:9")
     await stock.aclose()
-    assert "SearXNG: " in str(failed.value) and "search.formats" in str(failed.value)
-    assert "Wikipedia: the search service cannot be reached" in str(failed.value)
+    assert "the SearXNG instance refuses JSON" in str(failed.value) and "search.formats" in str(failed.value)
+    assert str(failed.value).endswith("; the Wikipedia service cannot be reached")
 
 
 @pytest.mark.parametrize(
@@ -273,6 +275,20 @@ async def test_wikimedia_gets_a_user_agent_with_contact_information() -> None:
     assert len(result["results"]) == 2  # type: ignore[arg-type]
 
 
+async def test_a_regional_language_asks_the_language_edition_of_wikipedia() -> None:
+    asked: list[httpx.URL] = []
+
+    def edition(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url)
+        return httpx.Response(200, json=fixture("wikipedia_query.json"))
+
+    # No Wikipedia on loopback can stand in for zh.wikipedia.org: the client's transport answers instead.
+    async with httpx.AsyncClient(transport=httpx.MockTransport(edition)) as client:
+        skill = SearchSkill(SearchSkill.Config(providers=("wikipedia",), language="zh-CN"), deps(http=client)[0])
+        await skill.web_search("大熊猫")
+    assert asked[0].host == "zh.wikipedia.org" and asked[0].params["variant"] == "zh-cn"
+
+
 @pytest.mark.parametrize(
     ("tag", "edition", "variant", "searxng"),
     [
@@ -293,3 +309,15 @@ def test_language_tags_map_to_each_service(tag: str, edition: str, variant: str,
 def test_a_language_that_is_not_a_tag_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="not a language tag"):
         validate_config(SearchSkill, {"language": "Chinese (Simplified)"})
+
+
+async def test_a_set_up_that_cannot_answer_is_logged_at_start(caplog: pytest.LogCaptureFixture) -> None:
+    mainland = SearchSkill(SearchSkill.Config(), deps(region="CN")[0])
+    english_only = SearchSkill(SearchSkill.Config(providers=("duckduckgo",)), deps(region="HK")[0])
+    with caplog.at_level(logging.WARNING, logger="skills.search"):
+        await mainland.start()
+        await english_only.start()
+    assert [r.getMessage()[:60] for r in caplog.records] == [
+        "search: web search is not set up: Wikipedia and DuckDuckGo c",
+        "search: DuckDuckGo's instant answers are English-only; Chine",
+    ]

@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 
 from assistant.errors import ToolError
+from skills._places import Choice, choose
 from skills.weather import WeatherSkill, describe
 from tests.skill_support import ReplayServer, Seen, deps, fixture
 
@@ -187,6 +188,15 @@ async def test_a_district_is_found_without_its_suffix() -> None:
     await skill.aclose()
     await server.aclose()
     assert forecast_at(server) == (39.95, 116.3) and result["place"] == "海淀区, 北京市, 中国"
+
+
+def test_among_equals_a_place_in_the_home_country_wins() -> None:
+    abroad = {"id": 1, "name": "Richmond", "latitude": 1.0, "longitude": 2.0, "feature_code": "PPLA2",
+              "country_code": "US", "admin1": "Virginia", "population": 226610}  # fmt: skip
+    at_home = {"id": 2, "name": "Richmond", "latitude": 3.0, "longitude": 4.0, "feature_code": "PPLA2",
+               "country_code": "GB", "admin1": "England", "population": 21469}  # fmt: skip
+    assert choose([abroad, at_home], country="GB") == Choice(at_home, doubtful=True)
+    assert choose([abroad, at_home]) == Choice(abroad, doubtful=True)  # no home: the larger one
 
 
 def test_light_and_heavy_freezing_drizzle_and_rain_are_told_apart() -> None:

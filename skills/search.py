@@ -58,8 +58,8 @@ _WIKIPEDIA_REFUSALS = {
     429: "Wikipedia is throttling requests from here (HTTP 429); try again later",
 }
 _DUCKDUCKGO_NOTE = (
-    "nothing found; DuckDuckGo's instant answers are short English encyclopaedia summaries, not a web "
-    "search, so tell the user that and that a web search is not set up"
+    "nothing found; tell the user so, and that DuckDuckGo's instant answers, asked here, are short English "
+    "encyclopaedia summaries, not a web search"
 )
 
 

@@ -58,10 +58,10 @@ class Language:
         """MediaWiki's ``variant``, which picks the script the Chinese edition converts to; empty otherwise."""
         if not self.is_chinese:
             return ""
-        regional_script = self.region in _TRADITIONAL_REGIONS
-        if self.region and (not self.script or self.is_traditional == regional_script):
-            return f"zh-{self.region.lower()}"  # regional words too: 出租车 (zh-cn), 的士 (zh-hk), 計程車 (zh-tw)
-        if self.script:  # zh-Hant, or a script other than the region's own (zh-Hans-HK)
+        region_writes_traditional = self.region in _TRADITIONAL_REGIONS
+        if self.region and self.is_traditional == region_writes_traditional:
+            return f"zh-{self.region.lower()}"  # the region's words too: 出租车 (zh-cn), 的士 (zh-hk), 計程車 (zh-tw)
+        if self.script:  # zh-Hant, or a script the region does not write (zh-Hans-HK)
             return f"zh-{self.script.lower()}"
         return "zh-cn"
 

@@ -90,7 +90,7 @@ def choose(places: Sequence[dict[str, Any]], *, country: str = "", admin1: str =
     """The likeliest place, preferring seats, then ``country`` (ISO code), then ``admin1``, then size."""
     if not places:
         return None
-    unique = list({_key(p): p for p in reversed(places)}.values())[::-1]  # one per place, first seen kept
+    unique = list({_key(p): p for p in places}.values())  # a place found under two spellings counts once
 
     def rank(place: dict[str, Any]) -> tuple[int, bool, bool, int]:
         in_country = bool(country) and str(place.get("country_code", "")).upper() == country.upper()
@@ -99,23 +99,20 @@ def choose(places: Sequence[dict[str, Any]], *, country: str = "", admin1: str =
 
     ranked = sorted(unique, key=rank, reverse=True)
     best = ranked[0]
-    rivals = [
-        p for p in ranked[1:] if _area(p) != _area(best) and _seat(p) == _seat(best) and is_clear(p) == is_clear(best)
-    ]
-    return Choice(best, doubtful=not is_clear(best) or bool(rivals))
+    return Choice(best, doubtful=not is_clear(best) or any(_rivals(p, best) for p in ranked[1:]))
 
 
 def label(place: dict[str, Any], *, home_country: str = "") -> str:
     """How to name the place aloud: 广州，广东 (the country only when it is not home), or Paris, Texas."""
-    chinese = has_chinese(str(place.get("name", "")))
-    parts = [str(place.get("name", "")), _short(place.get("admin1"))]
-    if str(place.get("country_code", "")).upper() != home_country.upper() or not home_country:
+    name = str(place.get("name") or "")
+    chinese = has_chinese(name)
+    admin1 = _short(place.get("admin1")) if chinese else str(place.get("admin1") or "")
+    parts = [name]
+    if admin1 and admin1 != _short(name):  # not 北京，北京
+        parts.append(admin1)
+    if not home_country or str(place.get("country_code", "")).upper() != home_country.upper():
         parts.append(str(place.get("country") or ""))
-    seen: list[str] = []
-    for part in parts:
-        if part and part not in seen and not (seen and chinese and _short(part) == _short(seen[0])):
-            seen.append(part)
-    return ("，" if chinese else ", ").join(seen)
+    return ("，" if chinese else ", ").join(part for part in parts if part)
 
 
 def full_name(place: dict[str, Any]) -> str:
@@ -125,6 +122,17 @@ def full_name(place: dict[str, Any]) -> str:
         if part and str(part) not in seen:
             seen.append(str(part))
     return ", ".join(seen)
+
+
+def _rivals(other: dict[str, Any], best: dict[str, Any]) -> bool:
+    """Whether ``other``, elsewhere, is about as likely a meaning as ``best``.
+
+    Clear places only, and near in rank or size: 朝阳区 (Beijing, 3.5 million) rivals 朝阳市 (Liaoning), but
+    London, Ontario does not rival the capital.
+    """
+    if _area(other) == _area(best) or not is_clear(other):
+        return False
+    return _seat(other) >= _seat(best) - 1 or _population(other) * 2 >= _population(best)
 
 
 def _short(admin: Any) -> str:

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from assistant.errors import ToolError
-from skills._places import Choice, choose
+from skills._places import Choice, choose, label
 from skills.weather import WeatherSkill, describe
 from tests.skill_support import ReplayServer, Seen, deps, fixture
 
@@ -197,6 +197,18 @@ def test_among_equals_a_place_in_the_home_country_wins() -> None:
                "country_code": "GB", "admin1": "England", "population": 21469}  # fmt: skip
     assert choose([abroad, at_home], country="GB") == Choice(at_home, doubtful=True)
     assert choose([abroad, at_home]) == Choice(abroad, doubtful=True)  # no home: the larger one
+
+
+def test_a_big_district_elsewhere_makes_the_choice_doubtful_a_small_seat_does_not() -> None:
+    city = {"id": 1, "name": "朝阳市", "latitude": 41.57, "longitude": 120.45, "feature_code": "PPLA2",
+            "country_code": "CN", "admin1": "辽宁省", "population": 340000}  # fmt: skip
+    district = {"id": 2, "name": "朝阳区", "latitude": 39.92, "longitude": 116.44, "feature_code": "ADM3",
+                "country_code": "CN", "admin1": "北京市", "population": 3545000}  # fmt: skip
+    town = {"id": 3, "name": "朝阳镇", "latitude": 42.9, "longitude": 125.9, "feature_code": "PPLA4",
+            "country_code": "CN", "admin1": "吉林省", "population": 20000}  # fmt: skip
+    assert choose([city, district], country="CN") == Choice(city, doubtful=True)
+    assert choose([city, town], country="CN") == Choice(city, doubtful=False)
+    assert label(city, home_country="CN") == "朝阳市，辽宁"  # no country at home, Chinese comma
 
 
 def test_light_and_heavy_freezing_drizzle_and_rain_are_told_apart() -> None:

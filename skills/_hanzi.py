@@ -21,7 +21,7 @@ def has_chinese(text: str) -> bool:
 def _to_simplified() -> opencc.OpenCC:
     import opencc
 
-    return opencc.OpenCC("t2s")
+    return opencc.OpenCC("t2s.json")
 
 
 def simplified(text: str) -> str:

@@ -151,11 +151,9 @@ class WeatherSkill(Skill):
         choice = choose(found, country=self.deps.region)
         if choice is None:
             raise ToolError(f"no place called {said!r} was found; ask the user to say it another way")
-        home = self.deps.home_location
-        if choice.doubtful and home and home.casefold() != key:
+        if choice.doubtful:
             # Among equals, the one in the household's own province is the likelier meaning.
-            admin1 = (await self._geocode(home))[0].get("admin1")
-            choice = choose(found, country=self.deps.region, admin1=str(admin1 or "")) or choice
+            choice = choose(found, country=self.deps.region, admin1=await self._home_admin1(key)) or choice
         note = None
         place = label(choice.place, home_country=self.deps.region)
         if province:
@@ -165,13 +163,30 @@ class WeatherSkill(Skill):
         self._places[key] = (choice.place, note)
         return choice.place, note
 
+    async def _home_admin1(self, asked: str) -> str:
+        """The province of the home town; empty when there is none, or it is what was asked, or not found."""
+        home = self.deps.home_location
+        if not home or home.casefold() == asked:
+            return ""
+        try:
+            place, _ = await self._geocode(home)
+        except ToolError:  # a tie-break only: the answer stands without it
+            return ""
+        return str(place.get("admin1") or "")
+
     async def _lookup(self, said: str) -> list[dict[str, Any]]:
         """Geocoding results for each spelling of ``said`` in turn, until one gives a clear match."""
         language = "zh" if has_chinese(said) else "en"
         found: list[dict[str, Any]] = []
         for name in query_names(said):
             params: dict[str, str | int | float] = {"name": name, "count": _RESULTS, "language": language}
-            found += usable(await self._web.get(self.settings.geocoding_url, params | {"format": "json"} | self._key))
+            try:
+                answer = await self._web.get(self.settings.geocoding_url, params | {"format": "json"} | self._key)
+            except ToolError:
+                if found:  # another spelling failed: choose among what the first ones found
+                    break
+                raise
+            found += usable(answer)
             if any(is_clear(p) for p in found):
                 break
         return found

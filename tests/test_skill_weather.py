@@ -176,6 +176,25 @@ async def test_a_doubtful_choice_prefers_the_home_province_and_names_the_place(s
     assert result["note"] == "several places are called 白沙: say that this is the weather for 白沙，海南"
 
 
+async def test_failures_after_the_first_answer_lose_nothing() -> None:
+    server = ReplayServer()
+
+    def flaky(seen: Seen) -> tuple[int, Any]:
+        if seen.query["name"] == "白沙市":  # the second spelling meets an outage
+            return 503, {"error": True, "reason": "Service Unavailable"}
+        return geocode(seen)
+
+    server.json("GET", "/v1/search", flaky)
+    server.json("GET", "/v1/forecast", forecast)
+    await server.start()
+    skill = await weather(server, home="Atlantis")  # a home town the geocoder does not know
+    result = await skill.get_weather("白沙")
+    await skill.aclose()
+    await server.aclose()
+    assert forecast_at(server) == (22.25639, 112.84972)  # the first 白沙 the geocoder gave
+    assert result["note"] == "several places are called 白沙: say that this is the weather for 白沙，广东"
+
+
 async def test_a_district_is_found_without_its_suffix() -> None:
     haidian = {"id": 2037997, "name": "海淀区", "latitude": 39.95, "longitude": 116.3, "feature_code": "ADM3",
                "country_code": "CN", "population": 3133469, "country": "中国", "admin1": "北京市"}  # fmt: skip

@@ -263,8 +263,9 @@ class PersonaSettings(_Model):
     """IANA time zone of the household."""
     region: str = ""
     """ISO 3166-1 code of where the household is: CN (mainland China), HK, MO, TW, SG, US …; empty means
-    read from ``timezone`` (Asia/Shanghai is CN, Asia/Hong_Kong HK, …; other zones: unknown). The web
-    skills choose their services by it."""
+    read from ``timezone`` (Asia/Shanghai is CN, Asia/Hong_Kong HK, Asia/Taipei TW, …; zones outside
+    Greater China, Singapore and Malaysia: unknown, so give it). The web skills choose reachable services
+    and, among same-named places, the one in this country by it."""
 
     @field_validator("region")
     @classmethod

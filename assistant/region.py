@@ -1,7 +1,7 @@
 """Where the household is, as an ISO 3166-1 region code: given in config, or read from the time zone.
 
-The web skills need it because what can be reached and which script people read differ: Wikipedia and
-DuckDuckGo are blocked in mainland China, Hong Kong and Taiwan read Traditional characters.
+The web skills need it: what can be reached differs (Wikipedia and DuckDuckGo are blocked in mainland
+China), and of two places with the same name the one in the household's country is the likelier meaning.
 """
 
 from __future__ import annotations

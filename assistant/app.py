@@ -466,6 +466,7 @@ async def build_tools(
         clock=clock,
         timezone=settings.persona.timezone,
         home_location=settings.persona.location,
+        region=settings.persona.region_code,
         http=http,
         home_assistant=home_assistant,
         house=house,

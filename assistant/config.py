@@ -30,6 +30,7 @@ from pydantic import (
 
 from .errors import ConfigError
 from .redact import Redactor, is_secret_name, url_secrets
+from .region import region_of_zone
 
 Dialect = Literal["mandarin", "cantonese", "sichuanese", "english"]
 
@@ -276,6 +277,23 @@ class PersonaSettings(_Model):
     """Home town, for weather and local questions when the user names no place."""
     timezone: str = "Asia/Shanghai"
     """IANA time zone of the household."""
+    region: str = ""
+    """ISO 3166-1 code of where the household is: CN (mainland China), HK, MO, TW, SG, US …; empty means
+    read from ``timezone`` (Asia/Shanghai is CN, Asia/Hong_Kong HK, Asia/Taipei TW, …; zones outside
+    Greater China, Singapore and Malaysia: unknown, so give it). The web skills choose reachable services
+    and, among same-named places, the one in this country by it."""
+
+    @field_validator("region")
+    @classmethod
+    def _region_code(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[A-Za-z]{2}", value):
+            raise ValueError(f"{value[:20]!r} is not a two-letter region code such as CN, HK or TW")
+        return value.upper()
+
+    @property
+    def region_code(self) -> str:
+        """The configured region, else the one of the time zone; empty when unknown."""
+        return self.region or region_of_zone(self.timezone)
 
     @field_validator("timezone")
     @classmethod

@@ -59,6 +59,8 @@ class SkillDeps:
     """IANA time zone of the household."""
     home_location: str = ""
     """Home town, used when the user names no place."""
+    region: str = ""
+    """ISO 3166-1 code of where the household is (CN for mainland China, HK, TW …); empty when unknown."""
     http: httpx.AsyncClient | None = None
     """Shared HTTP client for web APIs (weather, search)."""
     home_assistant: HomeAssistantApi | None = None

@@ -97,7 +97,7 @@ def rig_with_tools(
     skill_deps = deps(home_assistant=ha, http=search_client())[0]
     tools = ToolRegistry(rig.clock, confirm_seconds=30, new_token=itertools.cycle(tokens).__next__)
     tools.add_all(tools_of(SmartHomeSkill(SmartHomeSkill.Config(), skill_deps), owner="smart_home"))
-    search = SearchSkill(SearchSkill.Config(provider="searxng", url="http://searx.test"), skill_deps)
+    search = SearchSkill(SearchSkill.Config(providers=("searxng",), searxng_url="http://searx.test"), skill_deps)
     tools.add_all(tools_of(search, owner="search"))
     tools.add_all(tools_of(Reminders(), owner="timers"))
     rig.bus.tap(tools.observe)

@@ -12,6 +12,7 @@ import pytest
 
 from assistant.audio import AudioChunk
 from assistant.config import VllmModelSettings
+from assistant.model.stepaudio2.prompt import input_turn
 from assistant.model.stepaudio2.vllm_protocol import (
     TTS_START,
     History,
@@ -26,7 +27,7 @@ from assistant.model.stepaudio2.vllm_protocol import (
     user_message,
 )
 from assistant.ports import ModelSpeech, ModelText, ToolResult, ToolSpec
-from tests.vllm_fake import FakeCall, Spoken, Written, check_request, stream_chunks
+from tests.vllm_fake import FakeCall, Spoken, Written, check_request, render_prompt, stream_chunks
 
 WEATHER = ToolSpec(
     "get_weather", "查天气", {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
@@ -112,15 +113,32 @@ def test_a_text_request_lets_the_server_open_the_answer() -> None:
     assert check_request(body) == []
 
 
-def test_tool_results_become_input_turns_and_the_last_asks_for_a_spoken_summary() -> None:
-    messages = tool_result_messages(
-        (ToolResult("a", "get_weather", {"temp_c": 25}), ToolResult("b", "get_time", {"ok": False, "error": "无网络"}))
+def test_a_rounds_tool_results_go_back_as_one_input_turn_laid_out_as_the_local_engine_does() -> None:
+    results = (
+        ToolResult("a", "get_weather", {"temp_c": 25}),
+        ToolResult("b", "get_time", {"ok": False, "error": "无网络"}),
     )
-    assert [m["tool_call_id"] for m in messages] == ["a", "b"]
-    assert json.loads(messages[0]["content"][0]["text"]) == {"temp_c": 25}
-    assert len(messages[0]["content"]) == 1
-    assert "口语化" in messages[1]["content"][-1]["text"]
-    assert "无网络" in messages[1]["content"][0]["text"]
+    [message] = tool_result_messages(results)
+    assert message["role"] == "input" and message["tool_call_id"] == "a"
+    body = build_payload(
+        VllmModelSettings(),
+        system="sys",
+        tools=(WEATHER,),
+        messages=[
+            user_message(audio=None, text="天气和时间"),
+            {"role": "assistant", "content": "", "tool_calls": [call_message("a"), call_message("b")]},
+            message,
+        ],
+        speak=True,
+    )
+    assert check_request(body) == []
+    # What the fork lays out for the model is byte for byte the local engine's input turn.
+    assert input_turn(results) + "<|BOT|>assistant\n<tts_start>" in render_prompt(body)
+    assert "get_time: " in message["content"][0]["text"] and "口语化" in message["content"][0]["text"]
+
+
+def call_message(call_id: str) -> dict[str, object]:
+    return {"id": call_id, "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
 
 
 # --- the stream ----------------------------------------------------------------------------------------
@@ -170,15 +188,26 @@ def test_tool_call_arguments_streamed_as_diffs_are_joined() -> None:
     ]
 
 
+CLOCK = ToolSpec("get_time", "现在几点", {"type": "object", "properties": {}})
+
+
 @pytest.mark.parametrize(
-    ("arguments", "error"),
-    [('{"city": "成都"', "not valid JSON"), ('["成都"]', "JSON object"), ("", None)],
+    ("tool", "arguments", "error"),
+    [
+        # The fork sends no arguments for JSON it cannot parse, nor for {}: the schema tells the two apart.
+        (WEATHER, '{"city": "成都"', "without its arguments (city)"),
+        (WEATHER, '{"city": 成都}', "without its arguments (city)"),
+        (WEATHER, "{}", "without its arguments (city)"),
+        (WEATHER, '["成都"]', "JSON object"),
+        (CLOCK, "{}", None),
+        (CLOCK, "{oops", None),
+    ],
 )
-def test_unusable_tool_arguments_become_an_error_not_a_crash(arguments: str, error: str | None) -> None:
+def test_unusable_tool_arguments_become_an_error_not_a_crash(tool: ToolSpec, arguments: str, error: str | None) -> None:
     assembler = ReplyAssembler()
-    feed_all(assembler, Written("", calls=(FakeCall("get_weather", arguments),)))
-    [call] = assembler.tool_calls()
-    assert call.name == "get_weather"
+    feed_all(assembler, Written("", calls=(FakeCall(tool.name, arguments),)))
+    [call] = assembler.tool_calls((WEATHER, CLOCK))
+    assert call.name == tool.name
     if error is None:
         assert call.error is None and call.arguments == {}
     else:

@@ -211,12 +211,14 @@ async def test_malformed_tool_arguments_reach_the_turn_as_an_error_and_the_next_
     assert server.requests[1]["messages"][2]["tool_calls"][0]["function"]["arguments"] == "{}"
 
 
+@pytest.mark.parametrize("speak", [False, True])
 async def test_a_question_after_an_interrupted_tool_round_drops_the_unanswered_call(
-    server: FakeVllmServer, make_model: MakeModel
+    server: FakeVllmServer, make_model: MakeModel, speak: bool
 ) -> None:
     model = make_model()
-    server.script.extend([Written("", calls=(FakeCall("get_weather", "{}"),)), Spoken("好", (1,))])
-    await collect(model, ModelRequest("kitchen", (WEATHER,), text="天气", speak=False))
+    call = FakeCall("get_weather", '{"city": "成都"}')
+    server.script.extend([Spoken("", (), calls=(call,)) if speak else Written("", calls=(call,)), Spoken("好", (1,))])
+    await collect(model, ModelRequest("kitchen", (WEATHER,), text="天气", speak=speak))
     await collect(model, ModelRequest("kitchen", (WEATHER,), text="算了"))
     assert [m["role"] for m in server.requests[1]["messages"]] == ["system", "human", "human", "assistant"]
 

@@ -512,5 +512,6 @@ class History:
         """
         if self.messages and "tool_calls" in (last := self.messages[-1]):
             del last["tool_calls"]
-            if not last.get("content") and "tts_content" not in last:
+            tts = last.get("tts_content") or {}
+            if not (last.get("content") or tts.get("tts_text") or tts.get("tts_audio")):
                 self.messages.pop()

@@ -114,3 +114,33 @@ async def test_a_room_whose_history_outgrew_the_servers_context_answers_after_st
         await model.aclose()
     assert server.overflows == ["http 400", "http 400"]
     assert [len(body["messages"]) for body in server.requests] == [3, 5, 3, 5, 3]
+
+
+async def test_a_tool_round_over_the_servers_context_is_retried_with_its_question_and_calls(
+    server: FakeVllmServer,
+) -> None:
+    server.default = Spoken("好的" * 20, tuple(range(400)))
+    model = VllmSpeechModel(VllmModelSettings(base_url=server.base_url), PersonaSettings(), lambda _: None)
+    call = FakeCall("get_weather", '{"city": "成都"}')
+    tools = FakeTools({"get_weather": weather})
+    try:
+        await ask(server, "讲个故事", model=model)
+
+        def answer(body: dict[str, Any]) -> Spoken:
+            # From now on the story (about 500 tokens) no longer fits; the question and its tool round do.
+            server.max_model_len = prompt_lengths(body)[1] - 200
+            return Spoken("", (), calls=(call,))
+
+        server.script.extend([answer, Spoken("成都晴", (1, 2, 3, 4))])
+        events = await ask(server, "成都天气怎么样", tools, model=model)
+    finally:
+        await model.aclose()
+    assert events[-1] == TurnEnded(turn_id="t1", outcome="completed")
+    assert server.overflows == ["http 400"] and len(tools.calls) == 1
+    assert [m["role"] for m in server.requests[-1]["messages"]] == [
+        "system",
+        "human",
+        "assistant",
+        "input",
+        "assistant",
+    ]

@@ -18,15 +18,17 @@ it is copied. The fake writes the model's answer as a list of tokens and then ap
   re-serialised by ``json.dumps(…, ensure_ascii=False)``, in one delta once they parse. Arguments that never
   parse, and arguments that parse to something falsy (``{}``), are never sent: the call arrives name-only.
   The last chunk says ``finish_reason: "tool_calls"`` once any name was sent.
-* A prompt over ``--max-model-len`` fails in one of two ways, because the fork builds the prompt as token ids
-  and so skips vLLM's own "maximum context length" check: when its text tokens alone fill the context,
+* A prompt over ``max_model_len`` (when one is set) fails in one of two ways, because the fork builds the
+  prompt as token ids and so skips vLLM's own "maximum context length" check: when its text tokens alone
+  fill the context,
   HTTP 400 ``max_tokens must be at least 1, got -N.``; when they fit but the audio the encoder expands them
   with does not, HTTP 200 and one SSE ``{"error": …}`` event ("The decoder prompt (length N) is longer than
   the maximum model length of M. …") followed by ``data: [DONE]``.
 
-Simplifications, none of which the client can see: one token per text character in a spoken answer and per
-two characters in a written one; tokens counted from the rendered prompt (:func:`prompt_lengths`) rather
-than by the real tokenizer; byte-fallback (a character split over tokens) never happens.
+Simplifications: one token per text character in a spoken answer and per two characters in a written one;
+prompt tokens estimated from the rendered prompt (:func:`prompt_lengths`), not counted by the real
+tokenizer, so a prompt overflows a little earlier or later than on the fork; byte fallback (a character
+split over tokens, which the fork holds back until it decodes) never happens.
 
 Every request is checked against the shape the fork reads (base64 WAV chunks of at most 25 s at 16 kHz
 mono, OpenAI tools, earlier answers as ``tts_content``, ``input`` turns for tool results, the
@@ -686,22 +688,19 @@ class FakeVllmServer:
         *,
         tools: bool,
     ) -> web.StreamResponse:
+        delay = 0.0
         if isinstance(behaviour, Overflow):
             # The engine refuses the prompt on the first read of its output, after the 200 went out.
             lines = [overflow_event(behaviour).encode(), b"data: [DONE]\n\n"]
-            behaviour = Spoken(text="", codes=())
         else:
             reply = behaviour if isinstance(behaviour, Spoken | Written) else behaviour.reply
             lines = [sse_line(c) for c in stream_chunks(reply, tools=tools)] + [b"data: [DONE]\n\n"]
-        reply = behaviour if isinstance(behaviour, Spoken | Written) else behaviour.reply
+            delay = reply.token_delay_seconds if isinstance(reply, Spoken) else 0.0
         stop_at: int | None = None
-        if isinstance(behaviour, Hang):
-            stop_at = behaviour.after_chunks
-        elif isinstance(behaviour, Truncate | Flood):
+        if isinstance(behaviour, Hang | Truncate | Flood):
             stop_at = behaviour.after_chunks
         elif isinstance(behaviour, Corrupt):
             lines[behaviour.at] = behaviour.line.encode()
-        delay = reply.token_delay_seconds if isinstance(reply, Spoken) else 0.0
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         try:
@@ -742,8 +741,10 @@ def _compact(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-async def _serve(port: int, token_delay_seconds: float, text: str, codes: int) -> None:
-    server = FakeVllmServer(default=Spoken(text, tuple(range(codes)), token_delay_seconds=token_delay_seconds))
+async def _serve(port: int, token_delay_seconds: float, text: str, codes: int, max_model_len: int | None) -> None:
+    server = FakeVllmServer(
+        default=Spoken(text, tuple(range(codes)), token_delay_seconds=token_delay_seconds), max_model_len=max_model_len
+    )
     await server.start(port)
     print(f"fake vLLM server on {server.base_url}", flush=True)
     try:
@@ -759,8 +760,9 @@ def main() -> None:
     parser.add_argument("--token-delay-ms", type=float, default=0.0, help="pause before each streamed token")
     parser.add_argument("--text", default="今天晴，最高二十五度，适合出门。")
     parser.add_argument("--codes", type=int, default=100, help="speech codes per answer (25 per second)")
+    parser.add_argument("--max-model-len", type=int, default=None, help="refuse longer prompts as the fork does")
     args = parser.parse_args()
-    asyncio.run(_serve(args.port, args.token_delay_ms / 1000, args.text, args.codes))
+    asyncio.run(_serve(args.port, args.token_delay_ms / 1000, args.text, args.codes, args.max_model_len))
 
 
 if __name__ == "__main__":

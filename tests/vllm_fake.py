@@ -20,10 +20,9 @@ it is copied. The fake writes the model's answer as a list of tokens and then ap
   The last chunk says ``finish_reason: "tool_calls"`` once any name was sent.
 * A prompt over ``max_model_len`` (when one is set) fails in one of two ways, because the fork builds the
   prompt as token ids and so skips vLLM's own "maximum context length" check: when its text tokens alone
-  fill the context,
-  HTTP 400 ``max_tokens must be at least 1, got -N.``; when they fit but the audio the encoder expands them
-  with does not, HTTP 200 and one SSE ``{"error": …}`` event ("The decoder prompt (length N) is longer than
-  the maximum model length of M. …") followed by ``data: [DONE]``.
+  fill the context, HTTP 400 ``max_tokens must be at least 1, got -N.``; when they fit but the audio the
+  encoder expands them with does not, HTTP 200 and one SSE ``{"error": …}`` event ("The decoder prompt
+  (length N) is longer than the maximum model length of M. …") followed by ``data: [DONE]``.
 
 Simplifications: one token per text character in a spoken answer and per two characters in a written one;
 prompt tokens estimated from the rendered prompt (:func:`prompt_lengths`), not counted by the real

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 
-PROJECT_URL = "https://github.com/xiangyin-assistant/xiangyin"
-"""Where the project's makers can be reached; keep it true, services use it to contact us."""
+PROJECT_URL = "https://github.com/xiangyin/xiangyin"
+"""Where the project's makers can be reached (also the systemd unit's Documentation=); services use it to contact us."""
 USER_AGENT = f"Xiangyin/{__version__} ({PROJECT_URL}) home voice assistant"
 """Names the client and how to reach its makers: Wikimedia throttles or refuses (HTTP 403) agents without
 contact information (its User-Agent policy), and other services treat anonymous agents as bots. It must

@@ -53,15 +53,22 @@ class RepeatLimit(logging.Filter):
 
     A flood (a peer sending junk thousands of times a second, a broker flapping) once wrote the same error
     558,721 times in 80 s. A place is the logging call (logger, level, file and line); for the event trace,
-    which is one call for every event, the event's name. The first record let through after a suppressed
-    stretch says how many were left out.
+    which is one call for every event, the event's name, with a budget of ``event_burst`` (a long answer is
+    hundreds of reply-text events). The first record let through after a suppressed stretch says how many
+    were left out.
     """
 
     def __init__(
-        self, *, burst: int = 20, window_seconds: float = 10.0, now: Callable[[], float] = time.monotonic
+        self,
+        *,
+        burst: int = 20,
+        event_burst: int = 400,
+        window_seconds: float = 10.0,
+        now: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
         self._burst = burst
+        self._event_burst = event_burst
         self._window = window_seconds
         self._now = now
         self._places: dict[tuple[object, ...], list[float]] = {}
@@ -84,7 +91,8 @@ class RepeatLimit(logging.Filter):
                     f"{record.msg} [{suppressed} more like this in the last {self._window:g} s were not logged]"
                 )
             return True
-        if state[1] < self._burst:
+        # The event trace follows the conversation: one answer alone is dozens of reply-text events.
+        if state[1] < (self._event_burst if len(place) > 4 else self._burst):
             state[1] += 1
             return True
         state[2] += 1

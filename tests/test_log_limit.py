@@ -58,7 +58,7 @@ def test_the_event_trace_is_limited_per_event_name() -> None:
     from assistant.events import MuteChanged, VolumeChanged
 
     clock = _Clock()
-    limit = RepeatLimit(burst=3, window_seconds=10, now=clock)
+    limit = RepeatLimit(burst=1, event_burst=3, window_seconds=10, now=clock)
     events = logging.getLogger("assistant.events")
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

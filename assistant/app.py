@@ -30,6 +30,7 @@ from .ports import (
     ToolRunner,
     Voice,
     WakeDetector,
+    WakeWordEnroller,
 )
 from .sdnotify import Notifier
 from .state import StateTracker
@@ -70,6 +71,10 @@ class Adapters:
     detectors_on: Worker | None = None
     """Where the wake and stop detectors run: a thread of their own for real models; None runs them on the
     event loop, for fakes that take no time."""
+    enroller: WakeWordEnroller | None = None
+    """Enrols wake words from the microphone when Home Assistant asks; None where enrolment is not offered."""
+    listening_enrolled: tuple[str, ...] = ()
+    """Enrolled words the wake detector listens for."""
 
 
 AdapterFactory = Callable[[Settings, Bus, Clock, contextlib.AsyncExitStack], Coroutine[Any, Any, Adapters]]
@@ -124,12 +129,15 @@ class App:
             stop_word=adapters.stop_word,
             deps=deps,
             detectors_on=adapters.detectors_on,
+            enroller=adapters.enroller,
             options=SupervisorOptions(
                 follow_up_seconds=conversation.follow_up_seconds,
                 forget_after_seconds=conversation.forget_after_seconds,
                 suppress_wake_during_playback=settings.wake.suppress_during_playback,
                 initial_volume=settings.audio.volume,
                 wake_words=tuple(word.name for word in settings.wake.words),
+                dialect=settings.persona.dialect,
+                listening_enrolled=adapters.listening_enrolled,
             ),
         )
         notifier = Notifier()
@@ -199,7 +207,8 @@ async def build_adapters(
     """Build every real adapter from the settings; edges that fail are reported and left out, never fatal."""
     from hardware import FileSink, FileSource, build_ducker, build_echo_canceller, build_microphone, build_speaker
 
-    from .listen import build_prosody, build_stop_detector, build_vad, build_wake_detector
+    from .listen import build_prosody, build_stop_detector, build_vad
+    from .listen.enroller import StoreEnroller
 
     services: list[Service] = []
     audio = settings.audio
@@ -228,10 +237,15 @@ async def build_adapters(
     # Wake-word models take milliseconds per chunk, much more when the CPU is starved: never on the loop.
     detectors = SerialWorker("wake-word")
     stack.callback(detectors.close)
+    # The wake words enrolled from Home Assistant are swapped in through the same enroller, so it builds all.
+    enroller = StoreEnroller(settings.wake, monitor=monitor)
+    wake, listening = enroller.detector()
     return Adapters(
         source=source,
         sink=sink,
-        wake=build_wake_detector(settings.wake, monitor=monitor),
+        wake=wake,
+        enroller=enroller,
+        listening_enrolled=listening,
         stop_word=build_stop_detector(settings.wake),
         vad=build_vad(),
         prosody=build_prosody(),

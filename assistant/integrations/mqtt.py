@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
+import json
 import logging
 import socket
 from collections.abc import Callable, Sequence
@@ -23,6 +24,8 @@ from ..config import MqttSettings
 from ..events import (
     AssistantStateChanged,
     ConnectionChanged,
+    EnrolledWordsChanged,
+    EnrolmentProgress,
     MuteChanged,
     ReplyText,
     SettingChanged,
@@ -34,7 +37,7 @@ from ..events import (
 from ..ports import MessagePublisher
 from ..tasks import backoff
 from . import discovery
-from .commands import CommandError, parse_command
+from .commands import CommandError, EnrolName, parse_command
 from .discovery import OFF, OFFLINE, ON, ONLINE, DeviceInfo, Topics
 from .outbox import Outbox, Outgoing
 
@@ -60,6 +63,8 @@ _FACTS = (
     MuteChanged,
     VolumeChanged,
     SettingChanged,
+    EnrolmentProgress,
+    EnrolledWordsChanged,
 )
 
 
@@ -105,6 +110,10 @@ class MqttBridge:
         self._set_state("state", "idle")
         self._set_state("listening", OFF)
         self._set_state("mute", ON if muted else OFF)
+        self._enrol_name = ""
+        """The name in "Wake word to enrol"; cleared at start, so Home Assistant shows what the box will use."""
+        self._set_state("enrol_name", "")
+        self._set_state("enrolment", "idle")
         if wake_word is not None:
             self._set_state("wake_word", wake_word)
         if dialect is not None:
@@ -157,6 +166,14 @@ class MqttBridge:
                 self._set_state("volume", discovery.volume_percent(level))
             case SettingChanged(key=key, value=value):
                 self._set_state(key, value)
+            case EnrolmentProgress(name=name, stage=stage, message=message, take=take, takes=takes):
+                attributes = {"name": name, "stage": stage, "take": take, "takes": takes, "message": message}
+                self._set_state("enrolment", discovery.cut_state(message))
+                self._set_retained(self.topics.attributes("enrolment"), json.dumps(attributes, ensure_ascii=False))
+            case EnrolledWordsChanged(words=words, listening=listening):
+                attributes = {"words": list(words), "listening": list(listening)}
+                self._set_state("enrolled_words", discovery.cut_state(", ".join(words) or "none"))
+                self._set_retained(self.topics.attributes("enrolled_words"), json.dumps(attributes, ensure_ascii=False))
 
     async def _follow_bus(self) -> None:
         async for envelope in self._facts:
@@ -175,7 +192,7 @@ class MqttBridge:
             _LOGGER.warning("ignoring a retained MQTT command on %s; clear it with an empty retained message", topic)
             return
         try:
-            event = parse_command(self.topics, topic, payload, self._info.wake_words)
+            event = parse_command(self.topics, topic, payload, self._info.wake_words, enrol_name=self._enrol_name)
         except CommandError as err:
             _LOGGER.warning("ignoring MQTT command on %s: %s", topic, err)
             return
@@ -184,6 +201,10 @@ class MqttBridge:
             _LOGGER.exception("ignoring an MQTT command on %s that could not be read", topic)
             return
         _LOGGER.info("MQTT command on %s: %s", topic, type(event).__name__)
+        if isinstance(event, EnrolName):
+            self._enrol_name = event.name
+            self._set_state("enrol_name", event.name)
+            return
         self._bus.publish(event)
 
     # --- connection -----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ __all__ = [
     "build_vad",
     "build_wake_detector",
     "build_wake_engine",
+    "listened_words",
 ]
 
 
@@ -58,15 +59,28 @@ def load_enrolled(settings: WakeSettings, name: str) -> Any:
         raise ConfigError(f"wake.words: enrolled: {name}: {err}; enrol it with: xiangyin wake enroll {name}") from err
 
 
+def listened_words(settings: WakeSettings, enrolled: Sequence[str]) -> tuple[WakeWordModel, ...]:
+    """``wake.words``, plus each ``enrolled`` name that neither words nor stop_words names (listen_enrolled)."""
+    if not settings.listen_enrolled or settings.engine != "openwakeword":
+        return settings.words
+    named = {word.enrolled for word in (*settings.words, *settings.stop_words)}
+    return (*settings.words, *(WakeWordModel(enrolled=name) for name in enrolled if name not in named))
+
+
 def build_wake_detector(
-    settings: WakeSettings, *, monitor: OutputMonitor | None = None, now: Callable[[], float] = time.monotonic
+    settings: WakeSettings,
+    *,
+    monitor: OutputMonitor | None = None,
+    now: Callable[[], float] = time.monotonic,
+    words: Sequence[WakeWordModel] | None = None,
 ) -> WakeDetector:
-    """Load every configured wake word; with the speaker's ``monitor``, guard against self-wakes.
+    """Load ``words`` (default: the configured wake words); with the speaker's ``monitor``, guard against self-wakes.
 
     ``now`` times the refractory periods; benchmarks that feed audio faster than real time pass its clock.
     """
-    engine = build_wake_engine(settings, settings.words)
-    detector: WakeDetector = WakeWordDetector(engine, rules_for(engine, settings.words), now=now)
+    words = settings.words if words is None else words
+    engine = build_wake_engine(settings, words)
+    detector: WakeDetector = WakeWordDetector(engine, rules_for(engine, words), now=now)
     if monitor is not None and settings.echo_threshold > 0.0:
         detector = EchoGuard(
             detector, monitor, threshold=settings.echo_threshold, tail_seconds=settings.echo_tail_seconds

@@ -336,7 +336,6 @@ async def test_the_assistant_does_not_wake_itself_when_its_reply_says_the_wake_w
 
 
 def sink_input_volumes(pulse: PulseServer) -> dict[str, int]:
-
     listing = json.loads(pulse.pactl("--format=json", "list", "sink-inputs").stdout)
     return {item["properties"]["application.name"]: next(iter(item["volume"].values()))["value"] for item in listing}
 

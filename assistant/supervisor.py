@@ -233,7 +233,7 @@ class Supervisor:
                     self._bus.publish(VolumeChanged(level=level))
 
     def _apply_setting(self, key: str, value: str, source: str) -> None:
-        allowed = self._options.wake_words if key == "wake_word" else self._options.dialects
+        allowed = self._selectable_wake_words() if key == "wake_word" else self._options.dialects
         if value not in allowed:
             _LOGGER.warning("%s asked for %s=%r; expected one of %s", source, key, value, ", ".join(allowed))
             return
@@ -246,6 +246,11 @@ class Supervisor:
             self._deps.model.set_dialect(value)
             self._deps.voice.set_dialect(value)
             self._bus.publish(SettingChanged(key="dialect", value=value))
+
+    def _selectable_wake_words(self) -> tuple[str, ...]:
+        """The configured words, then the enrolled ones listened for beside them."""
+        configured = self._options.wake_words
+        return (*configured, *(name for name in self._listening_enrolled if name not in configured))
 
     async def _set_muted(self, muted: bool) -> None:
         if muted == self._muted:
@@ -499,6 +504,11 @@ class Supervisor:
         # The router reads self._wake for every chunk, so the next chunk goes to the new detector.
         self._wake = detector
         self._listening_enrolled = listening
+        if self._active_wake_word is not None and self._active_wake_word not in self._selectable_wake_words():
+            # The word chosen to wake the box is gone: every word wakes it again, as after a start.
+            self._active_wake_word = None
+            if self._options.wake_words:
+                self._bus.publish(SettingChanged(key="wake_word", value=self._options.wake_words[0]))
         await self._report_words()
         if name in listening:
             return "listening for it now"

@@ -38,6 +38,7 @@ DATA = Path(__file__).parent / "data" / "enroll"
 WORD = "小乡小乡"
 BASE = "xiangyin/test_box"
 CHUNK_SECONDS = 0.08
+SELECT = "homeassistant/select/test_box/wake_word/config"
 
 
 def chunks_of(path: Path) -> list[AudioChunk]:
@@ -141,7 +142,7 @@ class Box:
             wake=wake,
             deps=deps,
             enroller=self.enroller,
-            options=SupervisorOptions(follow_up_seconds=0, listening_enrolled=listening),
+            options=SupervisorOptions(follow_up_seconds=0, wake_words=("hey_jarvis",), listening_enrolled=listening),
         )
 
     async def user_says_after_each_beep(self, takes: Sequence[Sequence[AudioChunk]]) -> None:
@@ -156,6 +157,7 @@ async def running(broker: Mosquitto, words: Path) -> AsyncIterator[tuple[Box, Ho
     tasks = [asyncio.create_task(box.bridge.run()), asyncio.create_task(box.supervisor.run())]
     async with aiomqtt.Client(broker.host, broker.port, identifier="test-ha") as client:
         await client.subscribe(f"{BASE}/#", qos=1)
+        await client.subscribe(SELECT, qos=1)
         ha = HomeAssistant(client)
         listening = asyncio.create_task(ha.listen())
         try:
@@ -196,14 +198,19 @@ async def test_a_word_enrolled_from_home_assistant_is_listed_and_heard(broker: M
         assert progress[-1].endswith("; listening for it now")
         assert ha.last("enrolled_words") == WORD
         assert json.loads(ha.last("enrolled_words", "attributes") or "") == {"words": [WORD], "listening": [WORD]}
+        await eventually(lambda: json.loads(ha.seen[SELECT][-1])["options"] == ["hey_jarvis", WORD])
 
         box.mic.say(chunks_of(DATA / "test_quiet_3.wav"))
         await eventually(lambda: ha.last("wake"), timeout=30)
         assert json.loads(ha.last("wake") or "")["wake_word"] == WORD
 
+        await ha.client.publish(f"{BASE}/wake_word/set", WORD, qos=1)  # the select now offers it
+        await eventually(lambda: ha.last("wake_word") == WORD)
         await ha.press("unenrol")
         await eventually(lambda: ha.last("enrolled_words") == "none")
         assert ha.progress()[-1] == f"removed {WORD}; no longer listened for"
+        await eventually(lambda: ha.last("wake_word") == "hey_jarvis")  # every word wakes the box again
+        await eventually(lambda: json.loads(ha.seen[SELECT][-1])["options"] == ["hey_jarvis"])
     assert not (tmp_path / "words" / WORD).exists()
 
 

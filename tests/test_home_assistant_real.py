@@ -123,6 +123,8 @@ async def test_a_wake_word_is_enrolled_from_home_assistants_entities(setup: Setu
     await eventually(lambda: ha.state("sensor.ci_box_enrolled_words") == "小乡小乡")
     words = ha.request("GET", "/api/states/sensor.ci_box_enrolled_words")["attributes"]
     assert words["words"] == ["小乡小乡"]
+    select = lambda: ha.request("GET", "/api/states/select.ci_box_wake_word")["attributes"]["options"]  # noqa: E731
+    await eventually(lambda: "小乡小乡" in select())  # rediscovered: the select offers the enrolled word
     progress = ha.request("GET", "/api/states/sensor.ci_box_enrolment")["attributes"]
     assert (progress["stage"], progress["take"], progress["takes"]) == ("recording", 2, 0)
     ha.request("POST", "/api/services/button/press", {"entity_id": "button.ci_box_unenrol"})

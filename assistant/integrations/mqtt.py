@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import hashlib
 import json
 import logging
@@ -93,6 +94,7 @@ class MqttBridge:
         self._bus = bus
         self.topics = Topics.from_settings(settings)
         self._info = DeviceInfo(name=settings.device_name, version=version, wake_words=tuple(wake_words))
+        self._configured_wake_words = tuple(wake_words)
         self._outbox = Outbox(settings.queue_limit)
         self._retained: dict[str, str] = {}
         """Last value of every retained state topic, re-sent after a reconnect."""
@@ -171,9 +173,20 @@ class MqttBridge:
                 self._set_state("enrolment", discovery.cut_state(message))
                 self._set_retained(self.topics.attributes("enrolment"), json.dumps(attributes, ensure_ascii=False))
             case EnrolledWordsChanged(words=words, listening=listening):
+                self._offer_wake_words(listening)
                 attributes = {"words": list(words), "listening": list(listening)}
                 self._set_state("enrolled_words", discovery.cut_state(", ".join(words) or "none"))
                 self._set_retained(self.topics.attributes("enrolled_words"), json.dumps(attributes, ensure_ascii=False))
+
+    def _offer_wake_words(self, enrolled: Sequence[str]) -> None:
+        """Let the wake-word select offer the enrolled words listened for, too; rediscover when that changed."""
+        configured = self._configured_wake_words
+        options = (*configured, *(name for name in enrolled if name not in configured))
+        if options == tuple(self._info.wake_words):
+            return
+        self._info = dataclasses.replace(self._info, wake_words=options)
+        if self.connected:
+            self._announce()
 
     async def _follow_bus(self) -> None:
         async for envelope in self._facts:

@@ -15,7 +15,7 @@ from . import __version__
 from .bus import Bus
 from .config import Settings
 from .endpointing import PauseMemory
-from .errors import ModelError
+from .errors import ConfigError, ModelError
 from .events import ConnectionChanged, DaemonStarted, ShutdownRequested, TurnEnded
 from .logs import log_event
 from .model.unavailable import LoadingModel, UnavailableModel
@@ -77,6 +77,10 @@ class Adapters:
     """Enrolled words the wake detector listens for."""
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+"""Signals that stop the daemon cleanly, unsaid announcements kept. SIGHUP is one of them rather than a
+reload: under systemd (``Restart=always``) a clean stop is a restart on the new config, validated at start."""
+
 AdapterFactory = Callable[[Settings, Bus, Clock, contextlib.AsyncExitStack], Coroutine[Any, Any, Adapters]]
 """Builds the adapters; registers their clean-up on the exit stack."""
 
@@ -98,7 +102,7 @@ class App:
         self.bus.publish(ShutdownRequested(reason=reason))
 
     async def run(self) -> None:
-        """Build the adapters, serve, and shut down cleanly on SIGTERM/SIGINT."""
+        """Build the adapters, serve, and shut down cleanly on SIGTERM, SIGINT or SIGHUP."""
         async with contextlib.AsyncExitStack() as stack:
             adapters = await self._build(self._settings, self.bus, self.clock, stack)
             await self._serve(adapters)
@@ -142,7 +146,7 @@ class App:
         )
         notifier = Notifier()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, self.request_shutdown, signal.Signals(signum).name)
         try:
             async with asyncio.TaskGroup() as group:
@@ -163,7 +167,7 @@ class App:
                 for task in edges:
                     task.cancel()
         finally:
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in STOP_SIGNALS:
                 loop.remove_signal_handler(signum)
 
     @staticmethod
@@ -208,25 +212,25 @@ async def build_adapters(
     from hardware import FileSink, FileSource, build_ducker, build_echo_canceller, build_microphone, build_speaker
 
     from .listen import build_prosody, build_stop_detector, build_vad
+    from .listen.echo import OutputMonitor
     from .listen.enroller import StoreEnroller
 
     services: list[Service] = []
     audio = settings.audio
+    source: AudioSource
+    if input_wav is not None:  # first: a bad file stops the start before anything is written
+        source = FileSource(input_wav, chunk_ms=audio.chunk_ms, realtime=True, clock=clock)
     echo = build_echo_canceller(audio) if input_wav is None and output_wav is None else None
-    sink: AudioSink
+    sink: AudioSink | None = None
     if output_wav is not None:
-        file_sink = FileSink(output_wav)
-        stack.callback(file_sink.close)
-        sink, monitor = file_sink, file_sink.monitor
+        # The file is made last, once everything that may refuse to start has started.
+        monitor = OutputMonitor()
     else:
         speaker = build_speaker(audio, bus, echo=echo)
         sink, monitor = speaker, speaker.monitor
         if (ducker := build_ducker(audio)) is not None:
             services.append(lambda: ducker.run(bus))
-    source: AudioSource
-    if input_wav is not None:
-        source = FileSource(input_wav, chunk_ms=audio.chunk_ms, realtime=True, clock=clock)
-    else:
+    if input_wav is None:
         source = build_microphone(audio, bus, echo=echo)
 
     voice = await _build_voice(settings, stack)
@@ -239,16 +243,26 @@ async def build_adapters(
     stack.callback(detectors.close)
     # The wake words enrolled from Home Assistant are swapped in through the same enroller, so it builds all.
     enroller = StoreEnroller(settings.wake, monitor=monitor)
-    wake, listening = enroller.detector()
+    (wake, listening), stop_word, vad, prosody = (
+        enroller.detector(),
+        build_stop_detector(settings.wake),
+        build_vad(),
+        build_prosody(),
+    )
+    if sink is None:
+        assert output_wav is not None
+        file_sink = FileSink(output_wav, monitor=monitor)
+        stack.callback(file_sink.close)
+        sink = file_sink
     return Adapters(
         source=source,
         sink=sink,
         wake=wake,
         enroller=enroller,
         listening_enrolled=listening,
-        stop_word=build_stop_detector(settings.wake),
-        vad=build_vad(),
-        prosody=build_prosody(),
+        stop_word=stop_word,
+        vad=vad,
+        prosody=prosody,
         model=model,
         voice=voice,
         tools=tools,
@@ -330,7 +344,10 @@ async def _build_voice(settings: Settings, stack: contextlib.AsyncExitStack) -> 
         voice = build_voice(voice_settings, settings.persona, model_dir)
     except VoiceUnavailable as err:
         _LOGGER.warning("%s; answers are spoken through the TTS", err)
-        voice = build_voice(settings.voice.model_copy(update={"mode": "tts"}), settings.persona, None)
+        try:
+            voice = build_voice(settings.voice.model_copy(update={"mode": "tts"}), settings.persona, None)
+        except VoiceUnavailable as tts_err:
+            raise ConfigError(f"voice.tts: {tts_err}") from tts_err
     stack.callback(voice.close)
     try:
         await voice.prepare()

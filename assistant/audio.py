@@ -121,6 +121,10 @@ def tone(frequency_hz: float, seconds: float, *, rate_hz: int = 24_000, level: f
     return AudioChunk(_pcm(values), rate_hz)
 
 
+_STREAMED_DATA_BYTES = 0x7FFF_0000
+"""Data lengths this large are a streaming writer's placeholder, not a promise."""
+
+
 def read_wav(path: Path) -> AudioChunk:
     """Read a mono 16-bit WAV file."""
     try:
@@ -130,9 +134,20 @@ def read_wav(path: Path) -> AudioChunk:
                     f"{path}: need mono 16-bit PCM, got {wav.getnchannels()} channel(s) of "
                     f"{8 * wav.getsampwidth()}-bit samples"
                 )
-            return AudioChunk(wav.readframes(wav.getnframes()), wav.getframerate())
+            frames = wav.getnframes()
+            pcm = wav.readframes(frames)
     except (wave.Error, EOFError) as err:
-        raise AudioFormatError(f"{path}: not a readable WAV file ({err})") from err
+        detail = str(err) or "it ends before its header does"
+        raise AudioFormatError(f"{path}: not a readable WAV file ({detail})") from err
+    except OSError as err:
+        raise AudioFormatError(f"{path}: cannot be read: {err.strerror or err}") from err
+    # A header whose length is 0 or the 4 GiB placeholder was written by a stream that could not seek back;
+    # any other length longer than the data means the file was cut short.
+    if len(pcm) < frames * SAMPLE_WIDTH_BYTES and 0 < frames * SAMPLE_WIDTH_BYTES < _STREAMED_DATA_BYTES:
+        raise AudioFormatError(
+            f"{path}: truncated: the header promises {frames} samples, the file holds {len(pcm) // 2}"
+        )
+    return AudioChunk(pcm, wav.getframerate())
 
 
 def write_wav(path: Path, audio: AudioChunk) -> None:

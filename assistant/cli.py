@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .audio import AudioFormatError
 from .config import Settings, load_config
 from .errors import ConfigError
+from .instance import AlreadyRunning, single_instance
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -48,16 +50,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def data_directory(settings: Settings) -> Path:
+    """The directory of the reminder store: what two daemons must never share."""
+    return Path(settings.scheduler.database).expanduser().parent
+
+
 def _load(path: Path | None) -> Settings:
     return load_config(path or default_config_path())
 
 
 def _check(args: argparse.Namespace) -> int:
+    from .preflight import check_resources
     from .skills import check_skills
 
     path = args.config or default_config_path()
     settings = load_config(path)
-    problems = check_skills(settings.skills)
+    problems = check_skills(settings.skills) + check_resources(settings)
     if problems:
         raise ConfigError("\n".join(f"{path}: {problem}" for problem in problems))
     words = ", ".join(w.name for w in settings.wake.words)
@@ -68,8 +76,25 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+class _BadArgument(Exception):
+    """A command-line argument that cannot work; said in one line, exit 2."""
+
+
+def _check_output(path: Path) -> None:
+    """Refuse an output path that could never be written, before anything starts."""
+    if path.is_dir():
+        raise _BadArgument(f"--output {path}: is a directory; give a file name")
+    folder = path.parent
+    if not folder.is_dir():
+        raise _BadArgument(f"--output {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise _BadArgument(f"--output {path}: not writable")
+
+
 def _run(args: argparse.Namespace) -> int:
     settings = _load(args.config)
+    if args.output is not None:
+        _check_output(args.output)
     from .app import App, build_adapters
     from .logs import configure_logging, secret_values
     from .tasks import DaemonThreadExecutor
@@ -84,7 +109,8 @@ def _run(args: argparse.Namespace) -> int:
         asyncio.get_running_loop().set_default_executor(DaemonThreadExecutor())
         await app.run()
 
-    asyncio.run(serve())
+    with single_instance(data_directory(settings)):
+        asyncio.run(serve())
     return 0
 
 
@@ -118,6 +144,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handlers[args.command](args)
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (AlreadyRunning, _BadArgument) as err:
+        print(f"xiangyin: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    except AudioFormatError as err:  # --input, or an enrolment take
+        print(f"xiangyin: {err}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130

@@ -11,6 +11,7 @@ import difflib
 import ipaddress
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -130,6 +131,18 @@ class WakeSettings(_Model):
     or above, so the assistant does not wake itself; 1.0 ignores them all then, 0.0 turns the guard off."""
     echo_tail_seconds: Annotated[float, Field(ge=0.0, le=5.0)] = 0.5
     """Seconds after the speaker goes quiet during which the echo guard stays on (room reverb, buffers)."""
+
+    @model_validator(mode="after")
+    def _each_word_once(self) -> WakeSettings:
+        # Two entries of one word would load its model twice and report every detection twice.
+        seen: dict[str, str] = {}
+        for key, words in (("words", self.words), ("stop_words", self.stop_words)):
+            for i, word in enumerate(words):
+                where = f"{key}[{i}]"
+                if word.name in seen:
+                    raise ValueError(f"{where}: {word.name!r} is already listed as {seen[word.name]}")
+                seen[word.name] = where
+        return self
 
 
 # --- end of speech ------------------------------------------------------------------------------
@@ -477,7 +490,7 @@ class HomeAssistantSettings(_Model):
 
     @model_validator(mode="after")
     def _token_when_enabled(self) -> HomeAssistantSettings:
-        if self.enabled and self.token is None:
+        if self.enabled and (self.token is None or not self.token.get_secret_value().strip()):
             raise ValueError("home_assistant.enabled needs a token: token: ${HA_TOKEN} or token_file: PATH")
         return self
 
@@ -602,6 +615,8 @@ class Settings(_Model):
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _FILE_SUFFIX = "_file"
 _MAX_DEPTH = 32
+MAX_CONFIG_BYTES = 1024 * 1024
+"""Largest config file read, in bytes: a real one is a few KiB."""
 """Deepest nesting of mappings and lists accepted; the settings tree itself is five levels deep."""
 _MAX_NODES = 100_000
 """Most values in one file once aliases are expanded (a "billion laughs" file would expand forever)."""
@@ -739,10 +754,7 @@ def parse_config(data: Any, source: Path, env: dict[str, str] | None = None) -> 
 
 def load_config(path: Path, env: dict[str, str] | None = None) -> Settings:
     """Read, expand and validate a config file; raise ConfigError naming file and key."""
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read config: {err.strerror}") from err
+    raw = _read_bounded(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -768,6 +780,28 @@ def load_config(path: Path, env: dict[str, str] | None = None) -> Settings:
         if loader is not None:
             loader.dispose()
     return parse_config(data, path, env)
+
+
+def _read_bounded(path: Path) -> bytes:
+    """The file's bytes, refusing what is not a regular file (a FIFO would hang, /dev/zero never ends) or too big."""
+    try:
+        # O_NONBLOCK: opening a FIFO would otherwise wait for a writer. The type is checked on the opened file,
+        # so a path swapped after a stat cannot slip past.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config: {err.strerror}") from err
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise ConfigError(f"{path}: not a regular file; give the path of a YAML config file")
+        with os.fdopen(descriptor, "rb", closefd=False) as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config: {err.strerror}") from err
+    finally:
+        os.close(descriptor)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB; is this the config file?")
+    return raw
 
 
 def _check_nodes(root: yaml.Node, source: Path) -> None:

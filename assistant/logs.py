@@ -6,7 +6,8 @@ import dataclasses
 import json
 import logging
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pydantic import BaseModel, SecretStr
@@ -47,6 +48,53 @@ class _RedactSecrets(logging.Filter):
         return True
 
 
+class RepeatLimit(logging.Filter):
+    """Lets at most ``burst`` records from one place through per ``window_seconds``; counts the rest.
+
+    A flood (a peer sending junk thousands of times a second, a broker flapping) once wrote the same error
+    558,721 times in 80 s. A place is the logging call (logger, level, file and line); for the event trace,
+    which is one call for every event, the event's name. The first record let through after a suppressed
+    stretch says how many were left out.
+    """
+
+    def __init__(
+        self, *, burst: int = 20, window_seconds: float = 10.0, now: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self._burst = burst
+        self._window = window_seconds
+        self._now = now
+        self._places: dict[tuple[object, ...], list[float]] = {}
+        """Place → [window start in seconds, records let through in it, records suppressed]."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """True to let the record through; a suppressed stretch is reported on the next one let through."""
+        place: tuple[object, ...] = (record.name, record.levelno, record.pathname, record.lineno)
+        if record.name == _LOGGER.name and isinstance(record.args, tuple) and record.args:
+            place += (record.args[0],)
+        now = self._now()
+        state = self._places.get(place)
+        if state is None or now - state[0] >= self._window:
+            suppressed = int(state[2]) if state is not None else 0
+            if len(self._places) > _MAX_PLACES:
+                self._places.clear()  # a bound on memory: places are call sites, so this hardly ever runs
+            self._places[place] = [now, 1.0, 0.0]
+            if suppressed:
+                record.msg = (
+                    f"{record.msg} [{suppressed} more like this in the last {self._window:g} s were not logged]"
+                )
+            return True
+        if state[1] < self._burst:
+            state[1] += 1
+            return True
+        state[2] += 1
+        return False
+
+
+_MAX_PLACES = 10_000
+"""Places a :class:`RepeatLimit` remembers at most."""
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
@@ -66,6 +114,7 @@ def configure_logging(settings: LoggingSettings, secrets: Iterable[str] = ()) ->
         handler.setFormatter(_JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RepeatLimit())
     handler.addFilter(_RedactSecrets(secrets))
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -122,6 +122,10 @@ class Supervisor:
         self._announcements: collections.deque[AnnounceRequested] = collections.deque()
         self._announcing: dict[str, AnnounceRequested] = {}
         """Turn id → the announcement that turn says."""
+        self._stopped: set[str] = set()
+        """Turns ended by a stop request: an announcement among them waits for the next turn to end."""
+        self._hold_announcements = False
+        """A stop silenced an announcement: keep the queue until another turn has run."""
         self._muted = False
         self._speaking = False
         self._closing = False
@@ -204,8 +208,11 @@ class Supervisor:
                     return
                 case StopRequested(source=source):
                     _LOGGER.info("stop requested by %s", source)
-                    if await self._stop_enrolment():
-                        self._next_announcement()
+                    if self._request is not None:
+                        self._stopped.add(self._request.turn_id)
+                    if await self._stop_enrolment() and self._announcements:
+                        # A stop silences the box now: what waited for the enrolment waits for the next turn.
+                        self._hold_announcements = True
                     await self._interrupt()
                 case ListenRequested(source=source):
                     await self._start("button" if source == "button" else "api", self._new_id())
@@ -219,6 +226,7 @@ class Supervisor:
                     self._apply_setting(key, value, source)
                 case AnnounceRequested() as announcement:
                     self._announcements.append(announcement)
+                    self._hold_announcements = False  # something new to say: what a stop held goes first
                     if not self.busy:
                         self._next_announcement()
                 case EnrolRequested(name=name):
@@ -364,6 +372,8 @@ class Supervisor:
         await cancel_and_wait(task)
 
     def _launch(self, request: TurnRequest) -> None:
+        if request.announce is None:
+            self._hold_announcements = False  # what a stop held back is said once this turn ends
         turn = Turn(self._deps, request)
         self._turn, self._request = turn, request
         # TurnStarted goes out now, so a turn cancelled before it ever ran still closes its books.
@@ -373,17 +383,21 @@ class Supervisor:
 
     def _on_turn_done(self, turn: Turn, request: TurnRequest, task: asyncio.Task[object]) -> None:
         announcement = self._announcing.pop(request.turn_id, None)
+        stopped = request.turn_id in self._stopped
+        self._stopped.discard(request.turn_id)
         never_ran = turn.outcome is None
         if never_ran:
             turn.abandon()
         if announcement is not None:
-            if never_ran or (self._closing and turn.outcome != "completed"):
-                # Not said (cancelled before its first step), or cut short by the shutdown: said again,
-                # whole, later or after the next start.
+            if never_ran or turn.outcome == "interrupted":
+                # Not said (cancelled before its first step), or cut short by a question, a repeat, a wake
+                # word, a stop or the shutdown: said again, whole, after what interrupted it (or after the next
+                # start). A stop silences the box now; the announcement then waits for the next turn.
                 self._announcements.appendleft(announcement)
-            elif announcement.reminder_id is not None and turn.outcome != "error":
-                # Played, or cut short by the user. One the speaker could not play stays due in the store
-                # and is said after the next start (queued again now, a missing speaker would loop).
+                self._hold_announcements = self._hold_announcements or (stopped and not self._closing)
+            elif announcement.reminder_id is not None and turn.outcome == "completed":
+                # Heard whole. One the speaker could not play stays due in the store and is said after the
+                # next start (queued again now, a missing speaker would loop).
                 self._bus.publish(ReminderSpoken(reminder_id=announcement.reminder_id))
         if task is not self._task:
             return
@@ -414,7 +428,13 @@ class Supervisor:
         self._next_announcement()
 
     def _next_announcement(self) -> None:
-        if self._announcements and not self._closing and self._enrolment is None and not self.busy:
+        if (
+            self._announcements
+            and not self._closing
+            and not self._hold_announcements
+            and self._enrolment is None
+            and not self.busy
+        ):
             announcement = self._announcements.popleft()
             request = TurnRequest(self._new_id(), "announce", self._options.conversation_id, announce=announcement.text)
             self._announcing[request.turn_id] = announcement

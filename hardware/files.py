@@ -7,7 +7,7 @@ import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from assistant.audio import MIC_RATE_HZ, AudioChunk, read_wav, silence, split
+from assistant.audio import MIC_RATE_HZ, AudioChunk, AudioFormatError, read_wav, silence, split
 from assistant.listen.echo import OutputMonitor
 from assistant.ports import Clock
 from assistant.tasks import MonotonicClock
@@ -15,6 +15,12 @@ from assistant.tasks import MonotonicClock
 from .resample import RateFollower, Resampler
 
 _LOGGER = logging.getLogger(__name__)
+
+
+MIN_INPUT_RATE_HZ = 8000
+"""Lowest sample rate, in Hz, of a WAV file heard as the microphone."""
+MAX_INPUT_RATE_HZ = 192_000
+"""Highest sample rate, in Hz, of a WAV file heard as the microphone (a damaged header may claim GHz)."""
 
 
 class FileSource:
@@ -35,6 +41,11 @@ class FileSource:
         clock: Clock | None = None,
     ) -> None:
         audio = read_wav(path)  # raises AudioFormatError with the path on a bad file
+        if not MIN_INPUT_RATE_HZ <= audio.rate_hz <= MAX_INPUT_RATE_HZ:
+            raise AudioFormatError(
+                f"{path}: a sample rate of {audio.rate_hz} Hz is not a recording "
+                f"({MIN_INPUT_RATE_HZ}-{MAX_INPUT_RATE_HZ} Hz)"
+            )
         if audio.rate_hz != MIC_RATE_HZ:
             resampler = Resampler(audio.rate_hz, MIC_RATE_HZ)
             audio = AudioChunk(resampler.process(audio.pcm, last=True), MIC_RATE_HZ)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from assistant.config import Settings, load_config, parse_config
+from assistant.config import MAX_CONFIG_BYTES, Settings, load_config, parse_config
 from assistant.errors import ConfigError
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config.yaml"
@@ -138,3 +139,18 @@ def test_settings_that_could_never_work_are_refused_before_start(data: Any, mess
     with pytest.raises(ConfigError) as caught:
         parse_config(data, Path("c.yaml"), env={})
     assert message in str(caught.value)
+
+
+def test_a_config_path_that_is_not_a_regular_file_is_refused_without_reading_it(tmp_path: Path) -> None:
+    fifo = tmp_path / "config.fifo"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    for path in (fifo, Path("/dev/zero"), tmp_path):
+        with pytest.raises(ConfigError, match="not a regular file"):
+            load_config(path, env={})
+
+
+def test_a_config_file_far_larger_than_any_config_is_refused(tmp_path: Path) -> None:
+    huge = tmp_path / "config.yaml"
+    huge.write_bytes(b"# " + b"x" * MAX_CONFIG_BYTES + b"\n")
+    with pytest.raises(ConfigError, match="larger than 1024 KiB"):
+        load_config(huge, env={})

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from ..audio import MIC_RATE_HZ, AudioChunk
 from ..config import WakeSettings, WakeWordModel
@@ -40,6 +40,16 @@ def build_wake_engine(settings: WakeSettings, words: Sequence[WakeWordModel]) ->
     return engine
 
 
+def _engine_for(
+    settings: WakeSettings, key: Literal["words", "stop_words"], words: Sequence[WakeWordModel] | None = None
+) -> WakeEngine:
+    """The engine for one list of words (default: the configured list); a ConfigError names the list's key."""
+    try:
+        return build_wake_engine(settings, getattr(settings, key) if words is None else words)
+    except ConfigError as err:
+        raise ConfigError(f"wake.{key}: {err}") from err
+
+
 def word_store(settings: WakeSettings) -> Any:
     """The enrolled words under ``wake.enrolled_dir`` (a :class:`.enrolment.WordStore`)."""
     from .enrolment import WordStore
@@ -56,7 +66,7 @@ def load_enrolled(settings: WakeSettings, name: str) -> Any:
     try:
         return store.load(name)
     except EnrollmentError as err:
-        raise ConfigError(f"wake.words: enrolled: {name}: {err}; enrol it with: xiangyin wake enroll {name}") from err
+        raise ConfigError(f"enrolled: {name}: {err}; enrol it with: xiangyin wake enroll {name}") from err
 
 
 def listened_words(settings: WakeSettings, enrolled: Sequence[str]) -> tuple[WakeWordModel, ...]:
@@ -79,7 +89,7 @@ def build_wake_detector(
     ``now`` times the refractory periods; benchmarks that feed audio faster than real time pass its clock.
     """
     words = settings.words if words is None else words
-    engine = build_wake_engine(settings, words)
+    engine = _engine_for(settings, "words", words)
     detector: WakeDetector = WakeWordDetector(engine, rules_for(engine, words), now=now)
     if monitor is not None and settings.echo_threshold > 0.0:
         detector = EchoGuard(
@@ -92,7 +102,7 @@ def build_stop_detector(settings: WakeSettings) -> WakeDetector | None:
     """Load the stop words (armed by the supervisor only while the assistant speaks); None if there are none."""
     if not settings.stop_words:
         return None
-    engine = build_wake_engine(settings, settings.stop_words)
+    engine = _engine_for(settings, "stop_words")
     return WakeWordDetector(engine, rules_for(engine, settings.stop_words), now=time.monotonic)
 
 

@@ -27,6 +27,8 @@ from assistant.events import (
     DaemonStarted,
     Event,
     ReminderSpoken,
+    RepeatRequested,
+    StopRequested,
     TurnEnded,
     TurnStarted,
 )
@@ -65,6 +67,55 @@ async def test_an_announcement_cancelled_before_its_first_step_is_said_later_and
     completed = [e for e in events if isinstance(e, TurnEnded) and e.outcome == "completed"]
     assert len(completed) == 2, "the announcement was dropped without a word"
     assert [e.trigger for e in events if isinstance(e, TurnStarted)][-1] == "announce"
+    assert [s.reminder_id for s in spoken] == ["r1"]
+
+
+_REMINDER = AnnounceRequested(text="该吃降压药了，记得喝一杯温水", source="scheduler", reminder_id="r1")
+"""Said for 1.4 s at FakeVoice's 0.1 s per character."""
+
+
+def _said(events: list[Event]) -> list[str]:
+    """What each turn was: the announcement's trigger or the question's, in order, with its outcome."""
+    started = {e.turn_id: e.trigger for e in events if isinstance(e, TurnStarted)}
+    return [f"{started[e.turn_id]}:{e.outcome}" for e in events if isinstance(e, TurnEnded)]
+
+
+@pytest.mark.parametrize(
+    "interruption",
+    [AskRequested(text="几点了", source="mqtt"), RepeatRequested(source="mqtt")],
+    ids=["remote-question", "repeat"],
+)
+async def test_a_reminder_cut_short_by_a_question_or_a_repeat_is_said_again_whole_after_it(
+    interruption: Event,
+) -> None:
+    rig = Rig(rounds=[[after(0.1, ModelText("三点")), after(0, ModelDone())]] * 2)
+    spoken: list[ReminderSpoken] = []
+    rig.bus.tap(lambda envelope: isinstance(envelope.event, ReminderSpoken) and spoken.append(envelope.event))
+    events = await rig.run(
+        silence(20.0),
+        until=lambda seen: _said(seen)[-1:] == ["announce:completed"],
+        script=[rig.at(0.5, _REMINDER), rig.at(1.0, interruption)],
+    )
+    assert _said(events) == ["announce:interrupted", "api:completed", "announce:completed"]
+    assert [s.reminder_id for s in spoken] == ["r1"], "reported spoken once, after it was heard whole"
+
+
+async def test_a_stopped_reminder_is_silenced_now_and_said_after_the_next_turn_not_lost() -> None:
+    rig = Rig(rounds=[[after(0.1, ModelText("三点")), after(0, ModelDone())]])
+    spoken: list[ReminderSpoken] = []
+    rig.bus.tap(lambda envelope: isinstance(envelope.event, ReminderSpoken) and spoken.append(envelope.event))
+    events = await rig.run(
+        silence(30.0),
+        until=lambda seen: _said(seen)[-1:] == ["announce:completed"],
+        script=[
+            rig.at(0.5, _REMINDER),
+            rig.at(1.0, StopRequested(source="mqtt")),
+            rig.at(10.0, AskRequested(text="几点了", source="mqtt")),
+        ],
+    )
+    assert _said(events) == ["announce:interrupted", "api:completed", "announce:completed"]
+    second_start = [e for e in events if isinstance(e, TurnStarted)][1]
+    assert rig.times[events.index(second_start)] >= 10.0, "the stop was obeyed: nothing said until the question"
     assert [s.reminder_id for s in spoken] == ["r1"]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -275,3 +276,34 @@ async def test_removing_a_word_stops_listening_for_it(box: Box) -> None:
     assert box.of(EnrolledWordsChanged)[-1] == EnrolledWordsChanged(words=(), listening=())
     box.bus.publish(UnenrolRequested(name=WORD))
     await eventually(lambda: box.progress()[-1].startswith("failed: no enrolled wake word"))
+
+
+def test_the_daemon_listens_for_enrolled_words_the_config_does_not_name() -> None:
+    """listen_enrolled adds the other enrolled words, never a configured stop word; off, or microWakeWord: none."""
+    from assistant.config import WakeSettings, WakeWordModel
+    from assistant.listen import listened_words
+
+    settings = WakeSettings(words=(WakeWordModel(model="hey_jarvis"),), stop_words=(WakeWordModel(enrolled="停"),))
+    names = [word.name for word in listened_words(settings, ["停", WORD])]
+    assert names == ["hey_jarvis", WORD]
+    assert listened_words(settings.model_copy(update={"listen_enrolled": False}), [WORD]) == settings.words
+    assert listened_words(settings.model_copy(update={"engine": "microwakeword"}), [WORD]) == settings.words
+
+
+def test_the_store_enroller_refuses_what_the_daemon_could_not_use(tmp_path: Path) -> None:
+    """No name, microWakeWord, and removing a word the config names are refused before anything changes."""
+    from assistant.config import WakeSettings, WakeWordModel
+    from assistant.listen.enroller import StoreEnroller
+
+    enroller = StoreEnroller(WakeSettings(enrolled_dir=tmp_path, words=(WakeWordModel(enrolled=WORD),)))
+    with pytest.raises(EnrollmentError, match="no name given"):
+        enroller.check_name("  ")
+    with pytest.raises(EnrollmentError, match="is named in wake.words"):
+        enroller.remove(WORD)
+    with pytest.raises(EnrollmentError, match="bundled wake word"):
+        enroller.check_name("hey_jarvis")
+    micro = StoreEnroller(
+        WakeSettings(enrolled_dir=tmp_path, engine="microwakeword", words=(WakeWordModel(model="alexa"),))
+    )
+    with pytest.raises(EnrollmentError, match="need wake.engine: openwakeword"):
+        micro.check_name(WORD)

@@ -32,6 +32,8 @@ from .ports import (
     WakeDetector,
     WakeWordEnroller,
 )
+from .preference_store import PreferenceStore
+from .preferences import Preferences
 from .sdnotify import Notifier
 from .state import StateTracker
 from .supervisor import Supervisor, SupervisorOptions
@@ -75,6 +77,8 @@ class Adapters:
     """Enrols wake words from the microphone when Home Assistant asks; None where enrolment is not offered."""
     listening_enrolled: tuple[str, ...] = ()
     """Enrolled words the wake detector listens for."""
+    set_speed: Callable[[float], None] | None = None
+    """Sets the speaking speed (a factor, 1.0 normal) kept from before a restart; None: the voice has none."""
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -103,14 +107,28 @@ class App:
 
     async def run(self) -> None:
         """Build the adapters, serve, and shut down cleanly on SIGTERM, SIGINT or SIGHUP."""
+        store, preferences = self._preferences()
+        settings = preferences.over(self._settings)
         async with contextlib.AsyncExitStack() as stack:
-            adapters = await self._build(self._settings, self.bus, self.clock, stack)
-            await self._serve(adapters)
+            adapters = await self._build(settings, self.bus, self.clock, stack)
+            if preferences.speed is not None and adapters.set_speed is not None:
+                adapters.set_speed(preferences.speed)
+            await self._serve(settings, adapters, preferences, store)
         _LOGGER.info("stopped")
 
-    async def _serve(self, adapters: Adapters) -> None:
-        settings = self._settings
+    def _preferences(self) -> tuple[PreferenceStore | None, Preferences]:
+        """The settings changed at run time before the last stop, and where changes are kept."""
+        path = self._settings.state.settings_path
+        if path is None:
+            return None, Preferences()
+        store = PreferenceStore(_expand(path))
+        return store, store.load()
+
+    async def _serve(
+        self, settings: Settings, adapters: Adapters, preferences: Preferences, store: PreferenceStore | None
+    ) -> None:
         conversation = settings.conversation
+        wake_words = tuple(word.name for word in settings.wake.words)
         deps = TurnDeps(
             publish=self.bus.publish,
             clock=self.clock,
@@ -139,7 +157,11 @@ class App:
                 forget_after_seconds=conversation.forget_after_seconds,
                 suppress_wake_during_playback=settings.wake.suppress_during_playback,
                 initial_volume=settings.audio.volume,
-                wake_words=tuple(word.name for word in settings.wake.words),
+                initial_muted=bool(preferences.muted),
+                wake_words=wake_words,
+                # A word kept from before the restart may be an enrolled one that the daemon listens for.
+                wake_word=preferences.wake_word_among((*wake_words, *adapters.listening_enrolled)),
+                speak_remote_answers=conversation.speak_remote_answers,
                 dialect=settings.persona.dialect,
                 listening_enrolled=adapters.listening_enrolled,
             ),
@@ -155,6 +177,8 @@ class App:
                 ]
                 if (interval := notifier.watchdog_interval_seconds) is not None:
                     edges.append(group.create_task(self._watchdog(notifier, interval), name="watchdog"))
+                if store is not None:
+                    edges.append(group.create_task(store.run(self.bus), name="preferences"))
                 self.bus.publish(DaemonStarted(version=__version__))
                 notifier.notify("READY=1")
                 _LOGGER.info("xiangyin %s ready", __version__)
@@ -270,6 +294,7 @@ async def build_adapters(
         services=services,
         keep_unspoken=scheduler.keep if scheduler is not None else None,
         detectors_on=detectors,
+        set_speed=voice.set_speed,
     )
 
 
@@ -378,11 +403,12 @@ async def build_tools(
     import httpx
 
     from .errors import HomeAssistantError, StorageError
+    from .integrations.ha_registry import build_house_registry
     from .integrations.homeassistant import build_home_assistant
     from .integrations.mqtt import MqttBridge
     from .integrations.wyoming import WyomingServer
     from .logs import secret_values
-    from .ports import HomeAssistantApi, MessagePublisher
+    from .ports import HomeAssistantApi, HouseRegistry, MessagePublisher
     from .redact import OUTWARD_MIN_CHARS, Redactor
     from .scheduler import ReminderScheduler
     from .skills import SkillDeps, load_skills
@@ -403,6 +429,7 @@ async def build_tools(
         services.append(bridge.run)
         mqtt = bridge
     home_assistant: HomeAssistantApi | None = None
+    house: HouseRegistry | None = None
     if settings.home_assistant.enabled:
         try:
             client = build_home_assistant(settings.home_assistant, publish=bus.publish)
@@ -414,11 +441,18 @@ async def build_tools(
             with contextlib.suppress(HomeAssistantError):
                 await client.check()
             home_assistant = client
+            registry = build_house_registry(settings.home_assistant, publish=bus.publish)
+            services.append(registry.run)
+            house = registry
             if settings.home_assistant.pause_players:
                 from .integrations.media_pause import MediaPauser
 
                 pauser = MediaPauser(client, settings.home_assistant.pause_players)
                 services.append(lambda: pauser.run(bus))
+            if settings.home_assistant.media_players:
+                from .integrations.announce import HomeAnnouncer
+
+                services.append(HomeAnnouncer(bus, client.announce, settings.home_assistant.media_players).run)
     if settings.wyoming.enabled:
         services.append(WyomingServer(settings.wyoming, bus, __version__, voice=voice, redact=redact).run)
 
@@ -446,8 +480,11 @@ async def build_tools(
         clock=clock,
         timezone=settings.persona.timezone,
         home_location=settings.persona.location,
+        region=settings.persona.region_code,
         http=http,
         home_assistant=home_assistant,
+        house=house,
+        box_device_id=settings.mqtt.device_id,
         mqtt=mqtt,
         mqtt_command_topics=settings.mqtt.command_topics,
         scheduler=scheduler,

@@ -30,6 +30,7 @@ from pydantic import (
 
 from .errors import ConfigError
 from .redact import Redactor, is_secret_name, url_secrets
+from .region import region_of_zone
 
 Dialect = Literal["mandarin", "cantonese", "sichuanese", "english"]
 
@@ -259,6 +260,9 @@ class ConversationSettings(_Model):
     call); a model that never answers then ends the turn with the error earcon."""
     model_idle_timeout_seconds: Annotated[float, Field(gt=0.0, le=600.0)] = 20.0
     """Longest wait, in seconds, between two events of the model once it has started answering."""
+    speak_remote_answers: bool = False
+    """Also speak at the box the answers to questions asked from Home Assistant (the MQTT ask entity or
+    topic, a Wyoming transcript); False answers only the asker, without a sound at the box."""
 
 
 # --- persona ------------------------------------------------------------------------------------
@@ -277,6 +281,23 @@ class PersonaSettings(_Model):
     """Home town, for weather and local questions when the user names no place."""
     timezone: str = "Asia/Shanghai"
     """IANA time zone of the household."""
+    region: str = ""
+    """ISO 3166-1 code of where the household is: CN (mainland China), HK, MO, TW, SG, US …; empty means
+    read from ``timezone`` (Asia/Shanghai is CN, Asia/Hong_Kong HK, Asia/Taipei TW, …; zones outside
+    Greater China, Singapore and Malaysia: unknown, so give it). The web skills choose reachable services
+    and, among same-named places, the one in this country by it."""
+
+    @field_validator("region")
+    @classmethod
+    def _region_code(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[A-Za-z]{2}", value):
+            raise ValueError(f"{value[:20]!r} is not a two-letter region code such as CN, HK or TW")
+        return value.upper()
+
+    @property
+    def region_code(self) -> str:
+        """The configured region, else the one of the time zone; empty when unknown."""
+        return self.region or region_of_zone(self.timezone)
 
     @field_validator("timezone")
     @classmethod
@@ -474,6 +495,10 @@ class MqttSettings(_Model):
         return value
 
 
+MediaPlayerId = Annotated[str, Field(pattern=r"^media_player\.[a-z0-9_]+$")]
+"""A Home Assistant media player's entity id, e.g. ``media_player.kitchen``."""
+
+
 class HomeAssistantSettings(_Model):
     """Home Assistant REST/WebSocket API."""
 
@@ -494,13 +519,24 @@ class HomeAssistantSettings(_Model):
             raise ValueError("home_assistant.enabled needs a token: token: ${HA_TOKEN} or token_file: PATH")
         return self
 
+    @model_validator(mode="after")
+    def _announce_needs_both(self) -> HomeAssistantSettings:
+        if bool(self.tts_entity) != bool(self.media_players):
+            given, missing = ("tts_entity", "media_players") if self.tts_entity else ("media_players", "tts_entity")
+            raise ValueError(
+                f"home_assistant.{given} is set but home_assistant.{missing} is not: announcements on Home "
+                "Assistant's speakers need both (a TTS entity such as tts.piper, and the media players)"
+            )
+        return self
+
     retries: Annotated[int, Field(ge=0, le=10)] = 2
     """Extra attempts after a request fails because Home Assistant is down or timed out."""
-    tts_entity: str | None = None
-    """TTS entity (e.g. ``tts.piper``) used to speak announcements on Home Assistant media players."""
-    media_players: tuple[str, ...] = ()
-    """Media player entity ids that announcements through Home Assistant play on."""
-    pause_players: tuple[str, ...] = ()
+    tts_entity: Annotated[str, Field(pattern=r"^tts\.[a-z0-9_]+$")] | None = None
+    """TTS entity (e.g. ``tts.piper``) that speaks every announcement (reminders, timers, the announce entity)
+    on ``media_players`` too, through Home Assistant's ``tts.speak``."""
+    media_players: tuple[MediaPlayerId, ...] = ()
+    """Media player entity ids that announcements play on, besides the box itself."""
+    pause_players: tuple[MediaPlayerId, ...] = ()
     """Media players in the box's room (a TV, a smart speaker) paused while the user speaks and played again
     after the answer; only those that were playing."""
 
@@ -523,6 +559,11 @@ class WyomingSettings(_Model):
     """Name Home Assistant shows for this Wyoming service."""
     answer_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 60.0
     """Longest wait, in seconds, for the answer to a question Home Assistant passed on."""
+    idle_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    """A connection that sends no complete message for this many seconds (while no answer is awaited) is
+    closed; Home Assistant opens one per request, so only a stuck or hostile peer is ever idle that long."""
+    max_connections: Annotated[int, Field(ge=1, le=1024)] = 16
+    """Connections served at once; a peer that opens more has the new ones closed at once."""
 
     @model_validator(mode="after")
     def _exposed_only_to_known_clients(self) -> WyomingSettings:
@@ -552,6 +593,14 @@ class SchedulerSettings(_Model):
     """SQLite file that keeps jobs across restarts."""
     misfire_grace_seconds: Annotated[int, Field(ge=0)] = 3600
     """How late, in seconds, a reminder missed while the box was off may still fire."""
+
+
+class StateSettings(_Model):
+    """What the daemon keeps across restarts besides reminders."""
+
+    settings_path: str | None = "~/.local/share/xiangyin/settings.json"
+    """JSON file keeping the volume, mute, dialect, wake word and speaking speed changed while running (from
+    Home Assistant or by voice); they then win over this file's values at the next start. None keeps nothing."""
 
 
 class LoggingSettings(_Model):
@@ -596,6 +645,8 @@ class Settings(_Model):
     """Wyoming server."""
     scheduler: SchedulerSettings = SchedulerSettings()
     """Timers and reminders."""
+    state: StateSettings = StateSettings()
+    """Settings changed while running, kept across restarts."""
     logging: LoggingSettings = LoggingSettings()
     """Logging."""
 

@@ -63,6 +63,8 @@ class PendingCall:
     """Clock seconds after which the token is refused."""
     turn_id: str | None
     """Turn that asked; the confirmation must come from another one."""
+    action: str | None = None
+    """For a tool that asks by effect: exactly what the yes approves (see ``ConfirmationRequired``)."""
 
 
 @dataclass(slots=True)
@@ -123,11 +125,17 @@ class Confirmations:
             },
         )
 
-    def ask(self, tool: str, arguments: BaseModel, question: str, turn_id: str | None) -> dict[str, Any]:
-        """Hold a call and return the result that asks the model to get the user's yes."""
+    def ask(
+        self, tool: str, arguments: BaseModel, question: str, turn_id: str | None, *, action: str | None = None
+    ) -> dict[str, Any]:
+        """Hold a call and return the result that asks the model to get the user's yes.
+
+        ``action``: what the yes approves, for a tool that asked by effect; None for a tool always confirmed.
+        """
         self._expire()
         token = self._new_token()
-        self._pending[token] = _Waiting(PendingCall(tool, arguments, self._clock.now() + self._seconds, turn_id))
+        call = PendingCall(tool, arguments, self._clock.now() + self._seconds, turn_id, action)
+        self._pending[token] = _Waiting(call)
         return {
             "ok": False,
             "needs_confirmation": True,

@@ -64,3 +64,20 @@ class HomeAssistantError(AssistantError):
         super().__init__(message)
         self.reason = reason
         """``auth`` (bad token), ``unavailable`` (down, timeout) or ``rejected`` (bad entity or data)."""
+
+
+class ConfirmationRequired(AssistantError):
+    """Raised by a tool, before it acts, when what it is about to do needs the user's spoken yes.
+
+    The tool registry turns it into a confirmation question (or a refusal, in a turn that may not ask);
+    once the user said yes it runs the call again, approving exactly ``action``.
+    """
+
+    def __init__(self, question: str, *, action: str, reason: str = "") -> None:
+        super().__init__(question)
+        self.question = question
+        """What to ask the user, e.g. "Do you want me to turn on Garage opener?"."""
+        self.reason = reason
+        """Why it needs a yes, e.g. "it may work a door, lock, gate or alarm (garage)"; told to the model."""
+        self.action = action
+        """What exactly would be done (services and entity ids): the yes approves this and nothing else."""

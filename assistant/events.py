@@ -203,6 +203,18 @@ class ReplyText(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReplyCompleted(Event):
+    """The model wrote the whole answer; its playback at the box may still go on, or never happen.
+
+    Who asked from elsewhere (Home Assistant over MQTT or Wyoming) takes the answer from here, without
+    waiting for the box to finish speaking it.
+    """
+
+    text: str
+    """The answer's whole text: every ReplyText of the turn, joined."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ToolCallRequested(Event):
     """The model asked to run a tool."""
 
@@ -341,6 +353,14 @@ class RepeatRequested(Event):
     """True to play it at ``voice.slower_speed``."""
     source: RequestSource = "api"
     """Who asked."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpeakingSpeedChanged(Event):
+    """Answers are spoken at a new speed from now on (the user asked to speak slower or faster)."""
+
+    speed: float
+    """Playback speed factor, 0.5-1.5; 1.0 is the voice's own speed, below 1 slower."""
 
 
 # --- enrolled wake words -----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from .audio import AudioChunk
+from .house import House
 
 # --- time ---------------------------------------------------------------------------------------
 
@@ -345,4 +346,12 @@ class MessagePublisher(Protocol):
 
     async def publish(self, topic: str, payload: str, *, qos: int = 1, retain: bool = False) -> None:
         """Send one message."""
+        ...
+
+
+class HouseRegistry(Protocol):
+    """Home Assistant's areas, devices, entity registry and Assist exposure, kept up to date."""
+
+    async def house(self) -> House:
+        """Return the latest snapshot; raise ``HomeAssistantError`` when it cannot be known (not read yet)."""
         ...

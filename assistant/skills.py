@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import ConfigError
 from .events import AnnounceRequested, Event
-from .ports import Clock, HomeAssistantApi, MessagePublisher
+from .ports import Clock, HomeAssistantApi, HouseRegistry, MessagePublisher
 from .redact import Redactor
 from .tools import ToolRegistry, tools_of
 
@@ -59,10 +59,16 @@ class SkillDeps:
     """IANA time zone of the household."""
     home_location: str = ""
     """Home town, used when the user names no place."""
+    region: str = ""
+    """ISO 3166-1 code of where the household is (CN for mainland China, HK, TW …); empty when unknown."""
     http: httpx.AsyncClient | None = None
     """Shared HTTP client for web APIs (weather, search)."""
     home_assistant: HomeAssistantApi | None = None
     """Home Assistant, when it is enabled."""
+    house: HouseRegistry | None = None
+    """Home Assistant's areas, aliases and Assist exposure, when it is enabled."""
+    box_device_id: str = ""
+    """This box's MQTT device id: its own entities in Home Assistant are never a tool target."""
     mqtt: MessagePublisher | None = None
     """MQTT publishing, when the broker is enabled."""
     mqtt_command_topics: tuple[str, ...] = ()

@@ -38,6 +38,7 @@ from .events import (
     PlaybackStarted,
     ReminderSpoken,
     RepeatRequested,
+    RequestSource,
     SettingChanged,
     SettingRequested,
     ShutdownRequested,
@@ -55,6 +56,9 @@ from .turn import Turn, TurnDeps, TurnRequest
 
 _LOGGER = logging.getLogger(__name__)
 
+_REMOTE_SOURCES: frozenset[RequestSource] = frozenset({"mqtt", "ha"})
+"""Who asks from elsewhere: their questions are answered to them, not spoken at the box by default."""
+
 
 @dataclass(frozen=True, slots=True)
 class SupervisorOptions:
@@ -70,12 +74,18 @@ class SupervisorOptions:
     """Conversation (room) this box continues in the model."""
     initial_volume: float = 0.8
     """Linear output gain at start."""
+    initial_muted: bool = False
+    """Start muted (the box was muted when it stopped)."""
     wake_words: tuple[str, ...] = ()
     """Names of the configured wake words; a SettingRequested may pick one of them."""
+    wake_word: str | None = None
+    """The one wake word listened for at start (one of ``wake_words``); None listens for all of them."""
     dialects: tuple[str, ...] = ("mandarin", "cantonese", "sichuanese", "english")
     """Dialects a SettingRequested may choose."""
     max_backlog_seconds: float = 3.0
     """Seconds of microphone audio that may wait for the detectors; older chunks are dropped beyond it."""
+    speak_remote_answers: bool = False
+    """Also speak at the box the answers to questions asked from Home Assistant (MQTT ask, Wyoming)."""
     dialect: str = "mandarin"
     """Dialect at start, for the enrolment's spoken instruction (a SettingRequested changes it)."""
     enrolment_takes: int = 4
@@ -126,11 +136,11 @@ class Supervisor:
         """Turns ended by a stop request: an announcement among them waits for the next turn to end."""
         self._hold_announcements = False
         """A stop silenced an announcement: keep the queue until another turn has run."""
-        self._muted = False
+        self._muted = self._options.initial_muted
         self._speaking = False
         self._closing = False
         self._last_turn_end: float | None = None
-        self._active_wake_word: str | None = None
+        self._active_wake_word = self._options.wake_word
         self._room = RoomTracker()
         self._last_room: Room | None = None
         """The room at the last wake word; a follow-up turn, which has no wake word, listens against it."""
@@ -172,7 +182,13 @@ class Supervisor:
 
     async def run(self) -> None:
         """Serve until ShutdownRequested; then interrupt the running turn and return."""
+        # First the enrolled words, so that a kept wake word that is one of them is among the select's options.
         await self._report_words()
+        # Settings kept from before a restart: Home Assistant and the state tracker learn them as changes.
+        if self._muted:
+            self._bus.publish(MuteChanged(muted=True))
+        if self._active_wake_word is not None:
+            self._bus.publish(SettingChanged(key="wake_word", value=self._active_wake_word))
         try:
             async with asyncio.TaskGroup() as group:
                 mic = group.create_task(self._hear(), name="supervisor:microphone")
@@ -216,9 +232,11 @@ class Supervisor:
                     await self._interrupt()
                 case ListenRequested(source=source):
                     await self._start("button" if source == "button" else "api", self._new_id())
-                case AskRequested(text=text, turn_id=turn_id):
+                case AskRequested(text=text, turn_id=turn_id, source=source):
                     conversation = self._options.conversation_id
-                    await self._replace(TurnRequest(turn_id or self._new_id(), "api", conversation, question=text))
+                    aloud = source not in _REMOTE_SOURCES or self._options.speak_remote_answers
+                    request = TurnRequest(turn_id or self._new_id(), "api", conversation, question=text, aloud=aloud)
+                    await self._replace(request)
                 case RepeatRequested(slower=slower):
                     conversation = self._options.conversation_id
                     await self._replace(TurnRequest(self._new_id(), "api", conversation, repeat_slower=slower))

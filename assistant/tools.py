@@ -12,13 +12,15 @@ the skill) becomes a small ``{"ok": false, "error": ...}`` result the model can 
 turn was interrupted) propagates into the running tool, except for tools declared
 ``cancel_on_interrupt=False``, whose side effects must not be left half done.
 
-Sensitive tools (unlocking doors, disarming alarms, opening garages, buying things) are confirmed by
-the user first, as data (see :mod:`assistant.confirmation`).
+Sensitive tools (buying things) are confirmed by the user first, as data (see :mod:`assistant.confirmation`).
+A tool whose danger depends on what it acts on (a switch that may open the garage) is declared
+``confirm_by_effect=True`` and calls :func:`ask_first` before it acts; the same spoken-yes rules apply.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import json
 import logging
@@ -31,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from .bus import Envelope
 from .confirmation import CONFIRM_TOOL, Confirmations
-from .errors import ToolError
+from .errors import ConfirmationRequired, ToolError
 from .events import AskRequested, RepeatRequested, SpeechEnded, ToolCallRequested, TurnStarted
 from .ports import Clock, ModelToolCall, ToolResult, ToolSpec
 from .redact import Redactor
@@ -48,6 +50,20 @@ _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345
 
 ToolFunc = Callable[..., Awaitable[Mapping[str, Any]]]
 F = TypeVar("F", bound=ToolFunc)
+
+_APPROVED: contextvars.ContextVar[str | None] = contextvars.ContextVar("xiangyin_approved_action", default=None)
+"""The action the user said yes to, while the registry runs the confirmed call; None otherwise."""
+
+
+def ask_first(question: str, *, action: str, reason: str = "") -> None:
+    """Stop a ``confirm_by_effect`` tool before it acts, unless the user already said yes to exactly ``action``.
+
+    ``action`` names what would be done (services and entity ids), so a yes never approves something else:
+    if the devices meant changed between the question and the yes, the tool asks again.
+    Raises :class:`~assistant.errors.ConfirmationRequired`.
+    """
+    if _APPROVED.get() != action:
+        raise ConfirmationRequired(question, action=action, reason=reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +84,9 @@ class ToolOptions:
     untrusted_output: bool = False
     """True when the result carries text from outside (web pages, reminder texts, device names and states):
     after it, the turn can no longer ask for a sensitive tool (a prompt injection could be speaking)."""
+    confirm_by_effect: bool = False
+    """True when the tool itself finds, as it runs, whether an action needs the user's yes (it calls
+    :func:`ask_first` before acting); the yes is then asked for, and refused, under the same rules."""
 
 
 def tool(
@@ -78,6 +97,7 @@ def tool(
     confirm: str | None = None,
     prepare: str | None = None,
     untrusted_output: bool = False,
+    confirm_by_effect: bool = False,
 ) -> Callable[[F], F]:
     """Mark an async method as a tool the model may call (see :class:`ToolOptions` for the options)."""
     if timeout_seconds <= 0:
@@ -88,7 +108,9 @@ def tool(
         target: object = func  # keeps mypy from narrowing F away
         if not inspect.iscoroutinefunction(target):
             raise TypeError(f"tool {func.__qualname__} must be an async function")
-        options = ToolOptions(timeout_seconds, cancel_on_interrupt, sensitive, confirm, prepare, untrusted_output)
+        options = ToolOptions(
+            timeout_seconds, cancel_on_interrupt, sensitive, confirm, prepare, untrusted_output, confirm_by_effect
+        )
         setattr(func, _ATTRIBUTE, options)
         return func
 
@@ -280,7 +302,7 @@ class ToolRegistry:
     def specs(self) -> tuple[ToolSpec, ...]:
         """Return the tools offered to the model."""
         specs = [d.spec for d in self._tools.values()]
-        if any(d.options.sensitive for d in self._tools.values()):
+        if any(d.options.sensitive or d.options.confirm_by_effect for d in self._tools.values()):
             specs.append(self._confirmations.spec)
         return tuple(specs)
 
@@ -305,8 +327,8 @@ class ToolRegistry:
             arguments = definition.arguments.model_validate(dict(call.arguments))
         except ValidationError as err:
             return error_result(call.call_id, call.name, _describe_validation(err))
+        turn_id = self._turn_of_call.get(call.call_id)
         if definition.options.sensitive:
-            turn_id = self._turn_of_call.get(call.call_id)
             if not self._confirmations.may_ask(turn_id):
                 _LOGGER.warning("refused %s: not asked for by voice before any outside text", call.name)
                 return error_result(
@@ -328,7 +350,7 @@ class ToolRegistry:
             question = self._question(definition, arguments, extra)
             pending = self._confirmations.ask(definition.name, arguments, question, turn_id)
             return ToolResult(call.call_id, call.name, pending)
-        return await self._run(call.call_id, definition, arguments)
+        return await self._run(call.call_id, definition, arguments, turn_id=turn_id)
 
     def observe(self, envelope: Envelope) -> None:
         """Bus tap: learn who each tool call is for, and who spoke, read outside text or came in between.
@@ -382,7 +404,7 @@ class ToolRegistry:
         definition = self._tools.get(outcome.tool)
         if definition is None:
             return error_result(call.call_id, call.name, f"the tool {outcome.tool!r} is no longer available")
-        result = await self._run(call.call_id, definition, outcome.arguments)
+        result = await self._run(call.call_id, definition, outcome.arguments, approved=outcome.action or "")
         return ToolResult(call.call_id, call.name, {**result.content, "action": definition.name})
 
     def _question(self, definition: ToolDefinition, arguments: BaseModel, extra: Mapping[str, Any]) -> str:
@@ -397,24 +419,79 @@ class ToolRegistry:
             _LOGGER.error("tool %s: confirm text %r does not fit %s", definition.name, template, sorted(values))
             return f"Do you really want me to run {definition.name}?"
 
-    async def _run(self, call_id: str, definition: ToolDefinition, arguments: BaseModel) -> ToolResult:
+    async def _run(
+        self,
+        call_id: str,
+        definition: ToolDefinition,
+        arguments: BaseModel,
+        *,
+        turn_id: str | None = None,
+        approved: str | None = None,
+    ) -> ToolResult:
+        """Run a call; ``approved`` is set when it runs on the user's yes (the action it approved, or "")."""
         shield = not definition.options.cancel_on_interrupt
-        content = await self._attempt(call_id, definition, definition.func, arguments, shield=shield)
+        content = await self._attempt(call_id, definition, definition.func, arguments, shield=shield, approved=approved)
+        if isinstance(content, ConfirmationRequired):
+            return self._ask_by_effect(call_id, definition, arguments, content, turn_id, approved)
         if isinstance(content, ToolResult):
             return content
         return self._checked(call_id, definition.name, content)
 
+    def _ask_by_effect(
+        self,
+        call_id: str,
+        definition: ToolDefinition,
+        arguments: BaseModel,
+        request: ConfirmationRequired,
+        turn_id: str | None,
+        approved: str | None,
+    ) -> ToolResult:
+        """A tool stopped before an action that needs the user's yes: hold it and ask, or refuse."""
+        name = definition.name
+        if approved is not None:
+            # The yes was for something else: the devices meant changed between the question and the answer.
+            _LOGGER.warning("refused %s: confirmed %r, but it would now do %r", name, approved, request.action)
+            return error_result(
+                call_id, name, "what this would do changed since the user said yes; nothing was done, ask them again"
+            )
+        if not self._confirmations.may_ask(turn_id):
+            _LOGGER.warning("refused %s (%s): not asked for by voice before any outside text", name, request.action)
+            return error_result(
+                call_id,
+                name,
+                f"for safety, this needs the user's spoken yes ({request.reason or request.question}), and it can "
+                "only be asked for by voice at the box, before anything read from outside (web results, reminders, "
+                "device states); nothing was done. Ask the user to say it again",
+            )
+        pending = self._confirmations.ask(name, arguments, request.question, turn_id, action=request.action)
+        if request.reason:
+            pending["why"] = request.reason
+        return ToolResult(call_id, name, pending)
+
     async def _attempt(
-        self, call_id: str, definition: ToolDefinition, func: ToolFunc, arguments: BaseModel, *, shield: bool
-    ) -> Mapping[str, Any] | ToolResult:
+        self,
+        call_id: str,
+        definition: ToolDefinition,
+        func: ToolFunc,
+        arguments: BaseModel,
+        *,
+        shield: bool,
+        approved: str | None = None,
+    ) -> Mapping[str, Any] | ToolResult | ConfirmationRequired:
         """Run ``func`` with the arguments under the tool's timeout; a failure comes back as an error result.
 
         The call runs in a task of its own and is waited for at most its timeout, so a tool that swallows
         its cancellation (some libraries do) still cannot hold the turn: it is left behind and tracked.
+        A tool that stops to ask (``ConfirmationRequired``) comes back as that request.
         """
         name = definition.name
         timeout = definition.options.timeout_seconds
-        work: asyncio.Task[Mapping[str, Any]] = asyncio.ensure_future(func(**_values(arguments)))
+        # The task copies the context here: inside it, ask_first sees what the user approved, and only there.
+        token = _APPROVED.set(approved)
+        try:
+            work: asyncio.Task[Mapping[str, Any]] = asyncio.ensure_future(func(**_values(arguments)))
+        finally:
+            _APPROVED.reset(token)
         work.set_name(f"tool {name}")
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -436,6 +513,8 @@ class ToolRegistry:
             return error_result(call_id, name, f"{name} did not answer within {timeout:g} seconds")
         try:
             return work.result()
+        except ConfirmationRequired as request:
+            return request
         except ToolError as err:
             return error_result(call_id, name, str(err))
         except TimeoutError:

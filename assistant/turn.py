@@ -25,6 +25,7 @@ from .events import (
     PlaybackFinished,
     PlaybackKind,
     PlaybackStarted,
+    ReplyCompleted,
     ReplyText,
     SpeechEnded,
     SpeechStarted,
@@ -130,6 +131,8 @@ class TurnRequest:
     """Play the last answer again (slower if True) without asking the model."""
     room: Room | None = None
     """What the box heard before the wake word, so a TV talking on is not taken for the user."""
+    aloud: bool = True
+    """Speak the answer at the box; False answers only whoever asked from elsewhere (ReplyCompleted)."""
 
 
 class _PieceStream:
@@ -257,7 +260,7 @@ class Turn:
 
     async def _fail(self, code: str, message: str) -> None:
         self._publish(TurnFailed(turn_id=self.turn_id, code=code, message=message))
-        if self._deps.conversation.earcons:
+        if self._deps.conversation.earcons and self._request.aloud:
             try:
                 await self._play(_chunks(render(Earcon.ERROR)), "earcon")
             except Exception:
@@ -275,7 +278,9 @@ class Turn:
             return "completed"
         tools = self._deps.tools.specs()
         if request.question is not None:
-            model_request = ModelRequest(request.conversation_id, tools, text=request.question, speak=self._deps.speak)
+            # An answer nobody hears at the box needs no speech tokens: the asker gets text.
+            speak = self._deps.speak and request.aloud
+            model_request = ModelRequest(request.conversation_id, tools, text=request.question, speak=speak)
             await self._answer(model_request)
             return "completed"
         speculation: _Speculation | None = None
@@ -385,11 +390,15 @@ class Turn:
 
     async def _answer(self, model_request: ModelRequest, speculation: _Speculation | None = None) -> None:
         deps = self._deps
+        aloud = self._request.aloud
         pieces = _PieceStream()
         playback: asyncio.Task[bool] | None = None
+        texts: list[str] = []
 
         def speak(piece: ReplyPiece) -> None:
             nonlocal playback
+            if not aloud:
+                return
             pieces.put(piece)
             if playback is None:
                 playback = asyncio.create_task(
@@ -405,6 +414,7 @@ class Turn:
                             self._publish(UserTranscript(turn_id=self.turn_id, text=text))
                         case ModelText(text=text):
                             self._publish(ReplyText(turn_id=self.turn_id, text=text))
+                            texts.append(text)
                             speak(event)
                         case ModelSpeech() | ModelAudio():
                             speak(event)
@@ -424,10 +434,12 @@ class Turn:
                     f"the model still called tools after {deps.conversation.max_tool_rounds} rounds",
                     code="too-many-tool-rounds",
                 )
+            # The text is complete now: an asker elsewhere need not wait for the box to say it.
+            self._publish(ReplyCompleted(turn_id=self.turn_id, text="".join(texts)))
             pieces.close()
             if playback is not None:
                 await playback
-            else:
+            elif aloud:
                 # The model said nothing itself, e.g. after asking the voice to replay the last answer:
                 # the voice still gets its turn to speak.
                 await self._play(deps.voice.speak(_nothing()), "reply")

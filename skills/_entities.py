@@ -28,6 +28,9 @@ DOMAIN_WORDS: dict[str, tuple[str, ...]] = {
 
 _FILLERS = (
     "please",
+    "in",
+    "at",
+    "of",
     "all the",
     "all",
     "the",
@@ -78,14 +81,17 @@ class Device:
     """Other names the household uses."""
     device_class: str = ""
     """Home Assistant device class (``garage``, ``door``, ...)."""
+    area_aliases: tuple[str, ...] = ()
+    """Other names of its area, as set in Home Assistant."""
+    device_name: str = ""
+    """Name of the device it belongs to, if any."""
 
     def keys(self) -> set[str]:
         """Every normalized name it answers to."""
         object_id = self.id.split(".", 1)[-1].split(":", 1)[-1].replace("_", " ")
-        keys = {normalize(n) for n in (self.name, object_id, *self.aliases)}
-        if self.area:
-            area = normalize(self.area)
-            keys |= {area + k for k in list(keys) if not k.startswith(area)}
+        keys = {normalize(n) for n in (self.name, object_id, *self.aliases, self.device_name)}
+        for area in {normalize(a) for a in (self.area, *self.area_aliases) if a}:
+            keys |= {area + k for k in list(keys) if k and not k.startswith(area)}
         return {k for k in keys if k}
 
 
@@ -112,11 +118,14 @@ def resolve(phrase: str, devices: Iterable[Device], *, room: str = "") -> list[D
     if len(exact) == 1 or (exact and wants_all):
         return exact
 
-    areas = sorted({normalize(d.area) for d in pool if d.area}, key=len, reverse=True)
-    area = next((a for a in areas if a and a in query), "")
-    rest = query.replace(area, "", 1) if area else query
+    area_of_word = _area_words(pool)
+    said_area = next((a for a in sorted(area_of_word, key=len, reverse=True) if a in query), "")
+    area = area_of_word.get(said_area, "")
+    rest = query.replace(said_area, "", 1) if said_area else query
     domain, name_part = _domain_of_words(rest)
     in_area = [d for d in pool if normalize(d.area) == area] if area else pool
+    if area and not rest and len(in_area) == 1:
+        return in_area  # the room alone, where the tool's kind of device has one there ("open 车库")
     if domain is not None and not name_part:
         of_kind = [d for d in in_area if d.domain == domain]
         if area or wants_all or len(of_kind) == 1:
@@ -140,6 +149,18 @@ def resolve(phrase: str, devices: Iterable[Device], *, room: str = "") -> list[D
     if len(best) == 1 or wants_all:
         return best
     raise _ambiguous(phrase, best)
+
+
+def _area_words(devices: list[Device]) -> dict[str, str]:
+    """Every normalized area name and area alias → the area's normalized name."""
+    words: dict[str, str] = {}
+    for device in devices:
+        if device.area:
+            area = normalize(device.area)
+            for word in (device.area, *device.area_aliases):
+                if key := normalize(word):
+                    words.setdefault(key, area)
+    return words
 
 
 def _score(wanted: str, device: Device) -> float:

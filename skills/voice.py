@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from assistant.errors import ConfigError
+from assistant.events import SpeakingSpeedChanged
 from assistant.skills import Skill, SkillDeps
 from assistant.tools import tool
 from assistant.voice.replay import ReplayTools, ReplayVoice
@@ -22,6 +23,7 @@ class VoiceSkill(Skill):
         voice = deps.extra.get("voice")
         if not isinstance(voice, ReplayVoice):
             raise ConfigError("skills.voice: needs the assistant's voice, which is not running")
+        self._voice = voice
         self._tools = ReplayTools(voice)
 
     @tool(timeout_seconds=2)
@@ -37,4 +39,8 @@ class VoiceSkill(Skill):
         speed: Annotated[Literal["slower", "normal", "faster"], Field(description="How fast to speak from now on")],
     ) -> dict[str, Any]:
         """Change how fast you speak from now on, when the user asks you to talk slower or faster."""
-        return await self._tools.set_speaking_speed(speed)
+        result = await self._tools.set_speaking_speed(speed)
+        if result.get("ok"):
+            # Kept across restarts (assistant.preference_store), like a volume set from Home Assistant.
+            self.deps.publish(SpeakingSpeedChanged(speed=self._voice.speed))
+        return result

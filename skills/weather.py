@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr
@@ -12,11 +11,12 @@ from assistant.errors import ToolError
 from assistant.skills import Skill, SkillConfig, SkillDeps
 from assistant.tools import tool
 
+from ._hanzi import has_chinese
 from ._http import JsonGetter
+from ._places import choose, full_name, is_clear, label, province_capital, query_names, usable
 
-_CJK = re.compile(r"[\u3400-\u9fff]")
-# Users say 成都市, 四川省 or 海淀区; GeoNames often knows the bare name only.
-_CJK_SUFFIXES = ("特别行政区", "自治州", "自治区", "地区", "市", "省", "县", "区", "镇", "乡")
+_RESULTS = 10
+"""Geocoding results asked for per name: the right place is often not the first (see _places.py)."""
 
 # WMO weather interpretation codes, as documented by Open-Meteo.
 _WMO: dict[int, tuple[str, str]] = {
@@ -29,13 +29,13 @@ _WMO: dict[int, tuple[str, str]] = {
     51: ("light drizzle", "小毛毛雨"),
     53: ("drizzle", "毛毛雨"),
     55: ("dense drizzle", "大毛毛雨"),
-    56: ("light freezing drizzle", "冻毛毛雨"),
-    57: ("freezing drizzle", "冻毛毛雨"),
+    56: ("light freezing drizzle", "小冻毛毛雨"),
+    57: ("dense freezing drizzle", "大冻毛毛雨"),
     61: ("light rain", "小雨"),
     63: ("rain", "中雨"),
     65: ("heavy rain", "大雨"),
-    66: ("light freezing rain", "冻雨"),
-    67: ("freezing rain", "冻雨"),
+    66: ("light freezing rain", "小冻雨"),
+    67: ("heavy freezing rain", "大冻雨"),
     71: ("light snow", "小雪"),
     73: ("snow", "中雪"),
     75: ("heavy snow", "大雪"),
@@ -89,7 +89,7 @@ class WeatherSkill(Skill):
         self.settings = config
         self._web = JsonGetter(deps.http, "weather", config.timeout_seconds)
         self._key: dict[str, str] = {"apikey": config.api_key.get_secret_value()} if config.api_key else {}
-        self._places: dict[str, dict[str, Any]] = {}
+        self._places: dict[str, tuple[dict[str, Any], str | None]] = {}
 
     async def aclose(self) -> None:
         """Close our HTTP client, if we made one."""
@@ -107,7 +107,7 @@ class WeatherSkill(Skill):
         days_ahead: Annotated[int, Field(ge=0, le=6, description="0 for today, 1 for tomorrow, up to 6")] = 0,
     ) -> dict[str, object]:
         """Get current weather and the forecast for a place; use it for any weather, rain or temperature question."""
-        place = await self._geocode(location.strip() or self.settings.default_location or self.deps.home_location)
+        place, note = await self._geocode(location.strip() or self.settings.default_location or self.deps.home_location)
         metric = self.settings.units == "metric"
         params: dict[str, str | int | float] = {
             "latitude": place["latitude"],
@@ -122,9 +122,15 @@ class WeatherSkill(Skill):
             params |= {"temperature_unit": "fahrenheit", "wind_speed_unit": "mph", "precipitation_unit": "inch"}
         data = await self._web.get(self.settings.forecast_url, params | self._key)
         result: dict[str, object] = {
-            "place": _place_name(place),
-            "units": {"temperature": "°C" if metric else "°F", "wind": "km/h" if metric else "mph"},
+            "place": full_name(place),
+            "units": {
+                "temperature": "°C" if metric else "°F",
+                "wind": "km/h" if metric else "mph",
+                "precipitation": "mm" if metric else "inch",
+            },
         }
+        if note:
+            result["note"] = note
         try:
             if days_ahead == 0:
                 result["current"] = _current(data["current"])
@@ -133,49 +139,57 @@ class WeatherSkill(Skill):
             raise ToolError("the weather service sent an incomplete forecast") from None
         return result
 
-    async def _geocode(self, name: str) -> dict[str, Any]:
-        if not name:
+    async def _geocode(self, said: str) -> tuple[dict[str, Any], str | None]:
+        """The place for a name the user said, and a note for the model when it should name the place."""
+        if not said:
             raise ToolError("no place given and no home town configured; ask the user which place they mean")
-        key = name.casefold()
+        key = said.casefold()
         if key in self._places:
             return self._places[key]
-        language = "zh" if _CJK.search(name) else "en"
-        for candidate in _candidates(name):
-            params: dict[str, str | int | float] = {"name": candidate, "count": 1, "language": language}
-            data = await self._web.get(self.settings.geocoding_url, params | {"format": "json"} | self._key)
-            results = data.get("results") if isinstance(data, dict) else None
-            place = results[0] if isinstance(results, list) and results else None
-            if (
-                isinstance(place, dict)
-                and _is_coordinate(place.get("latitude"))
-                and _is_coordinate(place.get("longitude"))
-            ):
-                self._places[key] = place
-                return place
-        raise ToolError(f"no place called {name!r} was found; ask the user to say it another way")
+        province = province_capital(said)
+        found = await self._lookup(province[1] if province else said)
+        choice = choose(found, country=self.deps.region)
+        if choice is None:
+            raise ToolError(f"no place called {said!r} was found; ask the user to say it another way")
+        if choice.doubtful:
+            # Among equals, the one in the household's own province is the likelier meaning.
+            choice = choose(found, country=self.deps.region, admin1=await self._home_admin1(key)) or choice
+        note = None
+        place = label(choice.place, home_country=self.deps.region)
+        if province:
+            note = f"{said} is a province: this is the weather of its capital, {place}; say so"
+        elif choice.doubtful:
+            note = f"several places are called {said}: say that this is the weather for {place}"
+        self._places[key] = (choice.place, note)
+        return choice.place, note
 
+    async def _home_admin1(self, asked: str) -> str:
+        """The province of the home town; empty when there is none, or it is what was asked, or not found."""
+        home = self.deps.home_location
+        if not home or home.casefold() == asked:
+            return ""
+        try:
+            place, _ = await self._geocode(home)
+        except ToolError:  # a tie-break only: the answer stands without it
+            return ""
+        return str(place.get("admin1") or "")
 
-def _is_coordinate(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _candidates(name: str) -> list[str]:
-    names = [name]
-    if _CJK.search(name):
-        for suffix in _CJK_SUFFIXES:
-            if name.endswith(suffix) and len(name) > len(suffix) + 1:
-                names.append(name[: -len(suffix)])
+    async def _lookup(self, said: str) -> list[dict[str, Any]]:
+        """Geocoding results for each spelling of ``said`` in turn, until one gives a clear match."""
+        language = "zh" if has_chinese(said) else "en"
+        found: list[dict[str, Any]] = []
+        for name in query_names(said):
+            params: dict[str, str | int | float] = {"name": name, "count": _RESULTS, "language": language}
+            try:
+                answer = await self._web.get(self.settings.geocoding_url, params | {"format": "json"} | self._key)
+            except ToolError:
+                if found:  # another spelling failed: choose among what the first ones found
+                    break
+                raise
+            found += usable(answer)
+            if any(is_clear(p) for p in found):
                 break
-    return names
-
-
-def _place_name(place: dict[str, Any]) -> str:
-    parts = [place.get("name"), place.get("admin1"), place.get("country")]
-    seen: list[str] = []
-    for part in parts:
-        if part and part not in seen:
-            seen.append(str(part))
-    return ", ".join(seen)
+        return found
 
 
 def _current(current: dict[str, Any]) -> dict[str, object]:
@@ -185,6 +199,7 @@ def _current(current: dict[str, Any]) -> dict[str, object]:
         "feels_like": current.get("apparent_temperature"),
         "humidity_percent": current.get("relative_humidity_2m"),
         "wind_speed": current.get("wind_speed_10m"),
+        "precipitation": current.get("precipitation"),
         "conditions": english,
         "conditions_zh": chinese,
     }
@@ -192,12 +207,17 @@ def _current(current: dict[str, Any]) -> dict[str, object]:
 
 def _day(daily: dict[str, Any], index: int) -> dict[str, object]:
     english, chinese = describe(daily["weather_code"][index])
-    rain = daily.get("precipitation_probability_max") or []
     return {
         "date": daily["time"][index],
         "high": daily["temperature_2m_max"][index],
         "low": daily["temperature_2m_min"][index],
-        "precipitation_chance_percent": rain[index] if index < len(rain) else None,
+        "precipitation_chance_percent": _at(daily.get("precipitation_probability_max"), index),
+        "wind_max": _at(daily.get("wind_speed_10m_max"), index),
         "conditions": english,
         "conditions_zh": chinese,
     }
+
+
+def _at(values: Any, index: int) -> object:
+    """The day's value of an optional daily series; None when the service left it out."""
+    return values[index] if isinstance(values, list) and index < len(values) else None

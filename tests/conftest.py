@@ -115,6 +115,7 @@ class Rig:
                 follow_up_seconds=s.conversation.follow_up_seconds,
                 suppress_wake_during_playback=s.wake.suppress_during_playback,
                 wake_words=wake_words,
+                speak_remote_answers=s.conversation.speak_remote_answers,
             ),
             detectors_on=self.detectors_on,
         )

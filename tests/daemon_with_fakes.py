@@ -5,6 +5,8 @@
 tool that hangs) or ``--busy command`` (the same with a tool that must not be cut short) keep the first
 turn running; ``--store PATH`` adds the real reminder scheduler on that
 SQLite file, ``--remind TEXT`` schedules a reminder 1.5 s after start, and ``--quiet`` hears nothing.
+``--mqtt PORT`` adds the real MQTT bridge (device ``fake_box``, wake words hey_jarvis and alexa) on a broker
+at 127.0.0.1:PORT, and ``--state PATH`` keeps the settings changed at run time in that file (none by default).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 from importlib.metadata import EntryPoint
 from typing import Any
 
-from assistant.app import Adapters, App
+from assistant.app import Adapters, App, Service
 from assistant.bus import Bus
 from assistant.config import Settings
 from assistant.logs import configure_logging
@@ -90,6 +92,21 @@ async def build(
     remind: str | None = None,
     quiet: bool = False,
 ) -> Adapters:
+    services: list[Service] = []
+    if settings.mqtt.enabled:
+        from assistant.integrations.mqtt import MqttBridge
+
+        names = [word.name for word in settings.wake.words]
+        bridge = MqttBridge(
+            settings.mqtt,
+            bus,
+            "0.1.0-test",
+            wake_words=names,
+            wake_word=names[0],
+            dialect=settings.persona.dialect,
+            volume=settings.audio.volume,
+        )
+        services.append(bridge.run)
     mic = [] if quiet else timeline(silence(0.3), wake_word(), speech(0.5), silence(30))
     model = ScriptedModel(clock, [_answer(busy)])
     tools: ToolRunner = FakeTools()
@@ -116,6 +133,7 @@ async def build(
         voice=FakeVoice(seconds_per_char=0.02),
         tools=tools,
         keep_unspoken=keep,
+        services=services,
     )
 
 
@@ -125,8 +143,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store")
     parser.add_argument("--remind")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--mqtt", type=int, metavar="PORT")
+    parser.add_argument("--state", metavar="PATH")
     args = parser.parse_args(argv)
-    settings = Settings.model_validate({"conversation": {"follow_up_seconds": 0, "earcons": False}})
+    data: dict[str, Any] = {
+        "conversation": {"follow_up_seconds": 0, "earcons": False},
+        "state": {"settings_path": args.state},
+    }
+    if args.mqtt is not None:
+        data["mqtt"] = {"enabled": True, "port": args.mqtt, "device_id": "fake_box", "keepalive_seconds": 5}
+        data["wake"] = {"words": [{"model": "hey_jarvis"}, {"model": "alexa"}]}
+    settings = Settings.model_validate(data)
     configure_logging(settings.logging)
     factory = functools.partial(build, busy=args.busy, store=args.store, remind=args.remind, quiet=args.quiet)
     asyncio.run(App(settings, factory).run())

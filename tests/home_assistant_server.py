@@ -51,6 +51,17 @@ logger:
 input_boolean:
   lamp:
     name: Lamp
+  living_lamp_on:
+  bedroom_lamp_on:
+  attic_lamp_on:
+  curtain_open:
+  garage_open:
+  garage_relay:
+  door_locked:
+    initial: true
+  front_lock:
+    name: 前门锁
+    initial: true
 light:
   - platform: template
     lights:
@@ -63,7 +74,92 @@ light:
         turn_off:
           service: input_boolean.turn_off
           target: {{entity_id: input_boolean.lamp}}
+{lights}
+cover:
+  - platform: template
+    covers:
+      bedroom_curtain:
+        friendly_name: 卧室窗帘
+        unique_id: bedroom_curtain
+        value_template: "{{{{ is_state('input_boolean.curtain_open', 'on') }}}}"
+        open_cover:
+          service: input_boolean.turn_on
+          target: {{entity_id: input_boolean.curtain_open}}
+        close_cover:
+          service: input_boolean.turn_off
+          target: {{entity_id: input_boolean.curtain_open}}
+      garage_door:
+        friendly_name: Car port
+        unique_id: garage_door
+        device_class: garage
+        value_template: "{{{{ is_state('input_boolean.garage_open', 'on') }}}}"
+        open_cover:
+          service: input_boolean.turn_on
+          target: {{entity_id: input_boolean.garage_open}}
+        close_cover:
+          service: input_boolean.turn_off
+          target: {{entity_id: input_boolean.garage_open}}
+switch:
+  - platform: template
+    switches:
+      garage_opener:
+        friendly_name: Relay 1
+        unique_id: garage_opener
+        value_template: "{{{{ is_state('input_boolean.garage_relay', 'on') }}}}"
+        turn_on:
+          service: input_boolean.turn_on
+          target: {{entity_id: input_boolean.garage_relay}}
+        turn_off:
+          service: input_boolean.turn_off
+          target: {{entity_id: input_boolean.garage_relay}}
+lock:
+  - platform: template
+    name: Front door
+    unique_id: front_door_lock
+    value_template: "{{{{ is_state('input_boolean.door_locked', 'on') }}}}"
+    lock:
+      service: input_boolean.turn_on
+      target: {{entity_id: input_boolean.door_locked}}
+    unlock:
+      service: input_boolean.turn_off
+      target: {{entity_id: input_boolean.door_locked}}
+script:
+  unlock_front_door:
+    alias: unlock front door
+    sequence:
+      - service: input_boolean.turn_off
+        target: {{entity_id: input_boolean.front_lock}}
+# A speaker for announcements: what tts.speak asks it to play lands in input_text.kitchen_played.
+input_text:
+  kitchen_played:
+    name: Kitchen played
+    max: 255
+media_player:
+  - platform: universal
+    name: Kitchen speaker
+    children: []
+    commands:
+      play_media:
+        service: input_text.set_value
+        target: {{entity_id: input_text.kitchen_played}}
+        data:
+          value: "{{{{ media_content_id[:255] }}}}"
 """
+
+
+LIGHT = """\
+      {key}:
+        friendly_name: {name}
+        unique_id: {key}
+        value_template: "{{{{ is_state('input_boolean.{key}_on', 'on') }}}}"
+        turn_on:
+          service: input_boolean.turn_on
+          target: {{entity_id: input_boolean.{key}_on}}
+        turn_off:
+          service: input_boolean.turn_off
+          target: {{entity_id: input_boolean.{key}_on}}"""
+LIGHTS = {"living_lamp": "客厅灯", "bedroom_lamp": "Bedroom lamp", "attic_lamp": "阁楼灯"}
+"""Template lights with unique ids, so areas, aliases and exposure can be set on them (issue 16)."""
 
 
 def home_assistant_venv() -> Path:
@@ -148,6 +244,23 @@ class HomeAssistant:
                 return None
             raise
 
+    async def websocket(self, *commands: dict[str, Any]) -> list[Any]:
+        """Send commands over the WebSocket API (as the UI does) and return their results, in order."""
+        import aiohttp
+
+        results: list[Any] = []
+        async with aiohttp.ClientSession() as session, session.ws_connect(f"{self.url}/api/websocket") as ws:
+            assert (await ws.receive_json())["type"] == "auth_required"
+            await ws.send_json({"type": "auth", "access_token": self.token})
+            assert (await ws.receive_json())["type"] == "auth_ok"
+            for ident, command in enumerate(commands, start=1):
+                await ws.send_json({"id": ident, **command})
+                while (reply := await ws.receive_json()).get("id") != ident:
+                    pass
+                assert reply["success"], (command, reply)
+                results.append(reply["result"])
+        return results
+
     def log_tail(self, chars: int = 4000) -> str:
         log = self.config_dir / "home-assistant.log"
         return log.read_text(errors="replace")[-chars:] if log.exists() else "(no log)"
@@ -180,7 +293,8 @@ def home_assistant(workdir: Path) -> Iterator[HomeAssistant]:
     url = f"http://{HOST}:{port}"
     config_dir = workdir / "ha-config"
     config_dir.mkdir()
-    (config_dir / "configuration.yaml").write_text(CONFIG.format(url=url, host=HOST, port=port))
+    lights = "\n".join(LIGHT.format(key=key, name=name) for key, name in LIGHTS.items())
+    (config_dir / "configuration.yaml").write_text(CONFIG.format(url=url, host=HOST, port=port, lights=lights))
     hass = HomeAssistant(url, config_dir, venv=venv)
     try:
         hass.start()

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from assistant.errors import HomeAssistantError
 from assistant.events import Event
+from assistant.house import House
 from assistant.ports import EntityState
 from assistant.skills import SkillDeps
 from assistant.voice.replay import ReplayVoice
@@ -104,6 +105,21 @@ class FakeHomeAssistant:
             if new and entity_id in self.states:
                 old = self.states[entity_id]
                 self.states[entity_id] = EntityState(entity_id, new, old.attributes)
+
+
+class FakeHouseRegistry:
+    """HouseRegistry in memory: a snapshot, or the failure Home Assistant's WebSocket would give."""
+
+    def __init__(self, house: House | None = None, *, fail: HomeAssistantError | None = None) -> None:
+        self.snapshot = house
+        self.fail = fail
+        self.reads = 0
+
+    async def house(self) -> House:
+        self.reads += 1
+        if self.fail is not None or self.snapshot is None:
+            raise self.fail or HomeAssistantError("not read yet")
+        return self.snapshot
 
 
 @dataclass

@@ -312,6 +312,7 @@ def soak_settings(folder: Path, *, mqtt_port: int, home_assistant_url: str, wyom
             "wyoming": {"enabled": True, "host": "127.0.0.1", "port": wyoming_port},
             "home_assistant": {"enabled": True, "url": home_assistant_url, "token": TOKEN, "timeout_seconds": 5},
             "scheduler": {"database": str(folder / "jobs.sqlite"), "misfire_grace_seconds": 60},
+            "state": {"settings_path": str(folder / "settings.json")},
             "skills": {
                 "clock": {},
                 "timers": {"notify_topic": "soak/reminders", "notify_services": ["notify.mobile_app_daughter"]},
@@ -627,7 +628,10 @@ class Household:
         await self._ended(turn)
 
     async def _mqtt_stop(self) -> None:
-        turn = await self._command("ask", "long")
+        # A question asked over MQTT is answered to Home Assistant only, so a spoken one is stopped here.
+        turn = await self._command("listen")
+        await self._listening(turn)
+        self._edges.mic.say(said("long"))
         await self._speaking(turn)
         await self._command("stop")
         await self._ended(turn)

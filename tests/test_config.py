@@ -124,6 +124,7 @@ def test_settings_are_frozen() -> None:
     ("data", "message"),
     [
         ({"persona": {"timezone": "Asia/Shanghia"}}, "persona.timezone: Value error, 'Asia/Shanghia' is not an IANA"),
+        ({"persona": {"region": "China"}}, "persona.region: Value error, 'China' is not a two-letter region code"),
         ({"home_assistant": {"enabled": True}}, "home_assistant: Value error, home_assistant.enabled needs a token"),
         (
             {"endpointing": {"start_seconds": 1.0, "no_speech_timeout_seconds": 0.5}},
@@ -154,3 +155,16 @@ def test_a_config_file_far_larger_than_any_config_is_refused(tmp_path: Path) -> 
     huge.write_bytes(b"# " + b"x" * MAX_CONFIG_BYTES + b"\n")
     with pytest.raises(ConfigError, match="larger than 1024 KiB"):
         load_config(huge, env={})
+
+
+@pytest.mark.parametrize(
+    ("persona", "region"),
+    [
+        ({}, "CN"),  # Asia/Shanghai
+        ({"timezone": "Asia/Hong_Kong"}, "HK"),
+        ({"timezone": "Europe/London"}, ""),
+        ({"timezone": "Asia/Shanghai", "region": "hk"}, "HK"),  # said outright wins, in any case
+    ],
+)
+def test_region_is_given_or_read_from_the_time_zone(persona: dict[str, str], region: str) -> None:
+    assert Settings.model_validate({"persona": persona}).persona.region_code == region

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
+
 from assistant.errors import ModelError
 from assistant.events import (
     AnnounceRequested,
@@ -14,6 +16,8 @@ from assistant.events import (
     MuteRequested,
     PlaybackFinished,
     ReminderSpoken,
+    ReplyCompleted,
+    RequestSource,
     SettingChanged,
     SettingRequested,
     SpeechEnded,
@@ -52,6 +56,7 @@ async def test_normal_turn_publishes_the_documented_sequence() -> None:
         "UserTranscript",
         "ReplyText",
         "PlaybackStarted",
+        "ReplyCompleted",
         "PlaybackFinished",
         "TurnEnded",
     ]
@@ -97,6 +102,7 @@ async def test_tool_call_round_trip_feeds_the_result_back_to_the_model() -> None
         "ToolCallFinished",
         "ReplyText",
         "PlaybackStarted",
+        "ReplyCompleted",
         "PlaybackFinished",
         "TurnEnded",
     ]
@@ -131,6 +137,7 @@ async def test_wake_word_during_playback_interrupts_and_starts_a_new_turn() -> N
         "UserTranscript",
         "ReplyText",
         "PlaybackStarted",
+        "ReplyCompleted",
         "WakeDetected",
         "PlaybackFinished",
         "TurnEnded",
@@ -141,6 +148,7 @@ async def test_wake_word_during_playback_interrupts_and_starts_a_new_turn() -> N
         "UserTranscript",
         "ReplyText",
         "PlaybackStarted",
+        "ReplyCompleted",
         "PlaybackFinished",
         "TurnEnded",
     ]
@@ -156,7 +164,7 @@ async def test_stop_word_during_playback_ends_the_turn_interrupted() -> None:
     rig = Rig(rounds=[answer(seconds_of_speech=8.0)])
     mic = timeline(QUESTION[:-10], silence(2.0), stop_word(), silence(2.0))
     events = await rig.run(mic)
-    assert names(events)[-4:] == ["PlaybackStarted", "StopRequested", "PlaybackFinished", "TurnEnded"]
+    assert names(events)[-5:] == ["PlaybackStarted", "ReplyCompleted", "StopRequested", "PlaybackFinished", "TurnEnded"]
     assert events[-1] == TurnEnded(turn_id=events[0].turn_id, outcome="interrupted")
 
 
@@ -299,21 +307,52 @@ async def test_every_turn_started_has_exactly_one_turn_ended() -> None:
     assert len(set(started)) == len(started)
 
 
-async def test_a_text_question_runs_a_turn_with_the_askers_turn_id() -> None:
+async def test_a_question_from_home_assistant_is_answered_to_it_without_a_sound_at_the_box() -> None:
+    """An ask from HA (Wyoming, MQTT) runs a turn with the asker's id; the box stays silent."""
     rig = Rig(rounds=[[after(0.2, ModelText("八点")), after(0, ModelDone())]])
     events = await rig.run(
         silence(5), script=[rig.at(1.0, AskRequested(text="几点了", source="ha", turn_id="wyoming-7"))]
     )
+    assert names(events) == ["AskRequested", "TurnStarted", "ReplyText", "ReplyCompleted", "TurnEnded"]
+    assert {e.turn_id for e in events if names([e])} == {"wyoming-7"}
+    assert ReplyCompleted(turn_id="wyoming-7", text="八点") in events
+    assert events[-1] == TurnEnded(turn_id="wyoming-7", outcome="completed")
+    assert rig.model.requests[0].text == "几点了" and rig.model.requests[0].audio is None
+    assert not rig.model.requests[0].speak, "no speech tokens are asked for an answer nobody hears"
+    assert rig.speaker.played_seconds == 0
+
+
+async def test_a_failing_question_from_home_assistant_plays_no_error_earcon_at_the_box() -> None:
+    """The asker learns of the failure; the room hears nothing."""
+    rig = Rig(settings=settings(conversation={"earcons": True}), rounds=[[after(0.2, ModelError("boom"))]])
+    events = await rig.run(silence(5), script=[rig.at(1.0, AskRequested(text="几点了", source="mqtt"))])
+    assert [e.code for e in events if isinstance(e, TurnFailed)] == ["model-unavailable"]
+    assert events[-1].outcome == "error"  # type: ignore[attr-defined]
+    assert rig.speaker.played_seconds == 0
+
+
+@pytest.mark.parametrize(
+    ("source", "speak_remote_answers"), [("mqtt", True), ("ha", True), ("cli", False), ("api", False)]
+)
+async def test_a_question_is_spoken_when_the_setting_asks_or_it_was_not_asked_from_home_assistant(
+    source: RequestSource, speak_remote_answers: bool
+) -> None:
+    """conversation.speak_remote_answers plays HA's answers too; a local typed question is always spoken."""
+    rig = Rig(
+        settings=settings(conversation={"speak_remote_answers": speak_remote_answers}),
+        rounds=[[after(0.2, ModelText("八点")), after(0, ModelDone())]],
+    )
+    events = await rig.run(silence(5), script=[rig.at(1.0, AskRequested(text="几点了", source=source))])
     assert names(events) == [
         "AskRequested",
         "TurnStarted",
         "ReplyText",
         "PlaybackStarted",
+        "ReplyCompleted",
         "PlaybackFinished",
         "TurnEnded",
     ]
-    assert {e.turn_id for e in events if names([e])} == {"wyoming-7"}
-    assert rig.model.requests[0].text == "几点了" and rig.model.requests[0].audio is None
+    assert rig.speaker.played_seconds > 0 and rig.model.requests[0].speak
 
 
 async def test_choosing_a_wake_word_ignores_the_others_and_reports_the_change() -> None:

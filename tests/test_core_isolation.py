@@ -14,6 +14,7 @@ CORE = [
     "assistant.events",
     "assistant.bus",
     "assistant.ports",
+    "assistant.house",
     "assistant.audio",
     "assistant.endpointing",
     "assistant.state",
@@ -41,6 +42,7 @@ INTEGRATIONS = [
     "assistant.integrations.homeassistant",
     "assistant.integrations.wyoming",
     "assistant.integrations.discovery",
+    "assistant.integrations.ha_registry",
 ]
 MODEL_LIBRARIES = ["torch", "transformers", "huggingface_hub", "bitsandbytes", "onnxruntime", "numpy"]
 NETWORK_LIBRARIES = ["paho", "aiomqtt", "requests", "httpx", "aiohttp", "niquests", "homeassistant_api", "wyoming"]

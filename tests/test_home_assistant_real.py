@@ -1,4 +1,5 @@
-"""The box in a real Home Assistant 2024.3.3: discovery, control from HA, our REST client, availability.
+"""The box in a real Home Assistant 2024.3.3: discovery, control from HA, our REST client, availability, and the
+smart-home skill with HA's areas, aliases and Assist exposure and confirmation by effect (issue 16).
 
 One HA, one mosquitto and one stand-in daemon process (the real MqttBridge on a real Bus, see
 tests/mqtt_daemon.py) serve every test in this module; the last test kills the daemon.
@@ -16,20 +17,26 @@ import tempfile
 import threading
 import wave
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from assistant.audio import AudioChunk, read_wav, split
-from assistant.bus import Bus
+from assistant.bus import Bus, Envelope
 from assistant.config import HomeAssistantSettings, WyomingSettings
 from assistant.errors import HomeAssistantError
+from assistant.events import AskRequested, SpeechEnded, ToolCallRequested
+from assistant.integrations.announce import HomeAnnouncer
+from assistant.integrations.ha_registry import HomeAssistantRegistry
 from assistant.integrations.homeassistant import HomeAssistantClient
 from assistant.integrations.wyoming import WyomingServer
 from assistant.ports import ModelText, ModelToolCall, ReplyPiece
 from assistant.skills import SkillDeps, load_skills
 from assistant.tasks import MonotonicClock, cancel_and_wait
+from assistant.tools import ToolRegistry
 from tests.home_assistant_server import HomeAssistant, home_assistant
 from tests.servers import Mosquitto, eventually, free_port, mosquitto
 
@@ -61,6 +68,7 @@ class Setup:
     ha: HomeAssistant
     broker: Mosquitto
     daemon: DaemonProcess
+    furnished: bool = False
 
 
 @pytest.fixture(scope="module")
@@ -224,6 +232,194 @@ async def test_wrong_token_and_unknown_entity_against_real_home_assistant(setup:
     assert missing.value.reason == "rejected"
 
 
+# --- the house as Home Assistant knows it (issue 16) -------------------------------------------------
+
+SWITCHES = {
+    "switch.garage_opener": "input_boolean.garage_relay",
+    "script.unlock_front_door": "input_boolean.front_lock",
+    "input_boolean.front_lock": "input_boolean.front_lock",
+    "cover.garage_door": "input_boolean.garage_open",
+    "lock.front_door": "input_boolean.door_locked",
+}
+"""Each sensitive target, and the input_boolean that shows whether it acted."""
+
+
+async def furnish(setup: Setup) -> None:
+    """Areas, aliases and Assist exposure set in Home Assistant over its WebSocket API, as a user would (once)."""
+    if setup.furnished:
+        return
+    ha = setup.ha
+    areas = await ha.websocket(
+        {"type": "config/area_registry/create", "name": "客厅", "aliases": ["起居室", "Living room"]},
+        {"type": "config/area_registry/create", "name": "卧室", "aliases": ["Bedroom"]},
+        {"type": "config/area_registry/create", "name": "车库"},
+    )
+    living, bedroom, garage = (area["area_id"] for area in areas)
+    update = "config/entity_registry/update"
+    await ha.websocket(
+        {"type": update, "entity_id": "light.living_lamp", "area_id": living},
+        {"type": update, "entity_id": "light.bedroom_lamp", "area_id": bedroom, "aliases": ["床头灯", "bedside lamp"]},
+        {"type": update, "entity_id": "cover.bedroom_curtain", "area_id": bedroom},
+        {"type": update, "entity_id": "switch.garage_opener", "area_id": garage},
+        {
+            "type": "homeassistant/expose_entity",
+            "assistants": ["conversation"],
+            "entity_ids": ["input_boolean.front_lock", f"switch.{DEVICE}_mute"],
+            "should_expose": True,
+        },
+        {
+            "type": "homeassistant/expose_entity",
+            "assistants": ["conversation"],
+            "entity_ids": ["light.attic_lamp"],
+            "should_expose": False,
+        },
+    )
+    setup.furnished = True
+
+
+@asynccontextmanager
+async def house_skill(setup: Setup) -> AsyncIterator[ToolRegistry]:
+    """The real client, the real WebSocket registry and the real skill and tool registry, as the daemon wires them."""
+    await furnish(setup)
+    settings = HomeAssistantSettings(enabled=True, url=setup.ha.url, token=setup.ha.token)  # type: ignore[arg-type]
+    api = HomeAssistantClient(settings)
+    house = HomeAssistantRegistry(settings, settle_seconds=0.1)
+    task = asyncio.create_task(house.run())
+    deps = SkillDeps(
+        publish=lambda _: None, clock=MonotonicClock(), home_assistant=api, house=house, box_device_id=DEVICE
+    )
+    registry = await load_skills({"smart_home": {"states_cache_seconds": 0}}, deps, confirm_seconds=300)
+    try:
+        await house.house()
+        yield registry
+    finally:
+        await registry.aclose()
+        await cancel_and_wait(task)
+        await api.close()
+
+
+class Turns:
+    """Drives the tool registry as the turn does: the bus events that say who spoke, then the call."""
+
+    def __init__(self, registry: ToolRegistry) -> None:
+        self.registry = registry
+        self.count = 0
+
+    async def call(self, turn: str, name: str, *, spoken: bool, **arguments: Any) -> dict[str, Any]:
+        self.count += 1
+        call_id = f"c{self.count}"
+        if not spoken:
+            self.registry.observe(Envelope(0.0, AskRequested(text="typed", source="mqtt")))
+        else:
+            self.registry.observe(Envelope(0.0, SpeechEnded(turn_id=turn, speech_seconds=1.0)))
+        self.registry.observe(
+            Envelope(0.0, ToolCallRequested(turn_id=turn, call_id=call_id, tool=name, arguments=arguments))
+        )
+        return dict((await self.registry.call(ModelToolCall(call_id, name, arguments))).content)
+
+
+async def test_areas_and_aliases_set_in_home_assistant_are_found_and_curtains_open(setup: Setup) -> None:
+    ha = setup.ha
+    async with house_skill(setup) as registry:
+        turns = Turns(registry)
+        for said, light in [("客厅的灯", "light.living_lamp"), ("bedside lamp", "light.bedroom_lamp")]:
+            result = await turns.call(said, "turn_on", spoken=False, target=said)
+            assert result["ok"], result
+            assert await asyncio.to_thread(ha.state, light) == "on"
+        assert (await turns.call("t", "turn_off", spoken=False, target="起居室的灯"))["ok"]
+        assert await asyncio.to_thread(ha.state, "light.living_lamp") == "off"
+        opened = await turns.call("t", "open_cover", spoken=False, target="卧室的窗帘")  # no device class
+        assert opened == {"ok": True, "done": "opening", "devices": ["卧室窗帘"]}
+        assert await asyncio.to_thread(ha.state, "cover.bedroom_curtain") == "open"
+        hidden = await turns.call("t", "turn_on", spoken=False, target="阁楼灯")  # not exposed to Assist
+        assert "no device matches" in hidden["error"]
+        assert await asyncio.to_thread(ha.state, "light.attic_lamp") == "off"
+
+
+async def test_an_alias_added_or_exposure_withdrawn_in_home_assistant_applies_without_a_restart(setup: Setup) -> None:
+    ha = setup.ha
+    async with house_skill(setup) as registry:
+        turns = Turns(registry)
+        assert "no device matches" in (await turns.call("t", "turn_on", spoken=False, target="夜灯"))["error"]
+        update = {"type": "config/entity_registry/update", "entity_id": "light.living_lamp", "aliases": ["夜灯"]}
+        await ha.websocket(update)
+
+        async def found() -> bool:
+            return bool((await turns.call("t", "turn_on", spoken=False, target="夜灯"))["ok"])
+
+        await eventually(found, timeout=20)
+        assert await asyncio.to_thread(ha.state, "light.living_lamp") == "on"
+
+        def expose(exposed: bool) -> dict[str, Any]:
+            entities = {"entity_ids": ["light.living_lamp"], "should_expose": exposed}
+            return {"type": "homeassistant/expose_entity", "assistants": ["conversation"], **entities}
+
+        async def gone() -> bool:
+            return "no device matches" in str(
+                (await turns.call("t", "get_state", spoken=False, target="夜灯")).get("error")
+            )
+
+        await ha.websocket(expose(False))  # taken away from Assist: out of reach at once, no restart
+        try:
+            await eventually(gone, timeout=20)
+            refused = await turns.call("t", "turn_off", spoken=False, target="夜灯")
+            assert "no device matches" in refused["error"]
+            assert await asyncio.to_thread(ha.state, "light.living_lamp") == "on"
+        finally:
+            await ha.websocket(expose(True))
+
+
+@pytest.mark.parametrize(
+    ("tool", "said", "acted"),
+    [
+        ("turn_on", "Relay 1", "on"),  # a garage opener wired as a switch, in the 车库 area
+        ("turn_on", "unlock front door", "off"),  # a script
+        ("turn_off", "前门锁", "off"),  # a lock driven through an input_boolean
+        ("open_cover", "Car port", "on"),  # a garage cover
+        ("unlock_door", "Front door", "off"),
+    ],
+)
+async def test_each_bypass_needs_a_spoken_yes_against_real_home_assistant(
+    setup: Setup, tool: str, said: str, acted: str
+) -> None:
+    ha = setup.ha
+    async with house_skill(setup) as registry:
+        turns = Turns(registry)
+        entity = next(e for e, name in ENTITY_NAMES.items() if name == said)
+        shows = SWITCHES[entity]
+        before = "off" if acted == "on" else "on"
+        await asyncio.to_thread(ha.request, "POST", f"/api/services/input_boolean/turn_{before}", {"entity_id": shows})
+        typed = await turns.call("typed", tool, spoken=False, target=said)
+        assert "can only be asked for by voice" in typed["error"], typed
+        asked = await turns.call("spoken", tool, spoken=True, target=said)
+        assert asked.get("needs_confirmation") is True, asked
+        assert await asyncio.to_thread(ha.state, shows) == before
+        done = await turns.call("yes", "confirm_action", spoken=True, confirm_token=asked["confirm_token"])
+        assert done["ok"], done
+        await eventually(lambda: asyncio.to_thread(lambda: ha.state(shows) == acted), timeout=10)
+
+
+async def test_the_model_cannot_mute_the_box_through_home_assistant(setup: Setup) -> None:
+    ha = setup.ha
+    await eventually(lambda: asyncio.to_thread(lambda: ha.state(f"switch.{DEVICE}_mute") in ("on", "off")), timeout=30)
+    before = await asyncio.to_thread(ha.state, f"switch.{DEVICE}_mute")
+    async with house_skill(setup) as registry:
+        turns = Turns(registry)
+        for said in ("Xiangyin Mute", "mute", f"{DEVICE}_mute"):
+            refused = await turns.call("spoken", "turn_on", spoken=True, target=said)
+            assert not refused["ok"] and "needs_confirmation" not in refused, refused
+    assert await asyncio.to_thread(ha.state, f"switch.{DEVICE}_mute") == before
+
+
+ENTITY_NAMES = {
+    "switch.garage_opener": "Relay 1",
+    "script.unlock_front_door": "unlock front door",
+    "input_boolean.front_lock": "前门锁",
+    "cover.garage_door": "Car port",
+    "lock.front_door": "Front door",
+}
+
+
 class EspeakVoice:
     """A small real voice for this test: espeak-ng's Mandarin, as the daemon's TTS fallback would speak."""
 
@@ -261,6 +457,53 @@ async def test_home_assistant_speaks_with_the_box_voice_over_wyoming(setup: Setu
     assert wav[:4] == b"RIFF" and wav[8:12] == b"WAVE"
     with wave.open(io.BytesIO(wav)) as audio:
         assert audio.getnframes() / audio.getframerate() > 0.5, "espeak-ng says four syllables in well over 0.5 s"
+
+
+async def test_an_announcement_plays_on_a_home_assistant_speaker_through_tts_speak(setup: Setup) -> None:
+    """Our tts.speak call, with the box's own Wyoming voice as the TTS entity, reaches a media player in HA
+    (a universal player that records what it was asked to play); a call missing the players is refused, so HA
+    did check the shape."""
+    ha = setup.ha
+    settings = WyomingSettings(enabled=True, host="127.0.0.1", port=free_port())
+    server = WyomingServer(settings, Bus(MonotonicClock()), "1.0", voice=EspeakVoice())
+    task = asyncio.create_task(server.run())
+    try:
+        port = await server.started()
+        flow = await asyncio.to_thread(ha.request, "POST", "/api/config/config_entries/flow", {"handler": "wyoming"})
+        answer = {"host": "127.0.0.1", "port": port}
+        entry = await asyncio.to_thread(
+            ha.request, "POST", f"/api/config/config_entries/flow/{flow['flow_id']}", answer
+        )
+        assert entry.get("type") == "create_entry", entry
+
+        async def tts_entity() -> str | None:
+            states = await asyncio.to_thread(ha.request, "GET", "/api/states")
+            return next((s["entity_id"] for s in states if s["entity_id"].startswith("tts.xiangyin")), None)
+
+        await eventually(tts_entity, timeout=20)
+        engine = await tts_entity()
+        assert engine is not None
+        players = ("media_player.kitchen_speaker",)
+        client = HomeAssistantClient(
+            HomeAssistantSettings(
+                enabled=True,
+                url=ha.url,
+                token=ha.token,  # type: ignore[arg-type]
+                tts_entity=engine,
+                media_players=players,
+            )
+        )
+        try:
+            assert await HomeAnnouncer(Bus(MonotonicClock()), client.announce, players).announce("Dinner is ready")
+            with pytest.raises(HomeAssistantError) as refused:
+                await client.call_service("tts", "speak", {"entity_id": engine, "message": "Dinner is ready"})
+        finally:
+            await client.close()
+    finally:
+        await cancel_and_wait(task)
+    played = ha.state("input_text.kitchen_played") or ""
+    assert played.startswith(f"media-source://tts/{engine}?message=Dinner+is+ready"), played
+    assert refused.value.reason == "rejected"
 
 
 async def test_killing_the_daemon_marks_its_entities_unavailable(setup: Setup) -> None:

@@ -43,3 +43,27 @@ async def test_overflow_drops_the_oldest_and_logs_the_loss(caplog: pytest.LogCap
     assert head == message(2)
     box.sent(head)
     assert "queue is full" in caplog.text and "2 queued MQTT messages were dropped" in caplog.text
+
+
+async def test_a_state_changing_fast_takes_one_place_with_its_newest_value(caplog: pytest.LogCaptureFixture) -> None:
+    box = Outbox(limit=10)
+    box.put(message(1))
+    for level in range(5000):  # a volume slider dragged, or a flood of volume commands
+        box.put(Outgoing("box/volume/state", str(level), 1, True))
+    box.put(message(2))
+    assert len(box) == 3 and "queue is full" not in caplog.text
+    sent = []
+    for _ in range(3):
+        head = await box.peek()
+        box.sent(head)
+        sent.append(head)
+    assert sent == [message(1), Outgoing("box/volume/state", "4999", 1, True), message(2)]
+
+
+async def test_a_state_superseded_while_it_is_being_sent_is_sent_again_with_its_newest_value() -> None:
+    box = Outbox(limit=10)
+    box.put(Outgoing("box/mute/state", "ON", 1, True))
+    in_flight = await box.peek()
+    box.put(Outgoing("box/mute/state", "OFF", 1, True))
+    box.sent(in_flight)
+    assert await box.peek() == Outgoing("box/mute/state", "OFF", 1, True)

@@ -42,6 +42,7 @@ def built_in_tools(tmp_path: Path) -> dict[str, dict[str, Any]]:
                 "cancel_on_interrupt": d.options.cancel_on_interrupt,
                 "sensitive": d.options.sensitive,
                 "untrusted_output": d.options.untrusted_output,
+                "confirm_by_effect": d.options.confirm_by_effect,
             }
     confirm = Confirmations(FakeClock(), 30).spec
     found[confirm.name] = {"skill": "(registry)", "description": confirm.description, "parameters": confirm.parameters}
@@ -58,9 +59,13 @@ def test_every_built_in_tool_schema_matches_the_golden_file(tmp_path: Path) -> N
         assert spec == golden[name], f"the schema of {name} changed"
 
 
-def test_only_the_dangerous_tools_are_sensitive(tmp_path: Path) -> None:
-    sensitive = {name for name, spec in built_in_tools(tmp_path).items() if spec.get("sensitive")}
-    assert sensitive == {"unlock_door", "open_garage_door", "disarm_alarm"}
+def test_every_smart_home_tool_that_changes_something_is_judged_by_its_effect(tmp_path: Path) -> None:
+    """Confirmation follows what an action does (skills/_safety.py), not a list of tool names."""
+    tools = built_in_tools(tmp_path)
+    assert {name for name, spec in tools.items() if spec.get("sensitive")} == set()
+    smart_home = {name for name, spec in tools.items() if spec.get("skill") == "smart_home"}
+    judged = {name for name, spec in tools.items() if spec.get("confirm_by_effect")}
+    assert judged == smart_home - {"get_state"}
 
 
 def test_the_tools_whose_results_carry_outside_text_are_marked(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from assistant.bus import Envelope
-from assistant.errors import ConfigError, HomeAssistantError, ToolError
+from assistant.errors import ConfigError, ConfirmationRequired, HomeAssistantError, ToolError
 from assistant.events import SpeechEnded, ToolCallFinished, ToolCallRequested
 from assistant.ports import ModelDone, ModelSpeech, ModelText, ModelToolCall
 from assistant.skills import SkillDeps, validate_config
@@ -70,34 +70,46 @@ async def test_reading_states_reports_useful_attributes() -> None:
     assert temperature == {"states": [{"device": "客厅温度", "state": "27.5", "unit_of_measurement": "°C"}]}
 
 
-async def test_a_garage_door_is_not_opened_as_a_curtain() -> None:
+async def test_a_garage_door_waits_for_a_yes_and_a_curtain_opens_at_once() -> None:
     ha = FakeHomeAssistant()
     home, _ = skill(ha)
-    with pytest.raises(ToolError, match="use open_garage_door"):
-        await home.set_cover_position("车库门", 100)
-    with pytest.raises(ToolError, match="not a garage door"):
-        await home.open_garage_door("客厅窗帘")
+    for opening in (
+        home.set_cover_position("车库门", 100),
+        home.open_cover("车库门"),
+        home.set_cover_position("车库门", 30),
+    ):
+        with pytest.raises(ConfirmationRequired, match="Do you want me to open"):
+            await opening
     assert ha.calls == []
+    await home.open_cover("客厅窗帘")
+    await home.close_cover("车库门")  # closing lets nobody in
+    assert ha.calls == [
+        ("cover", "open_cover", {"entity_id": ["cover.living_room_curtain"]}),
+        ("cover", "close_cover", {"entity_id": ["cover.garage_door"]}),
+    ]
 
 
-async def test_a_cover_of_unknown_kind_is_opened_only_with_confirmation() -> None:
-    """A template or MQTT garage cover often has no device class: it must not open unasked."""
+async def test_a_cover_with_no_class_opens_unless_its_name_says_door() -> None:
+    """Most curtain integrations report no device class; a gate that reports none is still named like one."""
     states = [
+        {"entity_id": "cover.bedroom_curtain", "state": "closed", "attributes": {"friendly_name": "卧室窗帘"}},
         {"entity_id": "cover.back_gate", "state": "closed", "attributes": {"friendly_name": "后门"}},
         {
-            "entity_id": "cover.side_door",
+            "entity_id": "cover.side",
             "state": "closed",
-            "attributes": {"friendly_name": "侧门", "device_class": "door"},
+            "attributes": {"friendly_name": "Side", "device_class": "door"},
         },
     ]
     ha = FakeHomeAssistant(states)
     home, _ = skill(ha, areas={}, aliases={})
-    for name in ("后门", "侧门"):
-        with pytest.raises(ToolError, match="use open_garage_door"):
+    await home.open_cover("卧室的窗帘")
+    assert ha.calls == [("cover", "open_cover", {"entity_id": ["cover.bedroom_curtain"]})]
+    for name in ("后门", "Side"):
+        with pytest.raises(ConfirmationRequired) as asked:
             await home.set_cover_position(name, 100)
-    assert ha.calls == []
+        assert asked.value.action.startswith("cover.open_cover(")
     await home.set_cover_position("后门", 0)  # closing never needs asking
-    assert ha.calls == [("cover", "close_cover", {"entity_id": ["cover.back_gate"]})]
+    assert ha.calls[1:] == [("cover", "close_cover", {"entity_id": ["cover.back_gate"]})]
 
 
 async def test_locks_and_alarms_are_out_of_reach_of_turn_on() -> None:
@@ -161,7 +173,16 @@ async def test_unlocking_needs_the_users_yes_in_a_later_turn() -> None:
 async def test_disarming_uses_the_configured_code_without_logging_it(caplog: pytest.LogCaptureFixture) -> None:
     ha = FakeHomeAssistant()
     home, _ = skill(ha, alarm_code="4321")
-    await home.disarm_alarm("家庭警报")
+    tools = ToolRegistry(FakeClock())
+    tools.add_all(tools_of(home, owner="smart_home"))
+    tools.observe(Envelope(0.0, SpeechEnded(turn_id="t1", speech_seconds=1.2)))
+    tools.observe(Envelope(0.0, ToolCallRequested(turn_id="t1", call_id="c1", tool="disarm_alarm", arguments={})))
+    question = await tools.call(ModelToolCall("c1", "disarm_alarm", {"target": "家庭警报"}))
+    assert question.content["say"] == "Do you want me to disarm 家庭警报?" and ha.calls == []
+    tools.observe(Envelope(0.0, SpeechEnded(turn_id="t2", speech_seconds=0.5)))
+    tools.observe(Envelope(0.0, ToolCallRequested(turn_id="t2", call_id="c2", tool="confirm_action", arguments={})))
+    done = await tools.call(ModelToolCall("c2", "confirm_action", {"confirm_token": question.content["confirm_token"]}))
+    assert done.ok, done.content
     panel = ["alarm_control_panel.home_alarm"]
     assert ha.calls == [("alarm_control_panel", "alarm_disarm", {"entity_id": panel, "code": "4321"})]
     assert "4321" not in caplog.text
@@ -309,11 +330,10 @@ async def test_an_unclear_or_wrong_device_is_caught_before_the_user_is_asked() -
     tools.add_all(tools_of(skill()[0], owner="smart_home"))
     tools.observe(Envelope(0.0, SpeechEnded(turn_id="t1", speech_seconds=1.2)))  # the user asks aloud
     for call_id in ("c1", "c2"):
-        tools.observe(
-            Envelope(0.0, ToolCallRequested(turn_id="t1", call_id=call_id, tool="open_garage_door", arguments={}))
-        )
-    curtain = await tools.call(ModelToolCall("c1", "open_garage_door", {"target": "客厅窗帘"}))
-    assert "needs_confirmation" not in curtain.content
-    assert "not a garage door" in curtain.content["error"]
-    garage = await tools.call(ModelToolCall("c2", "open_garage_door", {"target": "车库门"}))
+        tools.observe(Envelope(0.0, ToolCallRequested(turn_id="t1", call_id=call_id, tool="open_cover", arguments={})))
+    missing = await tools.call(ModelToolCall("c1", "open_cover", {"target": "阁楼天窗"}))
+    assert "needs_confirmation" not in missing.content
+    assert "no device matches" in missing.content["error"]
+    garage = await tools.call(ModelToolCall("c2", "open_cover", {"target": "车库门"}))
     assert garage.content["say"] == "Do you want me to open 车库门?"
+    assert garage.content["why"] == "车库门: it opens a garage"

@@ -21,7 +21,7 @@ from assistant.events import (
     TurnStarted,
 )
 from assistant.ports import ModelToolCall, ToolRunner
-from assistant.tools import ToolRegistry, define, tool, tools_of
+from assistant.tools import ToolRegistry, ask_first, define, tool, tools_of
 from tests.fakes import FakeClock
 
 
@@ -440,6 +440,57 @@ async def test_bad_arguments_of_a_sensitive_tool_are_rejected_before_asking() ->
     result = await tools.call(call("unlock_door"))
     assert "needs_confirmation" not in result.content
     assert "door: Field required" in result.content["error"]
+
+
+class Relays:
+    """A tool whose danger depends on its target: it asks by effect, right before acting."""
+
+    def __init__(self) -> None:
+        self.switched: list[str] = []
+        self.meaning = {"kettle": "relay.1", "gate": "relay.2"}
+
+    @tool(confirm_by_effect=True)
+    async def switch(self, relay: str) -> dict[str, object]:
+        """Switch a relay."""
+        meant = self.meaning[relay]
+        if relay == "gate":
+            ask_first(f"Open the {relay}?", action=f"switch {meant}", reason="it opens a gate")
+        self.switched.append(meant)
+        return {"switched": meant}
+
+
+async def test_a_tool_confirmed_by_effect_asks_only_for_the_dangerous_target_and_under_the_same_rules() -> None:
+    relays = Relays()
+    tools = ToolRegistry(FakeClock(), new_token=lambda: "tok")
+    tools.add_all(tools_of(relays, owner="relays"))
+    assert "confirm_action" in tools.names
+    seen_in_turn(tools, "typed", "c1", "switch")
+    assert (await tools.call(call("switch", "c1", relay="kettle"))).ok  # no question for a kettle
+    typed = await tools.call(call("switch", "c2", relay="gate"))
+    assert (
+        "can only be asked for by voice at the box" in typed.content["error"]
+        and "it opens a gate" in typed.content["error"]
+    )
+    spoken_request(tools, "t1", "c3", "switch")
+    asked = await tools.call(call("switch", "c3", relay="gate"))
+    assert asked.content["say"] == "Open the gate?" and asked.content["why"] == "it opens a gate"
+    assert relays.switched == ["relay.1"]
+    spoken_request(tools, "t2", "c4", "confirm_action")
+    done = await tools.call(call("confirm_action", "c4", confirm_token="tok"))
+    assert done.content == {"ok": True, "switched": "relay.2", "action": "switch"}
+
+
+async def test_a_yes_to_one_action_does_not_approve_another() -> None:
+    relays = Relays()
+    tools = ToolRegistry(FakeClock(), new_token=lambda: "tok")
+    tools.add_all(tools_of(relays, owner="relays"))
+    spoken_request(tools, "t1", "c1", "switch")
+    await tools.call(call("switch", "c1", relay="gate"))
+    relays.meaning["gate"] = "relay.3"  # the name now means another relay
+    spoken_request(tools, "t2", "c2", "confirm_action")
+    refused = await tools.call(call("confirm_action", "c2", confirm_token="tok"))
+    assert "changed since the user said yes" in refused.content["error"]
+    assert relays.switched == []
 
 
 def test_subclass_tools_come_after_inherited_ones_and_overrides_decide() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import json
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -16,6 +15,7 @@ from assistant.audio import AudioChunk
 from assistant.config import PersonaSettings, VllmModelSettings
 from assistant.errors import ModelError
 from assistant.events import ConnectionChanged, Event
+from assistant.model.stepaudio2.prompt import TOOL_RESULT_INSTRUCTION, input_turn
 from assistant.model.stepaudio2.vllm import VllmSpeechModel, build_vllm_model
 from assistant.ports import (
     ModelDone,
@@ -27,9 +27,23 @@ from assistant.ports import (
     ToolResult,
     ToolSpec,
 )
-from tests.vllm_fake import Corrupt, Fail, FakeCall, FakeVllmServer, Flood, Hang, Spoken, Truncate, Written
+from tests.vllm_fake import (
+    Corrupt,
+    Fail,
+    FakeCall,
+    FakeVllmServer,
+    Flood,
+    Hang,
+    Spoken,
+    Truncate,
+    Written,
+    prompt_lengths,
+    render_prompt,
+)
 
-WEATHER = ToolSpec("get_weather", "查天气", {"type": "object", "properties": {"city": {"type": "string"}}})
+WEATHER = ToolSpec(
+    "get_weather", "查天气", {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+)
 TODAY = datetime.date(2026, 11, 25)
 MakeModel = Callable[..., VllmSpeechModel]
 
@@ -179,7 +193,8 @@ async def test_a_tool_round_trip_resends_the_answer_with_its_calls_and_an_input_
     assert messages[2]["tts_content"]["tts_text"] == "我查一下"
     assert messages[2]["tool_calls"][0]["id"] == call.call_id
     assert messages[3]["tool_call_id"] == call.call_id
-    assert json.loads(messages[3]["content"][0]["text"]) == {"weather": "晴", "temp_c": 18}
+    [item] = messages[3]["content"]
+    assert item["text"] == '{"weather": "晴", "temp_c": 18}\n\n\n' + TOOL_RESULT_INSTRUCTION
 
 
 async def test_malformed_tool_arguments_reach_the_turn_as_an_error_and_the_next_request_stays_valid(
@@ -196,12 +211,14 @@ async def test_malformed_tool_arguments_reach_the_turn_as_an_error_and_the_next_
     assert server.requests[1]["messages"][2]["tool_calls"][0]["function"]["arguments"] == "{}"
 
 
+@pytest.mark.parametrize("speak", [False, True])
 async def test_a_question_after_an_interrupted_tool_round_drops_the_unanswered_call(
-    server: FakeVllmServer, make_model: MakeModel
+    server: FakeVllmServer, make_model: MakeModel, speak: bool
 ) -> None:
     model = make_model()
-    server.script.extend([Written("", calls=(FakeCall("get_weather", "{}"),)), Spoken("好", (1,))])
-    await collect(model, ModelRequest("kitchen", (WEATHER,), text="天气", speak=False))
+    call = FakeCall("get_weather", '{"city": "成都"}')
+    server.script.extend([Spoken("", (), calls=(call,)) if speak else Written("", calls=(call,)), Spoken("好", (1,))])
+    await collect(model, ModelRequest("kitchen", (WEATHER,), text="天气", speak=speak))
     await collect(model, ModelRequest("kitchen", (WEATHER,), text="算了"))
     assert [m["role"] for m in server.requests[1]["messages"]] == ["system", "human", "human", "assistant"]
 
@@ -327,8 +344,9 @@ async def test_an_event_that_never_ends_is_cut_off_before_it_fills_the_memory(
     server.script.append(Flood(piece, total_bytes=48_000_000, reply=Spoken("你好", tuple(range(8)))))
     tracemalloc.start()
     try:
+        # 4 MB must arrive before the idle limit: generous, for a machine busy with other work.
         with pytest.raises(ModelError, match="an event of over") as caught:
-            await collect(make_model(), ModelRequest("kitchen", audio=utterance(1.0)))
+            await collect(make_model(idle_timeout_seconds=30.0), ModelRequest("kitchen", audio=utterance(1.0)))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -346,6 +364,97 @@ async def test_a_prompt_over_the_context_length_starts_the_room_afresh(
     with pytest.raises(ModelError, match="fresh") as caught:
         await collect(model, ModelRequest("kitchen", audio=utterance(1.0)))
     assert caught.value.recoverable and model.history("kitchen") == []
+
+
+async def test_a_prompt_whose_text_fills_the_context_starts_the_room_afresh(
+    server: FakeVllmServer, make_model: MakeModel
+) -> None:
+    model = make_model()
+    server.script.append(Spoken("好的" * 20, tuple(range(400))))
+    await collect(model, ModelRequest("kitchen", text="讲个故事"))
+    # The fork counts that long spoken answer as text tokens: the next prompt's text alone overflows.
+    server.max_model_len = prompt_lengths(server.requests[0])[1] + 100
+    with pytest.raises(ModelError, match="fresh") as caught:
+        await collect(model, ModelRequest("kitchen", text="再讲一个"))
+    assert server.overflows == ["http 400"]
+    assert caught.value.recoverable and model.history("kitchen") == []
+    events = await collect(model, ModelRequest("kitchen", text="再讲一个"))  # the turn's retry
+    assert events[-1] == ModelDone("stop") and server.overflows == ["http 400"]
+
+
+async def test_a_prompt_whose_audio_overflows_the_context_mid_stream_starts_the_room_afresh(
+    server: FakeVllmServer, make_model: MakeModel
+) -> None:
+    model = make_model()
+    server.script.append(Spoken("好的" * 5, tuple(range(40))))
+    await collect(model, ModelRequest("kitchen", audio=utterance(1.0)))
+    # The text fits; the audio, once the encoder expands it, does not: HTTP 200 and an error event.
+    server.max_model_len = prompt_lengths(server.requests[0])[1] + 100
+    with pytest.raises(ModelError, match="fresh") as caught:
+        await collect(model, ModelRequest("kitchen", audio=utterance(6.0)))
+    assert server.overflows == ["error event"]
+    assert caught.value.recoverable and model.history("kitchen") == []
+    events = await collect(model, ModelRequest("kitchen", audio=utterance(6.0)))
+    assert events[-1] == ModelDone("stop") and len(server.requests) == 3
+
+
+async def test_a_tool_round_over_the_context_keeps_its_question_and_calls(
+    server: FakeVllmServer, make_model: MakeModel
+) -> None:
+    model = make_model()
+    server.script.append(Spoken("好的" * 20, tuple(range(400))))
+    await collect(model, ModelRequest("kitchen", (WEATHER,), text="讲个故事"))
+    call = FakeCall("get_weather", '{"city": "成都"}')
+    server.script.append(Spoken("", (), calls=(call,)))
+    await collect(model, ModelRequest("kitchen", (WEATHER,), text="成都天气呢"))
+    server.max_model_len = prompt_lengths(server.requests[0])[1] + 150
+    result = ToolResult(call.call_id, "get_weather", {"weather": "晴"})
+    with pytest.raises(ModelError, match="fresh"):
+        await collect(model, ModelRequest("kitchen", (WEATHER,), tool_results=(result,)))
+    assert server.overflows == ["http 400"]
+    assert [m["role"] for m in model.history("kitchen")] == ["human", "assistant"]
+    events = await collect(model, ModelRequest("kitchen", (WEATHER,), tool_results=(result,)))
+    assert events[-1] == ModelDone("stop")
+    assert [m["role"] for m in server.requests[-1]["messages"]] == [
+        "system",
+        "human",
+        "assistant",
+        "input",
+        "assistant",
+    ]
+
+
+async def test_a_spoken_answer_that_only_calls_a_tool_is_replayed_as_the_model_wrote_it(
+    server: FakeVllmServer, make_model: MakeModel
+) -> None:
+    model = make_model()
+    call = FakeCall("get_weather", '{"city":"成都"}')
+    server.script.extend([Spoken("", (), calls=(call,)), Spoken("成都晴", (1, 2))])
+    await collect(model, ModelRequest("kitchen", (WEATHER,), text="成都天气"))
+    result = ToolResult(call.call_id, "get_weather", {"weather": "晴"})
+    await collect(model, ModelRequest("kitchen", (WEATHER,), tool_results=(result,)))
+    prompt = render_prompt(server.requests[1])
+    assert (
+        '<|BOT|>assistant\n<tts_start><tts_end><tool_call>function\nget_weather\n{"city": "成都"}</tool_call>' in prompt
+    )
+
+
+async def test_several_tool_results_of_one_round_go_back_as_one_input_turn(
+    server: FakeVllmServer, make_model: MakeModel
+) -> None:
+    model = make_model()
+    calls = (FakeCall("get_weather", '{"city": "成都"}'), FakeCall("get_weather", '{"city": "重庆"}'))
+    server.script.extend([Spoken("我查一下", (1, 2, 3, 4), calls=calls), Spoken("都晴", (5,))])
+    first = await collect(model, ModelRequest("kitchen", (WEATHER,), text="成都和重庆天气"))
+    assert [e.arguments for e in first if isinstance(e, ModelToolCall)] == [{"city": "成都"}, {"city": "重庆"}]
+    results = (
+        ToolResult(calls[0].call_id, "get_weather", {"weather": "晴"}),
+        ToolResult(calls[1].call_id, "get_weather", {"weather": "阴"}),
+    )
+    await collect(model, ModelRequest("kitchen", (WEATHER,), tool_results=results))
+    messages = server.requests[1]["messages"]
+    assert [m["role"] for m in messages] == ["system", "human", "assistant", "input", "assistant"]
+    assert input_turn(results) + "<|BOT|>assistant\n<tts_start>" in render_prompt(server.requests[1])
 
 
 def free_port() -> int:

@@ -12,21 +12,33 @@ import pytest
 
 from assistant.audio import AudioChunk
 from assistant.config import VllmModelSettings
+from assistant.model.stepaudio2.prompt import input_turn
 from assistant.model.stepaudio2.vllm_protocol import (
     TTS_START,
     History,
+    PromptTooLong,
     ReplyAssembler,
     StreamError,
     audio_items,
     build_payload,
     estimate_tokens,
+    is_context_overflow,
     parse_speech_codes,
     split_audio,
     tool_result_messages,
     user_message,
 )
 from assistant.ports import ModelSpeech, ModelText, ToolResult, ToolSpec
-from tests.vllm_fake import FakeCall, Spoken, Written, check_request, stream_chunks
+from tests.vllm_fake import (
+    FakeCall,
+    Overflow,
+    Spoken,
+    Written,
+    check_request,
+    overflow_event,
+    render_prompt,
+    stream_chunks,
+)
 
 WEATHER = ToolSpec(
     "get_weather", "查天气", {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
@@ -112,15 +124,32 @@ def test_a_text_request_lets_the_server_open_the_answer() -> None:
     assert check_request(body) == []
 
 
-def test_tool_results_become_input_turns_and_the_last_asks_for_a_spoken_summary() -> None:
-    messages = tool_result_messages(
-        (ToolResult("a", "get_weather", {"temp_c": 25}), ToolResult("b", "get_time", {"ok": False, "error": "无网络"}))
+def test_a_rounds_tool_results_go_back_as_one_input_turn_laid_out_as_the_local_engine_does() -> None:
+    results = (
+        ToolResult("a", "get_weather", {"temp_c": 25}),
+        ToolResult("b", "get_time", {"ok": False, "error": "无网络"}),
     )
-    assert [m["tool_call_id"] for m in messages] == ["a", "b"]
-    assert json.loads(messages[0]["content"][0]["text"]) == {"temp_c": 25}
-    assert len(messages[0]["content"]) == 1
-    assert "口语化" in messages[1]["content"][-1]["text"]
-    assert "无网络" in messages[1]["content"][0]["text"]
+    [message] = tool_result_messages(results)
+    assert message["role"] == "input" and message["tool_call_id"] == "a"
+    body = build_payload(
+        VllmModelSettings(),
+        system="sys",
+        tools=(WEATHER,),
+        messages=[
+            user_message(audio=None, text="天气和时间"),
+            {"role": "assistant", "content": "", "tool_calls": [call_message("a"), call_message("b")]},
+            message,
+        ],
+        speak=True,
+    )
+    assert check_request(body) == []
+    # What the fork lays out for the model is byte for byte the local engine's input turn.
+    assert input_turn(results) + "<|BOT|>assistant\n<tts_start>" in render_prompt(body)
+    assert "get_time: " in message["content"][0]["text"] and "口语化" in message["content"][0]["text"]
+
+
+def call_message(call_id: str) -> dict[str, object]:
+    return {"id": call_id, "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
 
 
 # --- the stream ----------------------------------------------------------------------------------------
@@ -150,7 +179,94 @@ def test_a_spoken_reply_yields_its_text_and_speech_in_stream_order() -> None:
     }
 
 
-def test_tool_call_arguments_streamed_as_diffs_are_joined() -> None:
+DELTA_KEYS = {"role", "content", "reasoning_content", "tool_calls", "tts_content"}
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [Spoken("好", (1, 2, 3, 4, 5), calls=(FakeCall("get_weather", '{"city": "成都"}'),)), Written("三点了。")],
+    ids=["spoken", "written"],
+)
+def test_the_fake_streams_the_forks_chunks(reply: Spoken | Written) -> None:
+    first, *rest = stream_chunks(reply, tools=True)
+    assert first["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    for chunk in rest:
+        [choice] = chunk["choices"]
+        assert set(choice["delta"]) == DELTA_KEYS
+        assert choice["delta"]["role"] is None and choice["delta"]["reasoning_content"] is None
+        assert choice["stop_reason"] is None and chunk["usage"] is None
+        if isinstance(reply, Spoken):
+            assert choice["delta"]["content"] == "" and set(choice["delta"]["tts_content"]) == {"tts_text", "tts_audio"}
+        else:
+            assert choice["delta"]["tts_content"] == {}
+    assert [c["choices"][0]["finish_reason"] for c in rest][-2:] == [
+        None,
+        "tool_calls" if reply.calls else "stop",
+    ]
+
+
+def test_the_fake_streams_a_tool_call_as_its_name_then_its_whole_arguments() -> None:
+    call = FakeCall("get_weather", '{"city":"成都",\n "days": 2}', "chatcmpl-tool-1")
+    deltas = [c["choices"][0]["delta"]["tool_calls"] for c in stream_chunks(Written("", calls=(call,)))[1:]]
+    assert [d for d in deltas if d] == [
+        [{"id": call.call_id, "type": "function", "index": 0, "function": {"name": "get_weather", "arguments": None}}],
+        [
+            {
+                "id": None,
+                "type": None,
+                "index": 0,
+                "function": {"name": None, "arguments": '{"city": "成都", "days": 2}'},
+            }
+        ],
+    ]
+
+
+@pytest.mark.parametrize("arguments", ['{"city": 成都}', "{}"])
+def test_the_fake_streams_only_the_name_of_a_call_whose_arguments_are_invalid_or_empty(arguments: str) -> None:
+    chunks = stream_chunks(Spoken("", (), calls=(FakeCall("get_weather", arguments),)))
+    calls = [d for c in chunks[1:] for d in c["choices"][0]["delta"]["tool_calls"]]
+    assert [(d["function"]["name"], d["function"]["arguments"]) for d in calls] == [("get_weather", None)]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_words_after_tts_end_never_reach_the_client_and_nothing_waits_for_them() -> None:
+    # The fork blanks content on every chunk of a spoken reply: the model's "（笑）" is lost on the wire.
+    reply = Spoken("好的", (1, 2, 3, 4), after="（笑）", calls=(FakeCall("get_weather", '{"city": "成都"}'),))
+    assert not any("笑" in json.dumps(c, ensure_ascii=False) for c in stream_chunks(reply))
+    assembler = ReplyAssembler(spoken=True)
+    events = feed_all(assembler, reply)
+    assert "".join(e.text for e in events if isinstance(e, ModelText)) == "好的"
+    calls = assembler.tool_calls((WEATHER,))
+    assert calls[0].arguments == {"city": "成都"} and assembler.complete
+    message = assembler.assistant_message(calls)
+    assert message is not None and "content" not in message
+    assert message["tts_content"] == {"tts_text": "好的", "tts_audio": "<audio_1><audio_2><audio_3><audio_4>"}
+
+
+@pytest.mark.parametrize(
+    ("message", "overflow"),
+    [
+        ("max_tokens must be at least 1, got -616.", True),
+        ("max_tokens must be at least 1, got 0.", True),
+        ("The decoder prompt (length 17021) is longer than the maximum model length of 16384. Make sure…", True),
+        ("This model's maximum context length is 16384 tokens. However, you requested 17000 tokens.", True),
+        ("max_tokens must be at least 1, got 5.", False),
+        ("CUDA out of memory", False),
+    ],
+)
+def test_context_overflow_is_recognised_in_the_forks_words_and_upstreams(message: str, overflow: bool) -> None:
+    assert is_context_overflow(message) is overflow
+
+
+def test_an_overflow_error_event_is_told_apart_from_other_failures() -> None:
+    with pytest.raises(PromptTooLong):
+        ReplyAssembler().feed(overflow_event(Overflow(16_000, 1_021)).removeprefix("data: "))
+    with pytest.raises(StreamError) as caught:
+        ReplyAssembler().feed('{"error": {"message": "engine died", "code": 500}}')
+    assert not isinstance(caught.value, PromptTooLong)
+
+
+def test_tool_call_arguments_sent_whole_after_the_name_are_read() -> None:
     assembler = ReplyAssembler()
     feed_all(assembler, Spoken("好", (1, 2), calls=(FakeCall("get_weather", '{"city": "成都", "days": 2}', "id-1"),)))
     [call] = assembler.tool_calls()
@@ -170,15 +286,26 @@ def test_tool_call_arguments_streamed_as_diffs_are_joined() -> None:
     ]
 
 
+CLOCK = ToolSpec("get_time", "现在几点", {"type": "object", "properties": {}})
+
+
 @pytest.mark.parametrize(
-    ("arguments", "error"),
-    [('{"city": "成都"', "not valid JSON"), ('["成都"]', "JSON object"), ("", None)],
+    ("tool", "arguments", "error"),
+    [
+        # The fork sends no arguments for JSON it cannot parse, nor for {}: the schema tells the two apart.
+        (WEATHER, '{"city": "成都"', "without its arguments (city)"),
+        (WEATHER, '{"city": 成都}', "without its arguments (city)"),
+        (WEATHER, "{}", "without its arguments (city)"),
+        (WEATHER, '["成都"]', "JSON object"),
+        (CLOCK, "{}", None),
+        (CLOCK, "{oops", None),
+    ],
 )
-def test_unusable_tool_arguments_become_an_error_not_a_crash(arguments: str, error: str | None) -> None:
+def test_unusable_tool_arguments_become_an_error_not_a_crash(tool: ToolSpec, arguments: str, error: str | None) -> None:
     assembler = ReplyAssembler()
-    feed_all(assembler, Written("", calls=(FakeCall("get_weather", arguments),)))
-    [call] = assembler.tool_calls()
-    assert call.name == "get_weather"
+    feed_all(assembler, Written("", calls=(FakeCall(tool.name, arguments),)))
+    [call] = assembler.tool_calls((WEATHER, CLOCK))
+    assert call.name == tool.name
     if error is None:
         assert call.error is None and call.arguments == {}
     else:

@@ -14,7 +14,7 @@ from assistant.events import Event, ReplyText, ToolCallFinished, ToolCallRequest
 from assistant.model.stepaudio2.vllm import VllmSpeechModel
 from assistant.turn import Turn, TurnDeps, TurnRequest
 from tests.fakes import FakeSpeaker, FakeSpeechDetector, FakeTools, FakeVoice
-from tests.vllm_fake import Fail, FakeCall, FakeVllmServer, Spoken
+from tests.vllm_fake import Fail, FakeCall, FakeVllmServer, Spoken, prompt_lengths
 
 
 class QuickClock:
@@ -38,10 +38,16 @@ async def server() -> AsyncIterator[FakeVllmServer]:
     assert fake.problems == []
 
 
-async def ask(server: FakeVllmServer, question: str, tools: FakeTools | None = None) -> list[Event]:
+async def ask(
+    server: FakeVllmServer, question: str, tools: FakeTools | None = None, model: VllmSpeechModel | None = None
+) -> list[Event]:
     events: list[Event] = []
     clock = QuickClock()
-    model = VllmSpeechModel(VllmModelSettings(base_url=server.base_url), PersonaSettings(), events.append, clock=clock)
+    own = model is None
+    if model is None:
+        model = VllmSpeechModel(
+            VllmModelSettings(base_url=server.base_url), PersonaSettings(), events.append, clock=clock
+        )
     deps = TurnDeps(
         publish=events.append,
         clock=clock,
@@ -56,7 +62,8 @@ async def ask(server: FakeVllmServer, question: str, tools: FakeTools | None = N
     try:
         await Turn(deps, TurnRequest("t1", "api", "kitchen", question=question)).run()
     finally:
-        await model.aclose()
+        if own:
+            await model.aclose()
     return events
 
 
@@ -89,3 +96,51 @@ async def test_a_refused_key_fails_the_turn_with_the_reason(server: FakeVllmServ
     assert failure.code == "model-unavailable" and "API key" in failure.message
     assert events[-1] == TurnEnded(turn_id="t1", outcome="error")
     assert len(server.requests) == 0
+
+
+async def test_a_room_whose_history_outgrew_the_servers_context_answers_after_starting_afresh(
+    server: FakeVllmServer,
+) -> None:
+    # Long spoken answers, well inside the client's own budget: only the server sees the overflow.
+    server.default = Spoken("好的" * 20, tuple(range(400)))
+    model = VllmSpeechModel(VllmModelSettings(base_url=server.base_url), PersonaSettings(), lambda _: None)
+    try:
+        await ask(server, "讲个故事", model=model)
+        server.max_model_len = prompt_lengths(server.requests[0])[1] + 100
+        for question in ("再讲一个", "还有吗"):
+            events = await ask(server, question, model=model)
+            assert events[-1] == TurnEnded(turn_id="t1", outcome="completed")
+    finally:
+        await model.aclose()
+    assert server.overflows == ["http 400", "http 400"]
+    assert [len(body["messages"]) for body in server.requests] == [3, 5, 3, 5, 3]
+
+
+async def test_a_tool_round_over_the_servers_context_is_retried_with_its_question_and_calls(
+    server: FakeVllmServer,
+) -> None:
+    server.default = Spoken("好的" * 20, tuple(range(400)))
+    model = VllmSpeechModel(VllmModelSettings(base_url=server.base_url), PersonaSettings(), lambda _: None)
+    call = FakeCall("get_weather", '{"city": "成都"}')
+    tools = FakeTools({"get_weather": weather})
+    try:
+        await ask(server, "讲个故事", model=model)
+
+        def answer(body: dict[str, Any]) -> Spoken:
+            # From now on the story (about 500 tokens) no longer fits; the question and its tool round do.
+            server.max_model_len = prompt_lengths(body)[1] - 200
+            return Spoken("", (), calls=(call,))
+
+        server.script.extend([answer, Spoken("成都晴", (1, 2, 3, 4))])
+        events = await ask(server, "成都天气怎么样", tools, model=model)
+    finally:
+        await model.aclose()
+    assert events[-1] == TurnEnded(turn_id="t1", outcome="completed")
+    assert server.overflows == ["http 400"] and len(tools.calls) == 1
+    assert [m["role"] for m in server.requests[-1]["messages"]] == [
+        "system",
+        "human",
+        "assistant",
+        "input",
+        "assistant",
+    ]

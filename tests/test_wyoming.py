@@ -46,6 +46,7 @@ async def agent(
     voice: Voice | None = None,
     redact: Callable[[str], str] | None = None,
     asked: list[str] | None = None,
+    **limits: float,
 ) -> AsyncIterator[AsyncTcpClient]:
     bus = Bus(MonotonicClock())
 
@@ -58,7 +59,7 @@ async def agent(
             if answer is not None:
                 answer(bus, envelope.event)
 
-    settings = WyomingSettings(enabled=True, host="127.0.0.1", port=1, answer_timeout_seconds=answer_seconds)
+    settings = WyomingSettings(enabled=True, host="127.0.0.1", port=1, answer_timeout_seconds=answer_seconds, **limits)
     server = WyomingServer(settings.model_copy(update={"port": 0}), bus, "1.0.0", voice=voice, redact=redact)
     tasks = [asyncio.create_task(server.run()), asyncio.create_task(supervisor())]
     port = await server.started()
@@ -192,3 +193,64 @@ async def test_junk_frames_close_only_that_connection_with_a_clear_warning(caplo
         assert Handled.is_type((await exchange(client, Transcript(text="明天天气？").event())).type)
     assert "Unhandled exception" not in caplog.text
     assert caplog.text.count("after a malformed message") == 3
+
+
+async def _closed_by_server(reader: asyncio.StreamReader) -> bool:
+    """True once the server closes the connection (what it sent before is ignored)."""
+    while await asyncio.wait_for(reader.read(4096), 60):
+        pass
+    return True
+
+
+async def test_a_peer_that_sends_half_a_message_and_waits_is_closed_after_the_idle_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO")
+
+    def slowly(bus: Bus, ask: AskRequested) -> None:  # slower than the idle timeout
+        asyncio.get_running_loop().call_later(0.6, answers_in_pieces, bus, ask)
+
+    async with agent(slowly, idle_timeout_seconds=0.3) as client:
+        reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+        writer.write(b'{"type": "transcript", "data_length": 20}\n{"text": ')  # and nothing more, ever
+        await writer.drain()
+        assert await _closed_by_server(reader)
+        writer.close()
+        # Only the wait for a message is timed: a question whose answer takes longer is still answered.
+        async with AsyncTcpClient("127.0.0.1", client.port) as asking:
+            assert Handled.is_type((await exchange(asking, Transcript(text="明天天气？").event())).type)
+    assert "no complete message in" in caplog.text
+
+
+async def test_connections_over_the_cap_are_closed_at_once_and_those_served_go_on() -> None:
+    async with agent(max_connections=2) as client:  # the client of the fixture is the first connection
+        second_reader, second_writer = await asyncio.open_connection("127.0.0.1", client.port)
+        # Connected and saying nothing: it holds its place until the idle timeout.
+        third_reader, third_writer = await asyncio.open_connection("127.0.0.1", client.port)
+        assert await _closed_by_server(third_reader)
+        assert Pong.is_type((await exchange(client, Ping(text="still here").event())).type)
+        for writer in (second_writer, third_writer):
+            writer.close()
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b'{"type": "synthesize", "payload_length": 4000000000}\n',
+        b'{"type": "synthesize", "data_length": 100000000}\n',
+        b'{"type": "synthesize", "data_length": -5}\n',
+        b'{"type": "' + b"x" * 100_000 + b'"}\n',
+    ],
+    ids=["4-GB-payload", "100-MB-data", "negative-length", "100-kB-header"],
+)
+async def test_a_message_claiming_a_huge_size_is_refused_before_it_is_read(
+    header: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with agent() as client:
+        reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+        writer.write(header)
+        await writer.drain()
+        assert await _closed_by_server(reader)
+        writer.close()
+        assert Pong.is_type((await exchange(client, Ping(text="fine").event())).type)
+    assert "after a malformed message" in caplog.text

@@ -1,11 +1,39 @@
-"""A fake of StepFun's vLLM server for Step-Audio 2: the documented request and streaming format, scripted.
+"""A fake of StepFun's vLLM server for Step-Audio 2 that speaks exactly as the fork does, scripted.
 
-Every request is checked against the shape the fork documents (base64 WAV chunks of at most 25 s at
-16 kHz mono, OpenAI tools, earlier answers as ``tts_content``, ``input`` turns for tool results, the
+It follows the fork at ``stepfun-ai/vllm`` branch ``step-audio2-mini``, commit
+``9ecabf22f542a2dd2962527a7eb9359021b3cc9f`` ("feat: step-audio2-mini support", 2025-09-02), the code behind
+the ``stepfun2025/vllm:step-audio-2-v20250909`` image. Its serving code was read for the rules below; none of
+it is copied. The fake writes the model's answer as a list of tokens and then applies those rules:
+
+* The first chunk is ``{"role": "assistant", "content": ""}`` alone (dumped with ``exclude_unset``). Every
+  later chunk carries all five delta keys (``role``, ``content``, ``reasoning_content``, ``tool_calls``,
+  ``tts_content``) and ``stop_reason`` / ``token_ids`` / ``usage`` / ``prompt_token_ids`` as null, because the
+  fork dumps them with ``exclude_unset=False``.
+* When the prompt ends in ``<tts_start>`` (a spoken answer), every chunk has ``content: ""`` and
+  ``tts_content: {"tts_text", "tts_audio"}``: the text and ``<audio_N>`` tokens of that token, pads dropped.
+  Tokens after ``<tts_end>`` give empty strings, so words the model writes after its speech never arrive.
+  Otherwise ``content`` carries the text and ``tts_content`` is ``{}``.
+* With tools (``tool_choice`` auto) a tool call sends no chunk for ``<tool_call>`` or while its arguments are
+  incomplete; then the name (``arguments: null``) with the first argument token, and the whole arguments,
+  re-serialised by ``json.dumps(…, ensure_ascii=False)``, in one delta once they parse. Arguments that never
+  parse, and arguments that parse to something falsy (``{}``), are never sent: the call arrives name-only.
+  The last chunk says ``finish_reason: "tool_calls"`` once any name was sent.
+* A prompt over ``max_model_len`` (when one is set) fails in one of two ways, because the fork builds the
+  prompt as token ids and so skips vLLM's own "maximum context length" check: when its text tokens alone
+  fill the context, HTTP 400 ``max_tokens must be at least 1, got -N.``; when they fit but the audio the
+  encoder expands them with does not, HTTP 200 and one SSE ``{"error": …}`` event ("The decoder prompt
+  (length N) is longer than the maximum model length of M. …") followed by ``data: [DONE]``.
+
+Simplifications: one token per text character in a spoken answer and per two characters in a written one;
+prompt tokens estimated from the rendered prompt (:func:`prompt_lengths`), not counted by the real
+tokenizer, so a prompt overflows a little earlier or later than on the fork; byte fallback (a character
+split over tokens, which the fork holds back until it decodes) never happens.
+
+Every request is checked against the shape the fork reads (base64 WAV chunks of at most 25 s at 16 kHz
+mono, OpenAI tools, earlier answers as ``tts_content``, ``input`` turns for tool results, the
 ``<tts_start>`` prefill with ``continue_final_message``); what is wrong goes to ``problems`` and gets an
-HTTP 400, so a test asserts ``server.problems == []``. Replies stream like the fork: one delta per token,
-``tts_content.tts_text`` / ``tts_content.tts_audio`` inside the spoken part, ``tool_calls`` with the
-arguments as string diffs, a final ``finish_reason`` and ``data: [DONE]``.
+HTTP 400, so a test asserts ``server.problems == []``. :func:`render_prompt` lays a request out as the fork's
+tokenizer does, so a test can check what the model reads.
 
 Run ``python -m tests.vllm_fake --port 8000`` for a standalone server (the bench uses this).
 """
@@ -25,15 +53,24 @@ import time
 import uuid
 import wave
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 MODEL = "step-audio-2-mini"
+FORK_COMMIT = "9ecabf22f542a2dd2962527a7eb9359021b3cc9f"
+"""The commit of stepfun-ai/vllm (branch step-audio2-mini) whose serving rules the fake follows."""
+MAX_MODEL_LEN = 16_384
+"""``--max-model-len`` of StepFun's launch line."""
 _AUDIO_TOKENS = re.compile(r"(<audio_\d{1,4}>)*")
 _ROLES = {"system", "human", "assistant", "input"}
+_TTS_START, _TTS_END, _TTS_PAD, _AUDIO_PAD = "<tts_start>", "<tts_end>", "<tts_pad>", "<audio_6561>"
+_CALL_OPEN, _CALL_CLOSE = "<tool_call>", "</tool_call>"
+_EOS = "<|EOT|>"
+_SPECIAL = re.compile(r"<\|BOT\|>|<\|EOT\|>|<audio_\d+>|<audio_patch>|<tts_start>|<tts_end>|<tts_pad>|</?tool_call>")
+_AUDIO_TOKENS_PER_SECOND = 12.5
 
 
 # --- scripted behaviours -----------------------------------------------------------------------------
@@ -41,21 +78,24 @@ _ROLES = {"system", "human", "assistant", "input"}
 
 @dataclass(frozen=True)
 class FakeCall:
-    """A tool call the fake model makes; ``arguments`` is raw text, so it may be malformed."""
+    """A tool call the fake model writes; ``arguments`` is raw text, so it may be malformed."""
 
     name: str
     arguments: str
     call_id: str = field(default_factory=lambda: f"chatcmpl-tool-{uuid.uuid4().hex}")
+    """The id the fork makes up when it streams the name."""
 
 
 @dataclass(frozen=True)
 class Spoken:
-    """A spoken answer: text and speech codes interleaved 1 : 4, then tool calls."""
+    """A spoken answer: text and speech codes interleaved 1 : 4, ``<tts_end>``, ``after``, then tool calls."""
 
     text: str = "好的"
     codes: Sequence[int] = tuple(range(100, 108))
     calls: Sequence[FakeCall] = ()
     token_delay_seconds: float = 0.0
+    after: str = ""
+    """Words the model writes after ``<tts_end>``; the fork never streams them."""
 
 
 @dataclass(frozen=True)
@@ -109,55 +149,288 @@ class Flood:
     after_chunks: int = 2
 
 
-Behaviour = Spoken | Written | Fail | Hang | Truncate | Corrupt | Flood
+@dataclass(frozen=True)
+class Overflow:
+    """Answer as the fork does to a prompt of ``text_tokens`` (+ ``audio_tokens`` once expanded) that is too long."""
+
+    text_tokens: int
+    """Prompt tokens the tokenizer made, one ``<audio_patch>`` per audio item."""
+    audio_tokens: int = 0
+    """Tokens the audio items add once the encoder's embeddings replace their placeholders."""
+    max_model_len: int = MAX_MODEL_LEN
+    """The server's context length."""
+
+
+Behaviour = Spoken | Written | Fail | Hang | Truncate | Corrupt | Flood | Overflow
 Script = Behaviour | Callable[[dict[str, Any]], Behaviour]
+
+
+# --- the fork's prompt, as text ----------------------------------------------------------------------
+
+
+def _content_text(content: Any) -> str:
+    """A message's content as the fork's ``string`` content format joins it: placeholders first, then texts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    placeholders = ["<audio_patch>" for item in content if item.get("type") == "input_audio"]
+    texts = [str(item.get("text", "")) for item in content if item.get("type") == "text"]
+    return "\n".join([*placeholders, *texts])
+
+
+def _interleaved(tts_text: str, tts_audio: str) -> str:
+    """``<tts_start>``, one text token then four audio tokens (pads for the shorter side), ``<tts_end>``."""
+    text = list(tts_text)
+    audio = re.findall(r"<audio_\d+>", tts_audio)
+    groups = max(math.ceil(len(audio) / 4), len(text))
+    text += [_TTS_PAD] * (groups - len(text))
+    audio += [_AUDIO_PAD] * (4 * groups - len(audio))
+    return _TTS_START + "".join(text[i] + "".join(audio[4 * i : 4 * i + 4]) for i in range(groups)) + _TTS_END
+
+
+def render_prompt(body: dict[str, Any]) -> str:
+    """Lay a chat request out as the fork's ``step_audio_2`` tokenizer does, before tokenising."""
+    messages = body["messages"]
+    parts: list[str] = []
+    if body.get("tools"):
+        system = messages[0]["content"] + _EOS if messages and messages[0]["role"] == "system" else ""
+        parts.append(f"<|BOT|>system\n{system}<|BOT|>tool_json_schemas\n")
+        parts.append(json.dumps(body["tools"], ensure_ascii=False) + _EOS)
+    elif messages and messages[0]["role"] == "system":
+        parts.append(f"<|BOT|>system\n{messages[0]['content']}{_EOS}")
+    for message in messages[1:]:
+        role, content = message["role"], _content_text(message.get("content"))
+        if role != "assistant":
+            parts.append(f"<|BOT|>{role}\n{content}{_EOS}")
+            continue
+        parts.append("<|BOT|>assistant\n")
+        tts = message.get("tts_content")
+        parts.append(content if tts is None else _interleaved(tts["tts_text"], tts["tts_audio"]) + content)
+        for call in message.get("tool_calls") or ():
+            # vLLM json.loads the arguments string before the template json.dumps it again.
+            arguments = json.dumps(json.loads(call["function"]["arguments"]), ensure_ascii=False)
+            parts.append(f"{_CALL_OPEN}function\n{call['function']['name']}\n{arguments}{_CALL_CLOSE}")
+        parts.append(_EOS)
+    if body.get("add_generation_prompt"):
+        parts.append("<|BOT|>assistant\n")
+    if body.get("continue_final_message"):
+        # The final message is left open: everything after its content goes.
+        final = _content_text(messages[-1].get("content")).strip()
+        last = max((i for i, part in enumerate(parts) if final in part), default=-1)
+        parts = parts[: last + 1]
+    return "".join(parts)
+
+
+def prompt_lengths(body: dict[str, Any]) -> tuple[int, int]:
+    """Estimate the prompt's tokens as the tokenizer gives them, and with the audio expanded.
+
+    Special tokens count one each, other text one per three UTF-8 bytes; an audio item adds 12.5 tokens a
+    second plus ``<audio_start>``/``<audio_end>``.
+    """
+    prompt = render_prompt(body)
+    specials = len(_SPECIAL.findall(prompt))
+    text = math.ceil(len(_SPECIAL.sub("", prompt).encode("utf-8")) / 3) + specials
+    audio = 0
+    for message in body["messages"]:
+        for item in message.get("content") if isinstance(message.get("content"), list) else ():
+            if item.get("type") == "input_audio":
+                seconds = len(item["input_audio"]["data"]) * 3 / 4 / 32_000
+                audio += math.ceil(seconds * _AUDIO_TOKENS_PER_SECOND) + 1  # +2 markers, -1 placeholder
+    return text, text + audio
+
+
+def overflow_for(body: dict[str, Any], max_model_len: int) -> Overflow | None:
+    """The fork's failure for a request over ``max_model_len``, or None when it fits."""
+    text, expanded = prompt_lengths(body)
+    if expanded > max_model_len:
+        return Overflow(text, expanded - text, max_model_len)
+    return None
+
+
+def overflow_status(overflow: Overflow) -> tuple[int, dict[str, Any]] | None:
+    """The HTTP 400 the fork answers when the text tokens alone fill the context, else None."""
+    room = overflow.max_model_len - overflow.text_tokens
+    if room >= 1:
+        return None
+    # get_max_tokens() leaves max_model_len - prompt tokens, and SamplingParams refuses anything below 1.
+    return 400, _error_body(f"max_tokens must be at least 1, got {room}.")
+
+
+def overflow_event(overflow: Overflow) -> str:
+    """The SSE error event the fork sends when the expanded prompt is over the context length."""
+    length = overflow.text_tokens + overflow.audio_tokens
+    message = (
+        f"The decoder prompt (length {length}) is longer than the maximum model length of "
+        f"{overflow.max_model_len}. Make sure that `max_model_len` is no smaller than the number of text "
+        "tokens plus multimodal tokens. For image inputs, the number of image tokens depends on the number "
+        "of images, and possibly their aspect ratios as well."
+    )
+    # The stream's own error events go through json.dumps, not pydantic: default separators, ASCII only.
+    return f"data: {json.dumps(_error_body(message))}\n\n"
+
+
+def _error_body(message: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": "BadRequestError", "param": None, "code": 400}}
 
 
 # --- the stream ---------------------------------------------------------------------------------------
 
 
-def _chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+def answer_tokens(reply: Spoken | Written) -> list[str]:
+    """The tokens the model writes for a reply, as text, ending with the stop token."""
+    tokens: list[str] = []
+    if isinstance(reply, Spoken):
+        # The prompt ends in <tts_start>; the model interleaves 1 text : 4 audio and pads the shorter side.
+        inner = _interleaved(reply.text, "".join(f"<audio_{code}>" for code in reply.codes))
+        tokens += re.findall(r"<[a-z_]+\d*>|.", inner[len(_TTS_START) :], flags=re.DOTALL)
+        tokens += list(reply.after)
+    else:
+        tokens += [reply.text[i : i + 2] for i in range(0, len(reply.text), 2)]
+    for call in reply.calls:
+        tokens += [_CALL_OPEN, "function", "\n", call.name, "\n"]
+        step = max(1, math.ceil(len(call.arguments) / 3))
+        tokens += [call.arguments[i : i + step] for i in range(0, len(call.arguments), step)]
+        tokens.append(_CALL_CLOSE)
+    tokens.append(_EOS)
+    return tokens
+
+
+@dataclass
+class _ToolCallState:
+    """The fork's ``step_audio_2`` tool parser, reduced to what it sends."""
+
+    calls: Sequence[FakeCall]
+    index: int = -1
+    inside: bool = False
+    body: str = ""
+    name_sent: bool = False
+    arguments_sent: bool = False
+    called: bool = False
+    """A name was sent: the fork then ends the reply with ``finish_reason: "tool_calls"``."""
+
+    def delta(self, text: str) -> dict[str, Any] | None:
+        """The delta for one token of text, or None when the fork sends no chunk for it."""
+        if text == _CALL_OPEN:
+            self.index, self.inside, self.body = self.index + 1, True, ""
+            self.name_sent = self.arguments_sent = False
+            return None
+        if not self.inside:
+            return {"content": text}
+        if text == _CALL_CLOSE:
+            self.inside = False
+            return None
+        self.body += text
+        parts = self.body.strip().split("\n", 2)
+        if len(parts) < 3:
+            return None
+        _, name, raw = parts
+        try:
+            arguments = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            arguments = None
+            if self.name_sent:
+                return None
+        if not self.name_sent:
+            self.name_sent = self.called = True
+            call_id = self.calls[self.index].call_id
+            return {"tool_calls": [_call_delta(self.index, call_id=call_id, name=name)]}
+        if arguments and not self.arguments_sent:
+            self.arguments_sent = True
+            dumped = json.dumps(arguments, ensure_ascii=False)
+            return {"tool_calls": [_call_delta(self.index, arguments=dumped)]}
+        return None
+
+
+def _call_delta(
+    index: int, *, call_id: str | None = None, name: str | None = None, arguments: str | None = None
+) -> Any:
     return {
-        "id": "chatcmpl-fake",
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": MODEL,
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        "id": call_id,
+        "type": "function" if call_id else None,
+        "index": index,
+        "function": {"name": name, "arguments": arguments},
     }
 
 
-def _tool_call_deltas(calls: Sequence[FakeCall]) -> Iterator[dict[str, Any]]:
-    for index, call in enumerate(calls):
-        yield {
-            "tool_calls": [{"index": index, "id": call.call_id, "type": "function", "function": {"name": call.name}}]
-        }
-        # The fork streams arguments as diffs of growing JSON; three pieces are enough to test joining.
-        step = max(1, math.ceil(len(call.arguments) / 3))
-        for start in range(0, len(call.arguments), step):
-            yield {"tool_calls": [{"index": index, "function": {"arguments": call.arguments[start : start + step]}}]}
+def _tts_delta(token: str, ended: bool) -> dict[str, str]:
+    """``tts_content`` of one token of a spoken answer: pads, markers and anything after ``<tts_end>`` blank."""
+    if ended or token in (_TTS_START, _TTS_END, _TTS_PAD, _AUDIO_PAD, _EOS):
+        return {"tts_text": "", "tts_audio": ""}
+    if token.startswith("<audio_"):
+        return {"tts_text": "", "tts_audio": token}
+    return {"tts_text": token, "tts_audio": ""}
 
 
-def stream_chunks(reply: Spoken | Written) -> list[dict[str, Any]]:
-    """Return the chunks of a reply in the fork's streaming format, finish reason included."""
-    chunks = [_chunk({"role": "assistant", "content": ""})]
-    if isinstance(reply, Spoken):
-        groups = max(len(reply.text), math.ceil(len(reply.codes) / 4))
-        for i in range(groups):
-            # Pads (<tts_pad>, <audio_6561>) are dropped by the audio parser and leave empty deltas.
-            text = reply.text[i] if i < len(reply.text) else ""
-            chunks.append(_chunk({"content": "", "tts_content": {"tts_text": text, "tts_audio": ""}}))
-            for code in reply.codes[4 * i : 4 * i + 4]:
-                chunks.append(_chunk({"content": "", "tts_content": {"tts_text": "", "tts_audio": f"<audio_{code}>"}}))
-    else:
-        for start in range(0, len(reply.text), 2):
-            chunks.append(_chunk({"content": reply.text[start : start + 2]}))
-    chunks.extend(_chunk(delta) for delta in _tool_call_deltas(reply.calls))
-    chunks.append(_chunk({}, "tool_calls" if reply.calls else "stop"))
+def _chunk(chunk_id: str, created: int, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    full_delta = {
+        "role": None,
+        "content": delta.get("content"),
+        "reasoning_content": None,
+        "tool_calls": delta.get("tool_calls", []),
+        "tts_content": delta.get("tts_content", {}),
+    }
+    choice = {
+        "index": 0,
+        "delta": full_delta,
+        "logprobs": None,
+        "finish_reason": finish_reason,
+        "stop_reason": None,
+        "token_ids": None,
+    }
+    return {
+        "id": chunk_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": MODEL,
+        "choices": [choice],
+        "usage": None,
+        "prompt_token_ids": None,
+    }
+
+
+def stream_chunks(reply: Spoken | Written, *, tools: bool | None = None) -> list[dict[str, Any]]:
+    """Return the chunks of a reply as the fork streams them, finish reason included.
+
+    ``tools`` says whether the request had tools (the tool parser runs only then); by default, whether the
+    reply calls any.
+    """
+    chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    first = {
+        "id": chunk_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": MODEL,
+        "choices": [
+            {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}
+        ],
+        "prompt_token_ids": None,
+    }
+    chunks = [first]
+    parser = _ToolCallState(reply.calls) if (bool(reply.calls) if tools is None else tools) else None
+    spoken = isinstance(reply, Spoken)
+    ended = False
+    tokens = answer_tokens(reply)
+    for i, token in enumerate(tokens):
+        last = i == len(tokens) - 1
+        text = "" if last else token  # the stop token is not detokenised
+        delta = parser.delta(text) if parser is not None else {"content": text}
+        if delta is None:
+            continue
+        if spoken:
+            delta = {**delta, "content": "", "tts_content": _tts_delta(token, ended)}
+            ended = ended or token == _TTS_END
+        if last:
+            reason = "tool_calls" if parser is not None and parser.called else "stop"
+            chunks.append(_chunk(chunk_id, created, delta, reason))
+        else:
+            chunks.append(_chunk(chunk_id, created, delta))
     return chunks
 
 
-def _line(chunk: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
+def sse_line(chunk: dict[str, Any]) -> bytes:
+    """One chunk as the fork writes it: pydantic's compact JSON, UTF-8 kept."""
+    return f"data: {json.dumps(chunk, ensure_ascii=False, separators=(',', ':'))}\n\n".encode()
 
 
 # --- request checks -------------------------------------------------------------------------------------
@@ -273,7 +546,8 @@ def check_request(body: Any, model: str = MODEL) -> list[str]:
         elif role == "assistant":
             problems += _check_assistant(message, where, call_ids)
         elif role == "input":
-            if message.get("tool_call_id") not in call_ids:
+            # The fork ignores tool_call_id when it lays out an input turn; one that is sent must still fit.
+            if "tool_call_id" in message and message["tool_call_id"] not in call_ids:
                 problems.append(f"{where}: tool_call_id {message.get('tool_call_id')!r} answers no earlier call")
             content = message.get("content")
             if not isinstance(content, list) or not all(
@@ -292,13 +566,23 @@ def check_request(body: Any, model: str = MODEL) -> list[str]:
 
 
 # --- the server --------------------------------------------------------------------------------------------
+# --- the server --------------------------------------------------------------------------------------------
 
 
 class FakeVllmServer:
     """An aiohttp server on 127.0.0.1 that plays a script of behaviours, one per chat request."""
 
-    def __init__(self, *, model: str = MODEL, api_key: str | None = None, default: Script | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        model: str = MODEL,
+        api_key: str | None = None,
+        default: Script | None = None,
+        max_model_len: int | None = None,
+    ) -> None:
         self.model = model
+        self.max_model_len = max_model_len
+        """Context length in tokens: a longer prompt fails as the fork fails it. None: no limit."""
         self.api_key = api_key
         self.script: deque[Script] = deque()
         """Behaviours for the next chat requests, in order; ``default`` when empty."""
@@ -311,6 +595,8 @@ class FakeVllmServer:
         """Headers of every request received (chat and models)."""
         self.problems: list[str] = []
         """Everything wrong with the requests received."""
+        self.overflows: list[str] = []
+        """How each prompt too long was refused: ``"http 400"`` or ``"error event"``."""
         self.disconnects = 0
         """Streams the client closed before the end."""
         self.disconnected = asyncio.Event()
@@ -375,27 +661,45 @@ class FakeVllmServer:
         if problems:
             self.problems.extend(problems)
             return web.json_response({"error": {"message": "; ".join(problems), "code": 400}}, status=400)
-        script = self.script.popleft() if self.script else self.default
-        behaviour = script(body) if callable(script) else script
+        # A prompt too long fails whatever the model would have said: the script waits for the next request.
+        behaviour: Behaviour | None = None
+        if self.max_model_len is not None:
+            behaviour = overflow_for(body, self.max_model_len)
+        if behaviour is None:
+            script = self.script.popleft() if self.script else self.default
+            behaviour = script(body) if callable(script) else script
+        if isinstance(behaviour, Overflow):
+            refusal = overflow_status(behaviour)
+            self.overflows.append("error event" if refusal is None else "http 400")
+            if refusal is not None:
+                status, error = refusal
+                return web.json_response(error, status=status, dumps=_compact)
         if isinstance(behaviour, Fail):
             if isinstance(behaviour.body, str):
                 return web.Response(status=behaviour.status, text=behaviour.body)
             return web.json_response(behaviour.body, status=behaviour.status)
-        return await self._stream(request, behaviour)
+        return await self._stream(request, behaviour, tools=bool(body.get("tools")))
 
     async def _stream(
-        self, request: web.Request, behaviour: Spoken | Written | Hang | Truncate | Corrupt | Flood
+        self,
+        request: web.Request,
+        behaviour: Spoken | Written | Hang | Truncate | Corrupt | Flood | Overflow,
+        *,
+        tools: bool,
     ) -> web.StreamResponse:
-        reply = behaviour if isinstance(behaviour, Spoken | Written) else behaviour.reply
-        lines = [_line(c) for c in stream_chunks(reply)] + [b"data: [DONE]\n\n"]
+        delay = 0.0
+        if isinstance(behaviour, Overflow):
+            # The engine refuses the prompt on the first read of its output, after the 200 went out.
+            lines = [overflow_event(behaviour).encode(), b"data: [DONE]\n\n"]
+        else:
+            reply = behaviour if isinstance(behaviour, Spoken | Written) else behaviour.reply
+            lines = [sse_line(c) for c in stream_chunks(reply, tools=tools)] + [b"data: [DONE]\n\n"]
+            delay = reply.token_delay_seconds if isinstance(reply, Spoken) else 0.0
         stop_at: int | None = None
-        if isinstance(behaviour, Hang):
-            stop_at = behaviour.after_chunks
-        elif isinstance(behaviour, Truncate | Flood):
+        if isinstance(behaviour, Hang | Truncate | Flood):
             stop_at = behaviour.after_chunks
         elif isinstance(behaviour, Corrupt):
             lines[behaviour.at] = behaviour.line.encode()
-        delay = reply.token_delay_seconds if isinstance(reply, Spoken) else 0.0
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         try:
@@ -431,8 +735,15 @@ class FakeVllmServer:
         self.disconnected.set()
 
 
-async def _serve(port: int, token_delay_seconds: float, text: str, codes: int) -> None:
-    server = FakeVllmServer(default=Spoken(text, tuple(range(codes)), token_delay_seconds=token_delay_seconds))
+def _compact(value: Any) -> str:
+    # Starlette's JSONResponse: compact separators, UTF-8 kept.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+async def _serve(port: int, token_delay_seconds: float, text: str, codes: int, max_model_len: int | None) -> None:
+    server = FakeVllmServer(
+        default=Spoken(text, tuple(range(codes)), token_delay_seconds=token_delay_seconds), max_model_len=max_model_len
+    )
     await server.start(port)
     print(f"fake vLLM server on {server.base_url}", flush=True)
     try:
@@ -448,8 +759,9 @@ def main() -> None:
     parser.add_argument("--token-delay-ms", type=float, default=0.0, help="pause before each streamed token")
     parser.add_argument("--text", default="今天晴，最高二十五度，适合出门。")
     parser.add_argument("--codes", type=int, default=100, help="speech codes per answer (25 per second)")
+    parser.add_argument("--max-model-len", type=int, default=None, help="refuse longer prompts as the fork does")
     args = parser.parse_args()
-    asyncio.run(_serve(args.port, args.token_delay_ms / 1000, args.text, args.codes))
+    asyncio.run(_serve(args.port, args.token_delay_ms / 1000, args.text, args.codes, args.max_model_len))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from ..errors import HomeAssistantError
 from ..events import ConnectionChanged, Event
 from ..ports import EntityState, HomeAssistantApi
 from ..tasks import backoff
+from . import media_players
 
 if TYPE_CHECKING:
     from homeassistant_api import AsyncClient
@@ -102,25 +103,19 @@ class HomeAssistantClient:
             data["title"] = title
         await self.call_service("notify", service.removeprefix("notify."), data)
 
-    async def announce(
-        self, message: str, *, media_players: tuple[str, ...] = (), tts_entity: str | None = None
-    ) -> None:
+    async def announce(self, message: str, *, players: tuple[str, ...] = (), tts_entity: str | None = None) -> None:
         """Speak ``message`` on Home Assistant media players through ``tts.speak``.
 
         Defaults come from ``home_assistant.media_players`` and ``home_assistant.tts_entity``.
         """
-        players = media_players or self._settings.media_players
+        players = players or self._settings.media_players
         engine = tts_entity or self._settings.tts_entity
         if not players or not engine:
             raise HomeAssistantError(
                 "announcing through Home Assistant needs home_assistant.tts_entity and home_assistant.media_players",
                 reason="rejected",
             )
-        await self.call_service(
-            "tts",
-            "speak",
-            {"entity_id": engine, "media_player_entity_id": list(players), "message": message},
-        )
+        await media_players.speak(self, engine, players, message)
 
     async def converse(self, text: str, *, language: str | None = None) -> str:
         """Pass a sentence to Home Assistant's own Assist agent (``/api/conversation/process``); return its reply.

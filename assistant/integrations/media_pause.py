@@ -14,6 +14,7 @@ from ..errors import HomeAssistantError
 from ..events import ListeningStarted, ShutdownRequested, TurnEnded
 from ..ports import HomeAssistantApi
 from ..tasks import finish_despite_cancel
+from . import media_players
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -35,10 +36,9 @@ class MediaPauser:
             if entity_id in self._paused:
                 continue
             try:
-                state = await self._api.get_state(entity_id)
-                if state.state != "playing":
+                if not await media_players.is_playing(self._api, entity_id):
                     continue
-                await self._api.call_service("media_player", "media_pause", {"entity_id": entity_id})
+                await media_players.pause(self._api, entity_id)
             except HomeAssistantError as err:
                 _LOGGER.warning("could not pause %s: %s", entity_id, err)
                 continue
@@ -48,7 +48,7 @@ class MediaPauser:
         """Play again what :meth:`pause` paused; a player is forgotten only once it was told to play."""
         for entity_id in list(self._paused):
             try:
-                await self._api.call_service("media_player", "media_play", {"entity_id": entity_id})
+                await media_players.play(self._api, entity_id)
             except HomeAssistantError as err:
                 _LOGGER.warning("could not resume %s: %s", entity_id, err)
             self._paused.remove(entity_id)

@@ -28,6 +28,7 @@ from ..events import (
     EnrolledWordsChanged,
     EnrolmentProgress,
     MuteChanged,
+    ReplyCompleted,
     ReplyText,
     SettingChanged,
     TurnEnded,
@@ -55,10 +56,19 @@ _REMEMBERED_COMMANDS = 256
 _Handled = collections.OrderedDict[tuple[int, str, bytes], None]
 """(packet id, topic, digest of the payload) of QoS 1 messages carried out; a digest, so junk costs 16 bytes."""
 
+INBOX_LIMIT = 64
+"""Received messages waiting to be carried out; in a flood the oldest are dropped, so the newest still count."""
+_BURST = 50
+"""Commands carried out back to back before pacing starts."""
+_PACE_SECONDS = 0.002
+"""Pause between commands beyond a burst: a flood reaches the rest of the daemon at about 500 a second at most,
+which the supervisor and the bus keep up with."""
+
 _FACTS = (
     AssistantStateChanged,
     UserTranscript,
     ReplyText,
+    ReplyCompleted,
     TurnEnded,
     WakeDetected,
     MuteChanged,
@@ -104,6 +114,11 @@ class MqttBridge:
         self._handled_before: _Handled = collections.OrderedDict()
         """Commands carried out on the last connection that had any: the only ones the broker can re-send.
         Older ones are forgotten, so a broker that reuses packet ids cannot make us drop a new command."""
+        self._inbox: collections.deque[tuple[str, bytes, bool]] = collections.deque()
+        """Received (topic, payload, retained), oldest first, at most INBOX_LIMIT."""
+        self._inbox_ready = asyncio.Event()
+        self._flooded = 0
+        """Messages dropped from the inbox since the last report."""
         self.connected = False
         self._reported: bool | None = None
         """Last connection state published on the bus; None before the first attempt."""
@@ -154,11 +169,13 @@ class MqttBridge:
                     self._set_retained(topic, value)
             case ReplyText(turn_id=turn_id, text=text):
                 self._answers.setdefault(turn_id, []).append(text)
+            case ReplyCompleted(turn_id=turn_id, text=text):
+                # As soon as the text is whole, not once the box has finished saying it.
+                self._answers.pop(turn_id, None)
+                self._set_answer(text)
             case TurnEnded(turn_id=turn_id):
-                answer = self._redact("".join(self._answers.pop(turn_id, [])).strip())
-                if answer:
-                    for topic, value in discovery.text_state(self.topics, "answer", answer).items():
-                        self._set_retained(topic, value)
+                # What an interrupted or failed turn got to say before it ended.
+                self._set_answer("".join(self._answers.pop(turn_id, [])))
             case WakeDetected(wake_word=wake_word, score=score):
                 # Events are momentary: never retained, or HA would replay old detections on restart.
                 self._outbox.put(Outgoing(self.topics.state("wake"), discovery.wake_event(wake_word, score), 0, False))
@@ -188,11 +205,49 @@ class MqttBridge:
         if self.connected:
             self._announce()
 
+    def _set_answer(self, text: str) -> None:
+        answer = self._redact(text.strip())
+        if answer:
+            for topic, value in discovery.text_state(self.topics, "answer", answer).items():
+                self._set_retained(topic, value)
+
     async def _follow_bus(self) -> None:
         async for envelope in self._facts:
             self._on_fact(envelope.event)
 
     # --- MQTT → bus -----------------------------------------------------------------------------
+
+    def _receive_one(self, topic: str, payload: bytes, retained: bool) -> None:
+        """Take a message off the connection at once: a flood must not hold up the keepalive or the queue."""
+        if len(self._inbox) >= INBOX_LIMIT:
+            self._inbox.popleft()
+            self._flooded += 1
+        self._inbox.append((topic, payload, retained))
+        self._inbox_ready.set()
+
+    async def _carry_out(self) -> None:
+        """Carry out received messages in order, paced beyond a burst so a flood cannot swamp the daemon."""
+        loop = asyncio.get_running_loop()
+        window_start, in_window = loop.time(), 0
+        while True:
+            await self._inbox_ready.wait()
+            self._inbox_ready.clear()
+            while self._inbox:
+                topic, payload, retained = self._inbox.popleft()
+                self._on_message(topic, payload, retained=retained)
+                now = loop.time()
+                if now - window_start >= 1.0:
+                    window_start, in_window = now, 0
+                in_window += 1
+                await asyncio.sleep(_PACE_SECONDS if in_window > _BURST else 0)
+            if self._flooded:
+                _LOGGER.warning(
+                    "MQTT commands came faster than they can be carried out: %d of the oldest were dropped, "
+                    "the newest %d kept",
+                    self._flooded,
+                    INBOX_LIMIT,
+                )
+                self._flooded = 0
 
     def _on_message(self, topic: str, payload: bytes, *, retained: bool = False) -> None:
         if topic == self.topics.ha_status:
@@ -256,6 +311,7 @@ class MqttBridge:
         import aiomqtt
 
         follower = asyncio.create_task(self._follow_bus(), name="mqtt:bus")
+        worker = asyncio.create_task(self._carry_out(), name="mqtt:commands")
         delays = backoff(0.5, self._settings.reconnect_max_seconds)
         where = f"{self._settings.host}:{self._settings.port}"
         failures = 0
@@ -281,8 +337,9 @@ class MqttBridge:
                 await asyncio.sleep(delay)
         finally:
             follower.cancel()
+            worker.cancel()
             self._bus.unsubscribe(self._facts)
-            self._set_connected(False, "stopped")
+            self._set_connected(False, "stopped", stopping=True)
 
     async def _serve(self, client: aiomqtt.Client, where: str) -> None:
         """Run one connection until it drops (raises MqttError) or we are cancelled."""
@@ -328,7 +385,7 @@ class MqttBridge:
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
-            self._on_message(message.topic.value, payload, retained=bool(message.retain))
+            self._receive_one(message.topic.value, payload, bool(message.retain))
             if message.qos > 0:
                 self._handled[_handled_key(message.mid, message.topic.value, payload)] = None
                 if len(self._handled) > _REMEMBERED_COMMANDS:
@@ -361,13 +418,15 @@ class MqttBridge:
         except Exception as err:  # shutting down anyway; the will covers us
             _LOGGER.debug("could not publish offline on shutdown: %s", err)
 
-    def _set_connected(self, connected: bool, detail: str) -> None:
+    def _set_connected(self, connected: bool, detail: str, *, stopping: bool = False) -> None:
         """Record and publish a change; the first failure to connect counts as one, too."""
         if connected == self._reported:
             return
         was, self.connected, self._reported = self.connected, connected, connected
         if connected:
             _LOGGER.info("connected to the MQTT broker at %s", detail)
+        elif was and stopping:
+            _LOGGER.info("disconnected from the MQTT broker: %s", detail)  # our own doing: nothing is wrong
         elif was:
             _LOGGER.warning("MQTT broker connection lost: %s", detail)
         self._bus.publish(ConnectionChanged(service="mqtt", connected=connected, detail=detail))

@@ -5,7 +5,8 @@ has no password, so the server listens on loopback unless configured, and then o
 in ``wyoming.allowed_clients`` (the settings refuse an exposed host without that list).
 
 - ``handle`` (conversation agent): each ``transcript`` becomes an ``AskRequested`` on the bus with a
-  fresh turn id; that turn's ``ReplyText`` goes back as ``handled`` once its ``TurnEnded`` arrives. HA's
+  fresh turn id; that turn's answer goes back as ``handled`` as soon as its text is complete
+  (``ReplyCompleted``), not spoken at the box unless ``conversation.speak_remote_answers`` says so. HA's
   Assist pipelines (typed, or spoken at any other satellite) are then answered by the box. Newer HA only:
   2024.3 does not know handle programs.
 - ``tts`` (when the daemon gives us its ``Voice``): ``synthesize`` → the household's dialect voice →
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from ..bus import Bus
 from ..config import WyomingSettings
-from ..events import AskRequested, ReplyText, TurnEnded, TurnFailed
+from ..events import AskRequested, ReplyCompleted, ReplyText, TurnEnded, TurnFailed
 from ..ports import ModelText, ReplyPiece, Voice
 from ..tasks import cancel_and_wait
 from .commands import MAX_COMMAND_CHARS
@@ -73,7 +75,9 @@ class WyomingServer:
 
     async def run(self) -> None:
         """Listen until cancelled, then close every connection."""
-        server = await asyncio.start_server(self._connection, self._settings.host, self._settings.port)
+        server = await asyncio.start_server(
+            self._connection, self._settings.host, self._settings.port, limit=MAX_HEADER_BYTES
+        )
         self.port = int(server.sockets[0].getsockname()[1])
         self.bound = tuple(str(sock.getsockname()[0]) for sock in server.sockets)
         _LOGGER.info("Wyoming conversation agent listening on %s:%d", self._settings.host, self.port)
@@ -88,20 +92,32 @@ class WyomingServer:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
         peer = writer.get_extra_info("peername")
-        if not peer_allowed(peer, self._settings.allowed_clients):
-            _LOGGER.warning("refused a Wyoming connection from %s: not in wyoming.allowed_clients", peer)
-            self._connections.discard(task)
+        refusal = (
+            "not in wyoming.allowed_clients"
+            if not peer_allowed(peer, self._settings.allowed_clients)
+            else f"already serving wyoming.max_connections ({self._settings.max_connections})"
+            if len(self._connections) >= self._settings.max_connections
+            else None
+        )
+        if refusal is not None:
+            _LOGGER.warning("refused a Wyoming connection from %s: %s", peer, refusal)
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
             return
+        self._connections.add(task)
         _LOGGER.info("Wyoming client connected from %s", peer)
         try:
             await self._serve(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError) as err:
             _LOGGER.info("Wyoming client %s went away: %s", peer, err)
+        except TimeoutError:
+            _LOGGER.info(
+                "closing Wyoming connection from %s: no complete message in %.0f s",
+                peer,
+                self._settings.idle_timeout_seconds,
+            )
         except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
             # A malformed frame: this client is confused, the server is fine.
             _LOGGER.warning("closing Wyoming connection from %s after a malformed message: %s", peer, err)
@@ -113,13 +129,18 @@ class WyomingServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         from wyoming.asr import Transcript
-        from wyoming.event import async_read_event, async_write_event
+        from wyoming.event import async_write_event
         from wyoming.handle import Handled, NotHandled
         from wyoming.info import Describe
         from wyoming.ping import Ping, Pong
         from wyoming.tts import Synthesize
 
-        while (event := await async_read_event(reader)) is not None:
+        while True:
+            # Only the wait for a message is bounded: a question may take the model far longer to answer.
+            async with asyncio.timeout(self._settings.idle_timeout_seconds):
+                event = await read_event(reader)
+            if event is None:
+                return
             reply: WyomingEvent | None = None
             if Describe.is_type(event.type):
                 reply = self.info().event()
@@ -144,7 +165,7 @@ class WyomingServer:
     async def ask(self, text: str) -> tuple[str, bool]:
         """Put a question on the bus and wait for its turn's answer; return (answer, ok)."""
         turn_id = self._new_id()
-        replies = self._bus.subscribe(f"wyoming:{turn_id}", ReplyText, TurnFailed, TurnEnded)
+        replies = self._bus.subscribe(f"wyoming:{turn_id}", ReplyText, ReplyCompleted, TurnFailed, TurnEnded)
         pieces: list[str] = []
         failure: str | None = None
         try:
@@ -156,6 +177,10 @@ class WyomingServer:
                         continue
                     if isinstance(event, ReplyText):
                         pieces.append(event.text)
+                    elif isinstance(event, ReplyCompleted):
+                        # HA gets the answer now, not after the box (if it speaks at all) has said it.
+                        pieces = [event.text]
+                        break
                     elif isinstance(event, TurnFailed):
                         failure = event.message
                     elif isinstance(event, TurnEnded):
@@ -251,6 +276,51 @@ class WyomingServer:
                 )
             )
         return Info(handle=[program], tts=tts)
+
+
+MAX_HEADER_BYTES = 64 * 1024
+"""Longest header line, in bytes, of a Wyoming message."""
+MAX_DATA_BYTES = 64 * 1024
+"""Largest ``data`` section, in bytes (a question is at most a few KiB of JSON)."""
+MAX_PAYLOAD_BYTES = 1024 * 1024
+"""Largest binary payload, in bytes; this server takes no audio, so none is ever needed."""
+
+
+async def read_event(reader: asyncio.StreamReader) -> WyomingEvent | None:
+    """The next message, or None at the end of the stream; a ValueError for one that is malformed or too big.
+
+    The wyoming library's reader allocates whatever length a header claims and turns every error into the
+    end of the stream; this one refuses sizes over the limits before reading them.
+    """
+    from wyoming.event import Event
+
+    line = await reader.readline()  # over the stream's limit: a ValueError
+    if not line:
+        return None
+    header = json.loads(line)
+    if not isinstance(header, dict) or not isinstance(header.get("type"), str):
+        raise ValueError("a header that is not an object with a type")
+    data = header.get("data") or {}
+    if not isinstance(data, dict):
+        raise ValueError("data that is not an object")
+    data_length = _length(header, "data_length", MAX_DATA_BYTES)
+    if data_length:
+        extra = json.loads(await reader.readexactly(data_length))
+        if not isinstance(extra, dict):
+            raise ValueError("a data section that is not an object")
+        data = {**data, **extra}
+    payload_length = _length(header, "payload_length", MAX_PAYLOAD_BYTES)
+    payload = await reader.readexactly(payload_length) if payload_length else None
+    return Event(type=header["type"], data=data, payload=payload)
+
+
+def _length(header: dict[str, object], key: str, limit: int) -> int:
+    value = header.get(key)
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= limit:
+        raise ValueError(f"{key} {value!r} is not a size from 0 to {limit}")
+    return value
 
 
 def peer_allowed(peer: object, allowed: Sequence[IPv4Network | IPv6Network]) -> bool:

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 import shutil
-import tempfile
 import wave
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..audio import MIC_RATE_HZ, AudioChunk, AudioFormatError, read_wav, write_wav
+from ..files import write_atomic
 from .enrolled import (
     DEFAULT_DROPS,
     DEFAULT_MATCHER,
@@ -175,17 +174,6 @@ def negative_streams(embed: Embedder) -> list[npt.NDArray[np.float32]]:
     return [embed(read_wav(path).pcm) for path in sorted(negatives_dir().glob("*.wav"))]
 
 
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _write_take(path: Path, audio: AudioChunk) -> None:
     write_wav(path, audio)
 
@@ -195,7 +183,7 @@ def _save_array(path: Path, array: npt.NDArray[np.float32]) -> None:
         with temporary.open("wb") as file:
             np.save(file, array)
 
-    _write_atomic(path, write)
+    write_atomic(path, write)
 
 
 class WordStore:
@@ -301,10 +289,10 @@ class WordStore:
         try:
             for take, (_, audio), stream in zip(ids, trimmed, new_streams, strict=True):
                 written.append(folder / f"{take}.wav")
-                _write_atomic(written[-1], functools.partial(_write_take, audio=audio))
+                write_atomic(written[-1], functools.partial(_write_take, audio=audio))
                 written.append(folder / f"{take}.npy")
                 _save_array(written[-1], stream)
-            _write_atomic(folder / "word.json", lambda path: path.write_text(text, encoding="utf-8"))
+            write_atomic(folder / "word.json", lambda path: path.write_text(text, encoding="utf-8"))
         except BaseException:
             # word.json was not replaced, so the word is as it was: drop the takes it does not list.
             for path in written:

@@ -84,6 +84,10 @@ class ReplayVoice:
         """Pass a dialect change on to the inner voice."""
         self._inner.set_dialect(dialect)
 
+    def set_speed(self, speed: float) -> None:
+        """Speak at ``speed`` from now on (a factor, kept within 0.5-1.5; 1.0 normal)."""
+        self.speed = min(1.5, max(0.5, speed))
+
     @property
     def last(self) -> Answer | None:
         """The last answer spoken, if any."""
@@ -185,11 +189,11 @@ class ReplayTools:
         voice = self._voice
         match speed:
             case "slower":
-                voice.speed = max(0.5, min(voice.speed, voice.normal_speed) * voice.slower_speed)
+                voice.set_speed(min(voice.speed, voice.normal_speed) * voice.slower_speed)
             case "normal":
-                voice.speed = voice.normal_speed
+                voice.set_speed(voice.normal_speed)
             case "faster":
-                voice.speed = min(1.5, voice.speed / voice.slower_speed)
+                voice.set_speed(voice.speed / voice.slower_speed)
             case _:
                 return {"ok": False, "error": f"speed must be slower, normal or faster, not {speed!r}"}
         return {"ok": True, "speed": round(voice.speed, 2)}

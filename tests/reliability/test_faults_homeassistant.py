@@ -17,13 +17,15 @@ import pytest
 
 from assistant.config import HomeAssistantSettings
 from assistant.events import ConnectionChanged, Event
+from assistant.integrations.ha_registry import HomeAssistantRegistry
 from assistant.integrations.homeassistant import HomeAssistantClient
 from assistant.ports import ModelToolCall
 from assistant.skills import SkillDeps, load_skills
-from assistant.tasks import MonotonicClock
+from assistant.tasks import MonotonicClock, cancel_and_wait
 from assistant.tools import ToolRegistry
 from tests.fake_home_assistant import TOKEN, FakeHomeAssistant, fake_home_assistant
 from tests.home_assistant_server import home_assistant
+from tests.servers import eventually
 
 UNREACHABLE = "Home Assistant cannot be reached right now"
 
@@ -133,12 +135,26 @@ async def test_a_real_home_assistant_stopped_and_started_again(tmp_path: Path, m
         box = await make_box(hass.url, token=hass.token)
         assert "error" not in await box.call("turn_on", target="test_lamp")
         assert hass.state("input_boolean.lamp") == "on"
+        # The house registry's WebSocket too: it keeps its snapshot while HA is away and reconnects.
+        settings = HomeAssistantSettings(enabled=True, url=hass.url, token=hass.token)  # type: ignore[arg-type]
+        links: list[Event] = []
+        registry = HomeAssistantRegistry(settings, publish=links.append, retry_initial_seconds=0.1, retry_max_seconds=1)
+        following = asyncio.create_task(registry.run())
+        try:
+            house = await registry.house()
+            assert "light.living_lamp" in house.entities
 
-        await asyncio.to_thread(hass.stop)
-        assert failed(await box.call("turn_off", target="test_lamp")) == UNREACHABLE
-        assert box.reports() == [True, False]
+            await asyncio.to_thread(hass.stop)
+            assert failed(await box.call("turn_off", target="test_lamp")) == UNREACHABLE
+            assert box.reports() == [True, False]
+            await eventually(lambda: [e.connected for e in links if isinstance(e, ConnectionChanged)] == [True, False])
+            assert await registry.house() is house
 
-        await asyncio.to_thread(hass.start)
-        assert "error" not in await box.call("turn_off", target="test_lamp")
-        assert hass.state("input_boolean.lamp") == "off"
-        assert box.reports() == [True, False, True]
+            await asyncio.to_thread(hass.start)
+            assert "error" not in await box.call("turn_off", target="test_lamp")
+            assert hass.state("input_boolean.lamp") == "off"
+            assert box.reports() == [True, False, True]
+            connected = [True, False, True]
+            await eventually(lambda: [e.connected for e in links if isinstance(e, ConnectionChanged)] == connected, 30)
+        finally:
+            await cancel_and_wait(following)

@@ -184,7 +184,8 @@ async def test_an_announcement_cut_short_by_the_shutdown_and_those_queued_behind
             keep_unspoken=kept.extend,
         )
 
-    app = App(Settings.model_validate({"conversation": {"earcons": False, "follow_up_seconds": 0}}), build)
+    settings = {"conversation": {"earcons": False, "follow_up_seconds": 0}, "state": {"settings_path": None}}
+    app = App(Settings.model_validate(settings), build)
     speaking = asyncio.Event()
     app.bus.tap(lambda envelope: isinstance(envelope.event, PlaybackStarted) and speaking.set())
     running = asyncio.create_task(app.run())

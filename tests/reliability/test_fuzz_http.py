@@ -236,9 +236,8 @@ def test_search_answers_or_explains_whatever_the_provider_sends(
 ) -> None:
     path, recorded = PROVIDERS[provider]
     server.replies = {path: data.draw(replies(recorded), label="reply")}
-    skill = SearchSkill(
-        SearchSkill.Config(provider=provider, url=server.url, timeout_seconds=0.5), deps(http=server.http)[0]
-    )  # type: ignore[arg-type]
+    settings = SearchSkill.Config(providers=(provider,), **{f"{provider}_url": server.url}, timeout_seconds=0.5)  # type: ignore[arg-type]
+    skill = SearchSkill(settings, deps(http=server.http)[0])
     content = _tool_answer(server, skill, "web_search", {"query": "大熊猫"})
     if content["ok"]:
         for result in content["results"]:
@@ -314,7 +313,8 @@ def test_home_assistant_client_returns_or_raises_a_home_assistant_error(
 )
 def test_search_answers_of_the_wrong_shape_found_by_the_fuzzer(server: Server, provider: str, body: bytes) -> None:
     server.replies = {PROVIDERS[provider][0]: Reply(body=body)}
-    skill = SearchSkill(SearchSkill.Config(provider=provider, url=server.url), deps(http=server.http)[0])  # type: ignore[arg-type]
+    settings = SearchSkill.Config(providers=(provider,), **{f"{provider}_url": server.url})  # type: ignore[arg-type]
+    skill = SearchSkill(settings, deps(http=server.http)[0])
     content = _tool_answer(server, skill, "web_search", {"query": "大熊猫"})
     assert content["ok"] and isinstance(content["results"], list)
 

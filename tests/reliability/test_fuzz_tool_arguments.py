@@ -40,7 +40,7 @@ def _skills(url: str) -> dict[str, dict[str, Any]]:
     return {
         "clock": {},
         "weather": {"geocoding_url": f"{url}/v1/search", "forecast_url": f"{url}/v1/forecast", "timeout_seconds": 2},
-        "search": {"provider": "wikipedia", "url": url, "timeout_seconds": 2},
+        "search": {"providers": ["wikipedia"], "wikipedia_url": url, "timeout_seconds": 2},
         "smart_home": {"room": "客厅", "mqtt_devices": [{"name": "风扇", "topic": "home/fan/set", "kind": "fan"}]},
         "timers": {"notify_topic": "home/reminders", "max_pending": 500},
         "help": {"contacts": [{"name": "女儿", "notify_service": "notify.mobile_app_li", "mqtt_topic": "home/help"}]},

@@ -187,7 +187,7 @@ def search_url(upstream_url: str) -> str:
 SECRET_KEYS = {  # section, key: environment variable
     ("mqtt", "password"): "MQTT_PASSWORD",
     ("home_assistant", "token"): "HA_TOKEN",
-    ("search", "url"): "SEARCH_URL",
+    ("search", "searxng_url"): "SEARCH_URL",
     ("weather", "api_key"): "WEATHER_KEY",
     ("smart_home", "alarm_code"): "ALARM_CODE",
 }
@@ -221,7 +221,7 @@ def write_config(folder: Path, *, source: str, log_format: str, broker: Mosquitt
             "reconnect_max_seconds": 0.5,
         },
         "home_assistant": {"enabled": True, "url": url, "retries": 0},
-        "search": {"provider": "searxng"},
+        "search": {"providers": ["searxng"]},
         "weather": {"geocoding_url": f"{url}/v1/search", "forecast_url": f"{url}/v1/forecast"},
         "smart_home": {},
     }
@@ -340,7 +340,7 @@ def test_secret_values_find_every_secret_the_settings_hold() -> None:
             "mqtt": {"username": MQTT_USER, "password": MQTT_PASSWORD},
             "home_assistant": {"url": "http://ha.lan:8123", "token": HA_TOKEN},
             "skills": {
-                "search": {"url": f"https://{SEARCH_USER}:{quote(SEARCH_PASSWORD, safe='')}@searx.lan"},
+                "search": {"searxng_url": f"https://{SEARCH_USER}:{quote(SEARCH_PASSWORD, safe='')}@searx.lan"},
                 "weather": {"api_key": WEATHER_KEY, "forecast_url": "https://x.example/v1?apikey=k-in-url-77"},
                 "smart_home": {"alarm_code": ALARM_CODE},
             },

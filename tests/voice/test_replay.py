@@ -9,8 +9,12 @@ import numpy as np
 import pytest
 
 from assistant.audio import AudioChunk, join, tone
+from assistant.events import Event, SpeakingSpeedChanged
 from assistant.ports import ModelText, ReplyPiece
+from assistant.skills import SkillDeps
+from assistant.tasks import MonotonicClock
 from assistant.voice import ReplayTools, ReplayVoice, SoxTempo
+from skills.voice import VoiceSkill
 
 needs_sox = pytest.mark.skipif(shutil.which("sox") is None, reason="sox is not installed")
 
@@ -103,3 +107,16 @@ async def test_speaking_speed_can_be_lowered_and_restored() -> None:
     assert (await tools.set_speaking_speed("normal")) == {"ok": True, "speed": 1.0}
     assert (await tools.set_speaking_speed("sideways"))["ok"] is False
     assert (await heard(voice.speak(say("一二三四五")))).samples == normal.samples
+
+
+async def test_the_voice_skill_reports_a_new_speaking_speed_so_it_is_kept_across_restarts() -> None:
+    """set_speaking_speed publishes SpeakingSpeedChanged (the preference store keeps it); a refusal does not."""
+    published: list[Event] = []
+    voice = ReplayVoice(ToneVoice(), None, slower_speed=0.8)
+    deps = SkillDeps(publish=published.append, clock=MonotonicClock(), extra={"voice": voice})
+    skill = VoiceSkill(VoiceSkill.Config(), deps)
+    assert (await skill.set_speaking_speed("slower"))["ok"]
+    assert (await skill.set_speaking_speed("sideways"))["ok"] is False  # type: ignore[arg-type]
+    assert published == [SpeakingSpeedChanged(speed=0.8)]
+    voice.set_speed(3.0)
+    assert voice.speed == 1.5, "a kept speed out of range is brought back within 0.5-1.5"

@@ -105,10 +105,11 @@ def tool_call_text(name: str, arguments: Mapping[str, Any]) -> str:
 def tool_results_text(results: Iterable[ToolResult]) -> str:
     """The content of the ``input`` turn that feeds tool results back."""
     items = list(results)
+    # default=str: a value a tool forgot to make JSON (a date, a Decimal) is sent as text, not a crash.
     if len(items) == 1:
-        body = json.dumps(dict(items[0].content), ensure_ascii=False)
+        body = json.dumps(dict(items[0].content), ensure_ascii=False, default=str)
     else:
-        body = "\n".join(f"{r.name}: {json.dumps(dict(r.content), ensure_ascii=False)}" for r in items)
+        body = "\n".join(f"{r.name}: {json.dumps(dict(r.content), ensure_ascii=False, default=str)}" for r in items)
     return f"{body}\n\n\n{TOOL_RESULT_INSTRUCTION}"
 
 

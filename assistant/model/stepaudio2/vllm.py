@@ -15,8 +15,10 @@ Failure policy (the turn retries a recoverable ``ModelError`` once when nothing 
   truncated or malformed stream: ``ModelError(recoverable=True)`` at once, so slow failures are not
   multiplied by two layers of retries;
 * HTTP 401/403 (API key), 404 (model name) and other 4xx: ``ModelError(recoverable=False)``;
-* a prompt over the server's context length: the room's history is dropped and the error is
-  recoverable, so the turn's retry succeeds with a fresh conversation.
+* a prompt over the server's context length, in any of the shapes StepFun's fork or upstream vLLM
+  word it (``vllm_protocol.is_context_overflow``: an HTTP 400 before the stream or an error event in it):
+  the room starts afresh (a tool round keeps its own question and calls) and the error is recoverable,
+  so the turn's retry goes out with the shorter prompt.
 
 Every change of reachability is published as ``ConnectionChanged(service="model")``.
 Cancelling the iteration (barge-in) closes the HTTP stream, and vLLM aborts the generation.
@@ -30,7 +32,6 @@ import datetime
 import json
 import logging
 import random
-import re
 import zoneinfo
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, NoReturn
@@ -48,9 +49,11 @@ from .prompt import system_prompt
 from .vllm_protocol import (
     MAX_EVENT_CHARS,
     History,
+    PromptTooLong,
     ReplyAssembler,
     StreamError,
     build_payload,
+    is_context_overflow,
     tool_result_messages,
     user_message,
 )
@@ -60,7 +63,6 @@ _LOGGER = logging.getLogger(__name__)
 SERVICE = "model"
 """``ConnectionChanged.service`` of the model server."""
 
-_CONTEXT_TOO_LONG = re.compile(r"maximum (context|model) length", re.IGNORECASE)
 _HEALTH_READ_SECONDS = 5.0
 _DRAIN_SECONDS = 0.2
 _MAX_ERROR_BYTES = 65_536
@@ -171,7 +173,7 @@ class VllmSpeechModel:
             len(request.tools),
             request.speak,
         )
-        reply = ReplyAssembler()
+        reply = ReplyAssembler(spoken=request.speak)
         interrupted = False
         try:
             async for event in self._stream(payload, reply):
@@ -180,7 +182,10 @@ class VllmSpeechModel:
             interrupted = True
             raise
         except _ContextTooLong:
-            self.forget(conversation)
+            if request.tool_results:
+                history.drop_earlier_exchanges()
+            else:
+                self.forget(conversation)
             raise ModelError(
                 "the conversation grew longer than the model's context; starting a fresh one", recoverable=True
             ) from None
@@ -188,8 +193,8 @@ class VllmSpeechModel:
             # The user heard the start of this answer before interrupting; the model should know it too.
             if interrupted and (partial := reply.assistant_message()) is not None:
                 history.extend([*turn, partial])
-        calls = reply.tool_calls()
-        history.extend([*turn, reply.assistant_message(calls) or {"role": "assistant", "content": ""}])
+        calls = reply.tool_calls(request.tools)
+        history.extend([*turn, reply.assistant_message(calls) or reply.empty_message()])
         for call in calls:
             if call.error:
                 _LOGGER.warning("model called %r with unusable arguments: %s", call.name, call.error)
@@ -258,6 +263,8 @@ class VllmSpeechModel:
                     _LOGGER.debug("first chunk after %.3f s", loop.time() - started)
                 try:
                     events_in_chunk = reply.feed(sse.data)
+                except PromptTooLong as err:
+                    raise _ContextTooLong(str(err)) from None
                 except StreamError as err:
                     raise ModelError(str(err), recoverable=True) from None
                 for event in events_in_chunk:
@@ -313,7 +320,7 @@ class VllmSpeechModel:
             raise ModelError(f"the model server refused the API key ({detail})")
         if status == 404:
             raise ModelError(f"the model server does not serve {self._settings.model!r} ({detail})")
-        if status == 400 and _CONTEXT_TOO_LONG.search(message):
+        if status == 400 and is_context_overflow(message):
             raise _ContextTooLong(message)
         if status in (408, 429) or status >= 500:
             if status >= 500:

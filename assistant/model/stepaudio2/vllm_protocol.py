@@ -1,20 +1,25 @@
 """StepFun's vLLM chat protocol for Step-Audio 2, as pure functions: requests, stream assembly, history.
 
 No I/O here: ``vllm.py`` moves the bytes. The wire format follows StepFun's fork of vLLM
-(``--tokenizer-mode step_audio_2 --audio-parser step_audio_2_tts_ta4 --tool-call-parser step_audio_2``):
+(``--tokenizer-mode step_audio_2 --audio-parser step_audio_2_tts_ta4 --tool-call-parser step_audio_2``,
+branch ``step-audio2-mini``; ``tests/vllm_fake.py`` names the commit and reproduces it):
 
 * user audio is sent as ``input_audio`` items of base64 WAV, one item per chunk of at most 25 s
   (a single 30 s chunk crashed the server);
 * a spoken answer is asked for by prefilling the assistant turn with ``<tts_start>`` and setting
   ``continue_final_message: true, add_generation_prompt: false``;
-* the reply streams ``delta.tts_content.tts_text`` (what is spoken), ``delta.tts_content.tts_audio``
-  (``<audio_N>`` speech codes for token2wav), ``delta.content`` (text outside the spoken part) and
-  OpenAI ``delta.tool_calls`` whose arguments arrive as string diffs;
-* the answer's text (``ModelText``) is ``tts_text`` while speaking and ``content`` otherwise (a text
-  answer, or words the model adds after ``<tts_end>``); whitespace between ``<tts_end>`` and a tool
-  call is layout and is dropped;
-* earlier spoken answers go back as ``{"role": "assistant", "tts_content": {...}}`` and tool results
-  as ``{"role": "input", "tool_call_id": ..., "content": [text items]}``.
+* a spoken reply streams ``delta.tts_content.tts_text`` (what is said) and ``delta.tts_content.tts_audio``
+  (``<audio_N>`` speech codes for token2wav); the fork blanks ``content`` on every chunk of it, so words the
+  model writes after ``<tts_end>`` never arrive and the answer's text (``ModelText``) is ``tts_text`` alone.
+  A text reply (no prefill) streams ``delta.content``; whitespace between it and a tool call is layout and is
+  dropped;
+* a tool call streams its name first (``arguments: null``), then its whole arguments in one delta once they
+  parse as JSON. Arguments that do not parse are never sent, and neither are empty ones (``{}``): both
+  arrive as the name alone, told apart by the tool's schema (:meth:`ReplyAssembler.tool_calls`);
+* earlier spoken answers go back as ``{"role": "assistant", "tts_content": {...}}``, kept even when empty,
+  because the model wrote ``<tts_start><tts_end>`` before a bare tool call and the fork renders it so; a
+  round's tool results go back as one ``input`` turn (:func:`tool_result_messages`);
+* a prompt over the context length is refused in the fork's own words (:func:`is_context_overflow`).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from ...config import VllmModelSettings
 from ...ports import ModelEvent, ModelSpeech, ModelText, ModelToolCall, ToolResult, ToolSpec
 from .frontend import MAX_CHUNK_SECONDS
 from .parser import MAX_TOOL_CALL_CHARS
-from .prompt import TOOL_RESULT_INSTRUCTION, TTS_START_TEXT, tool_schemas
+from .prompt import TTS_START_TEXT, tool_results_text, tool_schemas
 from .tokens import SPEECH_CODES
 
 _LOGGER = logging.getLogger(__name__)
@@ -63,6 +68,31 @@ _MAX_NAME_CHARS = 256
 
 class StreamError(Exception):
     """The server's stream broke the protocol or reported an error mid-way; the message says which."""
+
+
+class PromptTooLong(StreamError):
+    """The server refused the prompt mid-stream because it is longer than the model's context."""
+
+
+# Upstream vLLM checks the prompt's length itself ("This model's maximum context length is …"). The fork
+# builds the prompt as token ids, which skips that check, so a prompt too long shows up further on: as a
+# negative ``max_tokens`` (the room vLLM computes for the answer) or, once the audio is expanded, as the
+# engine's "decoder prompt … is longer than the maximum model length".
+_CONTEXT_TOO_LONG = re.compile(
+    r"maximum context length"
+    r"|max_tokens must be at least 1, got (?:-\d+|0)\b"
+    r"|prompt \(length \d+\) is longer than the maximum model length",
+    re.IGNORECASE,
+)
+
+
+def is_context_overflow(message: str) -> bool:
+    """Whether the server's error message says the prompt does not fit the model's context.
+
+    The request's own ``max_tokens`` is at least 1, so "max_tokens must be at least 1, got -N" can only be
+    the room left after the prompt.
+    """
+    return _CONTEXT_TOO_LONG.search(message) is not None
 
 
 # --- request --------------------------------------------------------------------------------------
@@ -117,14 +147,18 @@ def user_message(*, audio: AudioChunk | None, text: str | None) -> dict[str, Any
 
 
 def tool_result_messages(results: Sequence[ToolResult]) -> list[dict[str, Any]]:
-    """Return one ``input`` turn per result; the last one carries StepFun's instruction to sum up."""
-    messages: list[dict[str, Any]] = []
-    for i, result in enumerate(results):
-        content = [{"type": "text", "text": json.dumps(dict(result.content), ensure_ascii=False, default=str)}]
-        if i == len(results) - 1:
-            content.append({"type": "text", "text": "\n\n\n" + TOOL_RESULT_INSTRUCTION})
-        messages.append({"role": "input", "tool_call_id": result.call_id, "content": content})
-    return messages
+    """Return the ``input`` turn that answers a round's tool calls: one turn, one text item, for all of them.
+
+    The text is the local engine's (``prompt.tool_results_text``), so both backends put the same bytes in
+    front of the model: the layout of StepFun's own examples (the results, three newlines, the instruction
+    to sum up), which the model was tuned on. One turn per result, or a second text item, would not be the
+    same: the fork joins a turn's text items with a newline. The fork ignores ``tool_call_id`` when it lays
+    out an ``input`` turn; the first call's id is sent as StepFun's client sends one.
+    """
+    if not results:
+        raise ValueError("a tool round needs at least one result")
+    text = tool_results_text(results)
+    return [{"role": "input", "tool_call_id": results[0].call_id, "content": [{"type": "text", "text": text}]}]
 
 
 def build_payload(
@@ -195,6 +229,8 @@ class _CallParts:
 class ReplyAssembler:
     """Folds the SSE chunks of one reply into model events and, at the end, the assistant turn."""
 
+    spoken: bool = False
+    """The request prefilled ``<tts_start>``: the turn kept in the history is a spoken one even if empty."""
     tts_text: list[str] = field(default_factory=list)
     codes: list[int] = field(default_factory=list)
     content: list[str] = field(default_factory=list)
@@ -227,8 +263,10 @@ class ReplyAssembler:
             raise StreamError(f"the server sent a {type(chunk).__name__} where a chunk object belongs")
         if "error" in chunk:
             error = chunk["error"]
-            message = error.get("message") if isinstance(error, dict) else error
-            raise StreamError(f"the server failed mid-reply: {str(message)[:200]}")
+            message = str(error.get("message") if isinstance(error, dict) else error)
+            if is_context_overflow(message):
+                raise PromptTooLong(f"the server refused the prompt: {message[:200]}")
+            raise StreamError(f"the server failed mid-reply: {message[:200]}")
         choices = chunk.get("choices")
         if not isinstance(choices, list):
             raise StreamError("the server sent a chunk without a choices list")
@@ -302,8 +340,14 @@ class ReplyAssembler:
                 parts.name += name
                 parts.arguments += arguments
 
-    def tool_calls(self) -> list[ModelToolCall]:
-        """Return the tool calls of the reply; unparsable ones carry ``error`` instead of arguments."""
+    def tool_calls(self, tools: Sequence[ToolSpec] = ()) -> list[ModelToolCall]:
+        """Return the tool calls of the reply; unusable ones carry ``error`` instead of arguments.
+
+        The fork sends a call's arguments only once they parse as JSON and are not empty, so a name alone
+        means either ``{}`` or arguments that were not JSON. ``tools`` tells them apart: a tool that requires
+        arguments gets an error, one that requires none is called with ``{}``.
+        """
+        required = {spec.name: _required(spec) for spec in tools}
         calls: list[ModelToolCall] = []
         for index in sorted(self._calls):
             parts = self._calls[index]
@@ -318,6 +362,13 @@ class ReplyAssembler:
                 calls.append(ModelToolCall(call_id, "", error="the model called a tool without a name"))
                 continue
             raw = parts.arguments.strip()
+            if not raw and (missing := required.get(name)):
+                error = (
+                    f"the model called {name} without its arguments ({', '.join(missing)}); the arguments it "
+                    "wrote were probably not valid JSON, which the server does not pass on"
+                )
+                calls.append(ModelToolCall(call_id, name, error=error))
+                continue
             try:
                 arguments = json.loads(raw) if raw else {}
             except json.JSONDecodeError as err:
@@ -333,10 +384,14 @@ class ReplyAssembler:
         return calls
 
     def assistant_message(self, calls: Sequence[ModelToolCall] = ()) -> dict[str, Any] | None:
-        """Return the assistant turn to keep in the history, or None when the reply said nothing."""
+        """Return the assistant turn to keep in the history, or None when the reply said nothing.
+
+        A spoken reply keeps its ``tts_content`` even when empty: before a bare tool call the model wrote
+        ``<tts_start><tts_end>``, and the fork renders an empty ``tts_content`` as exactly that.
+        """
         message: dict[str, Any] = {"role": "assistant"}
         tts_text = "".join(self.tts_text)
-        if tts_text or self.codes:
+        if tts_text or self.codes or self.spoken:
             message["tts_content"] = {"tts_text": tts_text, "tts_audio": speech_tokens_text(self.codes)}
         content = "".join(self.content)
         if content or "tts_content" not in message:
@@ -358,6 +413,18 @@ class ReplyAssembler:
         if not (tts_text or self.codes or content or calls):
             return None
         return message
+
+    def empty_message(self) -> dict[str, Any]:
+        """Return the assistant turn of a reply that said nothing and called nothing."""
+        if self.spoken:
+            return {"role": "assistant", "tts_content": {"tts_text": "", "tts_audio": ""}}
+        return {"role": "assistant", "content": ""}
+
+
+def _required(spec: ToolSpec) -> list[str]:
+    """The argument names a tool's JSON Schema requires (none when the schema does not say)."""
+    required = spec.parameters.get("required")
+    return [str(name) for name in required] if isinstance(required, list) else []
 
 
 # --- history --------------------------------------------------------------------------------------
@@ -433,6 +500,11 @@ class History:
             else:
                 return
 
+    def drop_earlier_exchanges(self) -> None:
+        """Keep only the newest exchange (from its ``human`` turn on): what a tool round cannot do without."""
+        starts = [i for i, m in enumerate(self.messages) if m.get("role") == "human"]
+        del self.messages[: starts[-1] if starts else len(self.messages)]
+
     def close_open_tool_calls(self) -> None:
         """Drop tool calls left without results (the turn was interrupted before they ran).
 
@@ -440,5 +512,6 @@ class History:
         """
         if self.messages and "tool_calls" in (last := self.messages[-1]):
             del last["tool_calls"]
-            if not last.get("content") and "tts_content" not in last:
+            tts = last.get("tts_content") or {}
+            if not (last.get("content") or tts.get("tts_text") or tts.get("tts_audio")):
                 self.messages.pop()

@@ -34,9 +34,11 @@ class ModelError(TurnError):
 
     code = "model-unavailable"
 
-    def __init__(self, message: str, *, recoverable: bool = False) -> None:
+    def __init__(self, message: str, *, recoverable: bool = False, retry_after_seconds: float | None = None) -> None:
         super().__init__(message)
         self.recoverable = recoverable
+        self.retry_after_seconds = retry_after_seconds
+        """How long the server asked to wait before trying again (its ``Retry-After``), in seconds."""
 
 
 class PlaybackError(TurnError):

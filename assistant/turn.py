@@ -63,6 +63,9 @@ from .tasks import cancel_and_wait, next_within
 
 _LOGGER = logging.getLogger(__name__)
 
+MAX_RETRY_AFTER_SECONDS = 5.0
+"""Longest ``Retry-After`` a turn waits before its one retry; beyond it the turn fails at once."""
+
 _MIC_GRACE_SECONDS = 2.0
 """Extra seconds a listening turn waits for audio beyond what the endpointer could need."""
 
@@ -469,7 +472,13 @@ class Turn:
             except ModelError as err:
                 if not err.recoverable or produced or attempt == 2:
                     raise
-                _LOGGER.warning("model failed (%s); retrying once", err.message)
+                wait = err.retry_after_seconds or 0.0
+                if wait > MAX_RETRY_AFTER_SECONDS:
+                    # Someone is waiting for an answer: a server busy for longer is an error now, not a pause.
+                    raise ModelError(f"{err.message}; it asks to wait {wait:.0f} s") from err
+                _LOGGER.warning("model failed (%s); retrying once%s", err.message, f" in {wait:g} s" if wait else "")
+                if wait:
+                    await self._deps.clock.sleep(wait)
 
     async def _paced(self, stream: AsyncIterator[ModelEvent]) -> AsyncIterator[ModelEvent]:
         """Pass the model's events on; a model silent past its deadline ends the turn, its stream closed.

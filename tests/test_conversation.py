@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
@@ -28,7 +28,15 @@ from assistant.events import (
     TurnStarted,
     WakeDetected,
 )
-from assistant.ports import ModelDone, ModelSpeech, ModelText, ModelToolCall, ModelTranscript
+from assistant.ports import (
+    ModelDone,
+    ModelEvent,
+    ModelRequest,
+    ModelSpeech,
+    ModelText,
+    ModelToolCall,
+    ModelTranscript,
+)
 from tests.conftest import Rig, names, settings
 from tests.fakes import FakeTools, after, silence, speech, stop_word, timeline, wake_word
 
@@ -229,6 +237,31 @@ async def test_a_recoverable_model_error_is_retried_once() -> None:
     events = await rig.run(QUESTION)
     assert events[-1].outcome == "completed"  # type: ignore[attr-defined]
     assert len(rig.model.requests) == 2
+
+
+async def test_a_server_that_asks_to_wait_is_retried_after_its_retry_after() -> None:
+    busy = ModelError("the model server is struggling (HTTP 429)", recoverable=True, retry_after_seconds=3.0)
+    rig = Rig(rounds=[[after(0.2, busy)], answer()])
+    asked_at: list[float] = []
+    respond = rig.model.respond
+
+    def timed(request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        asked_at.append(rig.clock.now())
+        return respond(request)
+
+    rig.model.respond = timed  # type: ignore[method-assign]
+    events = await rig.run(QUESTION)
+    assert events[-1].outcome == "completed"  # type: ignore[attr-defined]
+    assert len(asked_at) == 2 and asked_at[1] - asked_at[0] >= 0.2 + 3.0
+
+
+async def test_a_server_that_asks_to_wait_longer_than_a_person_would_fails_the_turn_at_once() -> None:
+    busy = ModelError("the model server is struggling (HTTP 429)", recoverable=True, retry_after_seconds=120.0)
+    rig = Rig(rounds=[[after(0.2, busy)], answer()])
+    events = await rig.run(QUESTION)
+    failed = next(e for e in events if isinstance(e, TurnFailed))
+    assert failed.message.endswith("it asks to wait 120 s")
+    assert len(rig.model.requests) == 1
 
 
 async def test_follow_up_lets_the_user_answer_without_the_wake_word() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -132,3 +133,20 @@ async def test_converse_returns_assists_spoken_reply(ha: FakeHomeAssistant) -> N
     await api.close()
     assert reply == "已打开厨房灯"
     assert ha.calls == [("conversation", "process", {"text": "打开厨房灯", "language": "zh-cn"})]
+
+
+async def test_a_slow_first_import_of_the_client_library_is_not_counted_as_home_assistant_s_time(
+    ha: FakeHomeAssistant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make = HomeAssistantClient._make_client
+
+    def slow_make(self: HomeAssistantClient) -> object:
+        time.sleep(1.5)  # what the first import of homeassistant_api costs on a small box
+        return make(self)
+
+    monkeypatch.setattr(HomeAssistantClient, "_make_client", slow_make)
+    api = client(ha.url, timeout_seconds=1)
+    try:
+        assert [s.entity_id for s in await api.get_states()] == ["light.kitchen"]
+    finally:
+        await api.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import signal
@@ -339,3 +340,21 @@ async def test_a_clean_stop_is_not_reported_as_a_lost_connection(
         await eventually(lambda: daemon.bridge.connected)
     assert "connection lost" not in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("assistant")]
+
+
+async def test_a_worker_that_fails_while_being_stopped_leaves_no_unretrieved_exception() -> None:
+    unhandled: list[dict[str, object]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _, context: unhandled.append(context))
+
+    async def fails_when_stopped() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise aiomqtt.MqttError("Disconnected during message iteration") from None
+
+    worker = asyncio.create_task(fails_when_stopped())
+    await asyncio.sleep(0)
+    await MqttBridge._stop({worker})
+    del worker
+    gc.collect()
+    assert unhandled == []

@@ -247,6 +247,22 @@ async def test_http_errors_map_to_recoverable_or_final_model_errors(
     assert "nope" in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("3", 3.0), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0), ("soon", None), (None, None)],
+    ids=["delta-seconds", "http-date-in-the-past", "unreadable", "absent"],
+)
+async def test_a_429_carries_the_servers_retry_after(
+    server: FakeVllmServer, make_model: MakeModel, header: str | None, seconds: float | None
+) -> None:
+    headers = {"Retry-After": header} if header is not None else {}
+    server.script.append(Fail(429, {"error": {"message": "busy", "code": 429}}, headers))
+    with pytest.raises(ModelError, match="struggling") as caught:
+        await collect(make_model(), ModelRequest("kitchen", audio=utterance(1.0)))
+    assert caught.value.recoverable is True
+    assert caught.value.retry_after_seconds == seconds
+
+
 async def test_an_api_key_is_sent_as_a_bearer_token_and_never_logged(
     server: FakeVllmServer, make_model: MakeModel, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -112,6 +112,8 @@ class Fail:
 
     status: int
     body: Any = field(default_factory=lambda: {"error": {"message": "Internal Server Error"}})
+    headers: dict[str, str] = field(default_factory=dict)
+    """Extra response headers, e.g. ``Retry-After`` on a 429."""
 
 
 @dataclass(frozen=True)
@@ -676,8 +678,8 @@ class FakeVllmServer:
                 return web.json_response(error, status=status, dumps=_compact)
         if isinstance(behaviour, Fail):
             if isinstance(behaviour.body, str):
-                return web.Response(status=behaviour.status, text=behaviour.body)
-            return web.json_response(behaviour.body, status=behaviour.status)
+                return web.Response(status=behaviour.status, text=behaviour.body, headers=behaviour.headers)
+            return web.json_response(behaviour.body, status=behaviour.status, headers=behaviour.headers)
         return await self._stream(request, behaviour, tools=bool(body.get("tools")))
 
     async def _stream(

@@ -18,7 +18,7 @@ from ..config import HomeAssistantSettings
 from ..errors import HomeAssistantError
 from ..events import ConnectionChanged, Event
 from ..ports import EntityState, HomeAssistantApi
-from ..tasks import backoff
+from ..tasks import backoff, in_daemon_thread
 from . import media_players
 
 if TYPE_CHECKING:
@@ -57,16 +57,27 @@ class HomeAssistantClient:
 
     def _api(self) -> AsyncClient:
         if self._client is None:
-            from homeassistant_api import AsyncClient
-
-            assert self._settings.token is not None
-            self._client = AsyncClient(
-                f"{self._url}/api",
-                self._settings.token.get_secret_value(),
-                verify_ssl=self._settings.verify_ssl,
-                global_request_kwargs={"timeout": self._settings.timeout_seconds},
-            )
+            self._client = self._make_client()
         return self._client
+
+    def _make_client(self) -> AsyncClient:
+        # The first import of homeassistant_api takes 1.5-2.7 s: see _ready.
+        from homeassistant_api import AsyncClient
+
+        assert self._settings.token is not None
+        return AsyncClient(
+            f"{self._url}/api",
+            self._settings.token.get_secret_value(),
+            verify_ssl=self._settings.verify_ssl,
+            global_request_kwargs={"timeout": self._settings.timeout_seconds},
+        )
+
+    async def _ready(self) -> None:
+        """Make the client off the event loop, before any deadline starts: its slow import is not HA's time."""
+        if self._client is None:
+            client = await in_daemon_thread(self._make_client)
+            if self._client is None:
+                self._client = client
 
     async def close(self) -> None:
         """Close the HTTP session."""
@@ -142,6 +153,7 @@ class HomeAssistantClient:
     async def _call(self, action: str, request: Callable[[AsyncClient], Awaitable[T]]) -> T:
         """Run ``request`` with retries, all within ``timeout_seconds``; HomeAssistantError on failure."""
         budget = self._settings.timeout_seconds
+        await self._ready()
         try:
             # One deadline for every attempt: a hanging HA must be reported before the tool's own deadline
             # would cut the call off with a vaguer "did not answer".

@@ -373,6 +373,11 @@ class MqttBridge:
             for task in pending:
                 task.cancel()
             await asyncio.wait(pending, timeout=0.1)
+        for task in workers:
+            # A worker that failed on its own while being stopped: the connection's first failure is reported
+            # by the caller; this one must not resurface as "Task exception was never retrieved".
+            if not task.cancelled():
+                task.exception()
 
     async def _send(self, client: aiomqtt.Client) -> None:
         while True:

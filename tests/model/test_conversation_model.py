@@ -65,6 +65,7 @@ async def test_a_spoken_question_with_a_tool_call_runs_end_to_end(
         "ToolCallRequested",
         "ToolCallFinished",
         "ReplyText",
+        "ReplyCompleted",
         "TurnEnded",
     ]
     playback = [n for n in sequence if n.startswith("Playback")]

@@ -42,7 +42,7 @@ from httpx_sse import EventSource, SSEError
 from ...config import PersonaSettings, VllmModelSettings
 from ...errors import ModelError
 from ...events import ConnectionChanged, Event
-from ...httpbody import read_at_most
+from ...httpbody import read_at_most, retry_after_seconds
 from ...ports import Clock, ModelDone, ModelEvent, ModelRequest
 from ...tasks import MonotonicClock, backoff, next_within
 from .prompt import system_prompt
@@ -306,12 +306,12 @@ class VllmSpeechModel:
                 self._mark(False, f"the connection failed ({_describe(err)})")
                 raise ModelError("the connection to the model server failed", recoverable=True) from err
             if response.status_code != httpx.codes.OK:
-                self._refused(response.status_code, error_body)
+                self._refused(response.status_code, error_body, response.headers.get("retry-after"))
             self._mark(True, f"serving {self._settings.model}")
             return response
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
-    def _refused(self, status: int, body: bytes) -> NoReturn:
+    def _refused(self, status: int, body: bytes, retry_after: str | None = None) -> NoReturn:
         """Turn an HTTP error status into the right ``ModelError``."""
         message = _error_message(body)
         detail = f"HTTP {status}" + (f": {message}" if message else "")
@@ -325,7 +325,11 @@ class VllmSpeechModel:
         if status in (408, 429) or status >= 500:
             if status >= 500:
                 self._mark(False, f"the server failed ({detail})")
-            raise ModelError(f"the model server is struggling ({detail})", recoverable=True)
+            raise ModelError(
+                f"the model server is struggling ({detail})",
+                recoverable=True,
+                retry_after_seconds=retry_after_seconds(retry_after),
+            )
         raise ModelError(f"the model server rejected the request ({detail})")
 
     # --- health -----------------------------------------------------------------------------------

@@ -77,6 +77,8 @@ class Adapters:
     """Enrols wake words from the microphone when Home Assistant asks; None where enrolment is not offered."""
     listening_enrolled: tuple[str, ...] = ()
     """Enrolled words the wake detector listens for."""
+    prompt_voice: Voice | None = None
+    """Says the enrolment's instruction without it becoming the answer "say that again" repeats."""
     set_speed: Callable[[float], None] | None = None
     """Sets the speaking speed (a factor, 1.0 normal) kept from before a restart; None: the voice has none."""
 
@@ -152,6 +154,7 @@ class App:
             deps=deps,
             detectors_on=adapters.detectors_on,
             enroller=adapters.enroller,
+            prompt_voice=adapters.prompt_voice,
             options=SupervisorOptions(
                 follow_up_seconds=conversation.follow_up_seconds,
                 forget_after_seconds=conversation.forget_after_seconds,
@@ -284,6 +287,7 @@ async def build_adapters(
         wake=wake,
         enroller=enroller,
         listening_enrolled=listening,
+        prompt_voice=voice.inner,
         stop_word=stop_word,
         vad=vad,
         prosody=prosody,

@@ -49,7 +49,7 @@ from .events import (
     VolumeRequested,
     WakeDetected,
 )
-from .ports import AudioSource, WakeDetector, WakeWordEnroller
+from .ports import AudioSource, Voice, WakeDetector, WakeWordEnroller
 from .room import RoomTracker
 from .tasks import InlineWorker, Worker, cancel_and_wait, in_daemon_thread
 from .turn import Turn, TurnDeps, TurnRequest
@@ -115,6 +115,7 @@ class Supervisor:
         new_id: Callable[[], str] | None = None,
         detectors_on: Worker | None = None,
         enroller: WakeWordEnroller | None = None,
+        prompt_voice: Voice | None = None,
     ) -> None:
         self._bus = bus
         self._source = source
@@ -147,6 +148,8 @@ class Supervisor:
         self._switching = asyncio.Lock()
         self._replacing = False
         self._enroller = enroller
+        self._prompt_voice = prompt_voice or deps.voice
+        """Says the enrolment's instruction; one that does not remember it as the answer to say again."""
         self._enrolment: LiveEnrolment | None = None
         """The enrolment that has the microphone, if one runs."""
         self._enrolling: asyncio.Task[None] | None = None
@@ -485,7 +488,7 @@ class Supervisor:
                 name,
                 enroller=self._enroller,
                 sink=self._deps.sink,
-                voice=self._deps.voice,
+                voice=self._prompt_voice,
                 vad=self._deps.vad,
                 publish=self._bus.publish,
                 options=EnrolmentOptions(takes=self._options.enrolment_takes, dialect=self._dialect),

@@ -231,3 +231,13 @@ def test_a_full_disk_is_refused_with_the_reason_and_leaves_nothing(
         enroller.enrol(WORD, takes)
     assert enroller.words() == ()
     assert not (tmp_path / "words" / WORD).exists()
+
+
+def test_a_damaged_enrolled_word_the_config_does_not_name_is_skipped(tmp_path: Path) -> None:
+    """listen_enrolled must not let a broken word stop the daemon: it is listed, not listened for."""
+    enroller = StoreEnroller(WakeSettings(enrolled_dir=tmp_path))
+    enroller.enrol(WORD, [(f"take {n}", read_wav(DATA / f"enroll_{n}.wav")) for n in (1, 2, 3)])
+    (tmp_path / WORD / "take_1.npy").unlink()
+    detector, listening = enroller.detector()
+    assert enroller.words() == (WORD,) and listening == ()
+    assert detector.process(read_wav(DATA / "test_quiet_3.wav")) is None

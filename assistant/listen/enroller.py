@@ -7,6 +7,7 @@ afterwards, so a new word is heard without a restart.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 
@@ -17,6 +18,8 @@ from ..ports import WakeDetector
 from . import build_wake_detector, embed_recording, listened_words, speech_frames, word_store
 from .echo import OutputMonitor
 from .enrolment import trim_take
+
+_LOGGER = logging.getLogger(__name__)
 
 
 class StoreEnroller:
@@ -75,6 +78,20 @@ class StoreEnroller:
 
     def detector(self) -> tuple[WakeDetector, tuple[str, ...]]:
         """The configured words and, with ``wake.listen_enrolled``, every other enrolled word."""
-        words = listened_words(self._settings, self.words())
+        words = listened_words(self._settings, self._usable(self.words()))
         detector = build_wake_detector(self._settings, monitor=self._monitor, now=self._now, words=words)
         return detector, tuple(word.name for word in words if word.enrolled is not None)
+
+    def _usable(self, names: Sequence[str]) -> list[str]:
+        """``names`` without the damaged words the config does not name: those must not stop the daemon."""
+        named = {word.enrolled for word in (*self._settings.words, *self._settings.stop_words)}
+        usable = []
+        for name in names:
+            if name not in named:
+                try:
+                    self._store.load(name)
+                except EnrollmentError as err:
+                    _LOGGER.warning("not listening for the enrolled wake word %s: %s", name, err)
+                    continue
+            usable.append(name)
+        return usable

@@ -30,6 +30,7 @@ from .ports import (
     ToolRunner,
     Voice,
     WakeDetector,
+    WakeWordEnroller,
 )
 from .preference_store import PreferenceStore
 from .preferences import Preferences
@@ -72,6 +73,12 @@ class Adapters:
     detectors_on: Worker | None = None
     """Where the wake and stop detectors run: a thread of their own for real models; None runs them on the
     event loop, for fakes that take no time."""
+    enroller: WakeWordEnroller | None = None
+    """Enrols wake words from the microphone when Home Assistant asks; None where enrolment is not offered."""
+    listening_enrolled: tuple[str, ...] = ()
+    """Enrolled words the wake detector listens for."""
+    prompt_voice: Voice | None = None
+    """Says the enrolment's instruction without it becoming the answer "say that again" repeats."""
     set_speed: Callable[[float], None] | None = None
     """Sets the speaking speed (a factor, 1.0 normal) kept from before a restart; None: the voice has none."""
 
@@ -146,6 +153,8 @@ class App:
             stop_word=adapters.stop_word,
             deps=deps,
             detectors_on=adapters.detectors_on,
+            enroller=adapters.enroller,
+            prompt_voice=adapters.prompt_voice,
             options=SupervisorOptions(
                 follow_up_seconds=conversation.follow_up_seconds,
                 forget_after_seconds=conversation.forget_after_seconds,
@@ -153,8 +162,11 @@ class App:
                 initial_volume=settings.audio.volume,
                 initial_muted=bool(preferences.muted),
                 wake_words=wake_words,
-                wake_word=preferences.wake_word_among(wake_words),
+                # A word kept from before the restart may be an enrolled one that the daemon listens for.
+                wake_word=preferences.wake_word_among((*wake_words, *adapters.listening_enrolled)),
                 speak_remote_answers=conversation.speak_remote_answers,
+                dialect=settings.persona.dialect,
+                listening_enrolled=adapters.listening_enrolled,
             ),
         )
         notifier = Notifier()
@@ -226,8 +238,9 @@ async def build_adapters(
     """Build every real adapter from the settings; edges that fail are reported and left out, never fatal."""
     from hardware import FileSink, FileSource, build_ducker, build_echo_canceller, build_microphone, build_speaker
 
-    from .listen import build_prosody, build_stop_detector, build_vad, build_wake_detector
+    from .listen import build_prosody, build_stop_detector, build_vad
     from .listen.echo import OutputMonitor
+    from .listen.enroller import StoreEnroller
 
     services: list[Service] = []
     audio = settings.audio
@@ -255,8 +268,10 @@ async def build_adapters(
     # Wake-word models take milliseconds per chunk, much more when the CPU is starved: never on the loop.
     detectors = SerialWorker("wake-word")
     stack.callback(detectors.close)
-    wake, stop_word, vad, prosody = (
-        build_wake_detector(settings.wake, monitor=monitor),
+    # The wake words enrolled from Home Assistant are swapped in through the same enroller, so it builds all.
+    enroller = StoreEnroller(settings.wake, monitor=monitor)
+    (wake, listening), stop_word, vad, prosody = (
+        enroller.detector(),
         build_stop_detector(settings.wake),
         build_vad(),
         build_prosody(),
@@ -270,6 +285,9 @@ async def build_adapters(
         source=source,
         sink=sink,
         wake=wake,
+        enroller=enroller,
+        listening_enrolled=listening,
+        prompt_voice=voice.inner,
         stop_word=stop_word,
         vad=vad,
         prosody=prosody,

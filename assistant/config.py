@@ -120,6 +120,10 @@ class WakeSettings(_Model):
     """Words that stop the assistant; armed only while it speaks."""
     enrolled_dir: Path = Path("~/.local/share/xiangyin/wake")
     """Folder holding the enrolled wake words (one subfolder per word; ~ is expanded)."""
+    listen_enrolled: bool = True
+    """The daemon also listens for every enrolled word that neither words nor stop_words names (with its
+    calibrated threshold and a 2 s refractory period), so a word enrolled from Home Assistant is heard at
+    once, without editing the config; false: only the words listed here."""
     suppress_during_playback: bool = False
     """Ignore wake words while the assistant speaks (for speakers next to the mic without an echo
     canceller); the stop words still work, but the wake word no longer interrupts."""

@@ -51,6 +51,10 @@ class ToolError(AssistantError):
     """A tool failed in a way the model should hear about; the message is shown to the model."""
 
 
+class EnrollmentError(AssistantError, ValueError):
+    """A wake word cannot be enrolled or removed as asked (a bad name or take, a failed write); nothing changed."""
+
+
 class StorageError(AssistantError):
     """The reminder store could not write (disk full, read-only, I/O error); nothing was changed."""
 

@@ -363,6 +363,59 @@ class SpeakingSpeedChanged(Event):
     """Playback speed factor, 0.5-1.5; 1.0 is the voice's own speed, below 1 slower."""
 
 
+# --- enrolled wake words -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnrolRequested(Event):
+    """Enrol a wake word from takes said into the box's microphone now (Home Assistant, MQTT)."""
+
+    name: str
+    """The word's name; an enrolled name gets more takes (another member of the household)."""
+    source: RequestSource = "mqtt"
+    """Who asked."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnenrolRequested(Event):
+    """Delete an enrolled wake word and its takes."""
+
+    name: str
+    """The word's name."""
+    source: RequestSource = "mqtt"
+    """Who asked."""
+
+
+EnrolmentStage = Literal["recording", "rejected", "checking", "done", "failed", "cancelled", "removed"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnrolmentProgress(Event):
+    """How an enrolment (or a removal) asked for over the bus is going, in words a user can act on."""
+
+    name: str
+    """The word being enrolled."""
+    stage: EnrolmentStage
+    """``recording`` a take, a take ``rejected``, ``checking`` the takes, then ``done``, ``failed`` or
+    ``cancelled``; ``removed`` after an UnenrolRequested."""
+    message: str
+    """What to tell the user, e.g. "say it again: take 2 of 4"."""
+    take: int = 0
+    """Number of the take being recorded (1-based); 0 when no take is meant."""
+    takes: int = 0
+    """Takes this enrolment records."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnrolledWordsChanged(Event):
+    """The enrolled wake words now on disk (at start, and after every enrolment or removal)."""
+
+    words: tuple[str, ...] = ()
+    """Their names, sorted."""
+    listening: tuple[str, ...] = ()
+    """The enrolled words the wake detector listens for now."""
+
+
 _CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
 
 

@@ -6,7 +6,7 @@ bus facts, so provider quirks stop at the adapters.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -92,6 +92,38 @@ class ProsodyDetector(Protocol):
 
     def reset(self) -> None:
         """Forget any partial frame between utterances."""
+        ...
+
+
+class WakeWordEnroller(Protocol):
+    """The household's own wake words on disk, and a detector that hears them.
+
+    Every method blocks (disk, VAD, embedding models: up to seconds of CPU); the core calls them on a thread.
+    Refusals raise :class:`~assistant.errors.EnrollmentError` with a message for the user, changing nothing.
+    """
+
+    def check_name(self, name: str) -> None:
+        """Refuse a name that cannot be a word (before any take is recorded for it)."""
+        ...
+
+    def check_take(self, label: str, audio: AudioChunk) -> None:
+        """Refuse one take now (silent, clipped, too short or long, noisy), naming ``label`` and the reason."""
+        ...
+
+    def enrol(self, name: str, takes: Sequence[tuple[str, AudioChunk]]) -> str:
+        """Add the (label, audio) takes to ``name``, recalibrate and store it; return a one-line summary."""
+        ...
+
+    def remove(self, name: str) -> None:
+        """Delete an enrolled word."""
+        ...
+
+    def words(self) -> tuple[str, ...]:
+        """Names of the enrolled words, sorted."""
+        ...
+
+    def detector(self) -> tuple[WakeDetector, tuple[str, ...]]:
+        """A fresh wake detector for the words listened for now, and the enrolled ones among them."""
         ...
 
 

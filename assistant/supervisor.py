@@ -1,7 +1,8 @@
 """The long-running loop: hears wake words, runs at most one turn, interrupts it, queues announcements.
 
-It owns the microphone stream and routes each chunk: to the running turn while it listens, otherwise to
-the wake detector (and to the stop-word detector while the assistant speaks). The microphone is read into a
+It owns the microphone stream and routes each chunk: to the running turn while it listens, to a wake-word
+enrolment while one records (asked for from Home Assistant; wake words are not heard meanwhile), otherwise
+to the wake detector (and to the stop-word detector while the assistant speaks). The microphone is read into a
 bounded backlog as fast as it delivers; the chunks are routed from there in order, and the detectors run on
 a :class:`~assistant.tasks.Worker` (a thread of their own in the daemon), so neither a slow model nor a
 starved CPU holds up the event loop or the microphone.
@@ -21,9 +22,15 @@ from .audio import AudioChunk, level_db
 from .backlog import AudioBacklog
 from .bus import Bus, Envelope
 from .endpointing import Room
+from .enrolling import EnrolmentOptions, LiveEnrolment
+from .errors import EnrollmentError
 from .events import (
     AnnounceRequested,
     AskRequested,
+    EnrolledWordsChanged,
+    EnrolmentProgress,
+    EnrolmentStage,
+    EnrolRequested,
     ListenRequested,
     MuteChanged,
     MuteRequested,
@@ -37,13 +44,14 @@ from .events import (
     ShutdownRequested,
     StopRequested,
     Trigger,
+    UnenrolRequested,
     VolumeChanged,
     VolumeRequested,
     WakeDetected,
 )
-from .ports import AudioSource, WakeDetector
+from .ports import AudioSource, Voice, WakeDetector, WakeWordEnroller
 from .room import RoomTracker
-from .tasks import InlineWorker, Worker, cancel_and_wait
+from .tasks import InlineWorker, Worker, cancel_and_wait, in_daemon_thread
 from .turn import Turn, TurnDeps, TurnRequest
 
 _LOGGER = logging.getLogger(__name__)
@@ -78,6 +86,12 @@ class SupervisorOptions:
     """Seconds of microphone audio that may wait for the detectors; older chunks are dropped beyond it."""
     speak_remote_answers: bool = False
     """Also speak at the box the answers to questions asked from Home Assistant (MQTT ask, Wyoming)."""
+    dialect: str = "mandarin"
+    """Dialect at start, for the enrolment's spoken instruction (a SettingRequested changes it)."""
+    enrolment_takes: int = 4
+    """Takes an enrolment from Home Assistant records."""
+    listening_enrolled: tuple[str, ...] = ()
+    """Enrolled words the wake detector given at start listens for."""
 
 
 def _id_factory() -> Callable[[], str]:
@@ -100,6 +114,8 @@ class Supervisor:
         options: SupervisorOptions | None = None,
         new_id: Callable[[], str] | None = None,
         detectors_on: Worker | None = None,
+        enroller: WakeWordEnroller | None = None,
+        prompt_voice: Voice | None = None,
     ) -> None:
         self._bus = bus
         self._source = source
@@ -131,6 +147,15 @@ class Supervisor:
         """The room at the last wake word; a follow-up turn, which has no wake word, listens against it."""
         self._switching = asyncio.Lock()
         self._replacing = False
+        self._enroller = enroller
+        self._prompt_voice = prompt_voice or deps.voice
+        """Says the enrolment's instruction; one that does not remember it as the answer to say again."""
+        self._enrolment: LiveEnrolment | None = None
+        """The enrolment that has the microphone, if one runs."""
+        self._enrolling: asyncio.Task[None] | None = None
+        self._dialect = self._options.dialect
+        self._listening_enrolled = self._options.listening_enrolled
+        self._enroller_words: tuple[str, ...] = ()
         self._requests = bus.subscribe(
             "supervisor",
             ListenRequested,
@@ -142,6 +167,8 @@ class Supervisor:
             AskRequested,
             SettingRequested,
             RepeatRequested,
+            EnrolRequested,
+            UnenrolRequested,
         )
         bus.tap(self._track_playback)
         deps.sink.set_volume(self._options.initial_volume)
@@ -158,6 +185,8 @@ class Supervisor:
 
     async def run(self) -> None:
         """Serve until ShutdownRequested; then interrupt the running turn and return."""
+        # First the enrolled words, so that a kept wake word that is one of them is among the select's options.
+        await self._report_words()
         # Settings kept from before a restart: Home Assistant and the state tracker learn them as changes.
         if self._muted:
             self._bus.publish(MuteChanged(muted=True))
@@ -172,6 +201,7 @@ class Supervisor:
                 route.cancel()
         finally:
             self._closing = True
+            await self._stop_enrolment()
             await self._interrupt()
             self._bus.unsubscribe(self._requests)
             # Announcements that arrived but were never served must not vanish with the process.
@@ -199,6 +229,9 @@ class Supervisor:
                     _LOGGER.info("stop requested by %s", source)
                     if self._request is not None:
                         self._stopped.add(self._request.turn_id)
+                    if await self._stop_enrolment() and self._announcements:
+                        # A stop silences the box now: what waited for the enrolment waits for the next turn.
+                        self._hold_announcements = True
                     await self._interrupt()
                 case ListenRequested(source=source):
                     await self._start("button" if source == "button" else "api", self._new_id())
@@ -217,6 +250,10 @@ class Supervisor:
                     self._hold_announcements = False  # something new to say: what a stop held goes first
                     if not self.busy:
                         self._next_announcement()
+                case EnrolRequested(name=name):
+                    await self._enrol(name.strip())
+                case UnenrolRequested(name=name):
+                    await self._unenrol(name.strip())
                 case MuteRequested(muted=muted):
                     await self._set_muted(muted)
                 case VolumeRequested(level=level):
@@ -225,7 +262,7 @@ class Supervisor:
                     self._bus.publish(VolumeChanged(level=level))
 
     def _apply_setting(self, key: str, value: str, source: str) -> None:
-        allowed = self._options.wake_words if key == "wake_word" else self._options.dialects
+        allowed = self._selectable_wake_words() if key == "wake_word" else self._options.dialects
         if value not in allowed:
             _LOGGER.warning("%s asked for %s=%r; expected one of %s", source, key, value, ", ".join(allowed))
             return
@@ -234,15 +271,23 @@ class Supervisor:
             self._active_wake_word = value
             self._bus.publish(SettingChanged(key="wake_word", value=value))
         else:
+            self._dialect = value
             self._deps.model.set_dialect(value)
             self._deps.voice.set_dialect(value)
             self._bus.publish(SettingChanged(key="dialect", value=value))
+
+    def _selectable_wake_words(self) -> tuple[str, ...]:
+        """The configured words, then the enrolled ones listened for beside them."""
+        configured = self._options.wake_words
+        return (*configured, *(name for name in self._listening_enrolled if name not in configured))
 
     async def _set_muted(self, muted: bool) -> None:
         if muted == self._muted:
             return
         self._muted = muted
         self._bus.publish(MuteChanged(muted=muted))
+        if muted and await self._stop_enrolment():
+            self._next_announcement()
         if muted and self._turn is not None and self._turn.listening:
             async with self._switching:
                 await self._interrupt()
@@ -259,6 +304,9 @@ class Supervisor:
     async def _route(self) -> None:
         while (chunk := await self._backlog.get()) is not None:
             if self._muted:
+                continue
+            if self._enrolment is not None:
+                self._enrolment.offer(chunk)
                 continue
             request = self._request
             if request is not None and request.mic.is_open and self.busy:
@@ -326,6 +374,7 @@ class Supervisor:
         those wait for the new turn.
         """
         async with self._switching:
+            await self._stop_enrolment()
             self._replacing = True
             try:
                 while self.busy:
@@ -400,8 +449,124 @@ class Supervisor:
         self._next_announcement()
 
     def _next_announcement(self) -> None:
-        if self._announcements and not self._closing and not self._hold_announcements:
+        if (
+            self._announcements
+            and not self._closing
+            and not self._hold_announcements
+            and self._enrolment is None
+            and not self.busy
+        ):
             announcement = self._announcements.popleft()
             request = TurnRequest(self._new_id(), "announce", self._options.conversation_id, announce=announcement.text)
             self._announcing[request.turn_id] = announcement
             self._launch(request)
+
+    # --- enrolled wake words ----------------------------------------------------------------------
+
+    async def _enrol(self, name: str) -> None:
+        """Give the microphone to an enrolment of ``name``, ending any turn first (like a button press)."""
+        if self._enroller is None:
+            self._enrolment_progress(name, "failed", "failed: this box cannot enrol wake words")
+            return
+        if self._enrolment is not None:
+            busy = f"failed: {self._enrolment.name} is being enrolled; wait for it to finish, or press Stop"
+            self._enrolment_progress(name, "failed", busy)
+            return
+        if self._muted:
+            self._enrolment_progress(name, "failed", "failed: the box is muted; unmute it first")
+            return
+        async with self._switching:
+            self._replacing = True
+            try:
+                while self.busy:
+                    await self._interrupt()
+            finally:
+                self._replacing = False
+            if self._closing:
+                return
+            self._enrolment = LiveEnrolment(
+                name,
+                enroller=self._enroller,
+                sink=self._deps.sink,
+                voice=self._prompt_voice,
+                vad=self._deps.vad,
+                publish=self._bus.publish,
+                options=EnrolmentOptions(takes=self._options.enrolment_takes, dialect=self._dialect),
+            )
+            self._enrolling = asyncio.create_task(self._run_enrolment(self._enrolment), name=f"enrol:{name}")
+
+    async def _run_enrolment(self, enrolment: LiveEnrolment) -> None:
+        try:
+            summary = await enrolment.run()
+            if summary is not None:
+                heard = await self._reload_wake(enrolment.name)
+                self._enrolment_progress(enrolment.name, "done", f"{summary}; {heard}")
+        except Exception as err:
+            # Nobody awaits this task: whatever went wrong is reported, and the daemon listens on.
+            _LOGGER.exception("enrolling %s failed", enrolment.name)
+            self._enrolment_progress(enrolment.name, "failed", f"failed: {err}")
+        finally:
+            self._enrolment = None
+        self._next_announcement()
+
+    async def _stop_enrolment(self) -> bool:
+        """Cancel the running enrolment, if any; True when there was one."""
+        task = self._enrolling
+        if task is None or task.done():
+            return False
+        await cancel_and_wait(task)
+        return True
+
+    async def _unenrol(self, name: str) -> None:
+        if self._enroller is None:
+            self._enrolment_progress(name, "failed", "failed: this box has no enrolled wake words")
+            return
+        if self._enrolment is not None and self._enrolment.name == name:
+            self._enrolment_progress(name, "failed", f"failed: {name} is being enrolled now; press Stop first")
+            return
+        try:
+            await in_daemon_thread(self._enroller.remove, name)
+        except EnrollmentError as err:
+            self._enrolment_progress(name, "failed", f"failed: {err}; nothing was changed")
+            return
+        heard = await self._reload_wake(name)
+        self._enrolment_progress(name, "removed", f"removed {name}; {heard}")
+
+    async def _reload_wake(self, name: str) -> str:
+        """Swap in a wake detector built on the words as they are now; say whether ``name`` is heard."""
+        assert self._enroller is not None
+        try:
+            detector, listening = await in_daemon_thread(self._enroller.detector)
+        except Exception as err:
+            # The old detector keeps listening; the word is taken up at the next start.
+            _LOGGER.exception("could not reload the wake words after changing %s", name)
+            await self._report_words()
+            return f"the wake words could not be reloaded ({err}); restart the daemon"
+        # The router reads self._wake for every chunk, so the next chunk goes to the new detector.
+        self._wake = detector
+        self._listening_enrolled = listening
+        if self._active_wake_word is not None and self._active_wake_word not in self._selectable_wake_words():
+            # The word chosen to wake the box is gone: every word wakes it again, as after a start.
+            self._active_wake_word = None
+            if self._options.wake_words:
+                self._bus.publish(SettingChanged(key="wake_word", value=self._options.wake_words[0]))
+        await self._report_words()
+        if name in listening:
+            return "listening for it now"
+        if name in self._enroller_words:
+            return "not listened for: add it to wake.words in the config (wake.listen_enrolled is off)"
+        return "no longer listened for"
+
+    async def _report_words(self) -> None:
+        if self._enroller is None:
+            return
+        try:
+            self._enroller_words = await in_daemon_thread(self._enroller.words)
+        except Exception:
+            _LOGGER.exception("could not list the enrolled wake words")
+            return
+        self._bus.publish(EnrolledWordsChanged(words=self._enroller_words, listening=self._listening_enrolled))
+
+    def _enrolment_progress(self, name: str, stage: EnrolmentStage, message: str) -> None:
+        _LOGGER.info("enrolment of %s: %s", name, message)
+        self._bus.publish(EnrolmentProgress(name=name, stage=stage, message=message))

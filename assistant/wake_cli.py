@@ -23,12 +23,6 @@ EXIT_REFUSED = 1
 
 MIC_TAKES = 4
 """Takes recorded from the microphone when no files are given."""
-_INSTRUCTIONS = {
-    "cantonese": "聽到嘟一聲之後，講一次喚醒詞。",
-    "english": "After the beep, say the wake word once.",
-}
-"""Spoken before the first take, in the household's dialect (Mandarin for the rest)."""
-_MANDARIN_INSTRUCTION = "听到提示音以后，说一遍唤醒词。"
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser], config_arg: Path | None) -> None:
@@ -78,13 +72,14 @@ async def _record(settings: Settings) -> list[tuple[str, AudioChunk]]:
     from hardware.speaker import PyAudioSpeaker
 
     from .earcons import Earcon, render
+    from .enrolling import instruction
     from .listen.takes import TakeCutter
     from .listen.vad import SileroSpeechDetector
 
     audio = settings.audio
     speaker = PyAudioSpeaker(device=audio.output_device, volume=audio.volume, output_rate_hz=audio.output_rate_hz)
     dialect = settings.persona.dialect
-    await _speak(speaker, settings, _INSTRUCTIONS.get(dialect, _MANDARIN_INSTRUCTION))
+    await _speak(speaker, settings, instruction(dialect))
     takes: list[tuple[str, AudioChunk]] = []
     for number in range(1, MIC_TAKES + 1):
         print(f"take {number}/{MIC_TAKES}: after the beep, say the word once")

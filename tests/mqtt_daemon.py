@@ -1,6 +1,6 @@
 """A stand-in daemon process for tests that kill it: the real MqttBridge on a real Bus.
 
-A tiny handler plays the supervisor's part for the requests the tests need (mute, volume); every
+A tiny handler plays the supervisor's part for the requests the tests need (mute, volume, enrol); every
 request event is printed as one line ``EVENT <name> <fields>`` so the test can read what arrived.
 
 Run: python -m tests.mqtt_daemon HOST PORT DEVICE_ID
@@ -19,11 +19,15 @@ from assistant.config import MqttSettings
 from assistant.events import (
     AnnounceRequested,
     AskRequested,
+    EnrolledWordsChanged,
+    EnrolmentProgress,
+    EnrolRequested,
     ListenRequested,
     MuteChanged,
     MuteRequested,
     SettingRequested,
     StopRequested,
+    UnenrolRequested,
     VolumeChanged,
     VolumeRequested,
 )
@@ -38,6 +42,8 @@ REQUESTS = (
     AnnounceRequested,
     AskRequested,
     SettingRequested,
+    EnrolRequested,
+    UnenrolRequested,
 )
 
 
@@ -51,6 +57,11 @@ async def answer_requests(bus: Bus) -> None:
                 bus.publish(MuteChanged(muted=muted))
             case VolumeRequested(level=level):
                 bus.publish(VolumeChanged(level=level))
+            case EnrolRequested(name=name):
+                bus.publish(
+                    EnrolmentProgress(name=name, stage="recording", message="say it again: take 2 of 4", take=2)
+                )
+                bus.publish(EnrolledWordsChanged(words=(name,), listening=(name,)))
 
 
 async def main(host: str, port: int, device_id: str) -> None:

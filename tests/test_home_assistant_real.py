@@ -116,6 +116,30 @@ async def test_discovered_entities_appear_under_one_device(setup: Setup) -> None
     assert registry["attributes"]["friendly_name"] == "Xiangyin Mute"
 
 
+async def test_a_wake_word_is_enrolled_from_home_assistants_entities(setup: Setup) -> None:
+    """Type the name, press the button: the daemon gets the request; HA shows the progress and the word list."""
+    ha, daemon = setup.ha, setup.daemon
+    await eventually(lambda: ha.state("button.ci_box_enrol") not in (None, "unavailable"), timeout=30)
+    # Cleared by the box at start (an empty retained message): empty, or unknown to an HA that came up after.
+    assert ha.state("text.ci_box_enrol_name") in ("", "unknown")
+    ha.request("POST", "/api/services/text/set_value", {"entity_id": "text.ci_box_enrol_name", "value": "小乡小乡"})
+    await eventually(lambda: ha.state("text.ci_box_enrol_name") == "小乡小乡")
+    ha.request("POST", "/api/services/button/press", {"entity_id": "button.ci_box_enrol"})
+    await eventually(lambda: daemon.received("EnrolRequested"))
+    assert daemon.received("EnrolRequested") == [{"turn_id": None, "name": "小乡小乡", "source": "mqtt"}]
+    await eventually(lambda: ha.state("sensor.ci_box_enrolment") == "say it again: take 2 of 4")
+    await eventually(lambda: ha.state("sensor.ci_box_enrolled_words") == "小乡小乡")
+    words = ha.request("GET", "/api/states/sensor.ci_box_enrolled_words")["attributes"]
+    assert words["words"] == ["小乡小乡"]
+    select = lambda: ha.request("GET", "/api/states/select.ci_box_wake_word")["attributes"]["options"]  # noqa: E731
+    await eventually(lambda: "小乡小乡" in select())  # rediscovered: the select offers the enrolled word
+    progress = ha.request("GET", "/api/states/sensor.ci_box_enrolment")["attributes"]
+    assert (progress["stage"], progress["take"], progress["takes"]) == ("recording", 2, 0)
+    ha.request("POST", "/api/services/button/press", {"entity_id": "button.ci_box_unenrol"})
+    await eventually(lambda: daemon.received("UnenrolRequested"))
+    assert daemon.received("UnenrolRequested") == [{"turn_id": None, "name": "小乡小乡", "source": "mqtt"}]
+
+
 async def test_toggling_mute_in_home_assistant_mutes_the_daemon(setup: Setup) -> None:
     ha, daemon = setup.ha, setup.daemon
     await eventually(lambda: ha.state("switch.ci_box_mute") == "off", timeout=30)

@@ -10,15 +10,17 @@ from assistant.config import MqttSettings
 from assistant.events import (
     AnnounceRequested,
     AskRequested,
+    EnrolRequested,
     ListenRequested,
     MuteRequested,
     RepeatRequested,
     SettingRequested,
     StopRequested,
+    UnenrolRequested,
     VolumeRequested,
 )
 from assistant.integrations import discovery
-from assistant.integrations.commands import CommandError, parse_command
+from assistant.integrations.commands import CommandError, EnrolName, parse_command
 from assistant.integrations.discovery import DeviceInfo, Topics
 
 TOPICS = Topics.from_settings(MqttSettings(device_id="kitchen_box"))
@@ -33,7 +35,7 @@ def command(key: str, payload: str | bytes) -> object:
 
 def test_every_entity_config_names_the_device_and_availability() -> None:
     configs = {topic: json.loads(payload) for topic, payload in discovery.entity_configs(TOPICS, INFO).items()}
-    assert len(configs) == len(discovery.ENTITIES) == 15
+    assert len(configs) == len(discovery.ENTITIES) == 20
     for topic, config in configs.items():
         assert topic.startswith("homeassistant/") and topic.endswith("/config")
         assert config["device"] == {
@@ -146,3 +148,29 @@ def test_json_nested_too_deeply_is_refused_not_raised() -> None:
     """A hostile client must not be able to crash the bridge with one message."""
     with pytest.raises(CommandError, match="nested too deeply"):
         command("ask", '{"a":' * 2500 + "1" + "}" * 2500)  # deeper than Python recurses, under the size cap
+
+
+def test_enrolment_entities_are_a_name_field_two_buttons_and_two_sensors() -> None:
+    """The name field may be empty (the box clears it) and holds a word's name; the sensors carry attributes."""
+    configs = {topic: json.loads(payload) for topic, payload in discovery.entity_configs(TOPICS, INFO).items()}
+    name = configs["homeassistant/text/kitchen_box/enrol_name/config"]
+    assert (name["min"], name["max"], name["state_topic"]) == (0, 64, "xiangyin/kitchen_box/enrol_name/state")
+    assert name["command_topic"] == "xiangyin/kitchen_box/enrol_name/set"
+    assert configs["homeassistant/button/kitchen_box/enrol/config"]["command_topic"] == "xiangyin/kitchen_box/enrol/set"
+    assert "homeassistant/button/kitchen_box/unenrol/config" in configs
+    for key in ("enrolment", "enrolled_words"):
+        sensor = configs[f"homeassistant/sensor/kitchen_box/{key}/config"]
+        assert sensor["json_attributes_topic"] == f"xiangyin/kitchen_box/{key}/attributes"
+
+
+def test_the_enrol_buttons_act_on_the_name_typed_before() -> None:
+    """The text command only sets the name; the buttons ask for an enrolment or a removal of it."""
+    assert command("enrol_name", "  小乡小乡 \n") == EnrolName("小乡小乡")
+    assert command("enrol_name", "") == EnrolName("")
+    topic = "xiangyin/kitchen_box/{}/set"
+    enrol = parse_command(TOPICS, topic.format("enrol"), b"PRESS", WAKE, enrol_name="小乡小乡")
+    assert enrol == EnrolRequested(name="小乡小乡", source="mqtt")
+    remove = parse_command(TOPICS, topic.format("unenrol"), b"PRESS", WAKE, enrol_name="小乡小乡")
+    assert remove == UnenrolRequested(name="小乡小乡", source="mqtt")
+    with pytest.raises(CommandError, match="at most 64 characters"):
+        command("enrol_name", "乡" * 65)

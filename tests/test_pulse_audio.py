@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
+import re
 import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -330,8 +334,6 @@ async def test_the_assistant_does_not_wake_itself_when_its_reply_says_the_wake_w
 
 
 def sink_input_volumes(pulse: PulseServer) -> dict[str, int]:
-    import json
-
     listing = json.loads(pulse.pactl("--format=json", "list", "sink-inputs").stdout)
     return {item["properties"]["application.name"]: next(iter(item["volume"].values()))["value"] for item in listing}
 
@@ -451,3 +453,63 @@ async def test_speaker_reports_a_vanished_server_and_plays_again_when_it_returns
     assert await speaker.play(short_tone()) is True
     changes = [(e.service, e.connected) for e in events if isinstance(e, ConnectionChanged)]
     assert changes == [("speaker", True), ("speaker", False), ("speaker", True)]
+
+
+ENROLL = Path(__file__).parent / "data" / "enroll"
+ENROLLED_WORD = "小乡小乡"
+
+
+async def test_an_enrolled_word_wakes_the_daemon_through_the_virtual_microphone(
+    pulse: PulseServer, tmp_path: Path
+) -> None:
+    """小乡小乡, enrolled from five takes, then said into the virtual microphone before a question, wakes the daemon."""
+    from assistant.config import WakeSettings
+    from assistant.listen import embed_recording, speech_frames, word_store
+
+    words = tmp_path / "words"
+    takes = [(f"enroll_{n}.wav", read_wav(ENROLL / f"enroll_{n}.wav")) for n in range(1, 6)]
+    word_store(WakeSettings(enrolled_dir=words)).enrol(
+        ENROLLED_WORD, takes, embed=embed_recording, speech_frames=speech_frames
+    )
+    question = read_wav(DATA / "vad_00_en-us_silence.wav")
+    write_wav(tmp_path / "spoken.wav", join([read_wav(ENROLL / "test_quiet_3.wav"), question, silence(1.0)]))
+    wake = {"enrolled_dir": str(words), "words": [{"enrolled": ENROLLED_WORD}]}
+    daemon = Daemon(Settings.model_validate({**NO_FOLLOW_UP, "wake": wake}), tone(REPLY_HZ, 0.5, rate_hz=24_000))
+    await daemon.converse(pulse, tmp_path / "spoken.wav")
+    assert [e.wake_word for _, e in daemon.of(WakeDetected)] == [ENROLLED_WORD]  # type: ignore[attr-defined]
+    assert [e.outcome for _, e in daemon.of(TurnEnded)] == ["completed"]  # type: ignore[attr-defined]
+
+
+def _recording_streams(pulse: PulseServer) -> set[int]:
+    listing = pulse.pactl("--format=json", "list", "source-outputs")
+    return {int(item["index"]) for item in json.loads(listing.stdout or "[]")} if listing.returncode == 0 else set()
+
+
+def test_wake_enroll_without_files_records_the_takes_from_the_microphone(pulse: PulseServer, tmp_path: Path) -> None:
+    """``xiangyin wake enroll NAME`` speaks, beeps, and cuts each take said into the virtual microphone."""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"wake:\n  enrolled_dir: {tmp_path / 'words'}\n", encoding="utf-8")
+    command = [sys.executable, "-u", "-m", "assistant", "wake", "--config", str(config), "enroll", ENROLLED_WORD]
+    process = subprocess.Popen(command, env=pulse.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    output: list[str] = []
+    seen: set[int] = set()
+    try:
+        for line in process.stdout:
+            output.append(line)
+            match = re.match(r"take (\d)/4:", line)
+            if match is None:
+                continue
+            # Say the take once the command's microphone for it is open (each take opens its own).
+            deadline = time.monotonic() + 20
+            while not (_recording_streams(pulse) - seen) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            seen |= _recording_streams(pulse)
+            pulse.inject(ENROLL / f"enroll_{match.group(1)}.wav").wait(20)
+        assert process.wait(60) == 0, "".join(output)
+    finally:
+        process.kill()
+    text = "".join(output)
+    assert "nothing heard" not in text, text
+    assert f"enrolled '{ENROLLED_WORD}': 4 takes added, 4 in all" in text, text
+    assert (tmp_path / "words" / ENROLLED_WORD / "word.json").is_file()

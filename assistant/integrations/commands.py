@@ -7,19 +7,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from ..events import (
     AnnounceRequested,
     AskRequested,
+    EnrolRequested,
     Event,
     ListenRequested,
     MuteRequested,
     RepeatRequested,
     SettingRequested,
     StopRequested,
+    UnenrolRequested,
     VolumeRequested,
 )
-from .discovery import DIALECTS, ENTITY_BY_KEY, OFF, ON, Topics
+from .discovery import DIALECTS, ENTITY_BY_KEY, MAX_WORD_NAME_CHARS, OFF, ON, Topics
 
 MAX_COMMAND_CHARS = 2000
 """Longest announce or ask text accepted from MQTT."""
@@ -29,6 +32,14 @@ MAX_PAYLOAD_BYTES = 16_384
 
 class CommandError(ValueError):
     """An MQTT command payload that cannot be acted on; the message says why, for the log."""
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolName:
+    """The name typed into "Wake word to enrol": the bridge keeps it for the enrol and remove buttons."""
+
+    name: str
+    """The name, stripped; empty clears the field."""
 
 
 def _text(payload: str) -> str:
@@ -78,8 +89,20 @@ def _option(payload: str, options: Sequence[str]) -> str:
     return value
 
 
-def parse_command(topics: Topics, topic: str, payload: bytes, wake_words: Sequence[str]) -> Event:
-    """Turn one command message into the request event it asks for; raise CommandError if it is bad."""
+def _word_name(payload: str) -> str:
+    name = payload.strip()
+    if len(name) > MAX_WORD_NAME_CHARS:
+        raise CommandError(f"a wake word's name has at most {MAX_WORD_NAME_CHARS} characters, not {len(name)}")
+    return name
+
+
+def parse_command(
+    topics: Topics, topic: str, payload: bytes, wake_words: Sequence[str], *, enrol_name: str = ""
+) -> Event | EnrolName:
+    """Turn one command message into the request event it asks for; raise CommandError if it is bad.
+
+    ``enrol_name`` is the name last typed into "Wake word to enrol", which the enrol and remove buttons act on.
+    """
     prefix, _, rest = topic.partition(f"{topics.base}/")
     key = rest.removesuffix("/set")
     if prefix or not rest.endswith("/set") or key not in ENTITY_BY_KEY or not ENTITY_BY_KEY[key].command:
@@ -109,4 +132,10 @@ def parse_command(topics: Topics, topic: str, payload: bytes, wake_words: Sequen
             return AnnounceRequested(text=_text(text), source="mqtt")
         case "ask":
             return AskRequested(text=_text(text), source="mqtt")
+        case "enrol_name":
+            return EnrolName(_word_name(text))
+        case "enrol":
+            return EnrolRequested(name=enrol_name, source="mqtt")
+        case "unenrol":
+            return UnenrolRequested(name=enrol_name, source="mqtt")
     raise CommandError(f"no command is handled on {topic[:100]!r}")  # pragma: no cover - ENTITIES and match agree

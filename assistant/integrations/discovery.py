@@ -21,6 +21,8 @@ STATES = ("idle", "listening", "thinking", "speaking", "muted", "error")
 DIALECTS: tuple[str, ...] = get_args(Dialect)
 MAX_STATE_CHARS = 255
 """HA refuses sensor states longer than this; the full text goes to the entity's attributes."""
+MAX_WORD_NAME_CHARS = 64
+"""Longest name of an enrolled wake word (one folder name)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +123,13 @@ ENTITIES: tuple[Entity, ...] = (
     Entity("wake", "event", "Wake word detected", "mdi:bell-ring"),
     Entity("announce", "text", "Announce", "mdi:bullhorn-variant", state=False, command=True),
     Entity("ask", "text", "Ask", "mdi:chat-question", state=False, command=True),
+    Entity("enrol_name", "text", "Wake word to enrol", "mdi:form-textbox", command=True, category="config"),
+    Entity("enrol", "button", "Enrol wake word", "mdi:microphone-plus", state=False, command=True, category="config"),
+    Entity(
+        "unenrol", "button", "Remove wake word", "mdi:microphone-minus", state=False, command=True, category="config"
+    ),
+    Entity("enrolment", "sensor", "Enrolment", "mdi:list-status", attributes=True),
+    Entity("enrolled_words", "sensor", "Enrolled wake words", "mdi:format-list-bulleted", attributes=True),
 )
 ENTITY_BY_KEY = {entity.key: entity for entity in ENTITIES}
 
@@ -188,6 +197,9 @@ def _entity_body(entity: Entity, topics: Topics, info: DeviceInfo) -> dict[str, 
             body["payload_press"] = "PRESS"
         case "event":
             body["event_types"] = ["detected"]
+        case "text" if entity.key == "enrol_name":
+            # The box clears the field after a restart, so an empty state must be valid.
+            body |= {"min": 0, "max": MAX_WORD_NAME_CHARS, "mode": "text"}
         case "text":
             body |= {"min": 1, "max": MAX_STATE_CHARS, "mode": "text"}
     return body
@@ -243,6 +255,11 @@ def text_state(topics: Topics, key: str, text: str) -> dict[str, str]:
     """State (cut to HA's limit) and attributes (the full text) of a text sensor."""
     short = text if len(text) <= MAX_STATE_CHARS else text[: MAX_STATE_CHARS - 1] + "…"
     return {topics.state(key): short, topics.attributes(key): json.dumps({"text": text}, ensure_ascii=False)}
+
+
+def cut_state(text: str) -> str:
+    """``text`` cut to the longest sensor state HA accepts."""
+    return text if len(text) <= MAX_STATE_CHARS else text[: MAX_STATE_CHARS - 1] + "…"
 
 
 def volume_percent(level: float) -> str:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import hashlib
+import json
 import logging
 import socket
 from collections.abc import Callable, Sequence
@@ -23,6 +25,8 @@ from ..config import MqttSettings
 from ..events import (
     AssistantStateChanged,
     ConnectionChanged,
+    EnrolledWordsChanged,
+    EnrolmentProgress,
     MuteChanged,
     ReplyCompleted,
     ReplyText,
@@ -35,7 +39,7 @@ from ..events import (
 from ..ports import MessagePublisher
 from ..tasks import backoff
 from . import discovery
-from .commands import CommandError, parse_command
+from .commands import CommandError, EnrolName, parse_command
 from .discovery import OFF, OFFLINE, ON, ONLINE, DeviceInfo, Topics
 from .outbox import Outbox, Outgoing
 
@@ -70,6 +74,8 @@ _FACTS = (
     MuteChanged,
     VolumeChanged,
     SettingChanged,
+    EnrolmentProgress,
+    EnrolledWordsChanged,
 )
 
 
@@ -98,6 +104,7 @@ class MqttBridge:
         self._bus = bus
         self.topics = Topics.from_settings(settings)
         self._info = DeviceInfo(name=settings.device_name, version=version, wake_words=tuple(wake_words))
+        self._configured_wake_words = tuple(wake_words)
         self._outbox = Outbox(settings.queue_limit)
         self._retained: dict[str, str] = {}
         """Last value of every retained state topic, re-sent after a reconnect."""
@@ -120,6 +127,10 @@ class MqttBridge:
         self._set_state("state", "idle")
         self._set_state("listening", OFF)
         self._set_state("mute", ON if muted else OFF)
+        self._enrol_name = ""
+        """The name in "Wake word to enrol"; cleared at start, so Home Assistant shows what the box will use."""
+        self._set_state("enrol_name", "")
+        self._set_state("enrolment", "idle")
         if wake_word is not None:
             self._set_state("wake_word", wake_word)
         if dialect is not None:
@@ -174,6 +185,25 @@ class MqttBridge:
                 self._set_state("volume", discovery.volume_percent(level))
             case SettingChanged(key=key, value=value):
                 self._set_state(key, value)
+            case EnrolmentProgress(name=name, stage=stage, message=message, take=take, takes=takes):
+                attributes = {"name": name, "stage": stage, "take": take, "takes": takes, "message": message}
+                self._set_state("enrolment", discovery.cut_state(message))
+                self._set_retained(self.topics.attributes("enrolment"), json.dumps(attributes, ensure_ascii=False))
+            case EnrolledWordsChanged(words=words, listening=listening):
+                self._offer_wake_words(listening)
+                attributes = {"words": list(words), "listening": list(listening)}
+                self._set_state("enrolled_words", discovery.cut_state(", ".join(words) or "none"))
+                self._set_retained(self.topics.attributes("enrolled_words"), json.dumps(attributes, ensure_ascii=False))
+
+    def _offer_wake_words(self, enrolled: Sequence[str]) -> None:
+        """Let the wake-word select offer the enrolled words listened for, too; rediscover when that changed."""
+        configured = self._configured_wake_words
+        options = (*configured, *(name for name in enrolled if name not in configured))
+        if options == tuple(self._info.wake_words):
+            return
+        self._info = dataclasses.replace(self._info, wake_words=options)
+        if self.connected:
+            self._announce()
 
     def _set_answer(self, text: str) -> None:
         answer = self._redact(text.strip())
@@ -230,7 +260,7 @@ class MqttBridge:
             _LOGGER.warning("ignoring a retained MQTT command on %s; clear it with an empty retained message", topic)
             return
         try:
-            event = parse_command(self.topics, topic, payload, self._info.wake_words)
+            event = parse_command(self.topics, topic, payload, self._info.wake_words, enrol_name=self._enrol_name)
         except CommandError as err:
             _LOGGER.warning("ignoring MQTT command on %s: %s", topic, err)
             return
@@ -239,6 +269,10 @@ class MqttBridge:
             _LOGGER.exception("ignoring an MQTT command on %s that could not be read", topic)
             return
         _LOGGER.info("MQTT command on %s: %s", topic, type(event).__name__)
+        if isinstance(event, EnrolName):
+            self._enrol_name = event.name
+            self._set_state("enrol_name", event.name)
+            return
         self._bus.publish(event)
 
     # --- connection -----------------------------------------------------------------------------

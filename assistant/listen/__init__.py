@@ -24,6 +24,7 @@ __all__ = [
     "build_vad",
     "build_wake_detector",
     "build_wake_engine",
+    "listened_words",
 ]
 
 
@@ -39,10 +40,12 @@ def build_wake_engine(settings: WakeSettings, words: Sequence[WakeWordModel]) ->
     return engine
 
 
-def _engine_for(settings: WakeSettings, key: Literal["words", "stop_words"]) -> WakeEngine:
-    """The engine for one list of words; a ConfigError names the list's key."""
+def _engine_for(
+    settings: WakeSettings, key: Literal["words", "stop_words"], words: Sequence[WakeWordModel] | None = None
+) -> WakeEngine:
+    """The engine for one list of words (default: the configured list); a ConfigError names the list's key."""
     try:
-        return build_wake_engine(settings, getattr(settings, key))
+        return build_wake_engine(settings, getattr(settings, key) if words is None else words)
     except ConfigError as err:
         raise ConfigError(f"wake.{key}: {err}") from err
 
@@ -66,15 +69,28 @@ def load_enrolled(settings: WakeSettings, name: str) -> Any:
         raise ConfigError(f"enrolled: {name}: {err}; enrol it with: xiangyin wake enroll {name}") from err
 
 
+def listened_words(settings: WakeSettings, enrolled: Sequence[str]) -> tuple[WakeWordModel, ...]:
+    """``wake.words``, plus each ``enrolled`` name that neither words nor stop_words names (listen_enrolled)."""
+    if not settings.listen_enrolled or settings.engine != "openwakeword":
+        return settings.words
+    named = {word.enrolled for word in (*settings.words, *settings.stop_words)}
+    return (*settings.words, *(WakeWordModel(enrolled=name) for name in enrolled if name not in named))
+
+
 def build_wake_detector(
-    settings: WakeSettings, *, monitor: OutputMonitor | None = None, now: Callable[[], float] = time.monotonic
+    settings: WakeSettings,
+    *,
+    monitor: OutputMonitor | None = None,
+    now: Callable[[], float] = time.monotonic,
+    words: Sequence[WakeWordModel] | None = None,
 ) -> WakeDetector:
-    """Load every configured wake word; with the speaker's ``monitor``, guard against self-wakes.
+    """Load ``words`` (default: the configured wake words); with the speaker's ``monitor``, guard against self-wakes.
 
     ``now`` times the refractory periods; benchmarks that feed audio faster than real time pass its clock.
     """
-    engine = _engine_for(settings, "words")
-    detector: WakeDetector = WakeWordDetector(engine, rules_for(engine, settings.words), now=now)
+    words = settings.words if words is None else words
+    engine = _engine_for(settings, "words", words)
+    detector: WakeDetector = WakeWordDetector(engine, rules_for(engine, words), now=now)
     if monitor is not None and settings.echo_threshold > 0.0:
         detector = EchoGuard(
             detector, monitor, threshold=settings.echo_threshold, tail_seconds=settings.echo_tail_seconds

@@ -22,14 +22,12 @@ from typing import Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from ..errors import EnrollmentError as EnrollmentError  # the core's typed error, re-exported
+
 Embeddings = npt.NDArray[np.float32]
 """A (frames, 96) array of embeddings, oldest first."""
 
 _EPS = 1e-8
-
-
-class EnrollmentError(ValueError):
-    """Takes that cannot make a word (too few, empty, mismatched sizes)."""
 
 
 def normalized(frames: npt.ArrayLike, center: npt.ArrayLike | None = None) -> Embeddings:

@@ -272,11 +272,10 @@ class WordStore:
         listener = make_matcher(matcher, templates, center=center)
         negative_peak = max(peak_score(listener, stream) for stream in negatives)
         calibration = calibrate_threshold(scores, negative_peak, drop=DEFAULT_DROPS[matcher] if drop is None else drop)
+        created = not folder.is_dir()
         folder.mkdir(parents=True, exist_ok=True)
         ids = _next_ids(previous, len(trimmed))
-        for take, (_, audio), stream in zip(ids, trimmed, new_streams, strict=True):
-            write_atomic(folder / f"{take}.wav", functools.partial(_write_take, audio=audio))
-            _save_array(folder / f"{take}.npy", stream)
+        written: list[Path] = []
         record = {
             "name": name,
             "takes": previous + ids,
@@ -287,7 +286,20 @@ class WordStore:
             "center": [round(float(v), 6) for v in center],
         }
         text = json.dumps(record, ensure_ascii=False, indent=1)
-        write_atomic(folder / "word.json", lambda path: path.write_text(text, encoding="utf-8"))
+        try:
+            for take, (_, audio), stream in zip(ids, trimmed, new_streams, strict=True):
+                written.append(folder / f"{take}.wav")
+                write_atomic(written[-1], functools.partial(_write_take, audio=audio))
+                written.append(folder / f"{take}.npy")
+                _save_array(written[-1], stream)
+            write_atomic(folder / "word.json", lambda path: path.write_text(text, encoding="utf-8"))
+        except BaseException:
+            # word.json was not replaced, so the word is as it was: drop the takes it does not list.
+            for path in written:
+                path.unlink(missing_ok=True)
+            if created:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
         word = EnrolledWord(name, tuple(templates), center, calibration.threshold, matcher)
         return EnrolResult(word, calibration, tuple(label for label, _ in trimmed), len(streams))
 

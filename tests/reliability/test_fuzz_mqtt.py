@@ -20,15 +20,17 @@ from assistant.config import MqttSettings
 from assistant.events import (
     AnnounceRequested,
     AskRequested,
+    EnrolRequested,
     ListenRequested,
     MuteRequested,
     RepeatRequested,
     SettingRequested,
     StopRequested,
+    UnenrolRequested,
     VolumeRequested,
 )
-from assistant.integrations.commands import MAX_COMMAND_CHARS, CommandError, parse_command
-from assistant.integrations.discovery import DIALECTS, ENTITIES, Topics
+from assistant.integrations.commands import MAX_COMMAND_CHARS, CommandError, EnrolName, parse_command
+from assistant.integrations.discovery import DIALECTS, ENTITIES, MAX_WORD_NAME_CHARS, Topics
 from tests.reliability.fuzzing import FUZZ, junk
 from tests.servers import eventually, mosquitto
 from tests.test_mqtt_bridge import Daemon, watcher
@@ -86,7 +88,11 @@ def _check(topic: str, payload: bytes) -> None:
             assert text and text == text.strip() and len(text) <= MAX_COMMAND_CHARS
         case SettingRequested(key=key, value=value):
             assert value in (WAKE_WORDS if key == "wake_word" else DIALECTS)
+        case EnrolName(name=name):
+            assert name == name.strip() and len(name) <= MAX_WORD_NAME_CHARS
         case MuteRequested() | ListenRequested() | StopRequested() | RepeatRequested():
+            pass
+        case EnrolRequested() | UnenrolRequested():
             pass
         case _:
             raise AssertionError(f"unexpected event {event!r}")
@@ -123,8 +129,10 @@ async def test_the_bridge_logs_bad_commands_publishes_nothing_for_them_and_keeps
             sent = 0
             for topic in COMMAND_TOPICS:
                 for payload in BAD:
-                    if topic.endswith(("/listen/set", "/stop/set", "/repeat/set", "/repeat_slower/set")):
+                    if topic.endswith(("/listen/set", "/stop/set", "/repeat/set", "/repeat_slower/set", "enrol/set")):
                         continue  # buttons take any payload: pressing is the command
+                    if topic.endswith("/enrol_name/set") and len(payload.strip()) <= MAX_WORD_NAME_CHARS:
+                        continue  # a name field: short text is a name (empty clears it); only junk is refused
                     await ha.client.publish(topic, payload, qos=1)
                     sent += 1
             await ha.client.publish(TOPICS.command("volume"), b"40", qos=1)

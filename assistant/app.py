@@ -474,7 +474,7 @@ async def build_tools(
         mqtt=mqtt,
         mqtt_command_topics=settings.mqtt.command_topics,
         scheduler=scheduler,
-        extra={"voice": voice},
+        voice=voice,
     )
     tools = await load_skills(settings.skills, deps, redact=redact)
     stack.push_async_callback(tools.aclose)

@@ -227,7 +227,7 @@ async def build_adapters(
     from hardware import FileSink, FileSource, build_ducker, build_echo_canceller, build_microphone, build_speaker
 
     from .listen import build_prosody, build_stop_detector, build_vad, build_wake_detector
-    from .listen.echo import OutputMonitor
+    from .output import OutputMonitor
 
     services: list[Service] = []
     audio = settings.audio

@@ -239,8 +239,8 @@ async def build_adapters(
     from hardware import FileSink, FileSource, build_ducker, build_echo_canceller, build_microphone, build_speaker
 
     from .listen import build_prosody, build_stop_detector, build_vad
-    from .listen.echo import OutputMonitor
     from .listen.enroller import StoreEnroller
+    from .output import OutputMonitor
 
     services: list[Service] = []
     audio = settings.audio
@@ -492,7 +492,7 @@ async def build_tools(
         mqtt=mqtt,
         mqtt_command_topics=settings.mqtt.command_topics,
         scheduler=scheduler,
-        extra={"voice": voice},
+        voice=voice,
     )
     tools = await load_skills(settings.skills, deps, redact=redact)
     stack.push_async_callback(tools.aclose)

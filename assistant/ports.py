@@ -294,6 +294,21 @@ class Replayer(Protocol):
         ...
 
 
+class VoiceControls(Replayer, Protocol):
+    """What the voice skill may change: the last answer again, and how fast answers are spoken."""
+
+    speed: float
+    """Speaking speed now, as a factor of normal (1.0; 0.75 is a quarter slower)."""
+    normal_speed: float
+    """The configured speed that "normal" goes back to."""
+    slower_speed: float
+    """Factor that "slower" multiplies by (and "faster" divides by)."""
+
+    def set_speed(self, speed: float) -> None:
+        """Speak at ``speed`` from the next answer on."""
+        ...
+
+
 # --- tools --------------------------------------------------------------------------------------
 
 

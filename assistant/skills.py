@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import ConfigError
 from .events import AnnounceRequested, Event
-from .ports import Clock, HomeAssistantApi, HouseRegistry, MessagePublisher
+from .ports import Clock, HomeAssistantApi, HouseRegistry, MessagePublisher, VoiceControls
 from .redact import Redactor
 from .tools import ToolRegistry, tools_of
 
@@ -77,8 +77,8 @@ class SkillDeps:
     """Timers and reminders that survive restarts."""
     wall_clock: Callable[[], datetime] | None = None
     """Aware wall-clock time; None means the system clock in ``timezone``."""
-    extra: Mapping[str, Any] = field(default_factory=dict)
-    """Anything a third-party skill needs that has no field here."""
+    voice: VoiceControls | None = None
+    """The assistant's voice, for "say that again" and "speak slower"; None when no voice runs."""
 
     def now(self) -> datetime:
         """Return the current local time in the household's time zone."""

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from assistant.audio import MIC_RATE_HZ, AudioChunk, AudioFormatError, read_wav, silence, split
-from assistant.listen.echo import OutputMonitor
+from assistant.output import OutputMonitor
 from assistant.ports import Clock
 from assistant.tasks import MonotonicClock
 

@@ -16,7 +16,7 @@ from typing import Any
 from assistant.audio import AudioChunk
 from assistant.errors import PlaybackError
 from assistant.events import ConnectionChanged, Event
-from assistant.listen.echo import OutputMonitor
+from assistant.output import OutputMonitor
 from assistant.tasks import close_within
 
 from .aec import EchoCanceller

@@ -10,7 +10,7 @@ from assistant.errors import ConfigError
 from assistant.events import SpeakingSpeedChanged
 from assistant.skills import Skill, SkillDeps
 from assistant.tools import tool
-from assistant.voice.replay import ReplayTools, ReplayVoice
+from assistant.voice.replay import ReplayTools
 
 
 class VoiceSkill(Skill):
@@ -20,8 +20,8 @@ class VoiceSkill(Skill):
 
     def __init__(self, config: Skill.Config, deps: SkillDeps) -> None:
         super().__init__(config, deps)
-        voice = deps.extra.get("voice")
-        if not isinstance(voice, ReplayVoice):
+        voice = deps.voice
+        if voice is None:
             raise ConfigError("skills.voice: needs the assistant's voice, which is not running")
         self._voice = voice
         self._tools = ReplayTools(voice)

@@ -142,7 +142,7 @@ def deps(**overrides: Any) -> tuple[SkillDeps, list[Event]]:
         "publish": events.append,
         "clock": FakeClock(),
         "timezone": "Asia/Shanghai",
-        "extra": {"voice": voice},
+        "voice": voice,
     }
     values.update(overrides)
     return SkillDeps(**values), events

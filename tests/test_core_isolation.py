@@ -76,3 +76,8 @@ def test_importing_loads_none_of_the_heavy_libraries(modules: list[str], librari
 def test_the_check_sees_a_library_an_adapter_loads() -> None:
     """The same probe reports the runtime an adapter really imports, so an empty list above means something."""
     assert loaded_after_importing(["assistant.model.stepaudio2.features"], ["torch"]) == ["torch"]
+
+
+def test_the_hardware_adapters_do_not_reach_into_the_listening_code() -> None:
+    """The speaker writes what it plays into assistant.output; only the listening side reads it there."""
+    assert loaded_after_importing(["hardware.files", "hardware.speaker"], ["assistant.listen"]) == []

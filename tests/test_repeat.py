@@ -16,7 +16,7 @@ QUESTION = timeline(silence(0.4), wake_word(), speech(1.0), silence(1.5))
 
 async def test_asking_the_model_to_repeat_replays_the_recorded_answer() -> None:
     voice = ReplayVoice(FakeVoice(), None)
-    skill_deps, _ = deps(extra={"voice": voice})
+    skill_deps, _ = deps(voice=voice)
     registry = await load_skills({"voice": {}}, skill_deps)
     rig = Rig(
         rounds=[ANSWER, [after(0.2, ModelToolCall("c1", "repeat_last_answer", {}))], [after(0.1, ModelDone())]],

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -226,3 +226,28 @@ async def test_a_reminder_waiting_to_be_spoken_stays_in_the_file_until_it_is_rep
         assert stored() == 0
     finally:
         await scheduler.stop()
+
+
+def test_the_private_job_store_call_we_rely_on_still_takes_conditions_and_returns_jobs(tmp_path: Path) -> None:
+    """assistant/jobstore.py filters with SQLAlchemyJobStore._get_jobs(*conditions), which APScheduler does not
+    promise; pyproject pins the minor release, and this fails first if an upgrade changes it."""
+    import inspect
+
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from apscheduler.triggers.date import DateTrigger
+
+    parameters = list(inspect.signature(SQLAlchemyJobStore._get_jobs).parameters.values())
+    assert [(p.name, p.kind) for p in parameters] == [
+        ("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        ("conditions", inspect.Parameter.VAR_POSITIONAL),
+    ]
+    store = SQLAlchemyJobStore(url=f"sqlite:///{tmp_path / 'jobs.sqlite'}")
+    scheduler = BackgroundScheduler(jobstores={"default": store})
+    scheduler.add_job(print, DateTrigger(datetime.now(UTC) + timedelta(hours=1)), id="tea")
+    scheduler.add_job(print, DateTrigger(datetime.now(UTC) + timedelta(hours=2)), id="walk")
+    scheduler.start(paused=True)
+    try:
+        assert [job.id for job in store._get_jobs(store.jobs_t.c.id != "tea")] == ["walk"]
+    finally:
+        scheduler.shutdown(wait=False)

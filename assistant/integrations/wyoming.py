@@ -17,7 +17,6 @@ in ``wyoming.allowed_clients`` (the settings refuse an exposed host without that
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import json
 import logging
@@ -62,7 +61,8 @@ class WyomingServer:
         self._bus = bus
         self._version = version
         self._new_id = new_id or (lambda: f"wyoming-{uuid.uuid4().hex[:12]}")
-        self._connections: set[asyncio.Task[None]] = set()
+        self.connections: set[asyncio.Task[None]] = set()
+        """The connections being served (their handlers' tasks)."""
         self._started = asyncio.Event()
         self.port = settings.port
         self.bound: tuple[str, ...] = ()
@@ -73,94 +73,28 @@ class WyomingServer:
         await self._started.wait()
         return self.port
 
+    @property
+    def settings(self) -> WyomingSettings:
+        """The server's settings (address, allow-list, limits)."""
+        return self._settings
+
     async def run(self) -> None:
         """Listen until cancelled, then close every connection."""
-        server = await asyncio.start_server(
-            self._connection, self._settings.host, self._settings.port, limit=MAX_HEADER_BYTES
-        )
-        self.port = int(server.sockets[0].getsockname()[1])
-        self.bound = tuple(str(sock.getsockname()[0]) for sock in server.sockets)
+        from .wyoming_server import Connection, TcpServer
+
+        server = TcpServer(self._settings.host, self._settings.port)
+        await server.start(lambda reader, writer: Connection(reader, writer, self))
+        names = [sock.getsockname() for sock in server.sockets]  # type: ignore[attr-defined]
+        self.port = int(names[0][1])
+        self.bound = tuple(str(name[0]) for name in names)
         _LOGGER.info("Wyoming conversation agent listening on %s:%d", self._settings.host, self.port)
         self._started.set()
         try:
-            async with server:
-                await server.serve_forever()
+            await asyncio.Event().wait()
         finally:
-            for task in list(self._connections):
+            await server.stop()
+            for task in list(self.connections):
                 await cancel_and_wait(task)
-
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        peer = writer.get_extra_info("peername")
-        refusal = (
-            "not in wyoming.allowed_clients"
-            if not peer_allowed(peer, self._settings.allowed_clients)
-            else f"already serving wyoming.max_connections ({self._settings.max_connections})"
-            if len(self._connections) >= self._settings.max_connections
-            else None
-        )
-        if refusal is not None:
-            _LOGGER.warning("refused a Wyoming connection from %s: %s", peer, refusal)
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
-            return
-        self._connections.add(task)
-        _LOGGER.info("Wyoming client connected from %s", peer)
-        try:
-            await self._serve(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError) as err:
-            _LOGGER.info("Wyoming client %s went away: %s", peer, err)
-        except TimeoutError:
-            _LOGGER.info(
-                "closing Wyoming connection from %s: no complete message in %.0f s",
-                peer,
-                self._settings.idle_timeout_seconds,
-            )
-        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
-            # A malformed frame: this client is confused, the server is fine.
-            _LOGGER.warning("closing Wyoming connection from %s after a malformed message: %s", peer, err)
-        finally:
-            self._connections.discard(task)
-            writer.close()
-            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-                await writer.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        from wyoming.asr import Transcript
-        from wyoming.event import async_write_event
-        from wyoming.handle import Handled, NotHandled
-        from wyoming.info import Describe
-        from wyoming.ping import Ping, Pong
-        from wyoming.tts import Synthesize
-
-        while True:
-            # Only the wait for a message is bounded: a question may take the model far longer to answer.
-            async with asyncio.timeout(self._settings.idle_timeout_seconds):
-                event = await read_event(reader)
-            if event is None:
-                return
-            reply: WyomingEvent | None = None
-            if Describe.is_type(event.type):
-                reply = self.info().event()
-            elif Ping.is_type(event.type):
-                reply = Pong(text=Ping.from_event(event).text).event()
-            elif Synthesize.is_type(event.type):
-                await self.synthesize(Synthesize.from_event(event).text, writer)
-            elif Transcript.is_type(event.type):
-                text = (Transcript.from_event(event).text or "").strip()
-                if not text:
-                    reply = NotHandled(text="I did not get a question.").event()
-                elif len(text) > MAX_COMMAND_CHARS:
-                    reply = NotHandled(text=f"The question is too long (over {MAX_COMMAND_CHARS} characters).").event()
-                else:
-                    answer, ok = await self.ask(text)
-                    reply = (Handled if ok else NotHandled)(text=answer).event()
-            else:
-                _LOGGER.debug("ignoring Wyoming event %s", event.type)
-            if reply is not None:
-                await async_write_event(reply, writer)
 
     async def ask(self, text: str) -> tuple[str, bool]:
         """Put a question on the bus and wait for its turn's answer; return (answer, ok)."""

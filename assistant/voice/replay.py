@@ -11,10 +11,10 @@ import logging
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..audio import AudioChunk, join, split
-from ..ports import ModelText, ReplyPiece, Voice
+from ..ports import ModelText, ReplyPiece, Voice, VoiceControls
 from .errors import SpeechError
 from .process import pipe_through
 
@@ -175,7 +175,7 @@ def _resampled_join(chunks: list[AudioChunk]) -> AudioChunk:
 class ReplayTools:
     """The skill-facing functions for "say that again" and "speak slower"; results are small JSON objects."""
 
-    def __init__(self, voice: ReplayVoice) -> None:
+    def __init__(self, voice: VoiceControls) -> None:
         self._voice = voice
 
     async def repeat_last_answer(self, slower: bool = False) -> dict[str, Any]:
@@ -197,3 +197,7 @@ class ReplayTools:
             case _:
                 return {"ok": False, "error": f"speed must be slower, normal or faster, not {speed!r}"}
         return {"ok": True, "speed": round(voice.speed, 2)}
+
+
+if TYPE_CHECKING:
+    _CONTROLS: type[VoiceControls] = ReplayVoice  # mypy proves the voice fits the skill's typed dependency

@@ -135,4 +135,4 @@ def test_the_wyoming_server_is_the_only_listener_in_the_daemon() -> None:
         for path in (ROOT / folder).rglob("*.py")
         if _LISTENS.search(path.read_text(encoding="utf-8"))
     }
-    assert listeners == {"assistant/integrations/wyoming.py"}
+    assert listeners == {"assistant/integrations/wyoming_server.py"}

@@ -305,6 +305,20 @@ async def build_adapters(
 def _build_model(
     settings: Settings, bus: Bus, stack: contextlib.AsyncExitStack, services: list[Service], voice: ReplayVoice
 ) -> SpeechModel:
+    if settings.model.backend not in ("local", "vllm"):
+        from .plugins import MODELS, build
+
+        plugin: SpeechModel = build(
+            MODELS,
+            settings.model.backend,
+            settings.persona,
+            bus.publish,
+            key="model.backend",
+            options=settings.model.options,
+        )
+        if (close := getattr(plugin, "aclose", None)) is not None:
+            stack.push_async_callback(close)
+        return plugin
     if settings.model.backend == "vllm":
         from .model.stepaudio2.vllm import build_vllm_model
 

@@ -12,12 +12,14 @@ import ipaddress
 import os
 import re
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -29,6 +31,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError
+from .plugins import MODELS, TTS, WAKE_ENGINES, check_name
 from .redact import Redactor, is_secret_name, url_secrets
 from .region import region_of_zone
 
@@ -74,6 +77,11 @@ class AudioSettings(_Model):
 # --- wake word ----------------------------------------------------------------------------------
 
 
+def _plugin(group: str) -> Callable[[str], str]:
+    """A validator: the name is a built-in engine of ``group`` or an installed plugin of it."""
+    return lambda name: check_name(group, name)
+
+
 class WakeWordModel(_Model):
     """One wake word: a model, or a word the household enrolled (``xiangyin wake enroll NAME``)."""
 
@@ -104,8 +112,10 @@ class WakeWordModel(_Model):
 class WakeSettings(_Model):
     """Wake-word detection."""
 
-    engine: Literal["openwakeword", "microwakeword"] = "openwakeword"
-    """Detection engine."""
+    engine: Annotated[str, AfterValidator(_plugin(WAKE_ENGINES))] = "openwakeword"
+    """Detection engine: openwakeword, microwakeword, or an installed ``xiangyin.wake_engines`` plugin."""
+    engine_options: dict[str, Any] = {}
+    """Settings handed to a plugin engine (see its documentation); the built-in engines take none."""
     openwakeword_runner: Literal["lean", "pyopen"] = "lean"
     """How openWakeWord's bundled models run: lean (one thread with XNNPACK, about 50 CPU seconds per
     audio hour) or pyopen (pyopen-wakeword's own multi-threaded interpreters, 5-6 times the CPU; the same
@@ -382,8 +392,10 @@ class VllmModelSettings(_Model):
 class ModelSettings(_Model):
     """The speech model."""
 
-    backend: Literal["local", "vllm"] = "local"
-    """Run the model in-process or call a vLLM server."""
+    backend: Annotated[str, AfterValidator(_plugin(MODELS))] = "local"
+    """Run the model in-process (local), call a vLLM server (vllm), or an installed ``xiangyin.models`` plugin."""
+    options: dict[str, Any] = {}
+    """Settings handed to a plugin backend (see its documentation); local and vllm have their own sections."""
     local: LocalModelSettings = LocalModelSettings()
     """Settings of the in-process backend."""
     vllm: VllmModelSettings = VllmModelSettings()
@@ -396,8 +408,10 @@ class ModelSettings(_Model):
 class TtsSettings(_Model):
     """The text-to-speech fallback."""
 
-    engine: Literal["espeak-ng", "piper"] = "espeak-ng"
-    """Offline engine for text answers."""
+    engine: Annotated[str, AfterValidator(_plugin(TTS))] = "espeak-ng"
+    """Offline engine for text answers: espeak-ng, piper, or an installed ``xiangyin.tts`` plugin."""
+    options: dict[str, Any] = {}
+    """Settings handed to a plugin voice (see its documentation); the built-in engines take none."""
     voice: str | None = None
     """Engine voice; null picks one for the persona's dialect (espeak-ng: yue, cmn-latn-pinyin, en)."""
     rate_wpm: Annotated[int, Field(ge=60, le=400)] = 150

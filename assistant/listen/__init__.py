@@ -31,7 +31,7 @@ __all__ = [
 def build_wake_engine(settings: WakeSettings, words: Sequence[WakeWordModel]) -> WakeEngine:
     """Load ``words`` into the configured engine, behind the quiet gate where it applies."""
     specs: list[Any] = [word.model if word.model is not None else load_enrolled(settings, word.name) for word in words]
-    engine = build_engine(settings.engine, specs, runner=settings.openwakeword_runner)
+    engine = build_engine(settings.engine, specs, runner=settings.openwakeword_runner, options=settings.engine_options)
     if settings.engine == "openwakeword" and settings.quiet_gate:
         from .gate import GatedEngine
         from .oww import CONTEXT_SECONDS

@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -378,10 +378,17 @@ class MicroWakeWordEngine:
             word.reset()
 
 
-def build_engine(engine: str, models: Sequence[str | EnrolledWord], *, runner: str = "lean") -> WakeEngine:
-    """Load ``models`` into the named engine (``openwakeword``, run by ``runner``, or ``microwakeword``).
+def build_engine(
+    engine: str,
+    models: Sequence[str | EnrolledWord],
+    *,
+    runner: str = "lean",
+    options: Mapping[str, Any] | None = None,
+) -> WakeEngine:
+    """Load ``models`` into the named engine: openwakeword (run by ``runner``), microwakeword, or a plugin.
 
-    Enrolled words match openWakeWord's embeddings, so they need that engine.
+    A plugin is an installed ``xiangyin.wake_engines`` entry point, given ``options``. Enrolled words match
+    openWakeWord's embeddings, so they need that engine.
     """
     started = time.perf_counter()
     if engine == "openwakeword":
@@ -392,6 +399,12 @@ def build_engine(engine: str, models: Sequence[str | EnrolledWord], *, runner: s
             raise ConfigError(f"enrolled wake word {enrolled[0]!r} needs wake.engine: openwakeword")
         loaded = MicroWakeWordEngine([spec for spec in models if isinstance(spec, str)])
     else:
-        raise ConfigError(f"unknown wake-word engine {engine!r}")
+        from ..plugins import WAKE_ENGINES, build
+
+        enrolled = [spec.name for spec in models if not isinstance(spec, str)]
+        if enrolled:
+            raise ConfigError(f"enrolled wake word {enrolled[0]!r} needs wake.engine: openwakeword")
+        words = [spec for spec in models if isinstance(spec, str)]
+        loaded = build(WAKE_ENGINES, engine, words, key="wake.engine", options=options or {})
     _LOGGER.info("loaded %s %s in %.2f s", engine, ", ".join(loaded.names), time.perf_counter() - started)
     return loaded

@@ -154,6 +154,15 @@ class PiperTts:
 
 def build_tts(tts: TtsSettings, persona: PersonaSettings, speed: float = 1.0) -> TextToSpeech:
     """The configured engine; raises :class:`VoiceUnavailable` when it cannot run here."""
+    if tts.engine not in ("piper", "espeak-ng"):
+        from ..errors import ConfigError
+        from ..plugins import TTS, build
+
+        try:
+            voice: TextToSpeech = build(TTS, tts.engine, persona, speed, key="voice.tts.engine", options=tts.options)
+        except ConfigError as err:
+            raise VoiceUnavailable(str(err)) from err
+        return voice
     if tts.engine == "piper":
         if not tts.piper_model:
             raise VoiceUnavailable("voice.tts.engine is piper but voice.tts.piper_model is not set")

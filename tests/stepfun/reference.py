@@ -158,6 +158,7 @@ def load_token2wav(model_dir: Path, *, hift_channels: int, f0_channels: int) -> 
 
     reference = load_reference()
     from hyperpyyaml import load_hyperpyyaml
+
     hifigan = reference.hifigan
     engine = object.__new__(reference.token2wav.Token2wav)
     engine.float16 = False

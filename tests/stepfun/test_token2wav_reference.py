@@ -161,9 +161,7 @@ def test_the_vocoder_equals_stepfuns_hift_given_identical_excitation(
         source = ours.hift.m_source(f0, torch.Generator().manual_seed(7))
         torch.testing.assert_close(source, expected_source, **TOLERANCE)
         excitation = source.transpose(1, 2)
-        torch.testing.assert_close(
-            ours.hift.decode(mel, excitation), theirs.hift.decode(mel, excitation), **TOLERANCE
-        )
+        torch.testing.assert_close(ours.hift.decode(mel, excitation), theirs.hift.decode(mel, excitation), **TOLERANCE)
         # And the whole forward, the start of the excitation pinned to a cached one as streams do.
         cached = excitation[:, :, :3840].clone()
         torch.manual_seed(8)

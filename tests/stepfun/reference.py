@@ -97,6 +97,17 @@ def _modules(**stand_ins: types.ModuleType) -> Iterator[None]:
                 sys.modules[name] = module
 
 
+@contextlib.contextmanager
+def cuda_is_cpu() -> Iterator[None]:
+    """``tensor.cuda()`` stays on the CPU while StepFun's ``StepAudio2.__call__`` runs."""
+    tensor_cuda = torch.Tensor.cuda
+    torch.Tensor.cuda = lambda self, *args, **kwargs: self  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        torch.Tensor.cuda = tensor_cuda  # type: ignore[method-assign]
+
+
 @dataclass(frozen=True)
 class Reference:
     """StepFun's modules, loaded once per test session."""

@@ -1,0 +1,156 @@
+"""``xiangyin doctor``: check a real install, after the download and whenever asked.
+
+Rows, in order: the GPU; the checkpoint's files against the release (complete, not truncated, the released
+layout and size, SHA-256 on request); the precision it would load with and whether it fits; token2wav's
+files; both loaded; the self-test conversation (:mod:`.selftest`); the microphone and the room (:mod:`.room`).
+On weights that are not the release (the tests' tiny checkpoint) everything still runs, but the verdicts of
+the self-test are not held against the install, and the report says its figures mean nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..audio import AudioChunk, read_wav
+from ..config import Settings
+from .machine import FLOW_PARAMETERS, HIFT_PARAMETERS, gpu_check, model_files_check, precision_check
+from .report import Check, Report, Status
+from .room import record, room_check
+from .selftest import self_test
+
+
+@dataclass(frozen=True, slots=True)
+class DoctorOptions:
+    """What a run of the doctor does beyond the defaults."""
+
+    hashes: bool = False
+    """Hash every weight file of a Hugging Face download against its blob name (a minute per 10 GB)."""
+    mic_seconds: float = 5.0
+    """Seconds of microphone to listen to; 0 skips the microphone."""
+    mic_wav: Path | None = None
+    """A 16 kHz WAV to analyse instead of the microphone."""
+    question_wav: Path | None = None
+    """A question WAV instead of the shipped one."""
+
+
+async def examine(settings: Settings, options: DoctorOptions) -> Report:
+    """Run every check; nothing here raises for a broken install, it becomes a ``fail`` row."""
+    checks = [gpu_check()]
+    release = True
+    if settings.model.backend != "local":
+        checks.append(Check("model", "skip", "model.backend is vllm: the doctor checks a local model"))
+    else:
+        model_checks, release = await _model_checks(settings, options)
+        checks += model_checks
+    checks.append(await _microphone(settings, options))
+    return Report(tuple(checks), release)
+
+
+async def _model_checks(settings: Settings, options: DoctorOptions) -> tuple[list[Check], bool]:
+    from ..voice import SpeechError, VoiceUnavailable, build_token_speaker
+    from ..voice.speech import TokenSpeaker
+
+    local = settings.model.local
+    directory = _downloaded(local.path, local.revision)
+    if directory is None:
+        return [Check("model files", "fail", f"{local.path} is not downloaded; `xiangyin run` fetches it")], False
+    files, parameters, release = await asyncio.to_thread(model_files_check, directory, hashes=options.hashes)
+    checks = [files, precision_check(local, parameters)]
+    if files.status == "fail":
+        return checks, False
+
+    speaker: TokenSpeaker | None = None
+    started = time.perf_counter()
+    try:
+        speaker = await asyncio.to_thread(build_token_speaker, settings.voice, directory)
+        await speaker.prepare_async()
+    except (VoiceUnavailable, SpeechError) as err:
+        status: Status = "warn" if settings.voice.mode == "tts" else "fail"
+        checks.append(Check("token2wav", status, str(err)))
+        speaker = None
+    else:
+        t2w = speaker.engine
+        counts = (_parameters(t2w.flow), _parameters(t2w.hift))
+        release = release and counts == (FLOW_PARAMETERS, HIFT_PARAMETERS)
+        seconds = time.perf_counter() - started
+        checks.append(
+            Check(
+                "token2wav",
+                "ok" if counts == (FLOW_PARAMETERS, HIFT_PARAMETERS) else "warn",
+                f"loaded on {t2w.device} in {seconds:.1f} s; flow {counts[0]:,}, HiFT {counts[1]:,} parameters"
+                + ("" if counts == (FLOW_PARAMETERS, HIFT_PARAMETERS) else " (not the released size)"),
+                {"load_seconds": seconds, "flow_parameters": counts[0], "hift_parameters": counts[1]},
+            )
+        )
+
+    with contextlib.ExitStack() as stack:
+        if speaker is not None:
+            stack.callback(speaker.close)
+        from ..errors import ModelError
+        from ..model.stepaudio2 import build_local_model
+
+        started = time.perf_counter()
+        try:
+            engine = await asyncio.to_thread(
+                build_local_model, local.model_copy(update={"path": str(directory)}), settings.persona
+            )
+        except ModelError as err:
+            checks.append(Check("model", "fail", str(err)))
+            return checks, release
+        stack.callback(engine.close)
+        seconds = time.perf_counter() - started
+        checks.append(Check("model", "ok", f"loaded on {engine.device} in {seconds:.1f} s", {"load_seconds": seconds}))
+
+        def decode_rate() -> float | None:
+            stats = engine.last_round
+            return stats.decode_steps / stats.decode_seconds if stats.decode_seconds > 0 else None
+
+        question = read_wav(options.question_wav) if options.question_wav else None
+        rows = await self_test(engine, speaker, settings.persona.dialect, decode_rate=decode_rate, question=question)
+    if not release:
+        # A random checkpoint says random things: report what it did, never hold it against the install.
+        rows = [replace(r, status="warn", detail=f"(not judged) {r.detail}") if r.status == "fail" else r for r in rows]
+    return [*checks, *rows], release
+
+
+def _downloaded(path: str, revision: str | None) -> Path | None:
+    """The model directory, from disk or the Hugging Face cache, without downloading anything."""
+    local = Path(path).expanduser()
+    if local.is_dir():
+        return local
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(path, revision=revision, local_files_only=True))
+    except Exception:  # noqa: BLE001 - any failure means "not here"; the row says what to do
+        return None
+
+
+def _parameters(module: object) -> int:
+    import torch
+
+    assert isinstance(module, torch.nn.Module)
+    return sum(p.numel() for p in module.parameters())
+
+
+async def _microphone(settings: Settings, options: DoctorOptions) -> Check:
+    audio: AudioChunk
+    if options.mic_wav is not None:
+        audio = read_wav(options.mic_wav)
+    elif options.mic_seconds <= 0:
+        return Check("microphone", "skip", "not asked to listen (--mic-seconds 0)")
+    else:
+        try:
+            audio = await record(settings.audio.input_device, options.mic_seconds)
+        except TimeoutError:
+            return Check("microphone", "skip", f"no microphone: nothing was heard in {options.mic_seconds + 10:.0f} s")
+        except (OSError, ImportError) as err:
+            return Check("microphone", "skip", f"no microphone: {err}")
+    return room_check(audio, settings.wake, settings.endpointing)
+
+
+__all__ = ["DoctorOptions", "examine"]

@@ -197,3 +197,14 @@ def test_the_prompt_mel_equals_stepfuns(reference: Reference) -> None:
     audio = np.random.default_rng(3).uniform(-0.5, 0.5, 24_000 * 2 + 123).astype(np.float32)
     expected = reference.audio.mel_spectrogram(torch.from_numpy(audio).unsqueeze(0)).squeeze(0).T
     torch.testing.assert_close(torch.from_numpy(prompt_mel(audio)), expected.float(), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("frames", [37, 40, 44])
+def test_the_prompt_mel_is_fitted_to_two_frames_a_token_as_stepfun_pads_it(frames: int) -> None:
+    from assistant.voice.token2wav.prompt import fit_mel
+
+    mel = np.random.default_rng(frames).normal(size=(frames, 80)).astype(np.float32)
+    tokens = 20
+    # StepFun: F.pad(prompt_mels, (0, 0, 0, tokens * up_rate - frames), mode="replicate"), cropping when negative.
+    expected = torch.nn.functional.pad(torch.from_numpy(mel)[None], (0, 0, 0, 2 * tokens - frames), mode="replicate")
+    torch.testing.assert_close(torch.from_numpy(fit_mel(mel, 2 * tokens)), expected[0])

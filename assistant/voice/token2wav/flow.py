@@ -119,7 +119,7 @@ def _section(parent: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 NOISE_FRAMES = 50 * 600
-"""Length of the fixed noise table: 600 s of mel frames; longer answers wrap around."""
+"""Length of the fixed noise table, as StepFun's: 600 s of mel frames; a longer offline answer wraps around."""
 
 
 class _Decoder(nn.Module):
@@ -137,12 +137,13 @@ class _Decoder(nn.Module):
             hidden_size=config.dit_size,
         )
         generator = torch.Generator().manual_seed(0)
-        # Noise indexed by absolute frame, so chunking never changes which noise a frame starts from.
+        # One fixed table, as StepFun's CFM draws once at start-up: offline reads it from frame 0, a stream
+        # at the kept cache's length (FlowState.noise_offset).
         noise = torch.randn(1, config.mel_bins, NOISE_FRAMES, generator=generator)
         self.register_buffer("noise", noise, persistent=False)
 
     def noise_at(self, start: int, frames: int) -> Tensor:
-        """Starting noise for absolute frames ``start … start+frames``."""
+        """Starting noise for table positions ``start … start+frames``."""
         noise = self.get_buffer("noise")
         index = torch.arange(start, start + frames, device=noise.device) % NOISE_FRAMES
         return noise[:, :, index]

@@ -165,6 +165,26 @@ def test_a_truncated_weight_file_fails_the_files_row(tiny_checkpoint: Path, tmp_
     assert row.status == "fail" and parameters is None and not release
 
 
+def test_a_hugging_face_download_is_hashed_against_its_blob_names(tmp_path: Path) -> None:
+    import hashlib
+
+    from assistant.doctor.machine import hub_hash_problem
+
+    data = b"weights" * 1000
+    blobs, snapshot = tmp_path / "blobs", tmp_path / "snapshots" / "abc"
+    blobs.mkdir()
+    snapshot.mkdir(parents=True)
+    blob = blobs / hashlib.sha256(data).hexdigest()
+    blob.write_bytes(data)
+    (snapshot / "model-00001.safetensors").symlink_to(blob)
+    assert hub_hash_problem(snapshot / "model-00001.safetensors") is None
+    blob.write_bytes(data[:-1] + b"X")  # a flipped byte on disk
+    assert "SHA-256" in (hub_hash_problem(snapshot / "model-00001.safetensors") or "")
+    plain = tmp_path / "model.safetensors"
+    plain.write_bytes(data)
+    assert hub_hash_problem(plain) is None  # not from the hub: nothing to compare with
+
+
 def test_character_error_rate_ignores_punctuation_and_counts_edits() -> None:
     assert character_error_rate("广州今日廿一度。", "广州今日廿一度") == 0.0
     assert character_error_rate("广州今日廿一度", "广州今日二十一度") == pytest.approx(2 / 7)

@@ -14,6 +14,7 @@ import contextlib
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..audio import AudioChunk, read_wav
 from ..config import Settings
@@ -21,6 +22,9 @@ from .machine import FLOW_PARAMETERS, HIFT_PARAMETERS, gpu_check, model_files_ch
 from .report import Check, Report, Status
 from .room import record, room_check
 from .selftest import self_test
+
+if TYPE_CHECKING:
+    from ..voice.speech import TokenSpeaker
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +46,11 @@ async def examine(settings: Settings, options: DoctorOptions) -> Report:
     checks = [gpu_check()]
     release = True
     if settings.model.backend != "local":
-        checks.append(Check("model", "skip", "model.backend is vllm: the doctor checks a local model"))
+        # The model is on the vLLM server; token2wav runs here, from voice.token2wav.path.
+        token2wav, speaker, release = await _token2wav(settings, None)
+        if speaker is not None:
+            speaker.close()
+        checks += [token2wav, Check("model", "skip", "model.backend is vllm: the doctor checks a local model")]
     else:
         model_checks, release = await _model_checks(settings, options)
         checks += model_checks
@@ -51,9 +59,6 @@ async def examine(settings: Settings, options: DoctorOptions) -> Report:
 
 
 async def _model_checks(settings: Settings, options: DoctorOptions) -> tuple[list[Check], bool]:
-    from ..voice import SpeechError, VoiceUnavailable, build_token_speaker
-    from ..voice.speech import TokenSpeaker
-
     local = settings.model.local
     directory = _downloaded(local.path, local.revision)
     if directory is None:
@@ -63,29 +68,9 @@ async def _model_checks(settings: Settings, options: DoctorOptions) -> tuple[lis
     if files.status == "fail":
         return checks, False
 
-    speaker: TokenSpeaker | None = None
-    started = time.perf_counter()
-    try:
-        speaker = await asyncio.to_thread(build_token_speaker, settings.voice, directory)
-        await speaker.prepare_async()
-    except (VoiceUnavailable, SpeechError) as err:
-        status: Status = "warn" if settings.voice.mode == "tts" else "fail"
-        checks.append(Check("token2wav", status, str(err)))
-        speaker = None
-    else:
-        t2w = speaker.engine
-        counts = (_parameters(t2w.flow), _parameters(t2w.hift))
-        release = release and counts == (FLOW_PARAMETERS, HIFT_PARAMETERS)
-        seconds = time.perf_counter() - started
-        checks.append(
-            Check(
-                "token2wav",
-                "ok" if counts == (FLOW_PARAMETERS, HIFT_PARAMETERS) else "warn",
-                f"loaded on {t2w.device} in {seconds:.1f} s; flow {counts[0]:,}, HiFT {counts[1]:,} parameters"
-                + ("" if counts == (FLOW_PARAMETERS, HIFT_PARAMETERS) else " (not the released size)"),
-                {"load_seconds": seconds, "flow_parameters": counts[0], "hift_parameters": counts[1]},
-            )
-        )
+    token2wav, speaker, t2w_release = await _token2wav(settings, directory)
+    checks.append(token2wav)
+    release = release and t2w_release
 
     with contextlib.ExitStack() as stack:
         if speaker is not None:
@@ -115,6 +100,37 @@ async def _model_checks(settings: Settings, options: DoctorOptions) -> tuple[lis
         # A random checkpoint says random things: report what it did, never hold it against the install.
         rows = [replace(r, status="warn", detail=f"(not judged) {r.detail}") if r.status == "fail" else r for r in rows]
     return [*checks, *rows], release
+
+
+async def _token2wav(settings: Settings, directory: Path | None) -> tuple[Check, TokenSpeaker | None, bool]:
+    """Load token2wav and prepare the voice: the row, the speaker (close it), and whether it is the release."""
+    from ..voice import SpeechError, VoiceUnavailable, build_token_speaker
+
+    started = time.perf_counter()
+    try:
+        speaker = await asyncio.to_thread(build_token_speaker, settings.voice, directory)
+    except VoiceUnavailable as err:
+        status: Status = "warn" if settings.voice.mode == "tts" else "fail"
+        return Check("token2wav", status, str(err)), None, True
+    try:
+        await speaker.prepare_async()
+    except SpeechError as err:
+        speaker.close()
+        return Check("token2wav", "warn" if settings.voice.mode == "tts" else "fail", str(err)), None, True
+    engine = speaker.engine
+    counts = (_parameters(engine.flow), _parameters(engine.hift))
+    released = counts == (FLOW_PARAMETERS, HIFT_PARAMETERS)
+    seconds = time.perf_counter() - started
+    detail = f"loaded on {engine.device} in {seconds:.1f} s; flow {counts[0]:,}, HiFT {counts[1]:,} parameters"
+    figures: dict[str, float | int | str | None] = {
+        "load_seconds": seconds,
+        "flow_parameters": counts[0],
+        "hift_parameters": counts[1],
+    }
+    row = Check(
+        "token2wav", "ok" if released else "warn", detail + ("" if released else " (not the released size)"), figures
+    )
+    return row, speaker, released
 
 
 def _downloaded(path: str, revision: str | None) -> Path | None:

@@ -200,3 +200,27 @@ def test_the_room_row_suggests_settings_for_a_loud_background() -> None:
     muted = room_check(silence(3.0), WakeSettings(), EndpointSettings())
     assert muted.status == "fail" and "muted" in muted.detail
     assert shipped_question().rate_hz == 16_000 and shipped_question().seconds > 1.0
+
+
+async def test_with_a_vllm_backend_the_doctor_checks_token2wav_here_and_skips_the_model(tmp_path: Path) -> None:
+    from assistant.config import Settings
+    from assistant.doctor import DoctorOptions, examine
+
+    folder = make_token2wav_dir(tmp_path / "token2wav")
+    settings = Settings.model_validate(
+        {
+            "model": {"backend": "vllm"},
+            "voice": {
+                "mode": "model",
+                "prompt_wav": str(PROMPT_WAV),
+                "token2wav": {"path": str(folder), "device": "cpu", "cache_dir": str(tmp_path / "voices")},
+            },
+        }
+    )
+    report = await examine(settings, DoctorOptions(mic_seconds=0))
+    assert [(c.name, c.status) for c in report.checks][1:] == [
+        ("token2wav", "warn"),  # loaded, but not the released size
+        ("model", "skip"),
+        ("microphone", "skip"),
+    ]
+    assert not report.release and exit_code(report) == 0

@@ -77,7 +77,8 @@ def test_weights_of_another_shape_are_refused_clearly(token2wav_dir: Path, tmp_p
     ("edit", "reason"),
     [
         (("spk_embed_dim: !ref <spk_embed_dim>", "spk_embed_dim: !ref <speaker_width>"), "no key 'speaker_width'"),
-        (("spk_embed_dim: !ref <spk_embed_dim>", "spk_embed_dim: !ref <spk_embed_dim> * 2"), "unsupported !ref"),
+        (("spk_embed_dim: !ref <spk_embed_dim>", "spk_embed_dim: !ref <spk_embed_dim"), "names no <key>"),
+        (("spk_embed_dim: 192", "spk_embed_dim: !ref <flow[spk_embed_dim]>"), "refers to itself"),
         (("depth: 2", "depth: !include:other.yaml"), "unsupported HyperPyYAML tag !include:other.yaml"),
         (("depth: 2", "depth: two"), "depth is 'two', not a number"),
         (("    vocab_size: 6561", "    vocab_size: [6561"), "not valid YAML"),
@@ -102,6 +103,12 @@ def test_the_released_flow_yaml_tags_and_references_are_read() -> None:
 
     config = FlowConfig.from_yaml(TINY_FLOW_YAML.replace("spk_embed_dim: 192", "spk_embed_dim: 96", 1))
     assert config.spk_embed_dim == 96  # read through `!ref <spk_embed_dim>`
+    # HyperPyYAML's arithmetic and nested references.
+    text = TINY_FLOW_YAML.replace("spk_embed_dim: 192", "spk_embed_dim: 96\nwidth: 32", 1)
+    text = text.replace("depth: 2", "depth: !ref <width> // 16").replace("head_dim: 32", "head_dim: !ref <width>")
+    text = text.replace("vocab_size: 6561", "vocab_size: !ref <flow[spk_embed_dim]> * 2")
+    config = FlowConfig.from_yaml(text)
+    assert (config.dit_depth, config.dit_head_dim, config.vocab_size) == (2, 32, 192)
     assert (config.encoder_size, config.dit_depth, config.dit_mlp_ratio, config.cfg_rate) == (64, 2, 2.0, 0.7)
 
 

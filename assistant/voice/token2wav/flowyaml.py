@@ -2,20 +2,24 @@
 
 StepFun reads the file with HyperPyYAML, whose tags build objects: ``!new:pkg.Class`` (a mapping or list
 of constructor arguments), ``!name:`` and ``!apply:`` (the same shapes), ``!ref <key>`` and ``!copy <key>``
-(the value of another key, ``<a[b]>`` for a nested one), ``!tuple``. Here a tagged node becomes its
-arguments and a reference becomes the value it points at, so the sizes can be read. Tags that need more
-(``!include:``, ``!module:``, ``!ref`` arithmetic) are refused with :class:`FlowYamlError`.
+(the value of another key, ``<a[b]>`` for a nested one; with arithmetic around numbers, its result; with
+text around, the text with the values put in), ``!tuple``. Here a tagged node becomes its arguments and a
+reference its value, so the sizes can be read without importing anything. Tags that need more
+(``!include:``, ``!module:``) and references that lead nowhere are refused with :class:`FlowYamlError`.
 """
 
 from __future__ import annotations
 
+import ast
+import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
-_REFERENCE = re.compile(r"^<([A-Za-z_][\w.-]*)((?:\[[^\[\]]+\])*)>$")
+_REFERENCE = re.compile(r"<([A-Za-z_][\w.-]*)((?:\[[^\[\]]+\])*)>")
 _ARGUMENT_TAGS = ("!new:", "!name:", "!apply:")
 
 
@@ -89,15 +93,53 @@ def _resolve(value: Any, root: dict[str, Any], seen: tuple[str, ...]) -> Any:
 
 
 def _follow(text: str, root: dict[str, Any], seen: tuple[str, ...]) -> Any:
-    match = _REFERENCE.match(text)
-    if match is None:
-        raise FlowYamlError(f"unsupported !ref {text!r}: only a plain <key> or <key[sub]> is followed")
+    """HyperPyYAML's ``!ref``: one ``<key>`` is its value; with more around it, arithmetic or a string."""
     if text in seen:
         raise FlowYamlError(f"!ref {text} refers to itself")
+    whole = _REFERENCE.fullmatch(text)
+    if whole is not None:
+        return _lookup(whole, root, (*seen, text))
+    values = [_lookup(match, root, (*seen, text)) for match in _REFERENCE.finditer(text)]
+    if not values:
+        raise FlowYamlError(f"!ref {text!r} names no <key>")
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        expression = _REFERENCE.sub(lambda m: f"({values.pop(0)!r})", text)
+        try:
+            return _arithmetic(ast.parse(expression, mode="eval").body)
+        except (SyntaxError, ValueError, ZeroDivisionError):
+            values = [_lookup(match, root, (*seen, text)) for match in _REFERENCE.finditer(text)]
+    return _REFERENCE.sub(lambda m: str(values.pop(0)), text)
+
+
+def _lookup(match: re.Match[str], root: dict[str, Any], seen: tuple[str, ...]) -> Any:
     keys = [match.group(1), *re.findall(r"\[([^\[\]]+)\]", match.group(2))]
     node: Any = root
     for key in keys:
         if not isinstance(node, dict) or key not in node:
-            raise FlowYamlError(f"!ref {text}: there is no key {key!r}")
+            raise FlowYamlError(f"!ref {match.group(0)}: there is no key {key!r}")
         node = node[key]
-    return _resolve(node, root, (*seen, text))
+    return _resolve(node, root, seen)
+
+
+_OPERATORS: dict[type[ast.AST], Callable[..., Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+    ast.USub: operator.neg,
+    ast.UAdd: operator.pos,
+}
+
+
+def _arithmetic(node: ast.AST) -> int | float:
+    """Evaluate numbers and + - * / // % ** only; anything else is a ValueError."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
+        return node.value
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+        return _OPERATORS[type(node.op)](_arithmetic(node.left), _arithmetic(node.right))  # type: ignore[no-any-return]
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _OPERATORS:
+        return _OPERATORS[type(node.op)](_arithmetic(node.operand))  # type: ignore[no-any-return]
+    raise ValueError("not arithmetic")

@@ -27,7 +27,6 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 SKIP_ENV = "XIANGYIN_SKIP_STEPFUN"
-DIR_ENV = "XIANGYIN_STEPFUN_DIR"
 
 
 def reference_dir() -> Path:

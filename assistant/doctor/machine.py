@@ -23,8 +23,10 @@ HIFT_PARAMETERS = 20_821_295
 
 def gpu_check() -> Check:
     """The CUDA GPU torch sees: name, driver, free and total memory; "no GPU" when there is none."""
-    import torch
-
+    try:
+        import torch
+    except ImportError:
+        return Check("gpu", "fail", "no GPU check: torch is not installed (pip install 'xiangyin[engines]')")
     if not torch.cuda.is_available():
         return Check("gpu", "warn", "no GPU: torch sees no CUDA device, so the model and token2wav run on the CPU")
     index = torch.cuda.current_device()

@@ -1,4 +1,4 @@
-"""Command line: ``xiangyin run | check | devices | wake …``."""
+"""Command line: ``xiangyin run | check | devices | doctor | wake …``."""
 
 from __future__ import annotations
 
@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output", type=Path, help="write what the speaker plays to this WAV file instead")
     with_config(commands.add_parser("check", help="validate the config file and exit"))
     commands.add_parser("devices", help="list audio input and output devices")
+    doctor = with_config(commands.add_parser("doctor", help="check this install: GPU, weights, a self-test, the room"))
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor.add_argument("--hashes", action="store_true", help="also hash the downloaded weights (slow)")
+    doctor.add_argument("--mic-seconds", type=float, default=5.0, help="seconds to listen to the room (0: skip)")
+    doctor.add_argument("--mic-wav", type=Path, help="analyse this 16 kHz WAV instead of the microphone")
+    doctor.add_argument("--question", type=Path, help="a question WAV instead of the shipped one")
     from .wake_cli import add_parsers
 
     add_parsers(commands, None)
@@ -130,6 +136,12 @@ def _devices(_: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor.cli import run_doctor
+
+    return run_doctor(args, _load(args.config))
+
+
 def _wake(args: argparse.Namespace) -> int:
     from .wake_cli import run
 
@@ -139,7 +151,7 @@ def _wake(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``xiangyin`` console script."""
     args = _parser().parse_args(argv)
-    handlers = {"run": _run, "check": _check, "devices": _devices, "wake": _wake}
+    handlers = {"run": _run, "check": _check, "devices": _devices, "doctor": _doctor, "wake": _wake}
     try:
         return handlers[args.command](args)
     except ConfigError as err:

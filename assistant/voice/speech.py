@@ -46,6 +46,11 @@ class TokenSpeaker:
         self._profile: VoiceProfile | None = None
         self._unusable: SpeechError | None = None
 
+    @property
+    def engine(self) -> Token2Wav:
+        """The flow and vocoder behind this speaker."""
+        return self._engine
+
     def prepare(self) -> None:
         """Process the voice prompt and warm the models up (blocking; seconds on a CPU)."""
         profile = self._engine.voice(self._prompt_wav)

@@ -14,28 +14,36 @@ pytest.importorskip("onnxruntime")
 DATA = Path(__file__).parent.parent / "data" / "voice"
 PROMPT_WAV = DATA / "prompt_yue_16k.wav"
 
-# HyperPyYAML as in the released folder, with tiny widths.
+# HyperPyYAML as in the released folder (the classes StepFun's token2wav builds), with tiny widths and a !ref.
 TINY_FLOW_YAML = """\
-flow: !new:flashcosyvoice.modules.flow.CausalMaskedDiffWithXvec
+spk_embed_dim: 192
+flow: !new:cosyvoice2.flow.flow.CausalMaskedDiffWithXvec
     input_size: 64
     output_size: 80
-    spk_embed_dim: 192
+    spk_embed_dim: !ref <spk_embed_dim>
     output_type: 'mel'
     vocab_size: 6561
-    encoder: !new:flashcosyvoice.modules.flow_components.UpsampleConformerEncoderV2
+    encoder: !new:cosyvoice2.transformer.upsample_encoder_v2.UpsampleConformerEncoderV2
+        input_size: 64
         output_size: 64
-        attention_heads: 2
-        linear_units: 128
-        num_blocks: 2
-        num_up_blocks: 1
         input_layer: 'linear'
         pre_lookahead_len: 3
+        num_blocks: 2
+        num_up_blocks: 1
+        up_stride: 2
+        up_scale_factor: 2
+        attention_heads: 2
         pos_enc_layer_type: 'rel_pos_espnet'
         selfattention_layer_type: 'rel_selfattn'
-        input_size: 64
-    decoder: !new:flashcosyvoice.modules.flow_components.CausalConditionalCFM
+        key_bias: true
+        linear_units: 128
+        dropout_rate: 0.1
+        positional_dropout_rate: 0.1
+        attention_dropout_rate: 0.1
+        normalize_before: true
+    decoder: !new:cosyvoice2.flow.flow_matching.CausalConditionalCFM
         inference_cfg_rate: 0.7
-        estimator: !new:flashcosyvoice.modules.flow_components.DiT
+        estimator: !new:cosyvoice2.flow.decoder_dit.DiT
             in_channels: 320
             out_channels: 80
             mlp_ratio: 2.0

@@ -13,7 +13,7 @@ from tests.voice.conftest import PROMPT_WAV
 
 torch = pytest.importorskip("torch")
 
-from assistant.voice.token2wav.engine import StreamSchedule, Token2Wav, to_pcm  # noqa: E402
+from assistant.voice.token2wav.engine import StreamSchedule, Token2Wav, VoiceProfile, to_pcm  # noqa: E402
 from assistant.voice.token2wav.flow import Flow, SynthesisCancelled  # noqa: E402
 from assistant.voice.token2wav.hift import Hift  # noqa: E402
 from assistant.voice.token2wav.prompt import PromptProcessor  # noqa: E402
@@ -73,6 +73,45 @@ def test_weights_of_another_shape_are_refused_clearly(token2wav_dir: Path, tmp_p
         Token2Wav.load(broken, device="cpu")
 
 
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        (("spk_embed_dim: !ref <spk_embed_dim>", "spk_embed_dim: !ref <speaker_width>"), "no key 'speaker_width'"),
+        (("spk_embed_dim: !ref <spk_embed_dim>", "spk_embed_dim: !ref <spk_embed_dim"), "names no <key>"),
+        (("spk_embed_dim: 192", "spk_embed_dim: !ref <flow[spk_embed_dim]>"), "refers to itself"),
+        (("depth: 2", "depth: !include:other.yaml"), "unsupported HyperPyYAML tag !include:other.yaml"),
+        (("depth: 2", "depth: two"), "depth is 'two', not a number"),
+        (("    vocab_size: 6561", "    vocab_size: [6561"), "not valid YAML"),
+    ],
+)
+def test_a_flow_yaml_the_loader_cannot_follow_is_refused_naming_the_file(
+    token2wav_dir: Path, tmp_path: Path, edit: tuple[str, str], reason: str
+) -> None:
+    broken = tmp_path / "token2wav"
+    shutil.copytree(token2wav_dir, broken)
+    text = (broken / "flow.yaml").read_text()
+    assert edit[0] in text
+    (broken / "flow.yaml").write_text(text.replace(edit[0], edit[1], 1))
+    with pytest.raises(VoiceUnavailable, match="flow.yaml does not load") as raised:
+        Token2Wav.load(broken, device="cpu")
+    assert str(broken / "flow.yaml") in str(raised.value) and reason in str(raised.value)
+
+
+def test_the_released_flow_yaml_tags_and_references_are_read() -> None:
+    from assistant.voice.token2wav.flow import FlowConfig
+    from tests.voice.conftest import TINY_FLOW_YAML
+
+    config = FlowConfig.from_yaml(TINY_FLOW_YAML.replace("spk_embed_dim: 192", "spk_embed_dim: 96", 1))
+    assert config.spk_embed_dim == 96  # read through `!ref <spk_embed_dim>`
+    # HyperPyYAML's arithmetic and nested references.
+    text = TINY_FLOW_YAML.replace("spk_embed_dim: 192", "spk_embed_dim: 96\nwidth: 32", 1)
+    text = text.replace("depth: 2", "depth: !ref <width> // 16").replace("head_dim: 32", "head_dim: !ref <width>")
+    text = text.replace("vocab_size: 6561", "vocab_size: !ref <flow[spk_embed_dim]> * 2")
+    config = FlowConfig.from_yaml(text)
+    assert (config.dit_depth, config.dit_head_dim, config.vocab_size) == (2, 32, 192)
+    assert (config.encoder_size, config.dit_depth, config.dit_mlp_ratio, config.cfg_rate) == (64, 2, 2.0, 0.7)
+
+
 def test_a_corrupt_checkpoint_is_refused_clearly(token2wav_dir: Path, tmp_path: Path) -> None:
     broken = tmp_path / "token2wav"
     shutil.copytree(token2wav_dir, broken)
@@ -128,40 +167,53 @@ def test_streaming_emits_a_small_first_chunk_then_full_ones_and_every_sample(eng
     assert len(pieces[0]) // 2 == 6 * SAMPLES_PER_TOKEN - 3840
 
 
-def test_streamed_mel_equals_offline_mel(engine: Token2Wav) -> None:
-    voice = engine.voice(PROMPT_WAV)
-    tokens = _tokens(60, seed=4)
+def _streamed_mel(engine: Token2Wav, voice: VoiceProfile, tokens: list[int], chunks: list[int]) -> torch.Tensor:
+    """The flow's mel for ``tokens`` rendered chunk by chunk as a SpeechStream renders them."""
     state, mels, rest = voice.state, [], list(tokens)
-    chunks = [6, 12, 12, 12]
-    for size in chunks:
+    for size in chunks[:-1]:
         mel, state = engine.flow.stream(state, rest[: size + 3], window_frames=SCHEDULE.window_frames)
         mels.append(mel)
         rest = rest[size:]
     mel, state = engine.flow.stream(state, rest, last=True, window_frames=SCHEDULE.window_frames)
-    mels.append(mel)
-    streamed = torch.cat(mels, dim=2)
-    offline = engine.offline_mel(voice, tokens, chunks=[*chunks, len(rest)])
-    assert streamed.shape == offline.shape == (1, 80, 120)
-    torch.testing.assert_close(streamed, offline, atol=1e-4, rtol=1e-4)
-    # The attention window matters: frames after the first 40 see less of the past than a full pass.
-    unwindowed = engine.flow.inference(
-        tokens,
-        voice.features.tokens,
-        torch.from_numpy(voice.features.mel),
-        torch.from_numpy(voice.features.embedding),
-        chunks=[*chunks, len(rest)],
-        window_frames=10_000,
-    )
-    assert not torch.allclose(unwindowed[..., 80:], offline[..., 80:], atol=1e-3)
+    return torch.cat([*mels, mel], dim=2)
 
 
-def test_streamed_audio_matches_offline_vocoding_and_has_no_clicks(engine: Token2Wav) -> None:
+def test_the_stream_keeps_the_latest_frames_and_the_prompts_end_in_its_attention_cache(engine: Token2Wav) -> None:
+    voice = engine.voice(PROMPT_WAV)
+    prompt_frames = voice.state.prompt_frames
+    window = SCHEDULE.window_frames
+    state = voice.state
+    offsets = []
+    for start in range(0, 120, 12):  # 240 frames of answer: the caches are trimmed again and again
+        offsets.append(state.noise_offset)
+        _, state = engine.flow.stream(state, _tokens(15, seed=start), window_frames=window)
+    assert offsets[:2] == [prompt_frames, prompt_frames + 24]  # the noise follows the kept cache's length
+    assert offsets[-1] == prompt_frames + window
+    for before, after in zip(voice.state.steps, state.steps, strict=True):
+        assert after.frames == prompt_frames + window
+        for prompt_cache, kept in zip(before.attention, after.attention, strict=True):
+            # Newest first: the last entries are the end of the voice prompt, untouched by the answer.
+            torch.testing.assert_close(kept[:, :, -window:], prompt_cache[:, :, -window:])
+
+
+def test_offline_lets_the_prompt_see_the_answer_unlike_a_stream(engine: Token2Wav) -> None:
+    voice = engine.voice(PROMPT_WAV)
+    tokens = _tokens(30, seed=4)
+    offline = engine.offline_mel(voice, tokens)
+    streamed = _streamed_mel(engine, voice, tokens, [len(tokens)])
+    assert offline.shape == streamed.shape == (1, 80, 60)
+    # Same tokens, same noise, but full attention over prompt and answer: close, not equal.
+    assert not torch.allclose(offline, streamed, atol=1e-3)
+    assert (offline - streamed).abs().mean() < streamed.abs().mean()
+
+
+def test_streamed_audio_matches_vocoding_the_streamed_mel_at_once_and_has_no_clicks(engine: Token2Wav) -> None:
     voice = engine.voice(PROMPT_WAV)
     tokens = _tokens(31, seed=5)
     stream = engine.open(voice)
     pieces = [*stream.push(tokens), stream.finish()]
     streamed = _samples(b"".join(pieces))
-    mel = engine.offline_mel(voice, tokens, chunks=stream.chunks)
+    mel = _streamed_mel(engine, voice, tokens, stream.chunks)
     audio, _ = engine.hift(mel, None, torch.Generator().manual_seed(engine.seed))
     offline = _samples(to_pcm(audio[0]))
     assert streamed.shape == offline.shape

@@ -48,9 +48,10 @@ class _Attention(nn.Module):
         k = self.k_norm(self._heads(self.to_k(x)))
         v = self._heads(self.to_v(x))
         if cache is not None and cache.shape[2] > 0:
+            # Newest first, as in StepFun's estimator: its cache trim (DiTCache.keep) depends on this order.
             k_cache, v_cache = cache.chunk(2, dim=-1)
-            k = torch.cat([k_cache, k], dim=2)
-            v = torch.cat([v_cache, v], dim=2)
+            k = torch.cat([k, k_cache], dim=2)
+            v = torch.cat([v, v_cache], dim=2)
         new_cache = torch.cat([k, v], dim=-1)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else mask.unsqueeze(1))
         return self.proj(out.transpose(1, 2).reshape(b, t, -1)), new_cache
@@ -164,19 +165,27 @@ class DiTCache:
     """One Euler step's caches: per block, conv tails (b, 2c, 2) and keys/values (b, heads, t, 2·head_dim)."""
 
     conv: list[Tensor]
+    """Per block, the last two frames before each causal convolution, (b, 2c, 2)."""
     attention: list[Tensor]
+    """Per block, keys and values with the newest chunk first, (b, heads, t, 2·head_dim)."""
 
     @property
     def frames(self) -> int:
         """Frames whose keys and values are kept."""
         return int(self.attention[0].shape[2])
 
-    def keep(self, head: int, tail: int) -> DiTCache:
-        """Keep the first ``head`` frames (the voice prompt) and the last ``tail`` ones."""
-        if self.frames <= head + tail:
+    def keep(self, newest: int, oldest: int) -> DiTCache:
+        """Keep the first ``newest`` entries and the last ``oldest`` ones, as StepFun's streaming does.
+
+        The cache is newest-first, so with ``newest`` = the prompt's frame count this keeps that many of
+        the latest frames and the last ``oldest`` frames of the voice prompt (the weights were checked
+        with exactly this context).
+        """
+        if self.frames <= newest + oldest:
             return self
         return DiTCache(
-            self.conv, [torch.cat([a[:, :, :head], a[:, :, a.shape[2] - tail :]], dim=2) for a in self.attention]
+            self.conv,
+            [torch.cat([a[:, :, :newest], a[:, :, a.shape[2] - oldest :]], dim=2) for a in self.attention],
         )
 
     def to(self, device: torch.device, dtype: torch.dtype) -> DiTCache:

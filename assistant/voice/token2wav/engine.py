@@ -21,6 +21,7 @@ from torch import Tensor
 
 from ..errors import VoiceUnavailable
 from .flow import Flow, FlowConfig, FlowState
+from .flowyaml import FlowYamlError
 from .hift import SAMPLE_RATE_HZ, Hift, HiftConfig, load_hift_state
 from .prompt import SPEAKER_FILE, TOKENIZER_FILE, PromptFeatures, PromptProcessor
 
@@ -39,11 +40,11 @@ class StreamSchedule:
     chunk_tokens: int = 25
     """Tokens in every later chunk (1 s of speech)."""
     window_frames: int = 100
-    """Mel frames of past answer each chunk attends to, besides the voice prompt."""
+    """Mel frames at the end of the voice prompt that every chunk keeps attending to (StepFun's 100)."""
     steps: int = 10
     """Euler steps of the flow."""
     crossfade_frames: int = 8
-    """Mel frames (20 ms each) re-vocoded and cross-faded at each chunk boundary."""
+    """Mel frames (20 ms each) re-vocoded and cross-faded at each chunk boundary (StepFun's 8)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +108,10 @@ class Token2Wav:
         target = pick_device(device)
         half = (target.type == "cuda") if fp16 is None else fp16
         config_path = model_dir / "flow.yaml"
-        config = FlowConfig.from_yaml(config_path.read_text()) if config_path.is_file() else FlowConfig()
+        try:
+            config = FlowConfig.from_yaml(config_path.read_text("utf-8")) if config_path.is_file() else FlowConfig()
+        except (FlowYamlError, OSError, UnicodeDecodeError) as err:
+            raise VoiceUnavailable(f"token2wav config {config_path} does not load: {err}") from err
         try:
             flow = Flow(config)
             flow.load_state_dict(_load(model_dir / "flow.pt"), strict=True)
@@ -158,17 +162,15 @@ class Token2Wav:
         audio, _ = self.hift(mel.to(self.device), None, torch.Generator().manual_seed(self.seed))
         return to_pcm(audio[0])
 
-    def offline_mel(self, voice: VoiceProfile, tokens: Sequence[int], chunks: Sequence[int] | None = None) -> Tensor:
-        """Mel for a whole answer, optionally masked as if streamed in ``chunks``."""
+    def offline_mel(self, voice: VoiceProfile, tokens: Sequence[int]) -> Tensor:
+        """Mel for a whole answer, prompt and answer in one pass with full attention (StepFun's offline)."""
         features = voice.features
         return self.flow.inference(
             tokens,
             features.tokens,
             torch.from_numpy(features.mel),
             torch.from_numpy(features.embedding),
-            chunks=chunks,
             steps=self.schedule.steps,
-            window_frames=self.schedule.window_frames,
         )
 
 
@@ -186,10 +188,10 @@ class SpeechStream:
         self._mel_tail: Tensor | None = None
         self._source_tail: Tensor | None = None
         self._speech_tail: Tensor | None = None
-        ramp = torch.linspace(0, 1, self._fade_samples + 2, device=engine.device)[1:-1]
-        # Raised-cosine fades sum to exactly one, so the overlap neither dips nor bumps.
-        self._fade_in = torch.sin(ramp * torch.pi / 2) ** 2
-        self._fade_out = 1 - self._fade_in
+        # StepFun's seam: the two halves of a Hamming window over twice the overlap.
+        window = torch.from_numpy(np.hamming(2 * self._fade_samples)).to(engine.device, torch.float32)
+        self._fade_in = window[: self._fade_samples]
+        self._fade_out = window[self._fade_samples :]
         self.should_stop: Callable[[], bool] | None = None
 
     @property

@@ -4,8 +4,15 @@
 :class:`~.encoder.TokenEncoder`, projection to 80 channels, and a conditional flow-matching decoder whose
 estimator is a :class:`~.dit.DiT`. Ten Euler steps on a cosine schedule with classifier-free guidance.
 
-Streaming keeps per-step caches (:class:`FlowState`); :meth:`Flow.inference` computes the same thing for a
-whole utterance with block-causal masks, so the two agree to rounding error.
+Both paths compute what StepFun's ``token2wav`` computes, since the weights were trained and checked with it
+(``tests/stepfun`` runs the two side by side on identical weights):
+
+- streaming (:meth:`Flow.stream`) keeps per-step caches (:class:`FlowState`). After each chunk the DiT's
+  attention cache, newest first, keeps its first P entries and its last ``window_frames`` (P = the
+  prompt's mel frames): the latest P frames plus the end of the voice prompt. A chunk's starting noise is
+  read at the kept cache's length, not at its absolute frame;
+- offline (:meth:`Flow.inference`) runs prompt and answer as one sequence with full attention, so the
+  prompt frames also see the answer.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from torch import Tensor, nn
 
 from .dit import DiT, DiTCache
 from .encoder import EncoderCache, TokenEncoder
+from .flowyaml import FlowYamlError, read_flow_yaml
 
 
 class SynthesisCancelled(Exception):
@@ -68,29 +76,18 @@ class FlowConfig:
 
     @classmethod
     def from_yaml(cls, text: str) -> FlowConfig:
-        """Read the numbers from a ``flow.yaml`` (HyperPyYAML tags are read as plain mappings)."""
-        import yaml
-
-        class _Loader(yaml.SafeLoader):
-            pass
-
-        def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-            if isinstance(node, yaml.MappingNode):
-                return loader.construct_mapping(node, deep=True)
-            if isinstance(node, yaml.SequenceNode):
-                return loader.construct_sequence(node, deep=True)
-            return loader.construct_scalar(node)  # type: ignore[arg-type]
-
-        _Loader.add_multi_constructor("!", _tagged)
-        root = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-        flow = root.get("flow", root) if isinstance(root, dict) else {}
-        encoder = flow.get("encoder") or {}
-        decoder = flow.get("decoder") or {}
-        estimator = decoder.get("estimator") or {}
+        """Read the sizes from a ``flow.yaml``; raises :class:`~.flowyaml.FlowYamlError` naming what is wrong."""
+        root = read_flow_yaml(text)
+        flow = _section(root, "flow") if "flow" in root else root
+        encoder = _section(flow, "encoder")
+        decoder = _section(flow, "decoder")
+        estimator = _section(decoder, "estimator")
         base = cls()
 
         def pick(section: dict[str, Any], key: str, default: Any) -> Any:
             value = section.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise FlowYamlError(f"{key} is {value!r}, not a number")
             return type(default)(value)
 
         return cls(
@@ -114,8 +111,15 @@ class FlowConfig:
         )
 
 
+def _section(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    value = parent.get(key) or {}
+    if not isinstance(value, dict):
+        raise FlowYamlError(f"{key} is {type(value).__name__}, not a mapping of arguments")
+    return value
+
+
 NOISE_FRAMES = 50 * 600
-"""Length of the fixed noise table: 600 s of mel frames; longer answers wrap around."""
+"""Length of the fixed noise table, as StepFun's: 600 s of mel frames; a longer offline answer wraps around."""
 
 
 class _Decoder(nn.Module):
@@ -133,12 +137,13 @@ class _Decoder(nn.Module):
             hidden_size=config.dit_size,
         )
         generator = torch.Generator().manual_seed(0)
-        # Noise indexed by absolute frame, so chunking never changes which noise a frame starts from.
+        # One fixed table, as StepFun's CFM draws once at start-up: offline reads it from frame 0, a stream
+        # at the kept cache's length (FlowState.noise_offset).
         noise = torch.randn(1, config.mel_bins, NOISE_FRAMES, generator=generator)
         self.register_buffer("noise", noise, persistent=False)
 
     def noise_at(self, start: int, frames: int) -> Tensor:
-        """Starting noise for absolute frames ``start … start+frames``."""
+        """Starting noise for table positions ``start … start+frames``."""
         noise = self.get_buffer("noise")
         index = torch.arange(start, start + frames, device=noise.device) % NOISE_FRAMES
         return noise[:, :, index]
@@ -156,8 +161,11 @@ class FlowState:
     """Conformer caches."""
     steps: list[DiTCache]
     """DiT caches, one per Euler step, batch 2 (guided and unguided)."""
-    frames: int
-    """Absolute mel frames produced so far, prompt included."""
+
+    @property
+    def noise_offset(self) -> int:
+        """Where the next chunk's noise starts in the noise table: the kept attention cache's length."""
+        return self.steps[0].frames
 
 
 class Flow(nn.Module):
@@ -261,8 +269,7 @@ class Flow(nn.Module):
         mu = self.encoder_proj(h).transpose(1, 2)
         cond = prompt_mel.to(self.device, self.dtype).T.unsqueeze(0)
         _, caches = self._solve(0, mu, speaker, cond, None, None, steps, None)
-        frames = count * self.config.up_stride
-        return FlowState(speaker, frames, encoder_cache, caches, frames)
+        return FlowState(speaker, count * self.config.up_stride, encoder_cache, caches)
 
     @torch.inference_mode()
     def stream(
@@ -277,8 +284,8 @@ class Flow(nn.Module):
     ) -> tuple[Tensor, FlowState]:
         """Render the next chunk: ``tokens`` carries ``lookahead`` extra tokens unless ``last``.
 
-        Returns mel (1, 80, frames) for the rendered tokens and the advanced state. The estimator keeps the
-        prompt plus the last ``window_frames`` frames in its attention caches.
+        Returns mel (1, 80, frames) for the rendered tokens and the advanced state. The estimator's
+        attention caches keep the latest P frames and the prompt's last ``window_frames`` (P = prompt frames).
         """
         rendered = len(tokens) if last else len(tokens) - self.lookahead
         if rendered <= 0:
@@ -286,17 +293,10 @@ class Flow(nn.Module):
         h, encoder_cache = self.encoder.forward_chunk(self._tokens(tokens), state.encoder, last=last)
         mu = self.encoder_proj(h).transpose(1, 2)
         mel, caches = self._solve(
-            state.frames, mu, state.speaker, torch.zeros_like(mu), None, state.steps, steps, should_stop
+            state.noise_offset, mu, state.speaker, torch.zeros_like(mu), None, state.steps, steps, should_stop
         )
         caches = [c.keep(state.prompt_frames, window_frames) for c in caches]
-        advanced = FlowState(
-            state.speaker,
-            state.prompt_frames,
-            encoder_cache,
-            caches,
-            state.frames + mel.shape[2],
-        )
-        return mel.float(), advanced
+        return mel.float(), FlowState(state.speaker, state.prompt_frames, encoder_cache, caches)
 
     @torch.inference_mode()
     def inference(
@@ -306,48 +306,20 @@ class Flow(nn.Module):
         prompt_mel: Tensor,
         embedding: Tensor,
         *,
-        chunks: Sequence[int] | None = None,
         steps: int = 10,
-        window_frames: int = 100,
     ) -> Tensor:
         """Render a whole answer at once: mel (1, 80, up_stride·len(tokens)).
 
-        ``chunks`` are the token counts a stream would render in turn (default: one chunk); the masks make
-        every frame see exactly what it would see when streamed that way.
+        Prompt and answer are one sequence with full attention in the encoder and the estimator, the
+        prompt looking ahead at the answer's first tokens and the answer's end at zeros.
         """
-        chunks = list(chunks) if chunks else [len(tokens)]
-        if sum(chunks) != len(tokens):
-            raise ValueError(f"chunk sizes {chunks} do not add up to {len(tokens)} tokens")
         count = len(prompt_tokens)
         stride = self.config.up_stride
         speaker = self._speaker(embedding)
-        segments = [
-            self._tokens(list(prompt_tokens) + list(prompt_tokens[: self.lookahead])),
-            self._tokens(tokens),
-        ]
-        bounds = [count]
-        for size in chunks:
-            bounds.append(bounds[-1] + size)
-        h = self.encoder(segments, bounds)
+        total = count + len(tokens)
+        h = self.encoder([self._tokens([*prompt_tokens, *tokens])], [total])
         mu = self.encoder_proj(h).transpose(1, 2)
         cond = torch.zeros_like(mu)
         cond[:, :, : count * stride] = prompt_mel.to(self.device, self.dtype).T
-        mask = _window_mask(bounds, stride, count * stride, window_frames, self.device)
-        mel, _ = self._solve(0, mu, speaker, cond, mask, None, steps, None)
+        mel, _ = self._solve(0, mu, speaker, cond, None, None, steps, None)
         return mel[:, :, count * stride :].float()
-
-
-def _window_mask(bounds: list[int], stride: int, prompt_frames: int, window: int, device: torch.device) -> Tensor:
-    """(1, T, T): a frame sees its own chunk, the prompt, and the ``window`` frames before its chunk."""
-    total = bounds[-1] * stride
-    starts = torch.empty(total, dtype=torch.long, device=device)
-    ends = torch.empty(total, dtype=torch.long, device=device)
-    begin = 0
-    for end in bounds:
-        starts[begin * stride : end * stride] = begin * stride
-        ends[begin * stride : end * stride] = end * stride
-        begin = end
-    keys = torch.arange(total, device=device).unsqueeze(0)
-    # Caches are trimmed after each chunk, so a chunk sees at most ``window`` frames of its past answer.
-    visible = (keys < ends.unsqueeze(1)) & ((keys < prompt_frames) | (keys >= (starts - window).unsqueeze(1)))
-    return visible.unsqueeze(0)

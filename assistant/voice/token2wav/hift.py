@@ -94,7 +94,8 @@ class _SourceModule(nn.Module):
         sines = torch.sin(phase) * self.sine_amp
         voiced = (f0 > self.voiced_threshold).to(f0.dtype)
         noise_amp = voiced * self.noise_std + (1 - voiced) * self.sine_amp / 3
-        noise = torch.randn(sines.shape, generator=generator, device="cpu").to(f0.device, f0.dtype)
+        # Filled in the sines' own memory order, as StepFun's randn_like is: the same seed gives the same noise.
+        noise = torch.empty_like(sines, device="cpu").normal_(generator=generator).to(f0.device, f0.dtype)
         sines = sines * voiced + noise_amp * noise
         return torch.tanh(self.l_linear(sines))
 

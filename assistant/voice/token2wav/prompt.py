@@ -22,7 +22,7 @@ _LOGGER = logging.getLogger(__name__)
 
 TOKENIZER_FILE = "speech_tokenizer_v2_25hz.onnx"
 SPEAKER_FILE = "campplus.onnx"
-_CACHE_VERSION = b"xiangyin-prompt-v1"
+_CACHE_VERSION = b"xiangyin-prompt-v2"
 MAX_PROMPT_SECONDS = 20
 """Longer voice prompts are cut; StepFun's and vLLM-Omni's advice is a clean 3-10 s clip."""
 
@@ -97,6 +97,13 @@ def prompt_mel(audio_24k: FloatArray) -> FloatArray:
     mel = torch.from_numpy(mel_filters(24_000, n_fft, 80, 8_000.0)) @ magnitude
     out: FloatArray = torch.log(torch.clamp(mel, min=1e-5)).squeeze(0).T.numpy().astype(np.float32)
     return out
+
+
+def fit_mel(mel: FloatArray, frames: int) -> FloatArray:
+    """Exactly ``frames`` mel frames (two per prompt token): cut, or repeat the last frame, as StepFun does."""
+    if mel.shape[0] >= frames:
+        return np.ascontiguousarray(mel[:frames])
+    return np.concatenate([mel, np.repeat(mel[-1:], frames - mel.shape[0], axis=0)]).astype(np.float32)
 
 
 def kaldi_fbank(audio_16k: FloatArray) -> FloatArray:
@@ -193,12 +200,10 @@ class PromptProcessor:
         embedding = np.asarray(
             speaker.run(None, {speaker.get_inputs()[0].name: kaldi_fbank(audio_16k)[None]})[0], dtype=np.float32
         ).reshape(1, -1)
-        mel = prompt_mel(resample(audio, rate, 24_000))
-        # The flow needs exactly two mel frames per prompt token.
-        count = min(mel.shape[0] // 2, len(tokens))
-        if count < 4:
-            raise PromptError(f"voice prompt {wav_path} gave only {count} speech tokens")
-        return PromptFeatures(tuple(tokens[:count]), embedding, np.ascontiguousarray(mel[: 2 * count]))
+        if len(tokens) < 4:
+            raise PromptError(f"voice prompt {wav_path} gave only {len(tokens)} speech tokens")
+        mel = fit_mel(prompt_mel(resample(audio, rate, 24_000)), 2 * len(tokens))
+        return PromptFeatures(tuple(tokens), embedding, mel)
 
     def _path(self, key: str) -> Path | None:
         return None if self._cache_dir is None else self._cache_dir / f"prompt-{key}.npz"

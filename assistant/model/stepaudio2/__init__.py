@@ -19,7 +19,8 @@ def build_local_model(settings: LocalModelSettings, persona: PersonaSettings) ->
     """Load Step-Audio 2 in this process as the settings say; ``ModelError`` when it cannot.
 
     The engine is a ``SpeechModel``; it also has ``warm_up()`` (await once at start-up) and ``close()``.
-    Loading takes seconds to minutes and blocks: call it through ``asyncio.to_thread``.
+    Loading takes seconds to minutes and blocks: call it through ``tasks.in_daemon_thread`` (app.py does),
+    which a stopping daemon does not wait for.
     """
     try:
         from .engine import GenerationOptions, StepAudio2Engine

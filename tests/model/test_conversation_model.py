@@ -16,8 +16,8 @@ from assistant.events import Event, ReplyText, ToolCallFinished, ToolCallRequest
 from assistant.model.stepaudio2 import prompt
 from assistant.model.stepaudio2 import tokens as t
 from assistant.ports import ToolResult
-from support.rig import Rig, names
 from support import fakes
+from support.rig import Rig, names
 from tests.model.conftest import EngineFactory, Speech
 
 pytestmark = pytest.mark.models

@@ -11,8 +11,8 @@ import time
 
 from assistant.events import TurnEnded
 from assistant.ports import ModelDone, ModelSpeech, ModelText, ModelToolCall, ModelTranscript
-from tests.conftest import Rig, settings
-from tests.fakes import FakeTools, after, silence, speech, timeline, wake_word
+from support.fakes import FakeTools, after, silence, speech, timeline, wake_word
+from support.rig import Rig, settings
 
 
 async def weather(arguments: object) -> dict[str, object]:

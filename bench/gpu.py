@@ -54,7 +54,15 @@ from assistant.model.stepaudio2 import tokens as t
 from assistant.model.stepaudio2.engine import GenerationOptions, StepAudio2Engine
 from assistant.model.stepaudio2.loading import load
 from assistant.model.stepaudio2.modeling import StepAudio2ForCausalLM
-from assistant.model.stepaudio2.synthetic import (
+from assistant.ports import ModelEvent, ModelRequest, ModelSpeech, ModelText, ReplyPiece
+from assistant.voice.speech import TOKEN2WAV_RATE_HZ, AnswerVoice, TokenSpeaker
+from assistant.voice.token2wav.engine import Token2Wav
+from assistant.voice.token2wav.flow import Flow, FlowConfig
+from assistant.voice.token2wav.hift import Hift, HiftConfig
+from assistant.voice.token2wav.prompt import PromptFeatures, PromptProcessor
+from bench.model import TOOLS
+from bench.voice import made_up_prompt
+from support.synthetic import (
     MINI,
     TINY,
     ScriptedLogits,
@@ -64,14 +72,6 @@ from assistant.model.stepaudio2.synthetic import (
     write_tokenizer,
     write_weights,
 )
-from assistant.ports import ModelEvent, ModelRequest, ModelSpeech, ModelText, ReplyPiece
-from assistant.voice.speech import TOKEN2WAV_RATE_HZ, AnswerVoice, TokenSpeaker
-from assistant.voice.token2wav.engine import Token2Wav
-from assistant.voice.token2wav.flow import Flow, FlowConfig
-from assistant.voice.token2wav.hift import Hift, HiftConfig
-from assistant.voice.token2wav.prompt import PromptFeatures, PromptProcessor
-from bench.model import TOOLS
-from bench.voice import made_up_prompt
 
 FIRST_TOKENS = 28
 """Speech tokens the issue times to (25 + 3 look-ahead: upstream's first token2wav chunk)."""

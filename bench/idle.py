@@ -2,7 +2,7 @@
 
     python -m bench.idle [--config config.yaml] [--seconds 60] [--settle 15] [--compare] [--json out.json]
 
-Starts a private PulseAudio with null sinks (as ``tests/pulse.py`` does), runs ``xiangyin run --config F``
+Starts a private PulseAudio with null sinks (as ``support/pulse.py`` does), runs ``xiangyin run --config F``
 (the model backend as configured: without weights the daemon still runs and listens), and plays into the
 virtual microphone a quiet room (white and pink noise near -64 dBFS) throughout, then, on top, a TV
 talking (two espeak-ng voices reading at once, band-limited to 200 Hz-4 kHz, continuous, near -30 dBFS).
@@ -35,7 +35,7 @@ import yaml
 from assistant.audio import AudioChunk, write_wav
 from assistant.cli import default_config_path
 from bench.synth import RATE, espeak, noise
-from tests.pulse import PulseServer, pulse_env
+from support.pulse import PulseServer, pulse_env
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS: dict[str, dict[str, Any]] = {

@@ -30,7 +30,7 @@ from assistant.ports import Clock
 from assistant.tools import ToolRegistry
 from assistant.voice import build_voice
 from hardware import FileSource
-from tests.vllm_fake import FakeVllmServer, Written
+from support.vllm_fake import FakeVllmServer, Written
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "listen"
 QUESTION_TRUE_END_SECONDS = 2.18

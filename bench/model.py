@@ -28,7 +28,8 @@ from assistant.config import PersonaSettings
 from assistant.model.stepaudio2 import tokens as t
 from assistant.model.stepaudio2.engine import GenerationOptions, RoundStats, StepAudio2Engine
 from assistant.model.stepaudio2.modeling import StepAudio2Config, StepAudio2ForCausalLM
-from assistant.model.stepaudio2.synthetic import (
+from assistant.ports import ModelRequest, ToolSpec
+from support.synthetic import (
     MID,
     MINI,
     TINY,
@@ -38,7 +39,6 @@ from assistant.model.stepaudio2.synthetic import (
     interleave,
     write_tokenizer,
 )
-from assistant.ports import ModelRequest, ToolSpec
 
 SIZES = {"tiny": TINY, "mid": MID, "mini": MINI}
 TOOLS = (

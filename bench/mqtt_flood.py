@@ -24,7 +24,7 @@ from assistant.config import MqttSettings
 from assistant.events import ConnectionChanged, VolumeChanged, VolumeRequested
 from assistant.integrations.mqtt import MqttBridge
 from assistant.tasks import MonotonicClock, cancel_and_wait
-from tests.servers import mosquitto
+from support.servers import mosquitto
 
 
 def rss_mb() -> float:

@@ -23,7 +23,7 @@ from assistant.config import MqttSettings
 from assistant.events import ConnectionChanged, MuteChanged, MuteRequested
 from assistant.integrations.mqtt import MqttBridge
 from assistant.tasks import MonotonicClock, cancel_and_wait
-from tests.servers import mosquitto
+from support.servers import mosquitto
 
 
 async def supervisor(bus: Bus) -> None:

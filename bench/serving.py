@@ -90,7 +90,7 @@ async def run(settings: VllmModelSettings, rooms: int, turns: int, audio: AudioC
 def start_fake(token_delay_ms: float, codes: int) -> tuple[subprocess.Popen[str], str]:
     """Start the fake server in its own process and return it with its base URL."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.vllm_fake", "--token-delay-ms", str(token_delay_ms), "--codes", str(codes)],
+        [sys.executable, "-m", "support.vllm_fake", "--token-delay-ms", str(token_delay_ms), "--codes", str(codes)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

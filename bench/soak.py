@@ -2,7 +2,7 @@
 
 Run: python -m bench.soak [--turns 2000] [--every 200] [--warmup 200] [--seed 1]
 
-The household of tests/soak_rig.py talks to the real App (real bus, supervisor, turns, skills, scheduler on
+The household of support/soak_rig.py talks to the real App (real bus, supervisor, turns, skills, scheduler on
 SQLite, Home Assistant client, MQTT bridge on a real mosquitto, Wyoming server): questions, follow-ups,
 tools, timers that fire as announcements, barge-ins, stop words, silence, model failures, MQTT commands and
 Home Assistant's Wyoming requests. After a warm-up it
@@ -39,8 +39,8 @@ from assistant.app import App
 from assistant.config import Settings
 from assistant.integrations.discovery import Topics
 from assistant.logs import configure_logging, secret_values
-from tests.servers import free_port, mosquitto
-from tests.soak_rig import (
+from support.servers import free_port, mosquitto
+from support.soak_rig import (
     SCENARIOS,
     Edges,
     Household,

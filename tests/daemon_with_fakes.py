@@ -27,7 +27,7 @@ from assistant.ports import Clock, ModelDone, ModelText, ModelToolCall, ModelTra
 from assistant.scheduler import ReminderScheduler
 from assistant.skills import ENTRY_POINT_GROUP, Skill, SkillDeps, load_skills
 from assistant.tools import tool
-from tests.fakes import (
+from support.fakes import (
     FakeMicrophone,
     FakeSpeaker,
     FakeSpeechDetector,

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import HOST, free_port
+from support.servers import HOST, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIP_ENV = "XIANGYIN_SKIP_HA"

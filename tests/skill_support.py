@@ -18,7 +18,7 @@ from assistant.house import House
 from assistant.ports import EntityState
 from assistant.skills import SkillDeps
 from assistant.voice.replay import ReplayVoice
-from tests.fakes import FakeClock, FakeVoice
+from support.fakes import FakeClock, FakeVoice
 
 DATA = Path(__file__).parent / "data" / "skills"
 

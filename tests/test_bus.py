@@ -8,7 +8,7 @@ import pytest
 
 from assistant.bus import Bus, Envelope
 from assistant.events import ListenRequested, MuteChanged, StopRequested, TurnEnded, VolumeChanged
-from tests.fakes import FakeClock
+from support.fakes import FakeClock
 
 
 async def test_subscriber_gets_urgent_events_before_queued_ordered_ones() -> None:

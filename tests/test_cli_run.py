@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from assistant.audio import join, read_wav, rms, split, write_wav
-from tests.servers import free_port
+from support.servers import free_port
 
 pytestmark = pytest.mark.models
 
@@ -33,7 +33,7 @@ def test_run_hears_a_wav_answers_through_the_model_and_writes_the_spoken_reply(t
         [
             sys.executable,
             "-m",
-            "tests.vllm_fake",
+            "support.vllm_fake",
             "--port",
             str(port),
             "--text",

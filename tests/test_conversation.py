@@ -37,8 +37,8 @@ from assistant.ports import (
     ModelToolCall,
     ModelTranscript,
 )
-from tests.conftest import Rig, names, settings
-from tests.fakes import FakeTools, after, silence, speech, stop_word, timeline, wake_word
+from support.fakes import FakeTools, after, silence, speech, stop_word, timeline, wake_word
+from support.rig import Rig, names, settings
 
 QUESTION = timeline(silence(0.4), wake_word(), speech(1.2), silence(3.0))
 

@@ -81,3 +81,26 @@ def test_the_check_sees_a_library_an_adapter_loads() -> None:
 def test_the_hardware_adapters_do_not_reach_into_the_listening_code() -> None:
     """The speaker writes what it plays into assistant.output; only the listening side reads it there."""
     assert loaded_after_importing(["hardware.files", "hardware.speaker"], ["assistant.listen"]) == []
+
+
+def test_the_product_imports_no_test_rig_and_the_rigs_import_no_test() -> None:
+    """Shared rigs live in support/ (tests and bench import it); the daemon never imports support/ or tests/."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    imports = re.compile(r"^\s*(?:from|import)\s+(support|tests)\b", re.MULTILINE)
+    found = {
+        f"{path.relative_to(root)}: {match}"
+        for folder, banned in (
+            ("assistant", {"support", "tests"}),
+            ("skills", {"support", "tests"}),
+            ("hardware", {"support", "tests"}),
+            ("support", {"tests"}),
+            ("bench", {"tests"}),
+        )
+        for path in (root / folder).rglob("*.py")
+        for match in imports.findall(path.read_text(encoding="utf-8"))
+        if match in banned
+    }
+    assert found == set()

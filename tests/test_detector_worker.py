@@ -15,8 +15,8 @@ from assistant.backlog import AudioBacklog
 from assistant.events import Event, TurnEnded, WakeDetected
 from assistant.ports import ModelDone, ModelSpeech, ModelText, ModelTranscript, WakeHit
 from assistant.tasks import SerialWorker
-from tests.conftest import Rig, names
-from tests.fakes import FakeClock, after, silence, speech, timeline, wake_word
+from support.fakes import FakeClock, after, silence, speech, timeline, wake_word
+from support.rig import Rig, names
 
 _T = TypeVar("_T")
 

@@ -29,8 +29,8 @@ from assistant.listen.enroller import StoreEnroller
 from assistant.supervisor import Supervisor, SupervisorOptions
 from assistant.tasks import MonotonicClock, cancel_and_wait
 from assistant.turn import TurnDeps
-from tests.fakes import FakeSpeaker, FakeTools, FakeVoice, ScriptedModel
-from tests.servers import Mosquitto, eventually, mosquitto
+from support.fakes import FakeSpeaker, FakeTools, FakeVoice, ScriptedModel
+from support.servers import Mosquitto, eventually, mosquitto
 
 pytestmark = [pytest.mark.broker, pytest.mark.models]
 

@@ -31,7 +31,7 @@ from assistant.ports import WakeDetector
 from assistant.supervisor import Supervisor, SupervisorOptions
 from assistant.tasks import MonotonicClock, cancel_and_wait
 from assistant.turn import TurnDeps
-from tests.fakes import (
+from support.fakes import (
     FakeSpeaker,
     FakeSpeechDetector,
     FakeTools,
@@ -42,7 +42,7 @@ from tests.fakes import (
     speech,
     wake_word,
 )
-from tests.servers import eventually
+from support.servers import eventually
 
 WORD = "小乡小乡"
 _WORD_TAG = b"WORD"

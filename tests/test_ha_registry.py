@@ -15,8 +15,8 @@ from assistant.events import ConnectionChanged, Event
 from assistant.house import House
 from assistant.integrations.ha_registry import HomeAssistantRegistry, parse_house
 from assistant.tasks import cancel_and_wait
-from tests.fake_ha_websocket import TOKEN, FakeHaWebSocket
-from tests.servers import eventually, free_port
+from support.fake_ha_websocket import TOKEN, FakeHaWebSocket
+from support.servers import eventually, free_port
 
 
 def entity(entity_id: str, **fields: Any) -> dict[str, Any]:

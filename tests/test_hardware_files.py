@@ -19,7 +19,7 @@ from hardware.devices import DeviceError, DeviceInfo, find_device
 from hardware.files import FileSink, FileSource
 from hardware.microphone import PyAudioMicrophone
 from hardware.resample import Resampler, apply_gain
-from tests.fakes import FakeClock, freeze_this_process
+from support.fakes import FakeClock, freeze_this_process
 
 DATA = Path(__file__).parent / "data" / "listen"
 

@@ -15,10 +15,10 @@ from assistant.events import AnnounceRequested, PlaybackStarted, TurnEnded
 from assistant.integrations.announce import HomeAnnouncer
 from assistant.integrations.homeassistant import HomeAssistantClient
 from assistant.tasks import MonotonicClock, cancel_and_wait
-from tests.conftest import Rig
-from tests.fake_home_assistant import TOKEN, FakeHomeAssistant, fake_home_assistant
-from tests.fakes import silence
-from tests.servers import eventually
+from support.fake_home_assistant import TOKEN, FakeHomeAssistant, fake_home_assistant
+from support.fakes import silence
+from support.rig import Rig
+from support.servers import eventually
 
 PLAYERS = ("media_player.kitchen", "media_player.bedroom")
 

@@ -11,8 +11,8 @@ import pytest
 from assistant.config import HomeAssistantSettings
 from assistant.errors import HomeAssistantError
 from assistant.integrations.homeassistant import HomeAssistantClient, build_home_assistant
-from tests.fake_home_assistant import TOKEN, FakeHomeAssistant, fake_home_assistant
-from tests.servers import free_port
+from support.fake_home_assistant import TOKEN, FakeHomeAssistant, fake_home_assistant
+from support.servers import free_port
 
 
 @pytest.fixture

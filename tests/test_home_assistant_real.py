@@ -37,8 +37,8 @@ from assistant.ports import ModelText, ModelToolCall, ReplyPiece
 from assistant.skills import SkillDeps, load_skills
 from assistant.tasks import MonotonicClock, cancel_and_wait
 from assistant.tools import ToolRegistry
+from support.servers import Mosquitto, eventually, free_port, mosquitto
 from tests.home_assistant_server import HomeAssistant, home_assistant
-from tests.servers import Mosquitto, eventually, free_port, mosquitto
 
 pytestmark = [pytest.mark.homeassistant, pytest.mark.broker]
 

@@ -9,7 +9,7 @@ import pytest
 from assistant.errors import ModelError
 from assistant.model.unavailable import LoadingModel, UnavailableModel
 from assistant.ports import ModelDone, ModelRequest, ModelText, SpeechModel
-from tests.fakes import FakeClock, ScriptedModel, after
+from support.fakes import FakeClock, ScriptedModel, after
 
 REQUEST = ModelRequest("default", text="几点了")
 

@@ -13,9 +13,8 @@ from assistant.events import ListeningStarted, ShutdownRequested, TurnEnded
 from assistant.integrations.homeassistant import build_home_assistant
 from assistant.integrations.media_pause import MediaPauser
 from assistant.ports import EntityState
-
-from .fake_home_assistant import TOKEN, fake_home_assistant
-from .fakes import FakeClock
+from support.fake_home_assistant import TOKEN, fake_home_assistant
+from support.fakes import FakeClock
 
 
 class Players:

@@ -31,7 +31,7 @@ from assistant.events import (
 )
 from assistant.integrations.mqtt import INBOX_LIMIT, MqttBridge
 from assistant.tasks import MonotonicClock, cancel_and_wait
-from tests.servers import Mosquitto, eventually, mosquitto
+from support.servers import Mosquitto, eventually, mosquitto
 
 pytestmark = pytest.mark.broker
 

@@ -26,7 +26,7 @@ from assistant.ports import Clock
 from assistant.preference_store import PreferenceStore
 from assistant.preferences import Preferences
 from assistant.tasks import MonotonicClock, cancel_and_wait
-from tests.fakes import (
+from support.fakes import (
     FakeMicrophone,
     FakeSpeaker,
     FakeSpeechDetector,
@@ -35,7 +35,7 @@ from tests.fakes import (
     FakeWakeDetector,
     ScriptedModel,
 )
-from tests.servers import eventually
+from support.servers import eventually
 
 
 def test_each_fact_changes_its_own_preference_and_other_events_change_nothing() -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from tests.servers import Mosquitto, eventually, mosquitto
+from support.servers import Mosquitto, eventually, mosquitto
 
 pytestmark = pytest.mark.broker
 

@@ -35,8 +35,8 @@ from assistant.tasks import MonotonicClock
 from assistant.turn import TurnDeps
 from hardware import PyAudioMicrophone, PyAudioSpeaker, build_microphone, build_speaker, list_devices
 from hardware.devices import find_device
-from tests.fakes import FakeTools, FakeVoice, ScriptedModel, after, freeze_this_process
-from tests.pulse import PulseServer, pulse_fixture  # noqa: F401 (the pulse fixture)
+from support.fakes import FakeTools, FakeVoice, ScriptedModel, after, freeze_this_process
+from support.pulse import PulseServer, pulse_fixture  # noqa: F401 (the pulse fixture)
 
 pytestmark = [pytest.mark.pulse, pytest.mark.models]
 

@@ -28,8 +28,7 @@ from assistant.ports import ModelDone, ModelText
 from assistant.supervisor import Supervisor, SupervisorOptions
 from assistant.tasks import MonotonicClock, cancel_and_wait
 from assistant.turn import TurnDeps
-from tests.conftest import settings
-from tests.fakes import (
+from support.fakes import (
     FakeMicrophone,
     FakeSpeaker,
     FakeSpeechDetector,
@@ -39,7 +38,8 @@ from tests.fakes import (
     ScriptedModel,
     after,
 )
-from tests.servers import Mosquitto, eventually, mosquitto
+from support.rig import settings
+from support.servers import Mosquitto, eventually, mosquitto
 
 ANSWER = "明天有雨，记得带伞。"
 

@@ -6,8 +6,8 @@ from assistant.events import PlaybackStarted, RepeatRequested, TurnEnded
 from assistant.ports import ModelDone, ModelText, ModelToolCall, ModelTranscript
 from assistant.skills import load_skills
 from assistant.voice.replay import ReplayVoice
-from tests.conftest import Rig, names
-from tests.fakes import FakeVoice, after, silence, speech, timeline, wake_word
+from support.fakes import FakeVoice, after, silence, speech, timeline, wake_word
+from support.rig import Rig, names
 from tests.skill_support import deps
 
 ANSWER = [after(0.2, ModelTranscript("明天天气")), after(0.1, ModelText("明天晴，二十度")), after(0, ModelDone())]

@@ -16,7 +16,7 @@ from assistant.confirmation import Confirmations
 from assistant.scheduler import ReminderScheduler
 from assistant.skills import Skill, discover, validate_config
 from assistant.tools import ToolDefinition, tools_of
-from tests.fakes import FakeClock
+from support.fakes import FakeClock
 from tests.skill_support import DATA, deps
 
 GOLDEN = DATA / "tool_schemas.json"

@@ -16,8 +16,8 @@ from assistant.ports import ModelDone, ModelSpeech, ModelText, ModelToolCall
 from assistant.skills import SkillDeps, validate_config
 from assistant.tools import ToolRegistry, tools_of
 from skills.smart_home import SmartHomeSkill
-from tests.conftest import Rig, settings
-from tests.fakes import FakeClock, after, silence, speech, timeline, wake_word
+from support.fakes import FakeClock, after, silence, speech, timeline, wake_word
+from support.rig import Rig, settings
 from tests.skill_support import FakeHomeAssistant, RecordingPublisher, ReplayServer, deps, fixture
 
 AREAS = {

@@ -15,8 +15,8 @@ from assistant.house import Area, HaDevice, HaEntity, House
 from assistant.ports import ModelDone, ModelSpeech, ModelText, ModelToolCall
 from assistant.tools import ToolRegistry, tool, tools_of
 from skills.smart_home import SmartHomeSkill
-from tests.conftest import Rig, settings
-from tests.fakes import FakeClock, after, silence, speech, timeline, wake_word
+from support.fakes import FakeClock, after, silence, speech, timeline, wake_word
+from support.rig import Rig, settings
 from tests.skill_support import FakeHomeAssistant, FakeHouseRegistry, deps
 
 BOX = "xiangyin_living_room"

@@ -6,9 +6,8 @@ from assistant.config import Settings
 from assistant.errors import ModelError
 from assistant.events import PlaybackStarted, ReplyText, SpeechEnded, StopRequested, TurnEnded, UserTranscript
 from assistant.ports import ModelDone, ModelText, ModelTranscript
-
-from .conftest import Rig
-from .fakes import after, silence, speech, timeline, wake_word
+from support.fakes import after, silence, speech, timeline, wake_word
+from support.rig import Rig
 
 
 def answer(text: str = "好的") -> list[object]:

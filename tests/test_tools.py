@@ -22,7 +22,7 @@ from assistant.events import (
 )
 from assistant.ports import ModelToolCall, ToolRunner
 from assistant.tools import ToolRegistry, ask_first, define, tool, tools_of
-from tests.fakes import FakeClock
+from support.fakes import FakeClock
 
 
 class Door:

@@ -15,8 +15,8 @@ from assistant.events import (
     TurnStarted,
     WakeDetected,
 )
-from tests.conftest import Rig
-from tests.fakes import FakeClock, FakeMicrophone, silence, speech, timeline, wake_word
+from support.fakes import FakeClock, FakeMicrophone, silence, speech, timeline, wake_word
+from support.rig import Rig
 from tests.test_conversation import QUESTION, answer
 
 

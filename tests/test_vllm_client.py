@@ -27,7 +27,7 @@ from assistant.ports import (
     ToolResult,
     ToolSpec,
 )
-from tests.vllm_fake import (
+from support.vllm_fake import (
     Corrupt,
     Fail,
     FakeCall,

@@ -29,7 +29,7 @@ from assistant.model.stepaudio2.vllm_protocol import (
     user_message,
 )
 from assistant.ports import ModelSpeech, ModelText, ToolResult, ToolSpec
-from tests.vllm_fake import (
+from support.vllm_fake import (
     FakeCall,
     Overflow,
     Spoken,

@@ -14,7 +14,7 @@ from assistant.config import PersonaSettings, VllmModelSettings
 from assistant.errors import ModelError
 from assistant.model.stepaudio2.vllm import VllmSpeechModel
 from assistant.ports import ModelDone, ModelEvent, ModelRequest, ModelSpeech, ModelText, ModelToolCall, ToolSpec
-from tests.vllm_fake import (
+from support.vllm_fake import (
     FakeCall,
     Overflow,
     Spoken,

@@ -13,8 +13,8 @@ from assistant.config import ConversationSettings, EndpointSettings, PersonaSett
 from assistant.events import Event, ReplyText, ToolCallFinished, ToolCallRequested, TurnEnded, TurnFailed
 from assistant.model.stepaudio2.vllm import VllmSpeechModel
 from assistant.turn import Turn, TurnDeps, TurnRequest
-from tests.fakes import FakeSpeaker, FakeSpeechDetector, FakeTools, FakeVoice
-from tests.vllm_fake import Fail, FakeCall, FakeVllmServer, Spoken, prompt_lengths
+from support.fakes import FakeSpeaker, FakeSpeechDetector, FakeTools, FakeVoice
+from support.vllm_fake import Fail, FakeCall, FakeVllmServer, Spoken, prompt_lengths
 
 
 class QuickClock:

@@ -25,7 +25,7 @@ from assistant.events import AskRequested, ReplyText, TurnEnded, TurnFailed, Tur
 from assistant.integrations.wyoming import WyomingServer
 from assistant.ports import ReplyPiece, Voice
 from assistant.tasks import MonotonicClock, cancel_and_wait
-from tests.fakes import FakeVoice
+from support.fakes import FakeVoice
 
 Answer = Callable[[Bus, AskRequested], None]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import LocalModelSettings
-from ..model.stepaudio2.synthetic import MINI, Sizes, tensor_shapes
+from ..model.stepaudio2.release import MINI, Sizes, tensor_shapes
 from .report import Check
 
 GIB = 1024**3

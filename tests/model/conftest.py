@@ -14,7 +14,7 @@ from assistant.config import LocalModelSettings, PersonaSettings
 from assistant.model.stepaudio2.engine import GenerationOptions, StepAudio2Engine
 from assistant.model.stepaudio2.loading import load
 from assistant.model.stepaudio2.modeling import StepAudio2ForCausalLM
-from assistant.model.stepaudio2.synthetic import ScriptedLogits, build, interleave
+from support.synthetic import ScriptedLogits, build, interleave
 
 TODAY = datetime(2026, 11, 25, 9, 30)
 

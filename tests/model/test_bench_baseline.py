@@ -11,9 +11,9 @@ from assistant.config import PersonaSettings
 from assistant.model.stepaudio2 import tokens as t
 from assistant.model.stepaudio2.engine import GenerationOptions, StepAudio2Engine
 from assistant.model.stepaudio2.modeling import StepAudio2ForCausalLM
-from assistant.model.stepaudio2.synthetic import ScriptedLogits
 from assistant.ports import ModelRequest
 from bench.gpu import NoKvCache
+from support.synthetic import ScriptedLogits
 from tests.model.conftest import TODAY, Speech
 from tests.model.test_engine_numerics import Spy, run
 

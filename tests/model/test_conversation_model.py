@@ -1,6 +1,6 @@
 """Whole turns through the real supervisor and turn, with the engine on the tiny checkpoint.
 
-The microphone, speaker, voice and tools are the fakes of ``tests/fakes.py``; the model is the real
+The microphone, speaker, voice and tools are the fakes of ``support/fakes.py``; the model is the real
 engine, its answers forced by a scripted logits processor, so parsing, the tool round trip, the history
 and KV-cache reuse are checked end to end.
 """
@@ -16,8 +16,8 @@ from assistant.events import Event, ReplyText, ToolCallFinished, ToolCallRequest
 from assistant.model.stepaudio2 import prompt
 from assistant.model.stepaudio2 import tokens as t
 from assistant.ports import ToolResult
-from tests import fakes
-from tests.conftest import Rig, names
+from support import fakes
+from support.rig import Rig, names
 from tests.model.conftest import EngineFactory, Speech
 
 pytestmark = pytest.mark.models

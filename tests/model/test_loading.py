@@ -15,7 +15,7 @@ from assistant.errors import ModelError
 from assistant.model.stepaudio2 import build_local_model, loading
 from assistant.model.stepaudio2.engine import StepAudio2Engine
 from assistant.model.stepaudio2.modeling import StepAudio2ForCausalLM
-from assistant.model.stepaudio2.synthetic import tensor_shapes
+from support.synthetic import tensor_shapes
 
 pytestmark = pytest.mark.models
 

@@ -24,7 +24,7 @@ from assistant.bus import Bus
 from assistant.config import Settings
 from assistant.ports import Clock, ModelDone, ModelEvent, ModelRequest, ModelText, ModelToolCall, ModelTranscript
 from assistant.voice.replay import ReplayVoice
-from tests.fakes import (
+from support.fakes import (
     FakeMicrophone,
     FakeSpeaker,
     FakeSpeechDetector,

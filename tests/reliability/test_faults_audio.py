@@ -27,7 +27,7 @@ from assistant.events import (
     TurnFailed,
     WakeDetected,
 )
-from tests.pulse import PulseServer, pulse_fixture  # noqa: F401 (the pulse fixture)
+from support.pulse import PulseServer, pulse_fixture  # noqa: F401 (the pulse fixture)
 from tests.test_pulse_audio import DATA, NO_FOLLOW_UP, REPLY_HZ, Daemon, dominant_hz, recording
 
 pytestmark = [pytest.mark.pulse, pytest.mark.models, pytest.mark.slow]

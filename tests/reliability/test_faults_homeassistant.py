@@ -1,7 +1,7 @@
 """Home Assistant down, failing or slow: the model hears so plainly, the daemon reports it, and recovers.
 
 The smart-home skill runs behind the real tool registry with the real REST client (default retries),
-against the stand-in server of tests/fake_home_assistant.py, which can be switched off and on; one test
+against the stand-in server of support/fake_home_assistant.py, which can be switched off and on; one test
 does the same with a real Home Assistant core.
 """
 
@@ -23,9 +23,9 @@ from assistant.ports import ModelToolCall
 from assistant.skills import SkillDeps, load_skills
 from assistant.tasks import MonotonicClock, cancel_and_wait
 from assistant.tools import ToolRegistry
-from tests.fake_home_assistant import TOKEN, FakeHomeAssistant, fake_home_assistant
+from support.fake_home_assistant import TOKEN, FakeHomeAssistant, fake_home_assistant
+from support.servers import eventually
 from tests.home_assistant_server import home_assistant
-from tests.servers import eventually
 
 UNREACHABLE = "Home Assistant cannot be reached right now"
 

@@ -18,9 +18,9 @@ from assistant.errors import ModelError
 from assistant.events import AskRequested, AssistantStateChanged, PlaybackStarted, ReplyText, TurnEnded, TurnFailed
 from assistant.model.stepaudio2 import tokens as t
 from assistant.ports import ModelDone, ModelEvent, ModelRequest, ModelSpeech, ModelText, ModelTranscript
-from tests import fakes
-from tests.conftest import Rig, settings
-from tests.fakes import after, silence, timeline, wake_word
+from support import fakes
+from support.fakes import after, silence, timeline, wake_word
+from support.rig import Rig, settings
 from tests.model.conftest import EngineFactory, Speech, engine_factory, speech, tiny_checkpoint, tiny_model  # noqa: F401
 
 

@@ -22,7 +22,7 @@ from assistant.events import (
     VolumeRequested,
     WakeDetected,
 )
-from tests.servers import Mosquitto, TcpProxy, eventually, mosquitto
+from support.servers import Mosquitto, TcpProxy, eventually, mosquitto
 from tests.test_mqtt_bridge import BASE, Daemon, watcher
 
 pytestmark = pytest.mark.broker

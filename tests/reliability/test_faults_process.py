@@ -21,7 +21,7 @@ from assistant.bus import Bus
 from assistant.config import Settings
 from assistant.events import AnnounceRequested, PlaybackStarted, ShutdownRequested
 from assistant.ports import Clock
-from tests.fakes import (
+from support.fakes import (
     FakeMicrophone,
     FakeSpeaker,
     FakeSpeechDetector,

@@ -20,8 +20,8 @@ from assistant.events import AskRequested, ToolCallFinished, TurnEnded
 from assistant.ports import ModelDone, ModelText, ModelToolCall
 from assistant.skills import ENTRY_POINT_GROUP, Skill, SkillDeps, load_skills
 from assistant.tools import ToolRegistry, tool
-from tests.conftest import Rig
-from tests.fakes import after, silence
+from support.fakes import after, silence
+from support.rig import Rig
 from tests.skill_support import deps
 
 TIMEOUT = 0.3

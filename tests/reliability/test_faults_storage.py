@@ -29,7 +29,7 @@ from assistant.config import Settings
 from assistant.events import ConnectionChanged, Event
 from assistant.tasks import MonotonicClock
 from assistant.voice.replay import ReplayVoice
-from tests.fakes import FakeVoice
+from support.fakes import FakeVoice
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESS = [sys.executable, "-m", "tests.reminder_process"]

@@ -29,7 +29,7 @@ from assistant.tools import ToolRegistry, tools_of
 from skills._http import MAX_BODY_BYTES
 from skills.search import SearchSkill
 from skills.weather import WeatherSkill
-from tests.fakes import FakeClock
+from support.fakes import FakeClock
 from tests.reliability.fuzzing import FUZZ, junk
 from tests.skill_support import DATA, deps
 

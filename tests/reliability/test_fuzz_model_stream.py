@@ -27,7 +27,6 @@ from assistant.errors import ModelError
 from assistant.events import AssistantStateChanged, Event, TurnEnded
 from assistant.model.stepaudio2 import tokens as t
 from assistant.model.stepaudio2.parser import MAX_TOOL_CALL_CHARS, TOOL_CALL_OPEN, TokenStreamParser
-from assistant.model.stepaudio2.synthetic import write_tokenizer
 from assistant.model.stepaudio2.vllm import VllmSpeechModel
 from assistant.model.stepaudio2.vllm_protocol import MAX_REPLY_CHARS, ReplyAssembler, StreamError
 from assistant.ports import (
@@ -39,8 +38,9 @@ from assistant.ports import (
     ModelToolCall,
     ModelTranscript,
 )
-from tests.conftest import Rig
-from tests.fakes import FakeTools, Step, after, silence, speech, timeline, wake_word
+from support.fakes import FakeTools, Step, after, silence, speech, timeline, wake_word
+from support.rig import Rig
+from support.synthetic import write_tokenizer
 from tests.reliability.fuzzing import FUZZ, junk
 
 # --- the token stream parser, with the byte-level tokenizer of the tiny checkpoint ------------------

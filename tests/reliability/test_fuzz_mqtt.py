@@ -31,8 +31,8 @@ from assistant.events import (
 )
 from assistant.integrations.commands import MAX_COMMAND_CHARS, CommandError, EnrolName, parse_command
 from assistant.integrations.discovery import DIALECTS, ENTITIES, MAX_WORD_NAME_CHARS, Topics
+from support.servers import eventually, mosquitto
 from tests.reliability.fuzzing import FUZZ, junk
-from tests.servers import eventually, mosquitto
 from tests.test_mqtt_bridge import Daemon, watcher
 
 TOPICS = Topics.from_settings(MqttSettings(device_id="test_box"))

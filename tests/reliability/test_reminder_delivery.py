@@ -34,8 +34,8 @@ from assistant.events import (
 )
 from assistant.ports import ModelDone, ModelText
 from assistant.scheduler import ReminderScheduler
-from tests.conftest import Rig
-from tests.fakes import FakeSpeaker, after, silence
+from support.fakes import FakeSpeaker, after, silence
+from support.rig import Rig
 
 
 def announced_texts(heard: list[str], announced: asyncio.Event | None = None) -> Callable[[Event], None]:

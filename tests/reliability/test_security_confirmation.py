@@ -21,8 +21,8 @@ from assistant.ports import ModelDone, ModelSpeech, ModelText, ModelToolCall, To
 from assistant.tools import ToolRegistry, tool, tools_of
 from skills.search import SearchSkill
 from skills.smart_home import SmartHomeSkill
-from tests.conftest import Rig
-from tests.fakes import Step, after, silence, speech, timeline, wake_word
+from support.fakes import Step, after, silence, speech, timeline, wake_word
+from support.rig import Rig
 from tests.skill_support import FakeHomeAssistant, deps, fixture
 
 TOKEN = "tok123"

@@ -22,7 +22,7 @@ from assistant.events import (
     StopRequested,
     VolumeRequested,
 )
-from tests.servers import Mosquitto, eventually
+from support.servers import Mosquitto, eventually
 from tests.test_mqtt_bridge import BASE, Daemon, broker, watcher
 
 __all__ = ["broker"]  # the fixture, shared with the bridge's own tests

@@ -35,8 +35,8 @@ from assistant.logs import secret_values
 from assistant.ports import ModelToolCall
 from assistant.redact import Redactor, basic_auth
 from assistant.tools import ToolRegistry, tool, tools_of
-from tests.fakes import FakeClock
-from tests.servers import Mosquitto, mosquitto
+from support.fakes import FakeClock
+from support.servers import Mosquitto, mosquitto
 from tests.skill_support import ReplayServer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,6 +1,6 @@
 """Soak: 2,000 scripted turns through the real daemon leave memory, tasks, descriptors and threads flat.
 
-The household (tests/soak_rig.py) talks to the real App with a real mosquitto and a Home Assistant stand-in;
+The household (support/soak_rig.py) talks to the real App with a real mosquitto and a Home Assistant stand-in;
 bench/soak.py measures. The same measurement is shown to catch a planted leak, and the growth checker is
 checked on its own against synthetic samples.
 """
@@ -16,7 +16,7 @@ import pytest
 from assistant.app import App
 from assistant.events import TurnEnded, TurnStarted
 from bench.soak import Bounds, Sample, SoakResult, growth_problems, run_soak, summary
-from tests.soak_rig import SCENARIOS, TurnBooks
+from support.soak_rig import SCENARIOS, TurnBooks
 
 SOAK_TURNS = 2000
 """The full soak of issue 9; about a minute on a 2-core machine shared with other work."""

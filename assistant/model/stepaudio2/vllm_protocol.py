@@ -2,7 +2,7 @@
 
 No I/O here: ``vllm.py`` moves the bytes. The wire format follows StepFun's fork of vLLM
 (``--tokenizer-mode step_audio_2 --audio-parser step_audio_2_tts_ta4 --tool-call-parser step_audio_2``,
-branch ``step-audio2-mini``; ``tests/vllm_fake.py`` names the commit and reproduces it):
+branch ``step-audio2-mini``; ``support/vllm_fake.py`` names the commit and reproduces it):
 
 * user audio is sent as ``input_audio`` items of base64 WAV, one item per chunk of at most 25 s
   (a single 30 s chunk crashed the server);

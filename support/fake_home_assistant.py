@@ -132,7 +132,7 @@ def _full(state: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     """Serve in its own process, so a soak measures the daemon without the server's threads and sockets.
 
-    Run: python -m tests.fake_home_assistant ['{"lock.front_door": {"state": "locked"}}']. Prints the base URL
+    Run: python -m support.fake_home_assistant ['{"lock.front_door": {"state": "locked"}}']. Prints the base URL
     on one line and serves until its stdin closes (its parent ended).
     """
     with fake_home_assistant(keep_alive=True) as fake:

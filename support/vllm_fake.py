@@ -35,7 +35,7 @@ mono, OpenAI tools, earlier answers as ``tts_content``, ``input`` turns for tool
 HTTP 400, so a test asserts ``server.problems == []``. :func:`render_prompt` lays a request out as the fork's
 tokenizer does, so a test can check what the model reads.
 
-Run ``python -m tests.vllm_fake --port 8000`` for a standalone server (the bench uses this).
+Run ``python -m support.vllm_fake --port 8000`` for a standalone server (the bench uses this).
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 The real App runs with its real Bus, Supervisor, Turn, StateTracker and, through ``build_tools``, the real
 skills (clock, timers on the real reminder scheduler and a SQLite file, help, smart home), the real Home
-Assistant client (against tests/fake_home_assistant.py in its own process), the real MQTT bridge (against a
+Assistant client (against support/fake_home_assistant.py in its own process), the real MQTT bridge (against a
 real mosquitto) and the real Wyoming server. Only the edges are fakes: the microphone, wake word, VAD and
-voice from tests/fakes.py (the voice inside the real ReplayVoice), a speaker that only counts, and
+voice from support/fakes.py (the voice inside the real ReplayVoice), a speaker that only counts, and
 :class:`SoakModel`, a scripted model.
 
 The turns run on the fake clock, so thousands of them take a minute. The parts that run on the real clock
@@ -71,8 +71,8 @@ from assistant.ports import (
     ToolResult,
 )
 from assistant.voice.replay import ReplayVoice
-from tests.fake_home_assistant import TOKEN
-from tests.fakes import (
+from support.fake_home_assistant import TOKEN
+from support.fakes import (
     CHUNK_SECONDS,
     FakeClock,
     FakeSpeechDetector,
@@ -265,13 +265,13 @@ class SoakModel:
 
 @contextlib.contextmanager
 def home_assistant_process() -> Iterator[str]:
-    """tests/fake_home_assistant.py in its own process (its threads and sockets are not the daemon's)."""
+    """support/fake_home_assistant.py in its own process (its threads and sockets are not the daemon's)."""
     states = {
         "light.kitchen": {"state": "off", "attributes": {"friendly_name": "Kitchen light"}},
         "lock.front_door": {"state": "locked", "attributes": {"friendly_name": "Front door"}},
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_home_assistant", json.dumps(states)],
+        [sys.executable, "-m", "support.fake_home_assistant", json.dumps(states)],
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

@@ -103,7 +103,7 @@ def _run(args: argparse.Namespace) -> int:
         _check_output(args.output)
     from .app import App, build_adapters
     from .logs import configure_logging, secret_values
-    from .tasks import DaemonThreadExecutor
+    from .tasks import DaemonThreadExecutor, quiet_closed_socket_callbacks
 
     configure_logging(settings.logging, secret_values(settings))
     app = App(
@@ -112,7 +112,9 @@ def _run(args: argparse.Namespace) -> int:
     )
 
     async def serve() -> None:
-        asyncio.get_running_loop().set_default_executor(DaemonThreadExecutor())
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(DaemonThreadExecutor())
+        quiet_closed_socket_callbacks(loop)
         await app.run()
 
     with single_instance(data_directory(settings)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import errno
 import logging
 import queue
 import random
@@ -276,3 +277,31 @@ def backoff(
     while True:
         yield delay * rng.uniform(0.75, 1.25)
         delay = min(delay * 2, max_seconds)
+
+
+def quiet_closed_socket_callbacks(loop: asyncio.AbstractEventLoop) -> None:
+    """Keep a known, harmless race out of the error log: registering a socket that has just closed.
+
+    aiomqtt registers paho's socket with the loop from the thread that connected it (``call_soon_threadsafe``
+    of ``add_reader``). When the broker drops the connection before the loop gets to it, the loop logs
+    "Exception in callback … add_reader … Bad file descriptor" as an ERROR with a traceback, although the
+    library reports the lost connection itself and the bridge reconnects. Only that case is quietened (to
+    DEBUG); every other exception still reaches the handler that was there before.
+    """
+    previous = loop.get_exception_handler()
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error, callback = context.get("exception"), repr(context.get("handle", ""))
+        if (
+            isinstance(error, OSError)
+            and error.errno == errno.EBADF
+            and ("add_reader" in callback or "add_writer" in callback)
+        ):
+            _LOGGER.debug("a socket closed before the event loop watched it: %s", error)
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handle)

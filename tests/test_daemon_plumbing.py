@@ -258,3 +258,23 @@ async def test_next_within_cancelled_twice_still_leaves_a_slowly_unwinding_strea
         await waiting
     assert closed.is_set()
     await items.aclose()  # "already running" if next_within had left before its step unwound
+
+
+async def test_a_socket_registered_after_it_closed_is_not_logged_as_an_error() -> None:
+    """aiomqtt's add_reader, scheduled from its connect thread, can land after the broker dropped the socket."""
+    import socket
+
+    from assistant.tasks import quiet_closed_socket_callbacks
+
+    loop = asyncio.get_running_loop()
+    other: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _, context: other.append(context))
+    quiet_closed_socket_callbacks(loop)
+    left, right = socket.socketpair()
+    fd = left.fileno()
+    left.close()
+    right.close()
+    loop.call_soon(loop.add_reader, fd, lambda: None)  # the fd is closed: the loop's callback raises EBADF
+    loop.call_soon(lambda: 1 / 0)  # anything else still reaches the handler that was there
+    await asyncio.sleep(0.05)
+    assert [type(c.get("exception")) for c in other] == [ZeroDivisionError]

@@ -113,7 +113,7 @@ async def test_the_voice_skill_reports_a_new_speaking_speed_so_it_is_kept_across
     """set_speaking_speed publishes SpeakingSpeedChanged (the preference store keeps it); a refusal does not."""
     published: list[Event] = []
     voice = ReplayVoice(ToneVoice(), None, slower_speed=0.8)
-    deps = SkillDeps(publish=published.append, clock=MonotonicClock(), extra={"voice": voice})
+    deps = SkillDeps(publish=published.append, clock=MonotonicClock(), voice=voice)
     skill = VoiceSkill(VoiceSkill.Config(), deps)
     assert (await skill.set_speaking_speed("slower"))["ok"]
     assert (await skill.set_speaking_speed("sideways"))["ok"] is False  # type: ignore[arg-type]

@@ -137,6 +137,20 @@ class _BanSpeech(LogitsProcessor):
         return scores
 
 
+FIRST_BUCKET = 256
+"""Cache positions a compiled decode step attends over at least; buckets double from there."""
+
+
+def kv_bucket(used: int, allocated: int) -> int:
+    """Cache positions a compiled decode step reads when ``used`` hold tokens: the next power-of-two
+    multiple of :data:`FIRST_BUCKET`, at most ``allocated``, so its cost follows the conversation (never
+    more than twice the used positions) while a handful of shapes serve every length."""
+    bucket = FIRST_BUCKET
+    while bucket < used:
+        bucket *= 2
+    return min(bucket, allocated)
+
+
 class StepAudio2Engine:
     """Step-Audio 2 in this process; implements ``SpeechModel``."""
 
@@ -170,10 +184,13 @@ class StepAudio2Engine:
         self._max_positions = int(model.config.text_config.max_position_embeddings)
         if self._options.compile_decode and self._options.kv_cache != "static":
             raise ModelError("compiling the decode step needs a static KV cache (kv_cache: static)")
-        self._next_logits: Callable[[torch.Tensor, torch.Tensor, Cache], torch.Tensor] = model.next_logits
+        self._next_logits: Callable[[torch.Tensor, torch.Tensor, Cache, int], torch.Tensor] = model.next_logits
         if self._options.compile_decode:
             mode = "reduce-overhead" if model.device.type == "cuda" else None
-            self._next_logits = torch.compile(model.next_logits, mode=mode, fullgraph=True, dynamic=False)
+            # Static shapes within a bucket of attended positions; the second bucket makes dynamo compile
+            # one graph with the bucket size symbolic, which serves every later bucket (a CUDA graph is
+            # still recorded per bucket, which takes milliseconds, not a compilation).
+            self._next_logits = torch.compile(model.next_logits, mode=mode, fullgraph=True, dynamic=None)
         self._text_cache: dict[str, list[int]] = {}
         self.last_round = RoundStats()
         """Measurements of the most recent round."""
@@ -485,7 +502,8 @@ class StepAudio2Engine:
         """Generate token by token, streaming events, until a stop token, the limit or cancellation."""
         assert conversation.cache is not None
         cache = conversation.cache
-        static = isinstance(cache, StaticCache)
+        compiled = self._options.compile_decode
+        allocated = cache.max_cache_len if isinstance(cache, StaticCache) else self._max_positions
         options = self._options
         device = self._model.device
         processors = self._processors(request.speak)
@@ -512,13 +530,14 @@ class StepAudio2Engine:
                 if len(generated) == max_new:
                     break
                 step = torch.tensor([[token]], device=device)
-                if static:
-                    position = torch.tensor([len(conversation.cached_keys)], device=device)
+                filled = len(conversation.cached_keys)
+                if compiled:
+                    position = torch.tensor([filled], device=device)
                     with torch.inference_mode():
                         # A CUDA graph's next replay overwrites its output; sampling may edit the logits.
-                        logits = self._next_logits(step, position, cache).clone()
+                        logits = self._next_logits(step, position, cache, kv_bucket(filled + 1, allocated)).clone()
                 else:
-                    logits = self._model.step(step, cache)
+                    logits = self._model.step(step, cache, start=filled)
                 conversation.cached_keys.append(token)
                 context = torch.cat([context, step], dim=1)
         finally:

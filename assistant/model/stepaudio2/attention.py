@@ -63,8 +63,10 @@ def attend(
 
 
 def prefill_mask(start: int, length: int, device: torch.device) -> torch.Tensor | None:
-    """The causal mask of ``length`` new positions after ``start`` cached ones (``None`` when SDPA's own
-    causal order is the same: nothing cached, or a single new position that sees everything)."""
+    """The causal mask of ``length`` new positions after ``start`` cached ones.
+
+    ``None`` where SDPA's own causal order is the same: nothing cached, or one new position that sees all.
+    """
     if start == 0 or length == 1:
         return None
     rows = torch.arange(start, start + length, device=device)[:, None]
@@ -72,8 +74,10 @@ def prefill_mask(start: int, length: int, device: torch.device) -> torch.Tensor 
 
 
 def decode_mask(positions: torch.Tensor, kv_length: int) -> torch.Tensor:
-    """The mask of one new token at ``positions`` ``(1,)`` over ``kv_length`` cache positions, which may
-    run past it (a compiled step reads a fixed bucket of positions, not the exact length)."""
+    """The mask of one new token at ``positions`` ``(1,)`` over ``kv_length`` cache positions.
+
+    They may run past the token: a compiled step reads a fixed bucket of positions, not the exact length.
+    """
     return (torch.arange(kv_length, device=positions.device) <= positions[:, None]).view(1, 1, 1, kv_length)
 
 

@@ -142,9 +142,11 @@ FIRST_BUCKET = 256
 
 
 def kv_bucket(used: int, allocated: int) -> int:
-    """Cache positions a compiled decode step reads when ``used`` hold tokens: the next power-of-two
-    multiple of :data:`FIRST_BUCKET`, at most ``allocated``, so its cost follows the conversation (never
-    more than twice the used positions) while a handful of shapes serve every length."""
+    """Cache positions a compiled decode step reads when ``used`` hold tokens.
+
+    The next power-of-two multiple of :data:`FIRST_BUCKET`, at most ``allocated``: the cost follows the
+    conversation (never more than twice the used positions) while a handful of shapes serve every length.
+    """
     bucket = FIRST_BUCKET
     while bucket < used:
         bucket *= 2

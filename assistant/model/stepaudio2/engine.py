@@ -24,14 +24,7 @@ from typing import Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import torch
-from transformers import (
-    DynamicCache,
-    LogitsProcessor,
-    LogitsProcessorList,
-    PreTrainedTokenizerBase,
-    RepetitionPenaltyLogitsProcessor,
-    StaticCache,
-)
+from transformers import DynamicCache, LogitsProcessor, PreTrainedTokenizerBase, StaticCache
 from transformers.cache_utils import Cache
 
 from ...audio import AudioChunk
@@ -45,6 +38,7 @@ from .frontend import placeholder_count
 from .history import AudioSpan, Entry, Layout, assemble, common_prefix, fit, size
 from .modeling import StepAudio2ForCausalLM
 from .parser import TokenStreamParser
+from .sampling import Sampler
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -110,7 +104,9 @@ class RoundStats:
     prefill_seconds: float = 0.0
     """Wall time of audio encoding plus prefill."""
     decode_seconds: float = 0.0
-    """Wall time of the decode steps."""
+    """Wall time of the decode steps, sampling included."""
+    sample_seconds: float = 0.0
+    """Wall time of choosing the tokens (penalty, processors, top-k/top-p), part of ``decode_seconds``."""
     cancelled: bool = False
     """True when the consumer stopped the round."""
 
@@ -126,15 +122,6 @@ class _Conversation:
     used: float = 0.0
     before_speculation: tuple[list[Entry], int, dict[int, torch.Tensor]] | None = None
     """Entries, exchange and audio before the last round, while that round was speculative."""
-
-
-class _BanSpeech(LogitsProcessor):
-    """For text-only answers: the model may not open a TTS section or emit speech tokens."""
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        scores[:, t.AUDIO_0 : t.LAST_ID + 1] = -float("inf")
-        scores[:, t.TTS_START] = -float("inf")
-        return scores
 
 
 FIRST_BUCKET = 256
@@ -508,7 +495,15 @@ class StepAudio2Engine:
         allocated = cache.max_cache_len if isinstance(cache, StaticCache) else self._max_positions
         options = self._options
         device = self._model.device
-        processors = self._processors(request.speak)
+        sampler = Sampler(
+            context,
+            temperature=options.temperature,
+            top_p=options.top_p,
+            top_k=options.top_k,
+            repetition_penalty=options.repetition_penalty,
+            processors=self._extra_processors,
+            ban_speech=not request.speak,
+        )
         parser = TokenStreamParser(
             self._decode, in_tts=request.speak, speech_chunk=options.speech_chunk_tokens, call_ids=self._next_call_id
         )
@@ -521,7 +516,9 @@ class StepAudio2Engine:
                     stats.cancelled = True
                     reason = "cancelled"
                     break
-                token = self._sample(processors, context, logits)
+                sampling = time.perf_counter()
+                token = sampler.choose(logits)
+                stats.sample_seconds += time.perf_counter() - sampling
                 generated.append(token)
                 stats.decode_steps += 1
                 for event in parser.feed(token):
@@ -541,7 +538,7 @@ class StepAudio2Engine:
                 else:
                     logits = self._model.step(step, cache, start=filled)
                 conversation.cached_keys.append(token)
-                context = torch.cat([context, step], dim=1)
+                sampler.add(token)
         finally:
             stats.decode_seconds = time.perf_counter() - decode_started
             self._remember(conversation, opening, generated, parser, request.speak)
@@ -567,35 +564,6 @@ class StepAudio2Engine:
                 "assistant", tuple(self._encode(prompt.turn("assistant", parser.text + calls))), conversation.exchange
             )
         conversation.entries.append(Entry("assistant", tokens, conversation.exchange, folded=folded))
-
-    def _processors(self, speak: bool) -> LogitsProcessorList:
-        processors = LogitsProcessorList()
-        if self._options.repetition_penalty != 1.0:
-            processors.append(RepetitionPenaltyLogitsProcessor(self._options.repetition_penalty))
-        processors.extend(self._extra_processors)
-        if not speak:
-            processors.append(_BanSpeech())
-        return processors
-
-    def _sample(self, processors: LogitsProcessorList, context: torch.Tensor, logits: torch.Tensor) -> int:
-        """Temperature and nucleus sampling among the ``top_k`` likeliest tokens.
-
-        Sorting all 158,720 logits every step costs more than a small model's forward pass on a CPU;
-        the nucleus practically always lies within the top few dozen tokens.
-        """
-        options = self._options
-        scores = processors(context, logits)[0]  # type: ignore[arg-type]
-        values, indices = scores.topk(min(options.top_k, scores.shape[-1]))
-        if not torch.isfinite(values[0]):
-            return t.EOT  # every token was ruled out: end the answer rather than sample noise
-        if options.temperature <= 0:
-            return int(indices[0].item())
-        probabilities = torch.softmax(values / options.temperature, dim=-1)
-        if options.top_p < 1.0:
-            outside = probabilities.cumsum(-1) - probabilities >= options.top_p
-            probabilities = probabilities.masked_fill(outside, 0.0)
-        choice = torch.multinomial(probabilities, 1)
-        return int(indices[choice].item())
 
     # --- introspection for tests and benchmarks ---------------------------------------------------
 

@@ -69,8 +69,18 @@ async def test_the_compiled_decode_step_gives_the_logits_of_the_eager_one(
 
 def test_the_decode_setting_picks_cache_and_compilation() -> None:
     chosen = {
-        decode: (options.kv_cache, options.compile_decode)
-        for decode in ("dynamic", "static", "compiled")
-        for options in [GenerationOptions.from_settings(LocalModelSettings(decode=decode))]
+        (decode, device): (options.kv_cache, options.compile_decode)
+        for decode in ("dynamic", "static", "compiled", "auto")
+        for device in ("cpu", "cuda")
+        for options in [GenerationOptions.from_settings(LocalModelSettings(decode=decode), device)]
     }
-    assert chosen == {"dynamic": ("dynamic", False), "static": ("static", False), "compiled": ("static", True)}
+    assert chosen == {
+        ("dynamic", "cpu"): ("dynamic", False),
+        ("dynamic", "cuda"): ("dynamic", False),
+        ("static", "cpu"): ("static", False),
+        ("static", "cuda"): ("static", False),
+        ("compiled", "cpu"): ("static", True),
+        ("compiled", "cuda"): ("static", True),
+        ("auto", "cpu"): ("static", False),  # the fastest measured on a CPU (bench/model.py decode)
+        ("auto", "cuda"): ("dynamic", False),
+    }

@@ -74,16 +74,21 @@ class GenerationOptions:
     ``reduce-overhead`` mode, which replays it as a CUDA graph. The first steps pay for compilation."""
 
     @classmethod
-    def from_settings(cls, settings: LocalModelSettings) -> GenerationOptions:
-        """Options from the ``model.local`` settings."""
+    def from_settings(cls, settings: LocalModelSettings, device: str) -> GenerationOptions:
+        """Options from the ``model.local`` settings, for a model on ``device`` (a torch device type)."""
+        decode = settings.decode
+        if decode == "auto":
+            # bench/model.py on a CPU: static steps are as fast as dynamic ones at short contexts and faster
+            # at long ones (no cache copy per step). No GPU has been measured yet, so GPUs keep dynamic.
+            decode = "static" if device == "cpu" else "dynamic"
         return cls(
             max_new_tokens=settings.max_new_tokens,
             history_tokens=settings.history_tokens,
             temperature=settings.temperature,
             top_p=settings.top_p,
             repetition_penalty=settings.repetition_penalty,
-            kv_cache="dynamic" if settings.decode == "dynamic" else "static",
-            compile_decode=settings.decode == "compiled",
+            kv_cache="dynamic" if decode == "dynamic" else "static",
+            compile_decode=decode == "compiled",
         )
 
 
@@ -533,8 +538,10 @@ class StepAudio2Engine:
                 if compiled:
                     position = torch.tensor([filled], device=device)
                     with torch.inference_mode():
-                        # A CUDA graph's next replay overwrites its output; sampling may edit the logits.
-                        logits = self._next_logits(step, position, cache, kv_bucket(filled + 1, allocated)).clone()
+                        logits = self._next_logits(step, position, cache, kv_bucket(filled + 1, allocated))
+                    if device.type == "cuda":
+                        # A CUDA graph's next replay overwrites its output; sampling edits the logits.
+                        logits = logits.clone()
                 else:
                     logits = self._model.step(step, cache, start=filled)
                 conversation.cached_keys.append(token)

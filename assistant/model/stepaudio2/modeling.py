@@ -18,7 +18,7 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel, Qwen2Config, Qwen2Model
 from transformers.cache_utils import Cache, DynamicCache
 
-from . import attention
+from . import attention, cpu_decode
 from .tokens import VOCAB_SIZE
 
 _MINI_TEXT_CONFIG: dict[str, Any] = {
@@ -199,6 +199,8 @@ class StepAudio2ForCausalLM(PreTrainedModel):  # type: ignore[no-untyped-call]
         )
         self.model = Qwen2Model(text)
         self.lm_head = nn.Linear(text.hidden_size, text.vocab_size, bias=False)
+        self.cpu_products: cpu_decode.SplitProducts | None = None
+        """How decode products are spread over a CPU's cores, once :meth:`use_decode_layout` ran there."""
         self.post_init()  # type: ignore[no-untyped-call]
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -214,20 +216,13 @@ class StepAudio2ForCausalLM(PreTrainedModel):  # type: ignore[no-untyped-call]
             module.bias.data.zero_()
 
     def use_decode_layout(self) -> None:
-        """On a CPU, store float32 weights of the decoder's wider-than-deep layers column-major.
+        """On a CPU, lay out the decoder's weights for one-row products and spread those over the cores.
 
-        A decode step multiplies every weight by one vector. MKL reads a row-major ``(out, in)`` matrix
-        with ``out`` much larger than ``in`` (the MLP's gate and up projections, ``lm_head``) at about 13
-        to 16 GB/s here, and the same matrix stored transposed at 19 to 25 GB/s; the deeper-than-wide
-        down projection is faster as it is. The values and shapes stay, only the strides change, so every
-        path computes with the same weights; GPUs are left alone (cuBLAS reads both layouts at full speed).
+        See :mod:`.cpu_decode`; GPUs are left alone (cuBLAS reads either layout at full speed). Call once,
+        after the model is on its device; ``cpu_products`` then holds the splitter (``None`` if none).
         """
-        if self.device.type != "cpu":
-            return
-        for module in [*self.model.layers.modules(), self.lm_head]:
-            weight = module.weight if type(module) is nn.Linear else None
-            if weight is not None and weight.dtype == torch.float32 and weight.shape[0] > weight.shape[1]:
-                weight.data = weight.data.t().contiguous().t()
+        if self.device.type == "cpu" and self.cpu_products is None:
+            self.cpu_products = cpu_decode.prepare(self.model.layers, self.lm_head)
 
     def get_input_embeddings(self) -> nn.Module:
         """The decoder's token embeddings."""

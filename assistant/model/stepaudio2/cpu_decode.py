@@ -15,6 +15,7 @@ Both keep each output's sum in the same order, so logits match the plain path to
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 from typing import Any
 
 import torch
@@ -32,35 +33,55 @@ class SplitProducts:
         self.cores = cores
         self.enabled = True
         """Off, every product runs on one core (for benchmarks that compare)."""
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=cores - 1, thread_name_prefix="decode-mv")
 
     def linear(self, module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
         """``module(x)``, split across the cores when ``x`` is one row."""
-        weight, bias = module.weight, module.bias
         if not self.enabled or x.numel() != x.shape[-1]:
-            return F.linear(x, weight, bias)
-        rows = weight.shape[0]
-        out = torch.empty(*x.shape[:-1], rows, dtype=x.dtype, device=x.device)
-        flat, flat_out = x.reshape(1, -1), out.view(1, rows)
-        bounds = [rows * i // self.cores for i in range(self.cores + 1)]
-        inference = torch.is_inference_mode_enabled()
-
-        def block(first: int, last: int) -> None:
-            # Inference mode is per thread: a worker must enter it to write into the caller's tensors.
-            with torch.inference_mode(inference):
-                torch.mm(flat, weight[first:last].t(), out=flat_out[:, first:last])
-                if bias is not None:
-                    flat_out[:, first:last] += bias[first:last]
-
-        others = [self._pool.submit(block, bounds[i], bounds[i + 1]) for i in range(1, self.cores)]
-        block(bounds[0], bounds[1])
-        for future in others:
-            future.result()
+            return F.linear(x, module.weight, module.bias)
+        # An operator of its own, so a torch.compile'd step calls it too instead of tracing into threads.
+        out: torch.Tensor = torch.ops.xiangyin.row_split_linear(x, module.weight, module.bias, self.cores)
         return out
 
-    def close(self) -> None:
-        """Let the worker threads end."""
-        self._pool.shutdown(wait=False)
+
+_POOLS: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
+    """The process's threads for ``workers`` extra cores (idle between steps; they end with the process)."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get(workers)
+        if pool is None:
+            pool = _POOLS[workers] = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="decode-mv")
+        return pool
+
+
+@torch.library.custom_op("xiangyin::row_split_linear", mutates_args=())
+def row_split_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, cores: int) -> torch.Tensor:
+    """``F.linear(x, weight, bias)`` for a one-row ``x``, with the output rows split over ``cores`` cores."""
+    rows = weight.shape[0]
+    out = torch.empty(*x.shape[:-1], rows, dtype=x.dtype, device=x.device)
+    flat, flat_out = x.reshape(1, -1), out.view(1, rows)
+    bounds = [rows * i // cores for i in range(cores + 1)]
+    inference = torch.is_inference_mode_enabled()
+
+    def block(first: int, last: int) -> None:
+        # Grad and inference modes are per thread: a worker sets them to write into the caller's tensors.
+        with torch.inference_mode(inference), torch.no_grad():
+            torch.mm(flat, weight[first:last].t(), out=flat_out[:, first:last])
+            if bias is not None:
+                flat_out[:, first:last] += bias[first:last]
+
+    others = [_pool(cores - 1).submit(block, bounds[i], bounds[i + 1]) for i in range(1, cores)]
+    block(bounds[0], bounds[1])
+    for future in others:
+        future.result()
+    return out
+
+
+@row_split_linear.register_fake
+def _(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, cores: int) -> torch.Tensor:
+    return x.new_empty(*x.shape[:-1], weight.shape[0])
 
 
 def prepare(layers: nn.Module, head: nn.Linear) -> SplitProducts | None:
@@ -85,8 +106,6 @@ def prepare(layers: nn.Module, head: nn.Linear) -> SplitProducts | None:
 
 def _route(module: nn.Linear, split: SplitProducts) -> None:
     def forward(x: torch.Tensor, *_: Any) -> torch.Tensor:
-        if torch.compiler.is_compiling():  # a compiled graph computes the product itself
-            return F.linear(x, module.weight, module.bias)
         return split.linear(module, x)
 
     module.forward = forward  # type: ignore[method-assign,assignment]

@@ -172,17 +172,6 @@ def decode_arms(
         Arm("dynamic", dynamic_step),
         Arm(f"static {args.allocation}", lambda: model.step(token, static, start=length)),
     ]
-    split = model.cpu_products
-    if split is not None:
-
-        def one_core_step() -> None:
-            split.enabled = False
-            try:
-                dynamic_step()
-            finally:
-                split.enabled = True
-
-        arms.append(Arm("dynamic, products on 1 core", one_core_step))
     if compiled is not None:
         position = torch.tensor([length], device=model.device)
         bucket = kv_bucket(length + 1, args.allocation)

@@ -199,8 +199,6 @@ class StepAudio2ForCausalLM(PreTrainedModel):  # type: ignore[no-untyped-call]
         )
         self.model = Qwen2Model(text)
         self.lm_head = nn.Linear(text.hidden_size, text.vocab_size, bias=False)
-        self.cpu_products: cpu_decode.SplitProducts | None = None
-        """How decode products are spread over a CPU's cores, once :meth:`use_decode_layout` ran there."""
         self.post_init()  # type: ignore[no-untyped-call]
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -216,13 +214,13 @@ class StepAudio2ForCausalLM(PreTrainedModel):  # type: ignore[no-untyped-call]
             module.bias.data.zero_()
 
     def use_decode_layout(self) -> None:
-        """On a CPU, lay out the decoder's weights for one-row products and spread those over the cores.
+        """On a CPU, lay out the decoder's float32 weights for one-row products (see :mod:`.cpu_decode`).
 
-        See :mod:`.cpu_decode`; GPUs are left alone (cuBLAS reads either layout at full speed). Call once,
-        after the model is on its device; ``cpu_products`` then holds the splitter (``None`` if none).
+        GPUs are left alone (cuBLAS reads either layout at full speed). Call once, after the model is on
+        its device.
         """
-        if self.device.type == "cpu" and self.cpu_products is None:
-            self.cpu_products = cpu_decode.prepare(self.model.layers, self.lm_head)
+        if self.device.type == "cpu":
+            cpu_decode.prepare(self.model.layers, self.lm_head)
 
     def get_input_embeddings(self) -> nn.Module:
         """The decoder's token embeddings."""

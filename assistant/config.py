@@ -313,9 +313,8 @@ class LocalModelSettings(_Model):
     decode: Literal["auto", "dynamic", "static", "compiled"] = "auto"
     """KV cache and decode step: dynamic (grows as needed); static (history_tokens + max_new_tokens
     positions allocated per cached conversation); compiled (static, with the decode step compiled by
-    torch.compile, replayed as a CUDA graph on GPUs; the first answer pays tens of seconds of compiling;
-    static on a CPU, where compiling did not pay); auto (the fastest measured on the device: static on
-    CPU, dynamic elsewhere until a GPU is measured)."""
+    torch.compile, replayed as a CUDA graph on GPUs; the first answer pays tens of seconds of compiling);
+    auto (the fastest measured on the device: static on CPU, dynamic elsewhere until a GPU is measured)."""
     revision: str | None = None
     """Hugging Face revision (branch, tag or commit) to download; null for the default branch."""
 

@@ -79,13 +79,9 @@ class GenerationOptions:
         decode = settings.decode
         if decode == "auto":
             # bench/model.py on a CPU: static steps are as fast as dynamic ones at short contexts and faster
-            # at long ones (no cache copy per step). No GPU has been measured yet, so GPUs keep dynamic.
+            # at long ones (no cache copy per step); compiled ones are no faster and cost a compilation.
+            # No GPU has been measured yet, so GPUs keep dynamic.
             decode = "static" if device == "cpu" else "dynamic"
-        elif decode == "compiled" and device == "cpu":
-            # No graph to replay on a CPU: compiled steps measured no faster than eager static ones at best,
-            # and up to twice as slow when other processes keep the cores busy.
-            _LOGGER.info("model.local.decode compiled: on a CPU the static decode step runs uncompiled")
-            decode = "static"
         return cls(
             max_new_tokens=settings.max_new_tokens,
             history_tokens=settings.history_tokens,

@@ -14,9 +14,9 @@ transformers' processors.
 engine kept and again after dropping it (what an engine without KV reuse, like StepFun's transformers
 code, pays every turn). Each question is taken back after its answer, so every run reads the same prompt.
 
-    python bench/model.py decode                      # Qwen2.5-1.5B widths, 10 layers, float32, CPU
-    python bench/model.py conversation                # mid widths, CPU
-    python bench/model.py decode --size mini --layers 28 --device cuda --dtype bfloat16 --compiled
+    python -m bench.model decode                      # Qwen2.5-1.5B widths, 10 layers, float32, CPU
+    python -m bench.model conversation                # mid widths, CPU
+    python -m bench.model decode --size mini --layers 28 --device cuda --dtype bfloat16 --compiled
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Decoder attention that reads only the filled part of the KV cache and never copies key/value heads.
+"""Decoder attention that reads only the filled part of the KV cache, and decodes without copying heads.
 
 transformers' SDPA path, given a mask, repeats each grouped-query key/value head for every query head over
 the whole *allocated* cache before attending: with a static cache of 10,240 positions that is gigabytes
@@ -49,6 +49,10 @@ def attend(
         folded = query.reshape(batch, kv_heads, heads // kv_heads, dim)
         out = F.scaled_dot_product_attention(folded, key, value, attn_mask=attention_mask, scale=scaling)
         return out.reshape(batch, 1, heads, dim), None
+    if attention_mask is not None and kv_heads != heads:
+        # A prefill after a reused prefix: given a mask, SDPA's own GQA falls back to its slowest kernel on
+        # CUDA, so the heads are copied as transformers does, over the used positions only.
+        key, value = key.repeat_interleave(heads // kv_heads, 1), value.repeat_interleave(heads // kv_heads, 1)
     out = F.scaled_dot_product_attention(
         query,
         key,
@@ -57,7 +61,7 @@ def attend(
         dropout_p=dropout,
         scale=scaling,
         is_causal=attention_mask is None,
-        enable_gqa=kv_heads != heads,
+        enable_gqa=key.shape[1] != heads,
     )
     return out.transpose(1, 2).contiguous(), None
 

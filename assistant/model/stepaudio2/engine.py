@@ -132,6 +132,8 @@ class _Conversation:
 
 FIRST_BUCKET = 256
 """Cache positions a compiled decode step attends over at least; buckets double from there."""
+SPARE = 1
+"""Static cache positions allocated beyond what a round can fill (see ``_new_cache``)."""
 
 
 def kv_bucket(used: int, allocated: int) -> int:
@@ -259,13 +261,16 @@ class StepAudio2Engine:
         """Run the encoder, a prefill and two decode steps once, leaving no history behind.
 
         The first round on a GPU pays for kernel selection and memory pools (seconds); call this at start-up
-        so the first user does not.
+        so the first user does not. A compiled decode step is also run at a second bucket of attended
+        positions, so both of its compilations happen here, not when a conversation first outgrows a bucket.
         """
         request = ModelRequest(_WARM_UP, audio=AudioChunk(bytes(32_000)), text="你好", speak=False)
 
         def run() -> None:
             try:
                 self._generate(request, lambda _: None, threading.Event(), max_new_tokens=2)
+                if self._options.compile_decode:
+                    self._compile_second_bucket(self._conversations[_WARM_UP])
             finally:
                 self.forget(_WARM_UP)
 
@@ -275,6 +280,22 @@ class StepAudio2Engine:
             raise
         except Exception as err:
             raise ModelError(f"Step-Audio 2 failed its warm-up: {type(err).__name__}: {err}") from err
+
+    def _compile_second_bucket(self, conversation: _Conversation) -> None:
+        """One compiled step over another bucket than the last one, so dynamo makes the bucket symbolic."""
+        cache = conversation.cache
+        if not isinstance(cache, StaticCache):
+            return
+        filled, allocated = len(conversation.cached_keys), cache.max_cache_len - SPARE
+        bucket = kv_bucket(filled + 1, allocated)
+        other = min(2 * bucket, allocated)
+        if other == bucket:
+            return  # one bucket covers the whole allocation: nothing more to compile
+        device = self._model.device
+        step, position = torch.tensor([[t.EOT]], device=device), torch.tensor([filled], device=device)
+        with torch.inference_mode():
+            # Writes one position past the warm-up's tokens in a cache that is dropped right after.
+            self._next_logits(step, position, cache, other)
 
     async def drain(self) -> None:
         """Wait until the worker has finished every round started so far (a cancelled one included)."""
@@ -450,7 +471,9 @@ class StepAudio2Engine:
         if self._options.kv_cache == "dynamic":
             return DynamicCache()
         usual = min(self._max_positions, self._options.history_tokens + self._options.max_new_tokens)
-        return StaticCache(config=self._model.config.text_config, max_cache_len=max(needed, usual))
+        # One spare position, so no bucket of a compiled step ever spans the whole cache: a slice of full
+        # length is contiguous, and dynamo would compile one more graph for it.
+        return StaticCache(config=self._model.config.text_config, max_cache_len=max(needed, usual) + SPARE)
 
     def _prefill(
         self, conversation: _Conversation, layout: Layout, needed: int, stats: RoundStats
@@ -498,7 +521,7 @@ class StepAudio2Engine:
         assert conversation.cache is not None
         cache = conversation.cache
         compiled = self._options.compile_decode
-        allocated = cache.max_cache_len if isinstance(cache, StaticCache) else self._max_positions
+        allocated = cache.max_cache_len - SPARE if isinstance(cache, StaticCache) else self._max_positions
         options = self._options
         device = self._model.device
         sampler = Sampler(

@@ -345,10 +345,11 @@ class LocalModelSettings(_Model):
     """Nucleus sampling: the smallest set of tokens whose probabilities add up to this fraction."""
     repetition_penalty: Annotated[float, Field(ge=1.0, le=2.0)] = 1.05
     """Divides the score of tokens already in the context; 1.0 disables it."""
-    decode: Literal["dynamic", "static", "compiled"] = "dynamic"
+    decode: Literal["auto", "dynamic", "static", "compiled"] = "auto"
     """KV cache and decode step: dynamic (grows as needed); static (history_tokens + max_new_tokens
     positions allocated per cached conversation); compiled (static, with the decode step compiled by
-    torch.compile, replayed as a CUDA graph on GPUs; the first answer pays tens of seconds of compiling)."""
+    torch.compile, replayed as a CUDA graph on GPUs; the first answer pays tens of seconds of compiling);
+    auto (the fastest measured on the device: static on CPU, dynamic elsewhere until a GPU is measured)."""
     revision: str | None = None
     """Hugging Face revision (branch, tag or commit) to download; null for the default branch."""
 

@@ -272,7 +272,9 @@ async def run_row(args: argparse.Namespace) -> Row:
         wrapped,  # type: ignore[arg-type]
         tokenizer,
         PersonaSettings(location="广州", dialect="cantonese"),
-        GenerationOptions.from_settings(settings),  # the daemon's defaults: 8,192 tokens of history, 2,048 new
+        GenerationOptions.from_settings(
+            settings, model.device.type
+        ),  # the daemon's defaults: 8,192 tokens of history, 2,048 new
         logits_processors=[script],
         today=lambda: datetime(2026, 11, 25),
     )

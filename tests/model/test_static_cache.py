@@ -10,7 +10,7 @@ from assistant.audio import tone
 from assistant.config import LocalModelSettings
 from assistant.errors import ModelError
 from assistant.model.stepaudio2 import tokens as t
-from assistant.model.stepaudio2.engine import GenerationOptions
+from assistant.model.stepaudio2.engine import FIRST_BUCKET, GenerationOptions
 from assistant.ports import ModelRequest
 from tests.model.conftest import EngineFactory, Speech
 from tests.model.test_engine_numerics import Spy, run
@@ -48,7 +48,7 @@ async def test_the_static_cache_is_allocated_once_for_the_usual_history_and_answ
     _, engine = await _conversation(engine_factory, speech, kv_cache="static", history_tokens=3000)
     cache = engine._conversations["kitchen"].cache  # noqa: SLF001 - the allocation is what is checked
     assert isinstance(cache, StaticCache)
-    assert cache.max_cache_len == 3000 + 256  # history_tokens + max_new_tokens, the conftest's 256
+    assert cache.max_cache_len == 3000 + 256 + 1  # history_tokens + max_new_tokens (the conftest's 256) + spare
 
 
 def test_compiling_needs_the_static_cache(engine_factory: EngineFactory) -> None:
@@ -69,8 +69,37 @@ async def test_the_compiled_decode_step_gives_the_logits_of_the_eager_one(
 
 def test_the_decode_setting_picks_cache_and_compilation() -> None:
     chosen = {
-        decode: (options.kv_cache, options.compile_decode)
-        for decode in ("dynamic", "static", "compiled")
-        for options in [GenerationOptions.from_settings(LocalModelSettings(decode=decode))]
+        (decode, device): (options.kv_cache, options.compile_decode)
+        for decode in ("dynamic", "static", "compiled", "auto")
+        for device in ("cpu", "cuda")
+        for options in [GenerationOptions.from_settings(LocalModelSettings(decode=decode), device)]
     }
-    assert chosen == {"dynamic": ("dynamic", False), "static": ("static", False), "compiled": ("static", True)}
+    assert chosen == {
+        ("dynamic", "cpu"): ("dynamic", False),
+        ("dynamic", "cuda"): ("dynamic", False),
+        ("static", "cpu"): ("static", False),
+        ("static", "cuda"): ("static", False),
+        ("compiled", "cpu"): ("static", True),
+        ("compiled", "cuda"): ("static", True),
+        ("auto", "cpu"): ("static", False),  # the fastest measured on a CPU (bench/model.py decode)
+        ("auto", "cuda"): ("dynamic", False),
+    }
+
+
+@pytest.mark.slow
+async def test_the_warm_up_compiles_every_bucket_a_conversation_will_need(
+    engine_factory: EngineFactory, speech: Speech
+) -> None:
+    from torch._dynamo.utils import counters
+
+    answer = [*speech.spoken("好", list(range(8))), t.EOT]
+    engine = engine_factory([answer] * 3, kv_cache="static", compile_decode=True)
+    torch._dynamo.reset()
+    await engine.warm_up()
+    compiled = counters["stats"]["unique_graphs"]
+    assert compiled >= 1
+    for words in (10, 150, 400):  # prompts in three different buckets of attended positions
+        await run(engine.respond(ModelRequest("kitchen", text="早晨" * words)))
+        engine.forget("kitchen")
+    assert engine.last_round.prompt_tokens > 4 * FIRST_BUCKET
+    assert counters["stats"]["unique_graphs"] == compiled  # no compilation after the warm-up

@@ -31,4 +31,4 @@ def build_local_model(settings: LocalModelSettings, persona: PersonaSettings) ->
             "pip install 'xiangyin[model]'"
         ) from err
     model, tokenizer = load(settings)
-    return StepAudio2Engine(model, tokenizer, persona, GenerationOptions.from_settings(settings))
+    return StepAudio2Engine(model, tokenizer, persona, GenerationOptions.from_settings(settings, model.device.type))

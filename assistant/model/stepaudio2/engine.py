@@ -24,14 +24,7 @@ from typing import Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import torch
-from transformers import (
-    DynamicCache,
-    LogitsProcessor,
-    LogitsProcessorList,
-    PreTrainedTokenizerBase,
-    RepetitionPenaltyLogitsProcessor,
-    StaticCache,
-)
+from transformers import DynamicCache, LogitsProcessor, PreTrainedTokenizerBase, StaticCache
 from transformers.cache_utils import Cache
 
 from ...audio import AudioChunk
@@ -45,6 +38,7 @@ from .frontend import placeholder_count
 from .history import AudioSpan, Entry, Layout, assemble, common_prefix, fit, size
 from .modeling import StepAudio2ForCausalLM
 from .parser import TokenStreamParser
+from .sampling import Sampler
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -80,16 +74,22 @@ class GenerationOptions:
     ``reduce-overhead`` mode, which replays it as a CUDA graph. The first steps pay for compilation."""
 
     @classmethod
-    def from_settings(cls, settings: LocalModelSettings) -> GenerationOptions:
-        """Options from the ``model.local`` settings."""
+    def from_settings(cls, settings: LocalModelSettings, device: str) -> GenerationOptions:
+        """Options from the ``model.local`` settings, for a model on ``device`` (a torch device type)."""
+        decode = settings.decode
+        if decode == "auto":
+            # bench/model.py on a CPU: static steps are as fast as dynamic ones at short contexts and faster
+            # at long ones (no cache copy per step); compiled ones are no faster and cost a compilation.
+            # No GPU has been measured yet, so GPUs keep dynamic.
+            decode = "static" if device == "cpu" else "dynamic"
         return cls(
             max_new_tokens=settings.max_new_tokens,
             history_tokens=settings.history_tokens,
             temperature=settings.temperature,
             top_p=settings.top_p,
             repetition_penalty=settings.repetition_penalty,
-            kv_cache="dynamic" if settings.decode == "dynamic" else "static",
-            compile_decode=settings.decode == "compiled",
+            kv_cache="dynamic" if decode == "dynamic" else "static",
+            compile_decode=decode == "compiled",
         )
 
 
@@ -110,7 +110,9 @@ class RoundStats:
     prefill_seconds: float = 0.0
     """Wall time of audio encoding plus prefill."""
     decode_seconds: float = 0.0
-    """Wall time of the decode steps."""
+    """Wall time of the decode steps, sampling included."""
+    sample_seconds: float = 0.0
+    """Wall time of choosing the tokens (penalty, processors, top-k/top-p), part of ``decode_seconds``."""
     cancelled: bool = False
     """True when the consumer stopped the round."""
 
@@ -128,13 +130,22 @@ class _Conversation:
     """Entries, exchange and audio before the last round, while that round was speculative."""
 
 
-class _BanSpeech(LogitsProcessor):
-    """For text-only answers: the model may not open a TTS section or emit speech tokens."""
+FIRST_BUCKET = 256
+"""Cache positions a compiled decode step attends over at least; buckets double from there."""
+SPARE = 1
+"""Static cache positions allocated beyond what a round can fill (see ``_new_cache``)."""
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        scores[:, t.AUDIO_0 : t.LAST_ID + 1] = -float("inf")
-        scores[:, t.TTS_START] = -float("inf")
-        return scores
+
+def kv_bucket(used: int, allocated: int) -> int:
+    """Cache positions a compiled decode step reads when ``used`` hold tokens.
+
+    The next power-of-two multiple of :data:`FIRST_BUCKET`, at most ``allocated``: the cost follows the
+    conversation (never more than twice the used positions) while a handful of shapes serve every length.
+    """
+    bucket = FIRST_BUCKET
+    while bucket < used:
+        bucket *= 2
+    return min(bucket, allocated)
 
 
 class StepAudio2Engine:
@@ -170,10 +181,13 @@ class StepAudio2Engine:
         self._max_positions = int(model.config.text_config.max_position_embeddings)
         if self._options.compile_decode and self._options.kv_cache != "static":
             raise ModelError("compiling the decode step needs a static KV cache (kv_cache: static)")
-        self._next_logits: Callable[[torch.Tensor, torch.Tensor, Cache], torch.Tensor] = model.next_logits
+        self._next_logits: Callable[[torch.Tensor, torch.Tensor, Cache, int], torch.Tensor] = model.next_logits
         if self._options.compile_decode:
             mode = "reduce-overhead" if model.device.type == "cuda" else None
-            self._next_logits = torch.compile(model.next_logits, mode=mode, fullgraph=True, dynamic=False)
+            # Static shapes within a bucket of attended positions; the second bucket makes dynamo compile
+            # one graph with the bucket size symbolic, which serves every later bucket (a CUDA graph is
+            # still recorded per bucket, which takes milliseconds, not a compilation).
+            self._next_logits = torch.compile(model.next_logits, mode=mode, fullgraph=True, dynamic=None)
         self._text_cache: dict[str, list[int]] = {}
         self.last_round = RoundStats()
         """Measurements of the most recent round."""
@@ -247,13 +261,16 @@ class StepAudio2Engine:
         """Run the encoder, a prefill and two decode steps once, leaving no history behind.
 
         The first round on a GPU pays for kernel selection and memory pools (seconds); call this at start-up
-        so the first user does not.
+        so the first user does not. A compiled decode step is also run at a second bucket of attended
+        positions, so both of its compilations happen here, not when a conversation first outgrows a bucket.
         """
         request = ModelRequest(_WARM_UP, audio=AudioChunk(bytes(32_000)), text="你好", speak=False)
 
         def run() -> None:
             try:
                 self._generate(request, lambda _: None, threading.Event(), max_new_tokens=2)
+                if self._options.compile_decode:
+                    self._compile_second_bucket(self._conversations[_WARM_UP])
             finally:
                 self.forget(_WARM_UP)
 
@@ -263,6 +280,22 @@ class StepAudio2Engine:
             raise
         except Exception as err:
             raise ModelError(f"Step-Audio 2 failed its warm-up: {type(err).__name__}: {err}") from err
+
+    def _compile_second_bucket(self, conversation: _Conversation) -> None:
+        """One compiled step over another bucket than the last one, so dynamo makes the bucket symbolic."""
+        cache = conversation.cache
+        if not isinstance(cache, StaticCache):
+            return
+        filled, allocated = len(conversation.cached_keys), cache.max_cache_len - SPARE
+        bucket = kv_bucket(filled + 1, allocated)
+        other = min(2 * bucket, allocated)
+        if other == bucket:
+            return  # one bucket covers the whole allocation: nothing more to compile
+        device = self._model.device
+        step, position = torch.tensor([[t.EOT]], device=device), torch.tensor([filled], device=device)
+        with torch.inference_mode():
+            # Writes one position past the warm-up's tokens in a cache that is dropped right after.
+            self._next_logits(step, position, cache, other)
 
     async def drain(self) -> None:
         """Wait until the worker has finished every round started so far (a cancelled one included)."""
@@ -438,7 +471,9 @@ class StepAudio2Engine:
         if self._options.kv_cache == "dynamic":
             return DynamicCache()
         usual = min(self._max_positions, self._options.history_tokens + self._options.max_new_tokens)
-        return StaticCache(config=self._model.config.text_config, max_cache_len=max(needed, usual))
+        # One spare position, so no bucket of a compiled step ever spans the whole cache: a slice of full
+        # length is contiguous, and dynamo would compile one more graph for it.
+        return StaticCache(config=self._model.config.text_config, max_cache_len=max(needed, usual) + SPARE)
 
     def _prefill(
         self, conversation: _Conversation, layout: Layout, needed: int, stats: RoundStats
@@ -485,10 +520,19 @@ class StepAudio2Engine:
         """Generate token by token, streaming events, until a stop token, the limit or cancellation."""
         assert conversation.cache is not None
         cache = conversation.cache
-        static = isinstance(cache, StaticCache)
+        compiled = self._options.compile_decode
+        allocated = cache.max_cache_len - SPARE if isinstance(cache, StaticCache) else self._max_positions
         options = self._options
         device = self._model.device
-        processors = self._processors(request.speak)
+        sampler = Sampler(
+            context,
+            temperature=options.temperature,
+            top_p=options.top_p,
+            top_k=options.top_k,
+            repetition_penalty=options.repetition_penalty,
+            processors=self._extra_processors,
+            ban_speech=not request.speak,
+        )
         parser = TokenStreamParser(
             self._decode, in_tts=request.speak, speech_chunk=options.speech_chunk_tokens, call_ids=self._next_call_id
         )
@@ -501,7 +545,9 @@ class StepAudio2Engine:
                     stats.cancelled = True
                     reason = "cancelled"
                     break
-                token = self._sample(processors, context, logits)
+                sampling = time.perf_counter()
+                token = sampler.choose(logits)
+                stats.sample_seconds += time.perf_counter() - sampling
                 generated.append(token)
                 stats.decode_steps += 1
                 for event in parser.feed(token):
@@ -512,15 +558,18 @@ class StepAudio2Engine:
                 if len(generated) == max_new:
                     break
                 step = torch.tensor([[token]], device=device)
-                if static:
-                    position = torch.tensor([len(conversation.cached_keys)], device=device)
+                filled = len(conversation.cached_keys)
+                if compiled:
+                    position = torch.tensor([filled], device=device)
                     with torch.inference_mode():
-                        # A CUDA graph's next replay overwrites its output; sampling may edit the logits.
-                        logits = self._next_logits(step, position, cache).clone()
+                        logits = self._next_logits(step, position, cache, kv_bucket(filled + 1, allocated))
+                    if device.type == "cuda":
+                        # A CUDA graph's next replay overwrites its output; sampling edits the logits.
+                        logits = logits.clone()
                 else:
-                    logits = self._model.step(step, cache)
+                    logits = self._model.step(step, cache, start=filled)
                 conversation.cached_keys.append(token)
-                context = torch.cat([context, step], dim=1)
+                sampler.add(token)
         finally:
             stats.decode_seconds = time.perf_counter() - decode_started
             self._remember(conversation, opening, generated, parser, request.speak)
@@ -546,35 +595,6 @@ class StepAudio2Engine:
                 "assistant", tuple(self._encode(prompt.turn("assistant", parser.text + calls))), conversation.exchange
             )
         conversation.entries.append(Entry("assistant", tokens, conversation.exchange, folded=folded))
-
-    def _processors(self, speak: bool) -> LogitsProcessorList:
-        processors = LogitsProcessorList()
-        if self._options.repetition_penalty != 1.0:
-            processors.append(RepetitionPenaltyLogitsProcessor(self._options.repetition_penalty))
-        processors.extend(self._extra_processors)
-        if not speak:
-            processors.append(_BanSpeech())
-        return processors
-
-    def _sample(self, processors: LogitsProcessorList, context: torch.Tensor, logits: torch.Tensor) -> int:
-        """Temperature and nucleus sampling among the ``top_k`` likeliest tokens.
-
-        Sorting all 158,720 logits every step costs more than a small model's forward pass on a CPU;
-        the nucleus practically always lies within the top few dozen tokens.
-        """
-        options = self._options
-        scores = processors(context, logits)[0]  # type: ignore[arg-type]
-        values, indices = scores.topk(min(options.top_k, scores.shape[-1]))
-        if not torch.isfinite(values[0]):
-            return t.EOT  # every token was ruled out: end the answer rather than sample noise
-        if options.temperature <= 0:
-            return int(indices[0].item())
-        probabilities = torch.softmax(values / options.temperature, dim=-1)
-        if options.top_p < 1.0:
-            outside = probabilities.cumsum(-1) - probabilities >= options.top_p
-            probabilities = probabilities.masked_fill(outside, 0.0)
-        choice = torch.multinomial(probabilities, 1)
-        return int(indices[choice].item())
 
     # --- introspection for tests and benchmarks ---------------------------------------------------
 

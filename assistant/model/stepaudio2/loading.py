@@ -282,4 +282,5 @@ def load(settings: LocalModelSettings) -> tuple[StepAudio2ForCausalLM, PreTraine
     if "device_map" not in extra:
         model = model.to(placement.device)
     model.eval()
+    model.use_decode_layout()
     return model, tokenizer

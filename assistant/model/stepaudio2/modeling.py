@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel, Qwen2Config, Qwen2Model
-from transformers.cache_utils import Cache
+from transformers.cache_utils import Cache, DynamicCache
 
+from . import attention, cpu_decode
 from .tokens import VOCAB_SIZE
 
 _MINI_TEXT_CONFIG: dict[str, Any] = {
@@ -182,7 +183,7 @@ class StepAudio2ForCausalLM(PreTrainedModel):  # type: ignore[no-untyped-call]
         super().__init__(config)
         text: Qwen2Config = config.text_config
         if getattr(text, "_attn_implementation_internal", None) is None:
-            text._attn_implementation = "sdpa"
+            text._attn_implementation = attention.NAME
         self.encoder = AudioEncoder(
             config.audio("n_mels"),
             config.audio("n_audio_ctx"),
@@ -211,6 +212,15 @@ class StepAudio2ForCausalLM(PreTrainedModel):  # type: ignore[no-untyped-call]
         elif isinstance(module, nn.LayerNorm):
             module.weight.data.fill_(1.0)
             module.bias.data.zero_()
+
+    def use_decode_layout(self) -> None:
+        """On a CPU, lay out the decoder's float32 weights for one-row products (see :mod:`.cpu_decode`).
+
+        GPUs are left alone (cuBLAS reads either layout at full speed). Call once, after the model is on
+        its device.
+        """
+        if self.device.type == "cpu":
+            cpu_decode.prepare(self.model.layers, self.lm_head)
 
     def get_input_embeddings(self) -> nn.Module:
         """The decoder's token embeddings."""
@@ -243,41 +253,48 @@ class StepAudio2ForCausalLM(PreTrainedModel):  # type: ignore[no-untyped-call]
         ``audio`` lists ``(position within input_ids, embeddings)`` to write over placeholder embeddings;
         only a prefill carries audio, decode steps never re-encode it. ``start`` is the position of the
         first id; a static cache needs it (its length cannot be read back), a dynamic one knows it.
+        Attention reads the ``start + n`` filled positions of the cache, never the rest of its allocation.
         """
         embeds = self.model.embed_tokens(input_ids)
         for offset, rows in audio:
             embeds[0, offset : offset + rows.shape[0]] = rows.to(embeds.dtype)
         start = cache.get_seq_length() if start is None else start
-        positions = torch.arange(start, start + input_ids.shape[1], device=input_ids.device)
+        length = input_ids.shape[1]
+        positions = torch.arange(start, start + length, device=input_ids.device)
         hidden = self.model(
             inputs_embeds=embeds,
+            attention_mask={"full_attention": attention.prefill_mask(start, length, input_ids.device)},
             past_key_values=cache,
             use_cache=True,
             cache_position=positions,
             position_ids=positions[None],
+            kv_length=start + length,
         ).last_hidden_state
         logits: torch.Tensor = self.lm_head(hidden[:, -1:, :])[:, -1, :]
         return logits.float()
 
-    def next_logits(self, input_ids: torch.Tensor, positions: torch.Tensor, cache: Cache) -> torch.Tensor:
+    def next_logits(
+        self, input_ids: torch.Tensor, positions: torch.Tensor, cache: Cache, kv_length: int
+    ) -> torch.Tensor:
         """Logits after one token ``input_ids`` ``(1, 1)`` at ``positions`` ``(1,)``: a decode step.
 
-        Shaped for ``torch.compile`` with a static cache: every step has the same shapes and no Python
-        number that changes, so one graph (one CUDA graph with ``mode="reduce-overhead"``) serves them all.
-        Run it under ``torch.inference_mode``.
+        Shaped for ``torch.compile`` with a static cache: the position is a tensor and attention reads the
+        first ``kv_length`` cache positions (at least ``positions + 1``; the rest are masked), so every step
+        of one ``kv_length`` bucket has the same shapes and one graph (one CUDA graph with
+        ``mode="reduce-overhead"``) serves them all. Run it under ``torch.inference_mode``.
         """
         hidden = self.model(
             input_ids=input_ids,
+            attention_mask={"full_attention": attention.decode_mask(positions, kv_length)},
             past_key_values=cache,
             use_cache=True,
             cache_position=positions,
             position_ids=positions[None],
+            kv_length=kv_length,
         ).last_hidden_state
         logits: torch.Tensor = self.lm_head(hidden[:, -1, :])
         return logits.float()
 
     def forward(self, input_ids: torch.Tensor, past_key_values: Cache | None = None, **_: Any) -> torch.Tensor:
         """Logits of the last position (``generate`` is not used; the engine calls :meth:`step`)."""
-        from transformers import DynamicCache
-
         return self.step(input_ids, past_key_values if past_key_values is not None else DynamicCache())

@@ -44,6 +44,10 @@ MID = Sizes(
     hidden=512, intermediate=1536, layers=6, heads=8, kv_heads=2, audio_state=256, audio_heads=4, audio_layers=2
 )
 """≈190 M parameters: a CPU benchmark where the decoder, not the vocabulary, dominates."""
+SMALL = Sizes(
+    hidden=1536, intermediate=8960, layers=28, heads=12, kv_heads=2, audio_state=256, audio_heads=4, audio_layers=2
+)
+"""Qwen2.5-1.5B's decoder widths (1.5 B parameters at 28 layers): CPU decode benchmarks at a real width."""
 MINI = Sizes(
     hidden=3584, intermediate=18944, layers=28, heads=28, kv_heads=4, audio_state=1280, audio_heads=20, audio_layers=32
 )

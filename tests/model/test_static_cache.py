@@ -46,7 +46,8 @@ async def test_the_static_cache_is_allocated_once_for_the_usual_history_and_answ
     engine_factory: EngineFactory, speech: Speech
 ) -> None:
     _, engine = await _conversation(engine_factory, speech, kv_cache="static", history_tokens=3000)
-    cache = engine._conversations["kitchen"].cache  # noqa: SLF001 - the allocation is what is checked
+    kitchen = engine._store.peek("kitchen")  # noqa: SLF001 - the allocation is what is checked
+    cache = kitchen.cache if kitchen is not None else None
     assert isinstance(cache, StaticCache)
     assert cache.max_cache_len == 3000 + 256 + 1  # history_tokens + max_new_tokens (the conftest's 256) + spare
 

@@ -10,17 +10,14 @@ stops within one decode step.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import itertools
 import logging
 import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, cast
+from typing import cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import torch
@@ -28,106 +25,26 @@ from transformers import DynamicCache, LogitsProcessor, PreTrainedTokenizerBase,
 from transformers.cache_utils import Cache
 
 from ...audio import AudioChunk
-from ...config import LocalModelSettings, PersonaSettings
+from ...config import PersonaSettings
 from ...errors import ModelError
 from ...ports import ModelEvent, ModelRequest, ToolSpec
 from . import prompt
 from . import tokens as t
+from .conversations import Conversation, ConversationStore
 from .features import utterance_mels
 from .frontend import placeholder_count
 from .history import AudioSpan, Entry, Layout, assemble, common_prefix, fit, size
 from .modeling import StepAudio2ForCausalLM
+from .options import GenerationOptions, RoundStats
 from .parser import TokenStreamParser
 from .sampling import Sampler
+from .worker import RoundWorker
 
 _LOGGER = logging.getLogger(__name__)
 
-_END = object()
+__all__ = ["FIRST_BUCKET", "GenerationOptions", "RoundStats", "StepAudio2Engine", "kv_bucket"]
+
 _WARM_UP = "\0warm-up"
-
-
-@dataclass(frozen=True, slots=True)
-class GenerationOptions:
-    """How rounds are generated and how much history is kept."""
-
-    max_new_tokens: int = 2048
-    """Most tokens generated per round."""
-    history_tokens: int = 8192
-    """Token budget of the conversation, system prompt and tools included."""
-    temperature: float = 0.7
-    """Sampling temperature; 0 picks the most likely token."""
-    top_p: float = 0.9
-    """Nucleus sampling mass, 0 to 1."""
-    top_k: int = 50
-    """Tokens considered at each step (transformers' default, which StepFun's examples ran with)."""
-    repetition_penalty: float = 1.05
-    """Penalty on tokens already in the context; 1.0 disables it."""
-    speech_chunk_tokens: int = 25
-    """Most speech tokens per ``ModelSpeech`` event (25 = 1 s); smaller chunks flush at every text slot."""
-    max_cached_conversations: int = 2
-    """KV caches kept in memory; older conversations keep their history and are recomputed if resumed."""
-    kv_cache: Literal["dynamic", "static"] = "dynamic"
-    """``dynamic`` grows with the conversation; ``static`` is allocated once per cached conversation at
-    ``history_tokens + max_new_tokens`` positions (more memory), so decode steps keep fixed shapes."""
-    compile_decode: bool = False
-    """Compile the decode step with ``torch.compile`` (needs ``kv_cache: static``); on CUDA in
-    ``reduce-overhead`` mode, which replays it as a CUDA graph. The first steps pay for compilation."""
-
-    @classmethod
-    def from_settings(cls, settings: LocalModelSettings, device: str) -> GenerationOptions:
-        """Options from the ``model.local`` settings, for a model on ``device`` (a torch device type)."""
-        decode = settings.decode
-        if decode == "auto":
-            # bench/model.py on a CPU: static steps are as fast as dynamic ones at short contexts and faster
-            # at long ones (no cache copy per step); compiled ones are no faster and cost a compilation.
-            # No GPU has been measured yet, so GPUs keep dynamic.
-            decode = "static" if device == "cpu" else "dynamic"
-        return cls(
-            max_new_tokens=settings.max_new_tokens,
-            history_tokens=settings.history_tokens,
-            temperature=settings.temperature,
-            top_p=settings.top_p,
-            repetition_penalty=settings.repetition_penalty,
-            kv_cache="dynamic" if decode == "dynamic" else "static",
-            compile_decode=decode == "compiled",
-        )
-
-
-@dataclass(slots=True)
-class RoundStats:
-    """Measurements of the last round, for tests and benchmarks."""
-
-    prompt_tokens: int = 0
-    """Tokens of the whole prompt the model read."""
-    reused_tokens: int = 0
-    """Prompt tokens taken from the KV cache instead of recomputed."""
-    prefill_tokens: int = 0
-    """Prompt tokens computed in the prefill."""
-    audio_chunks: int = 0
-    """Audio chunks encoded this round."""
-    decode_steps: int = 0
-    """Tokens generated."""
-    prefill_seconds: float = 0.0
-    """Wall time of audio encoding plus prefill."""
-    decode_seconds: float = 0.0
-    """Wall time of the decode steps, sampling included."""
-    sample_seconds: float = 0.0
-    """Wall time of choosing the tokens (penalty, processors, top-k/top-p), part of ``decode_seconds``."""
-    cancelled: bool = False
-    """True when the consumer stopped the round."""
-
-
-@dataclass
-class _Conversation:
-    entries: list[Entry] = field(default_factory=list)
-    """System, tools and every kept turn, in order (the open assistant turn is not stored)."""
-    exchange: int = 0
-    cache: Cache | None = None
-    cached_keys: list[int] = field(default_factory=list)
-    audio: dict[int, torch.Tensor] = field(default_factory=dict)
-    used: float = 0.0
-    before_speculation: tuple[list[Entry], int, dict[int, torch.Tensor]] | None = None
-    """Entries, exchange and audio before the last round, while that round was speculative."""
 
 
 FIRST_BUCKET = 256
@@ -172,12 +89,11 @@ class StepAudio2Engine:
         except (ZoneInfoNotFoundError, ValueError) as err:
             raise ModelError(f"persona.timezone {persona.timezone!r} is not a known IANA time zone") from err
         self._today = today or (lambda: datetime.now(zone))
-        self._conversations: dict[str, _Conversation] = {}
-        self._lock = threading.Lock()
-        self._active: set[threading.Event] = set()
+        self._store = ConversationStore(self._options.max_cached_conversations)
+        self._lock = self._store.lock
         self._uids = 0
         self._call_counter = itertools.count(1)
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="stepaudio2")
+        self._worker = RoundWorker("stepaudio2")
         self._max_positions = int(model.config.text_config.max_position_embeddings)
         if self._options.compile_decode and self._options.kv_cache != "static":
             raise ModelError("compiling the decode step needs a static KV cache (kv_cache: static)")
@@ -201,27 +117,12 @@ class StepAudio2Engine:
 
     async def respond(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """Stream one round; closing the iteration stops generation within one decode step."""
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[object] = asyncio.Queue()
-        cancel = threading.Event()
-
-        def emit(item: object) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-            except RuntimeError:  # the loop closed under us: stop generating
-                cancel.set()
-
-        self._active.add(cancel)
+        rounds = self._worker.stream(lambda emit, cancel: self._round(request, emit, cancel))
         try:
-            job = loop.run_in_executor(self._executor, self._round, request, emit, cancel)
-            while (item := await queue.get()) is not _END:
-                if isinstance(item, BaseException):
-                    raise item
+            async for item in rounds:
                 yield cast(ModelEvent, item)
-            await job
         finally:
-            cancel.set()
-            self._active.discard(cancel)
+            await rounds.aclose()
 
     def set_dialect(self, dialect: str) -> None:
         """Answer in another dialect from the next round on (the system prompt changes)."""
@@ -233,29 +134,15 @@ class StepAudio2Engine:
         Runs on the worker after the rounds already queued, so a speculative round still unwinding is taken
         back whole.
         """
-        try:
-            self._executor.submit(self._retract, conversation_id)
-        except RuntimeError:  # closed: nothing will read the conversation again
-            pass
-
-    def _retract(self, conversation_id: str) -> None:
-        with self._lock:
-            conversation = self._conversations.get(conversation_id)
-            if conversation is not None and conversation.before_speculation is not None:
-                conversation.entries, conversation.exchange, conversation.audio = conversation.before_speculation
-                conversation.before_speculation = None
+        self._worker.submit(lambda: self._store.retract(conversation_id))
 
     def forget(self, conversation_id: str) -> None:
         """Drop a conversation's history and KV cache."""
-        with self._lock:
-            self._conversations.pop(conversation_id, None)
+        self._store.forget(conversation_id)
 
     def release_cache(self, conversation_id: str) -> None:
         """Free a conversation's KV cache but keep its history; the next round recomputes the prompt."""
-        with self._lock:
-            conversation = self._conversations.get(conversation_id)
-            if conversation is not None:
-                conversation.cache, conversation.cached_keys = None, []
+        self._store.release_cache(conversation_id)
 
     async def warm_up(self) -> None:
         """Run the encoder, a prefill and two decode steps once, leaving no history behind.
@@ -269,19 +156,20 @@ class StepAudio2Engine:
         def run() -> None:
             try:
                 self._generate(request, lambda _: None, threading.Event(), max_new_tokens=2)
-                if self._options.compile_decode:
-                    self._compile_second_bucket(self._conversations[_WARM_UP])
+                warmed = self._store.peek(_WARM_UP)
+                if self._options.compile_decode and warmed is not None:
+                    self._compile_second_bucket(warmed)
             finally:
                 self.forget(_WARM_UP)
 
         try:
-            await asyncio.wrap_future(self._executor.submit(run))
+            await self._worker.run(run)
         except ModelError:
             raise
         except Exception as err:
             raise ModelError(f"Step-Audio 2 failed its warm-up: {type(err).__name__}: {err}") from err
 
-    def _compile_second_bucket(self, conversation: _Conversation) -> None:
+    def _compile_second_bucket(self, conversation: Conversation) -> None:
         """One compiled step over another bucket than the last one, so dynamo makes the bucket symbolic."""
         cache = conversation.cache
         if not isinstance(cache, StaticCache):
@@ -299,13 +187,11 @@ class StepAudio2Engine:
 
     async def drain(self) -> None:
         """Wait until the worker has finished every round started so far (a cancelled one included)."""
-        await asyncio.wrap_future(self._executor.submit(lambda: None))
+        await self._worker.run(lambda: None)
 
     def close(self) -> None:
         """Stop generating within one decode step and let the worker thread end; the engine is unusable after."""
-        for cancel in list(self._active):
-            cancel.set()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._worker.close()
 
     # --- the worker --------------------------------------------------------------------------------
 
@@ -324,28 +210,12 @@ class StepAudio2Engine:
         except Exception as err:
             _LOGGER.exception("Step-Audio 2 round failed")
             emit(ModelError(f"Step-Audio 2 failed: {type(err).__name__}: {err}"))
-        finally:
-            emit(_END)
 
     def _release_caches(self) -> None:
         """Free every conversation's KV cache (histories stay), so a retry finds memory to run in."""
-        with self._lock:
-            for conversation in self._conversations.values():
-                conversation.cache, conversation.cached_keys = None, []
+        self._store.release_all()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-
-    def _conversation(self, conversation_id: str) -> _Conversation:
-        with self._lock:
-            conversation = self._conversations.setdefault(conversation_id, _Conversation())
-            conversation.used = time.monotonic()
-            cached = sorted(
-                (c for c in self._conversations.values() if c.cache is not None and c is not conversation),
-                key=lambda c: c.used,
-            )
-            for stale in cached[: max(0, len(cached) - self._options.max_cached_conversations + 1)]:
-                stale.cache, stale.cached_keys = None, []
-            return conversation
 
     def _next_call_id(self) -> str:
         # Unique per engine, so the calls of successive rounds in one turn never share an id.
@@ -383,7 +253,7 @@ class StepAudio2Engine:
             entries.append(Entry("tools", tuple(self._encode(prompt.tools_turn(tools)))))
         return entries
 
-    def _human(self, request: ModelRequest, conversation: _Conversation, exchange: int, stats: RoundStats) -> Entry:
+    def _human(self, request: ModelRequest, conversation: Conversation, exchange: int, stats: RoundStats) -> Entry:
         ids = self._encode(prompt.turn_open("human"))
         spans: list[AudioSpan] = []
         if request.audio is not None:
@@ -411,7 +281,7 @@ class StepAudio2Engine:
         stats = RoundStats()
         self.last_round = stats
         started = time.perf_counter()
-        conversation = self._conversation(request.conversation_id)
+        conversation = self._store.open(request.conversation_id)
         before = (list(conversation.entries), conversation.exchange, dict(conversation.audio))
         conversation.before_speculation = before if request.speculative else None
         said = False
@@ -438,9 +308,7 @@ class StepAudio2Engine:
                 conversation.cache, conversation.cached_keys = None, []
             raise
 
-    def _layout(
-        self, request: ModelRequest, conversation: _Conversation, stats: RoundStats
-    ) -> tuple[Layout, list[int]]:
+    def _layout(self, request: ModelRequest, conversation: Conversation, stats: RoundStats) -> tuple[Layout, list[int]]:
         """Add the request's turns to the history, fit it to the budget, and lay out the prompt."""
         if request.audio is None and not request.text and not request.tool_results:
             raise ModelError("the request carries no audio, text or tool results")
@@ -476,7 +344,7 @@ class StepAudio2Engine:
         return StaticCache(config=self._model.config.text_config, max_cache_len=max(needed, usual) + SPARE)
 
     def _prefill(
-        self, conversation: _Conversation, layout: Layout, needed: int, stats: RoundStats
+        self, conversation: Conversation, layout: Layout, needed: int, stats: RoundStats
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Compute what the KV cache does not already hold (at least one token, for the logits).
 
@@ -508,7 +376,7 @@ class StepAudio2Engine:
     def _decode_loop(
         self,
         request: ModelRequest,
-        conversation: _Conversation,
+        conversation: Conversation,
         opening: list[int],
         logits: torch.Tensor,
         context: torch.Tensor,
@@ -579,7 +447,7 @@ class StepAudio2Engine:
 
     def _remember(
         self,
-        conversation: _Conversation,
+        conversation: Conversation,
         opening: list[int],
         generated: list[int],
         parser: TokenStreamParser,
@@ -600,9 +468,7 @@ class StepAudio2Engine:
 
     def history(self, conversation_id: str) -> list[Entry]:
         """The stored entries of a conversation (empty if unknown)."""
-        with self._lock:
-            conversation = self._conversations.get(conversation_id)
-            return list(conversation.entries) if conversation else []
+        return self._store.entries(conversation_id)
 
     def render(self, entries: Sequence[Entry]) -> str:
         """Entries as text, audio placeholders collapsed, for logs and tests."""

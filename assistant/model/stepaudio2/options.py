@@ -1,0 +1,79 @@
+"""How the in-process engine generates (settings turned into options) and what it measured of a round."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ...config import LocalModelSettings
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationOptions:
+    """How rounds are generated and how much history is kept."""
+
+    max_new_tokens: int = 2048
+    """Most tokens generated per round."""
+    history_tokens: int = 8192
+    """Token budget of the conversation, system prompt and tools included."""
+    temperature: float = 0.7
+    """Sampling temperature; 0 picks the most likely token."""
+    top_p: float = 0.9
+    """Nucleus sampling mass, 0 to 1."""
+    top_k: int = 50
+    """Tokens considered at each step (transformers' default, which StepFun's examples ran with)."""
+    repetition_penalty: float = 1.05
+    """Penalty on tokens already in the context; 1.0 disables it."""
+    speech_chunk_tokens: int = 25
+    """Most speech tokens per ``ModelSpeech`` event (25 = 1 s); smaller chunks flush at every text slot."""
+    max_cached_conversations: int = 2
+    """KV caches kept in memory; older conversations keep their history and are recomputed if resumed."""
+    kv_cache: Literal["dynamic", "static"] = "dynamic"
+    """``dynamic`` grows with the conversation; ``static`` is allocated once per cached conversation at
+    ``history_tokens + max_new_tokens`` positions (more memory), so decode steps keep fixed shapes."""
+    compile_decode: bool = False
+    """Compile the decode step with ``torch.compile`` (needs ``kv_cache: static``); on CUDA in
+    ``reduce-overhead`` mode, which replays it as a CUDA graph. The first steps pay for compilation."""
+
+    @classmethod
+    def from_settings(cls, settings: LocalModelSettings, device: str) -> GenerationOptions:
+        """Options from the ``model.local`` settings, for a model on ``device`` (a torch device type)."""
+        decode = settings.decode
+        if decode == "auto":
+            # bench/model.py on a CPU: static steps are as fast as dynamic ones at short contexts and faster
+            # at long ones (no cache copy per step); compiled ones are no faster and cost a compilation.
+            # No GPU has been measured yet, so GPUs keep dynamic.
+            decode = "static" if device == "cpu" else "dynamic"
+        return cls(
+            max_new_tokens=settings.max_new_tokens,
+            history_tokens=settings.history_tokens,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            repetition_penalty=settings.repetition_penalty,
+            kv_cache="dynamic" if decode == "dynamic" else "static",
+            compile_decode=decode == "compiled",
+        )
+
+
+@dataclass(slots=True)
+class RoundStats:
+    """Measurements of the last round, for tests and benchmarks."""
+
+    prompt_tokens: int = 0
+    """Tokens of the whole prompt the model read."""
+    reused_tokens: int = 0
+    """Prompt tokens taken from the KV cache instead of recomputed."""
+    prefill_tokens: int = 0
+    """Prompt tokens computed in the prefill."""
+    audio_chunks: int = 0
+    """Audio chunks encoded this round."""
+    decode_steps: int = 0
+    """Tokens generated."""
+    prefill_seconds: float = 0.0
+    """Wall time of audio encoding plus prefill."""
+    decode_seconds: float = 0.0
+    """Wall time of the decode steps, sampling included."""
+    sample_seconds: float = 0.0
+    """Wall time of choosing the tokens (penalty, processors, top-k/top-p), part of ``decode_seconds``."""
+    cancelled: bool = False
+    """True when the consumer stopped the round."""

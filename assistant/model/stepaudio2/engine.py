@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -27,13 +26,12 @@ from transformers.cache_utils import Cache
 from ...audio import AudioChunk
 from ...config import PersonaSettings
 from ...errors import ModelError
-from ...ports import ModelEvent, ModelRequest, ToolSpec
+from ...ports import ModelEvent, ModelRequest
 from . import prompt
 from . import tokens as t
 from .conversations import Conversation, ConversationStore
-from .features import utterance_mels
-from .frontend import placeholder_count
-from .history import AudioSpan, Entry, Layout, assemble, common_prefix, fit, size
+from .history import Entry, Layout, assemble, common_prefix, size
+from .layout import PromptWriter
 from .modeling import StepAudio2ForCausalLM
 from .options import GenerationOptions, RoundStats
 from .parser import TokenStreamParser
@@ -80,18 +78,23 @@ class StepAudio2Engine:
     ) -> None:
         self._model = model
         self._tokenizer = tokenizer
-        self._control_strings: re.Pattern[str] | None = None
-        self._persona = persona
         self._options = options or GenerationOptions()
         self._extra_processors = list(logits_processors)
         try:
             zone = ZoneInfo(persona.timezone)
         except (ZoneInfoNotFoundError, ValueError) as err:
             raise ModelError(f"persona.timezone {persona.timezone!r} is not a known IANA time zone") from err
-        self._today = today or (lambda: datetime.now(zone))
+        self._prompts = PromptWriter(
+            tokenizer,
+            persona,
+            today or (lambda: datetime.now(zone)),
+            model.encode_audio,
+            history_tokens=self._options.history_tokens,
+            max_new_tokens=self._options.max_new_tokens,
+            max_positions=int(model.config.text_config.max_position_embeddings),
+        )
         self._store = ConversationStore(self._options.max_cached_conversations)
         self._lock = self._store.lock
-        self._uids = 0
         self._call_counter = itertools.count(1)
         self._worker = RoundWorker("stepaudio2")
         self._max_positions = int(model.config.text_config.max_position_embeddings)
@@ -104,7 +107,6 @@ class StepAudio2Engine:
             # one graph with the bucket size symbolic, which serves every later bucket (a CUDA graph is
             # still recorded per bucket, which takes milliseconds, not a compilation).
             self._next_logits = torch.compile(model.next_logits, mode=mode, fullgraph=True, dynamic=None)
-        self._text_cache: dict[str, list[int]] = {}
         self.last_round = RoundStats()
         """Measurements of the most recent round."""
 
@@ -126,7 +128,7 @@ class StepAudio2Engine:
 
     def set_dialect(self, dialect: str) -> None:
         """Answer in another dialect from the next round on (the system prompt changes)."""
-        self._persona = self._persona.model_copy(update={"dialect": dialect})
+        self._prompts.set_dialect(dialect)
 
     def retract(self, conversation_id: str) -> None:
         """Take back the conversation's last round if it was speculative; its KV cache prefix stays.
@@ -221,56 +223,6 @@ class StepAudio2Engine:
         # Unique per engine, so the calls of successive rounds in one turn never share an id.
         return f"call_{next(self._call_counter)}"
 
-    def _encode(self, text: str) -> list[int]:
-        ids = self._text_cache.get(text)
-        if ids is None:
-            ids = self._tokenizer.encode(text, add_special_tokens=False)
-            if len(self._text_cache) < 256:
-                self._text_cache[text] = ids
-        return list(ids)
-
-    def _encode_untrusted(self, text: str) -> list[int]:
-        """Encode text from outside (tool results, web snippets, typed questions) as plain text only.
-
-        A web page saying ``<tool_call>`` or ``<audio_123>`` must stay characters: with the default
-        encoding those strings would become the real control tokens and steer the model.
-        """
-        if self._control_strings is None:
-            added = sorted(self._tokenizer.get_added_vocab(), key=len, reverse=True)
-            self._control_strings = re.compile("|".join(map(re.escape, added))) if added else re.compile(r"(?!)")
-        # Added tokens (<audio_N>, <tool_call>…) match even when not "special": break each with a zero-width
-        # space after its first character, so it is read as the characters it is made of.
-        text = self._control_strings.sub(lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], text)
-        return list(self._tokenizer.encode(text, add_special_tokens=False))
-
-    def _decode(self, ids: Sequence[int]) -> str:
-        return str(self._tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False))
-
-    def _pinned(self, tools: Sequence[ToolSpec]) -> list[Entry]:
-        system = prompt.turn("system", prompt.system_prompt(self._persona, self._today(), with_tools=bool(tools)))
-        entries = [Entry("system", tuple(self._encode(system)))]
-        if tools:
-            entries.append(Entry("tools", tuple(self._encode(prompt.tools_turn(tools)))))
-        return entries
-
-    def _human(self, request: ModelRequest, conversation: Conversation, exchange: int, stats: RoundStats) -> Entry:
-        ids = self._encode(prompt.turn_open("human"))
-        spans: list[AudioSpan] = []
-        if request.audio is not None:
-            for mels in utterance_mels(request.audio):
-                count = placeholder_count(mels.shape[-1])
-                self._uids += 1
-                conversation.audio[self._uids] = self._model.encode_audio(mels, count)
-                ids.append(t.AUDIO_START)
-                spans.append(AudioSpan(len(ids), count, self._uids))
-                ids.extend([t.AUDIO_PATCH] * count)
-                ids.append(t.AUDIO_END)
-                stats.audio_chunks += 1
-        if request.text:
-            ids.extend(self._encode_untrusted(request.text))
-        ids.extend(self._encode(prompt.EOT))
-        return Entry("human", tuple(ids), exchange, tuple(spans))
-
     def _generate(
         self,
         request: ModelRequest,
@@ -292,7 +244,7 @@ class StepAudio2Engine:
             emit(item)
 
         try:
-            layout, opening = self._layout(request, conversation, stats)
+            layout, opening = self._prompts.lay_out(request, conversation, stats)
             limit = max_new_tokens or self._options.max_new_tokens
             max_new = min(limit, self._max_positions - len(layout.tokens))
             logits, context = self._prefill(conversation, layout, len(layout.tokens) + max_new, stats)
@@ -307,33 +259,6 @@ class StepAudio2Engine:
                 # A forward pass that failed half-way may have written some layers of the cache but not others.
                 conversation.cache, conversation.cached_keys = None, []
             raise
-
-    def _layout(self, request: ModelRequest, conversation: Conversation, stats: RoundStats) -> tuple[Layout, list[int]]:
-        """Add the request's turns to the history, fit it to the budget, and lay out the prompt."""
-        if request.audio is None and not request.text and not request.tool_results:
-            raise ModelError("the request carries no audio, text or tool results")
-        history = [e for e in conversation.entries if not e.pinned]
-        exchange = conversation.exchange
-        if request.audio is not None or request.text:
-            exchange += 1
-            history.append(self._human(request, conversation, exchange, stats))
-        if request.tool_results:
-            content = self._encode_untrusted(prompt.tool_results_text(request.tool_results))
-            ids = [*self._encode(prompt.turn_open("input")), *content, *self._encode(prompt.EOT)]
-            history.append(Entry("input", tuple(ids), exchange))
-        opening = self._encode(prompt.assistant_prefix(request.speak))
-        budget = min(self._options.history_tokens, self._max_positions - self._options.max_new_tokens) - len(opening)
-        entries = fit([*self._pinned(request.tools), *history], budget)
-        layout = assemble([*entries, Entry("assistant", tuple(opening), exchange)])
-        if self._max_positions - len(layout.tokens) < 16:
-            raise ModelError(
-                f"the request needs {len(layout.tokens)} tokens; the model reads at most {self._max_positions}"
-            )
-        # Only now, with a prompt that fits, does the request become part of the conversation.
-        live = {span.uid for e in entries for span in e.audio}
-        conversation.audio = {uid: rows for uid, rows in conversation.audio.items() if uid in live}
-        conversation.entries, conversation.exchange = entries, exchange
-        return layout, opening
 
     def _new_cache(self, needed: int) -> Cache:
         if self._options.kv_cache == "dynamic":
@@ -402,7 +327,10 @@ class StepAudio2Engine:
             ban_speech=not request.speak,
         )
         parser = TokenStreamParser(
-            self._decode, in_tts=request.speak, speech_chunk=options.speech_chunk_tokens, call_ids=self._next_call_id
+            self._prompts.decode,
+            in_tts=request.speak,
+            speech_chunk=options.speech_chunk_tokens,
+            call_ids=self._next_call_id,
         )
         generated: list[int] = []
         reason = "length"
@@ -455,12 +383,14 @@ class StepAudio2Engine:
     ) -> None:
         """Store the answer as the model wrote it (closed with EOT even when cut short)."""
         body = [token for token in generated if token not in t.STOP_IDS]
-        tokens = (*opening, *body, *self._encode(prompt.EOT))
+        tokens = (*opening, *body, *self._prompts.encode(prompt.EOT))
         folded = None
         if speak and parser.speech_tokens:
             calls = "".join(prompt.tool_call_text(c.name, c.arguments) for c in parser.tool_calls if c.error is None)
             folded = Entry(
-                "assistant", tuple(self._encode(prompt.turn("assistant", parser.text + calls))), conversation.exchange
+                "assistant",
+                tuple(self._prompts.encode(prompt.turn("assistant", parser.text + calls))),
+                conversation.exchange,
             )
         conversation.entries.append(Entry("assistant", tokens, conversation.exchange, folded=folded))
 
@@ -472,7 +402,7 @@ class StepAudio2Engine:
 
     def render(self, entries: Sequence[Entry]) -> str:
         """Entries as text, audio placeholders collapsed, for logs and tests."""
-        text = self._decode(assemble(entries).tokens)
+        text = self._prompts.decode(assemble(entries).tokens)
         patch = t.STRINGS[t.AUDIO_PATCH]
         while patch * 2 in text:
             text = text.replace(patch * 2, patch)

@@ -375,14 +375,18 @@ class Supervisor:
         """
         async with self._switching:
             await self._stop_enrolment()
-            self._replacing = True
-            try:
-                while self.busy:
-                    await self._interrupt()
-            finally:
-                self._replacing = False
+            await self._end_running_turn()
             if not self._closing:
                 self._launch(request)
+
+    async def _end_running_turn(self) -> None:
+        """Interrupt until no turn runs (hold ``_switching``); meanwhile a turn's end starts nothing after it."""
+        self._replacing = True
+        try:
+            while self.busy:
+                await self._interrupt()
+        finally:
+            self._replacing = False
 
     async def _interrupt(self) -> None:
         """Stop the speaker at once, then cancel the running turn and wait for it to close its books."""
@@ -476,12 +480,7 @@ class Supervisor:
             self._enrolment_progress(name, "failed", "failed: the box is muted; unmute it first")
             return
         async with self._switching:
-            self._replacing = True
-            try:
-                while self.busy:
-                    await self._interrupt()
-            finally:
-                self._replacing = False
+            await self._end_running_turn()
             if self._closing:
                 return
             self._enrolment = LiveEnrolment(

@@ -116,10 +116,12 @@ class ReadBandwidth:
         self._device = device
         self._data = torch.ones(int(gigabytes * 1e9) // 4, dtype=torch.float32, device=device)
         self.best = 0.0
+        self.samples: list[float] = []
 
     def measure(self) -> None:
         seconds = timed(lambda: self._data.sum(), self._device)
-        self.best = max(self.best, self._data.numel() * 4 / seconds)
+        self.samples.append(self._data.numel() * 4 / seconds)
+        self.best = max(self.best, self.samples[-1])
 
 
 @dataclasses.dataclass
@@ -193,7 +195,7 @@ def bench_decode(args: argparse.Namespace) -> None:
     if args.compiled:
         mode = "reduce-overhead" if args.device.startswith("cuda") else None
         compiled = torch.compile(model.next_logits, mode=mode, fullgraph=True, dynamic=None)
-    results: list[tuple[int, int, list[Arm]]] = []
+    results: list[tuple[int, int, list[Arm], list[float]]] = []
     with torch.inference_mode():
         for length in args.contexts:
             arms = decode_arms(model, length, args, compiled)
@@ -202,27 +204,37 @@ def bench_decode(args: argparse.Namespace) -> None:
                 if warm > 2:
                     print(f"  ({arm.name} at {length}: first step {warm:.1f} s)")
                 timed(arm.step, args.device)
+            first = len(bandwidth.samples)
             for _ in range(args.steps):
                 bandwidth.measure()
                 for arm in arms:
                     arm.seconds.append(timed(arm.step, args.device))
-            results.append((length, weights + kv_bytes(model, length), arms))
+            beside = bandwidth.samples[first:]
+            results.append((length, weights + kv_bytes(model, length), arms, beside))
             for arm in arms:  # free the caches; only the timings are kept
                 arm.step = lambda: None
     # Printed once the bandwidth has been sampled all along, so every fraction uses the same figure.
-    for length, needed, arms in results:
+    # Two shares: of the best read of the whole run (strict, but one quiet moment sets it), and of the
+    # read measured just before each step (the same moment's share of a machine that others load too).
+    for length, needed, arms, beside in results:
         reference = arms[0].seconds
         for arm in arms:
             median = statistics.median(arm.seconds)
             ratio = statistics.median(a / b for a, b in zip(arm.seconds, reference, strict=True))
             rate = needed / median
+            paired = statistics.median(needed / s / b for s, b in zip(arm.seconds, beside, strict=True))
             print(
                 f"  context {length:>5}  {arm.name:<28} {1000 * median:7.1f} ms/token"
                 f" (best {1000 * min(arm.seconds):6.1f})  ×{ratio:.2f} of dynamic"
-                f"  {rate / 1e9:5.1f} GB/s = {100 * rate / bandwidth.best:3.0f} % of the bandwidth"
-                f" (best step {100 * needed / min(arm.seconds) / bandwidth.best:3.0f} %)"
+                f"  {rate / 1e9:5.1f} GB/s = {100 * rate / bandwidth.best:3.0f} % of the best read"
+                f" (best step {100 * needed / min(arm.seconds) / bandwidth.best:3.0f} %),"
+                f" {100 * paired:3.0f} % of the read beside each step"
             )
-    print(f"  read bandwidth measured between the steps: {bandwidth.best / 1e9:.1f} GB/s (best); {load()}")
+    reads = bandwidth.samples
+    print(
+        f"  read bandwidth measured between the steps: {bandwidth.best / 1e9:.1f} GB/s best,"
+        f" {statistics.median(reads) / 1e9:.1f} median of {len(reads)}; {load()}"
+    )
     bench_sampling(args, max(args.contexts))
 
 

@@ -116,10 +116,12 @@ class ReadBandwidth:
         self._device = device
         self._data = torch.ones(int(gigabytes * 1e9) // 4, dtype=torch.float32, device=device)
         self.best = 0.0
+        self.samples: list[float] = []
 
     def measure(self) -> None:
         seconds = timed(lambda: self._data.sum(), self._device)
-        self.best = max(self.best, self._data.numel() * 4 / seconds)
+        self.samples.append(self._data.numel() * 4 / seconds)
+        self.best = max(self.best, self.samples[-1])
 
 
 @dataclasses.dataclass
@@ -193,7 +195,7 @@ def bench_decode(args: argparse.Namespace) -> None:
     if args.compiled:
         mode = "reduce-overhead" if args.device.startswith("cuda") else None
         compiled = torch.compile(model.next_logits, mode=mode, fullgraph=True, dynamic=None)
-    results: list[tuple[int, int, list[Arm]]] = []
+    results: list[tuple[int, int, list[Arm], list[float]]] = []
     with torch.inference_mode():
         for length in args.contexts:
             arms = decode_arms(model, length, args, compiled)
@@ -202,51 +204,59 @@ def bench_decode(args: argparse.Namespace) -> None:
                 if warm > 2:
                     print(f"  ({arm.name} at {length}: first step {warm:.1f} s)")
                 timed(arm.step, args.device)
+            first = len(bandwidth.samples)
             for _ in range(args.steps):
                 bandwidth.measure()
                 for arm in arms:
                     arm.seconds.append(timed(arm.step, args.device))
-            results.append((length, weights + kv_bytes(model, length), arms))
+            beside = bandwidth.samples[first:]
+            results.append((length, weights + kv_bytes(model, length), arms, beside))
             for arm in arms:  # free the caches; only the timings are kept
                 arm.step = lambda: None
     # Printed once the bandwidth has been sampled all along, so every fraction uses the same figure.
-    for length, needed, arms in results:
+    # Two shares: of the best read of the whole run (strict, but one quiet moment sets it), and of the
+    # read measured just before each step (the same moment's share of a machine that others load too).
+    for length, needed, arms, beside in results:
         reference = arms[0].seconds
         for arm in arms:
             median = statistics.median(arm.seconds)
             ratio = statistics.median(a / b for a, b in zip(arm.seconds, reference, strict=True))
             rate = needed / median
+            paired = statistics.median(needed / s / b for s, b in zip(arm.seconds, beside, strict=True))
             print(
                 f"  context {length:>5}  {arm.name:<28} {1000 * median:7.1f} ms/token"
                 f" (best {1000 * min(arm.seconds):6.1f})  ×{ratio:.2f} of dynamic"
-                f"  {rate / 1e9:5.1f} GB/s = {100 * rate / bandwidth.best:3.0f} % of the bandwidth"
-                f" (best step {100 * needed / min(arm.seconds) / bandwidth.best:3.0f} %)"
+                f"  {rate / 1e9:5.1f} GB/s = {100 * rate / bandwidth.best:3.0f} % of the best read"
+                f" (best step {100 * needed / min(arm.seconds) / bandwidth.best:3.0f} %),"
+                f" {100 * paired:3.0f} % of the read beside each step"
             )
-    print(f"  read bandwidth measured between the steps: {bandwidth.best / 1e9:.1f} GB/s (best); {load()}")
+    reads = bandwidth.samples
+    print(
+        f"  read bandwidth measured between the steps: {bandwidth.best / 1e9:.1f} GB/s best,"
+        f" {statistics.median(reads) / 1e9:.1f} median of {len(reads)}; {load()}"
+    )
     bench_sampling(args, max(args.contexts))
 
 
 def bench_layout(model: StepAudio2ForCausalLM, args: argparse.Namespace) -> None:
-    """One decode product with each of the model's distinct weight shapes, in its layout and row-major."""
-    shapes = {}
+    """One decode product with each of the model's distinct weight shapes: the layer's own against MKL's."""
+    layers: dict[tuple[int, ...], torch.nn.Linear] = {}
     for module in [*model.model.layers[0].modules(), model.lm_head]:
         if isinstance(module, torch.nn.Linear):
-            shapes.setdefault(tuple(module.weight.shape), module.weight)
+            layers.setdefault(tuple(module.weight.shape), module)
     with torch.inference_mode():
-        for shape, weight in shapes.items():
-            row_major = weight.contiguous()
+        for shape, layer in layers.items():
+            weight = layer.weight
             vector = torch.randn(1, 1, shape[1], dtype=weight.dtype, device=weight.device)
             ours, theirs = [], []
             for _ in range(args.steps):
-                ours.append(timed(lambda w=weight, v=vector: torch.nn.functional.linear(v, w), args.device))
-                theirs.append(timed(lambda w=row_major, v=vector: torch.nn.functional.linear(v, w), args.device))
+                ours.append(timed(lambda f=layer, v=vector: f(v), args.device))
+                theirs.append(timed(lambda w=weight, v=vector: torch.nn.functional.linear(v, w), args.device))
             size = weight.numel() * weight.element_size()
-            layout = "row-major" if weight.is_contiguous() else "column-major"
             print(
-                f"  {shape[0]:>6} × {shape[1]:<5} {layout:<12} {size / min(ours) / 1e9:6.1f} GB/s"
-                f" (row-major {size / min(theirs) / 1e9:.1f} GB/s, best of {args.steps} interleaved)"
+                f"  {shape[0]:>6} × {shape[1]:<5} {type(layer).__name__:<17} {size / min(ours) / 1e9:6.1f} GB/s"
+                f" (F.linear {size / min(theirs) / 1e9:.1f} GB/s, best of {args.steps} interleaved)"
             )
-            del row_major
 
 
 def bench_sampling(args: argparse.Namespace, length: int) -> None:

@@ -213,14 +213,15 @@ class StepAudio2ForCausalLM(PreTrainedModel):  # type: ignore[no-untyped-call]
             module.weight.data.fill_(1.0)
             module.bias.data.zero_()
 
-    def use_decode_layout(self) -> None:
-        """On a CPU, lay out the decoder's float32 weights for one-row products (see :mod:`.cpu_decode`).
+    def use_decode_layout(self) -> int:
+        """On a CPU, give the decoder's large linear layers a compiled one-row product (see :mod:`.cpu_decode`).
 
-        GPUs are left alone (cuBLAS reads either layout at full speed). Call once, after the model is on
-        its device.
+        GPUs are left alone (cuBLAS reads the weights at full speed). Call once, after the model is on its
+        device; it compiles a kernel per weight shape (seconds). Returns how many layers now use it.
         """
-        if self.device.type == "cpu":
-            cpu_decode.prepare(self.model.layers, self.lm_head)
+        if self.device.type != "cpu":
+            return 0
+        return cpu_decode.prepare(self, (self.model.layers, self.lm_head))
 
     def get_input_embeddings(self) -> nn.Module:
         """The decoder's token embeddings."""

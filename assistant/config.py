@@ -352,6 +352,10 @@ class LocalModelSettings(_Model):
     auto (the fastest measured on the device: static on CPU, dynamic elsewhere until a GPU is measured)."""
     revision: str | None = None
     """Hugging Face revision (branch, tag or commit) to download; null for the default branch."""
+    audio_tail: Literal["stepfun", "even"] = "stepfun"
+    """Audio longer than 25 s is heard in 25 s chunks. stepfun: cut as StepFun's code cuts, so a tail under
+    50 ms is a chunk of one placeholder or none; even: that tail is evened out with the chunk before it,
+    so the last 50 ms reach the model through at least two embeddings."""
 
 
 class VllmModelSettings(_Model):
@@ -438,6 +442,10 @@ class Token2WavSettings(_Model):
     """Speech tokens in each later chunk."""
     cache_dir: str = "~/.cache/xiangyin/voices"
     """Where processed voice prompts are kept so start-up does not repeat the work."""
+    pad_code: Literal["drop", "stepfun"] = "drop"
+    """The model's speech pad (code 6561, a slot with no speech). drop: left out, so the answer is voiced;
+    stepfun: passed to the flow as StepFun's code passes it, where it fails that answer's voice as it fails
+    theirs (their flow has 6561 codes, 0..6560), and the TTS speaks the rest."""
 
 
 class VoiceSettings(_Model):

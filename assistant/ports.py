@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 from .audio import AudioChunk
 from .house import House
@@ -212,9 +212,17 @@ class ModelText:
     text: str
 
 
+SPEECH_PAD: Final = 6561
+"""The model's speech pad (``<audio_6561>``): a speech slot with no speech; it carries no sound."""
+
+
 @dataclass(frozen=True, slots=True)
 class ModelSpeech:
-    """A chunk of speech tokens (codes 0..6560, 25 per second) for token2wav."""
+    """A chunk of speech tokens (codes 0..6560, 25 per second) for token2wav, as the model wrote them.
+
+    The model's speech pad, code 6561, is passed on as StepFun's split passes it; the voice decides what
+    becomes of it (``voice.token2wav.pad_code``).
+    """
 
     tokens: tuple[int, ...]
 

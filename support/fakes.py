@@ -20,6 +20,7 @@ from typing import Any
 from assistant.audio import AudioChunk, read_wav, split
 from assistant.errors import ModelError
 from assistant.ports import (
+    SPEECH_PAD,
     Clock,
     ModelAudio,
     ModelEvent,
@@ -220,7 +221,10 @@ class FakeSpeaker:
 
 
 class FakeVoice:
-    """Renders text at ``seconds_per_char`` and speech tokens at 25 per second, in 24 kHz chunks."""
+    """Renders text at ``seconds_per_char`` and speech tokens at 25 per second, in 24 kHz chunks.
+
+    The speech pad 6561 is left out, as the real voice does by default.
+    """
 
     def __init__(self, seconds_per_char: float = 0.1) -> None:
         self._seconds_per_char = seconds_per_char
@@ -237,7 +241,7 @@ class FakeVoice:
                 case ModelText(text=text):
                     seconds = len(text) * self._seconds_per_char
                 case ModelSpeech(tokens=tokens):
-                    seconds = len(tokens) / 25
+                    seconds = sum(code != SPEECH_PAD for code in tokens) / 25
                 case ModelAudio(chunk=chunk):
                     yield chunk
                     continue

@@ -155,9 +155,11 @@ def call_message(call_id: str) -> dict[str, object]:
 # --- the stream ----------------------------------------------------------------------------------------
 
 
-def test_speech_codes_out_of_range_are_dropped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+def test_speech_codes_out_of_range_are_dropped_with_a_warning_and_the_pad_is_passed_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with caplog.at_level(logging.WARNING):
-        assert parse_speech_codes("<audio_0><audio_6560><audio_6561><audio_9999>junk") == (0, 6560)
+        assert parse_speech_codes("<audio_0><audio_6560><audio_6561><audio_9999>junk") == (0, 6560, 6561)
     assert "9999" in caplog.text and "not speech tokens" in caplog.text
     assert "6561" not in caplog.text  # the pad is expected, not worth a warning
 

@@ -17,7 +17,7 @@ from importlib import resources
 
 from ..audio import AudioChunk, read_wav
 from ..errors import ModelError
-from ..ports import ModelRequest, ModelSpeech, ModelText, ModelToolCall, SpeechModel, ToolSpec
+from ..ports import SPEECH_PAD, ModelRequest, ModelSpeech, ModelText, ModelToolCall, SpeechModel, ToolSpec
 from ..voice.speech import TokenSpeaker
 from .report import Check, Status
 
@@ -91,7 +91,7 @@ async def _ask(model: SpeechModel, request: ModelRequest, speaker: TokenSpeaker 
             calls.append(event)
         elif isinstance(event, ModelSpeech):
             first_speech = first_speech or time.perf_counter() - started
-            speech.extend(event.tokens)
+            speech.extend(code for code in event.tokens if code != SPEECH_PAD)
             if stream is not None and speaker is not None:
                 pcm += await speaker.push(stream, stop, event.tokens)
                 if first_sound is None and any(pcm):

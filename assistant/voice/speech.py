@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from ..audio import AudioChunk
-from ..ports import ModelAudio, ModelSpeech, ModelText, ReplyPiece
+from ..ports import SPEECH_PAD, ModelAudio, ModelSpeech, ModelText, ReplyPiece
 from .errors import SpeechError, VoiceUnavailable
 from .tts import SentenceSplitter, TextToSpeech
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 VoiceMode = Literal["model", "tts", "auto"]
+PadCode = Literal["drop", "stepfun"]
 T = TypeVar("T")
 
 TOKEN2WAV_RATE_HZ = 24_000
@@ -39,9 +40,10 @@ TOKEN2WAV_RATE_HZ = 24_000
 class TokenSpeaker:
     """token2wav behind an asyncio face: one worker thread, cancellable between Euler steps."""
 
-    def __init__(self, engine: Token2Wav, prompt_wav: Path) -> None:
+    def __init__(self, engine: Token2Wav, prompt_wav: Path, *, pad_code: PadCode = "drop") -> None:
         self._engine = engine
         self._prompt_wav = prompt_wav
+        self._pad_code: PadCode = pad_code
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="token2wav")
         self._profile: VoiceProfile | None = None
         self._unusable: SpeechError | None = None
@@ -98,8 +100,15 @@ class TokenSpeaker:
         return stream
 
     async def push(self, stream: SpeechStream, stop: threading.Event, tokens: tuple[int, ...]) -> list[bytes]:
-        """Feed tokens; returns PCM of the chunks they completed."""
-        return await self._run(stop, lambda: stream.push(tokens))
+        """Feed tokens; returns PCM of the chunks they completed.
+
+        The speech pad 6561 is dropped, or with ``pad_code="stepfun"`` passed to the flow as StepFun's
+        code passes it, where it fails the answer's voice as it fails theirs (the flow knows 6561 codes).
+        """
+        keep_pad = self._pad_code == "stepfun"
+        # A plugin backend's codes outside the codebook are dropped too: they carry no sound.
+        speakable = tuple(t for t in tokens if 0 <= t < SPEECH_PAD or (keep_pad and t == SPEECH_PAD))
+        return await self._run(stop, lambda: stream.push(speakable))
 
     async def finish(self, stream: SpeechStream, stop: threading.Event) -> bytes:
         """Render the rest."""
@@ -166,7 +175,7 @@ class AnswerVoice:
                         try:
                             if stream is None:
                                 stream = await self._tokens.open(stop)
-                            rendered = await self._tokens.push(stream, stop, _valid(tokens))
+                            rendered = await self._tokens.push(stream, stop, tokens)
                         except SpeechError as err:
                             _LOGGER.warning("speaking the text instead of the model's speech: %s", err)
                             broken, stream, speech_seen = True, None, False
@@ -223,8 +232,3 @@ class AnswerVoice:
             return
         if audio.samples:
             yield audio
-
-
-def _valid(tokens: tuple[int, ...]) -> tuple[int, ...]:
-    # Codes ≥ 6561 are padding from the model's interleaving; they carry no sound.
-    return tuple(t for t in tokens if 0 <= t < 6561)

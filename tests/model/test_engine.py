@@ -50,7 +50,8 @@ async def test_a_spoken_answer_with_a_tool_call_streams_typed_events(
     engine = engine_factory([script])
     events = await collect(engine.respond(ModelRequest("kitchen", (WEATHER,), audio=UTTERANCE)))
     assert text_of(events) == "好的"
-    assert codes_of(events) == list(range(10))
+    codes = codes_of(events)  # the pads of the interleaving are passed on, as StepFun's split does
+    assert [c for c in codes if c != t.AUDIO_PAD_CODE] == list(range(10)) and t.AUDIO_PAD_CODE in codes
     calls = [e for e in events if isinstance(e, ModelToolCall)]
     assert [(c.name, dict(c.arguments), c.error) for c in calls] == [("get_weather", {"city": "广州"}, None)]
     assert events[-1] == ModelDone("tool_calls")

@@ -24,8 +24,12 @@ def test_long_audio_is_cut_into_chunks_of_at_most_25_seconds() -> None:
     assert chunk_bounds(400_000) == [(0, 400_000)]
 
 
-def test_a_tiny_tail_is_evened_out_with_the_chunk_before() -> None:
-    bounds = chunk_bounds(400_000 + 100)
+def test_a_tiny_tail_is_a_chunk_of_its_own_as_stepfun_cuts_it() -> None:
+    assert chunk_bounds(400_000 + 100) == [(0, 400_000), (400_000, 400_100)]
+
+
+def test_with_even_tail_a_tiny_tail_is_evened_out_with_the_chunk_before() -> None:
+    bounds = chunk_bounds(400_000 + 100, even_tail=True)
     assert len(bounds) == 2
     assert all(end - start >= MIN_SAMPLES for start, end in bounds)
     assert bounds[0][0] == 0 and bounds[-1][1] == 400_100

@@ -19,13 +19,14 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from assistant.audio import AudioChunk, tone
-from assistant.config import PersonaSettings
+from assistant.config import LocalModelSettings, PersonaSettings
 from assistant.model.stepaudio2 import prompt
 from assistant.model.stepaudio2 import tokens as t
 from assistant.model.stepaudio2.features import log_mel, samples, utterance_mels
-from assistant.model.stepaudio2.frontend import MIN_SAMPLES, chunk_bounds, mel_frames, placeholder_count
+from assistant.model.stepaudio2.frontend import MIN_SAMPLES, chunk_bounds, placeholder_count
 from assistant.model.stepaudio2.history import assemble
 from assistant.model.stepaudio2.modeling import StepAudio2ForCausalLM
+from assistant.model.stepaudio2.options import GenerationOptions
 from assistant.model.stepaudio2.parser import TokenStreamParser
 from assistant.ports import ModelRequest, ModelSpeech, ModelText, ModelToolCall, ToolResult, ToolSpec
 from tests.model.conftest import TODAY, EngineFactory, Speech
@@ -87,23 +88,68 @@ def test_log_mel_and_placeholder_counts_equal_stepfuns(reference: Reference, sec
         assert placeholder_count(mine.shape[-1]) == reference.utils.compute_token_num(expected.shape[1])
 
 
-@pytest.mark.parametrize("tail", [1, 160, 320, 321, 799])
-def test_a_tail_under_50_ms_is_split_evenly_where_stepfun_would_give_it_almost_nothing(
-    reference: Reference, tail: int
-) -> None:
+TAILS = [1, 160, 320, 321, 799]
+"""Samples after 25 s: under 50 ms, where StepFun's cut leaves a chunk of one placeholder or none."""
+
+
+@pytest.mark.parametrize("tail", TAILS)
+def test_a_tail_under_50_ms_is_cut_as_stepfun_cuts_it(reference: Reference, tail: int) -> None:
+    wave = samples(tone(180, 25 + tail / 16_000, rate_hz=16_000))
+    ours = utterance_mels(AudioChunk(wave_pcm(wave), 16_000))
+    assert chunk_bounds(wave.shape[0]) == [(0, 16_000 * 25), (16_000 * 25, wave.shape[0])]
+    for mine, start in zip(ours, (0, 16_000 * 25), strict=True):
+        expected = reference.utils.log_mel_spectrogram(wave[start : start + 16_000 * 25], n_mels=128, padding=479)
+        torch.testing.assert_close(mine, expected, **TOLERANCE)
+        assert placeholder_count(mine.shape[-1]) == reference.utils.compute_token_num(expected.shape[1])
+    # What the last ≤50 ms give the model this way: 0 embeddings up to 320 samples, 1 from 321.
+    assert placeholder_count(ours[-1].shape[-1]) == (0 if tail <= 320 else 1)
+
+
+@pytest.mark.parametrize("tail", TAILS)
+def test_with_audio_tail_even_the_tail_is_evened_out_with_the_chunk_before_it(reference: Reference, tail: int) -> None:
     total = 16_000 * 25 + tail
     wave = samples(tone(180, total / 16_000, rate_hz=16_000))
-    # StepFun cuts at 25 s whatever is left: the tail is a chunk of its own with one placeholder or none.
-    stepfun_tail = reference.utils.log_mel_spectrogram(wave[16_000 * 25 :], n_mels=128, padding=479)
-    assert reference.utils.compute_token_num(stepfun_tail.shape[1]) <= 1
-    assert stepfun_tail.shape[1] == mel_frames(tail)
-    # We move the cut so both chunks are ≥ 50 ms; each chunk's features are still StepFun's for that chunk.
-    bounds = chunk_bounds(total)
+    # Both chunks are ≥ 50 ms; each chunk's features are still StepFun's for that chunk.
+    bounds = chunk_bounds(total, even_tail=True)
     assert len(bounds) == 2 and all(end - start >= MIN_SAMPLES for start, end in bounds)
-    for (start, end), mine in zip(bounds, utterance_mels(AudioChunk(wave_pcm(wave), 16_000)), strict=True):
+    mels = utterance_mels(AudioChunk(wave_pcm(wave), 16_000), even_tail=True)
+    for (start, end), mine in zip(bounds, mels, strict=True):
         expected = reference.utils.log_mel_spectrogram(wave[start:end], n_mels=128, padding=479)
         torch.testing.assert_close(mine, expected, **TOLERANCE)
-        assert placeholder_count(mine.shape[-1]) == reference.utils.compute_token_num(expected.shape[1]) >= 2
+        # The last 50 ms now lie inside a chunk of 12 s or more: 156 embeddings or more around them.
+        assert placeholder_count(mine.shape[-1]) == reference.utils.compute_token_num(expected.shape[1]) >= 156
+
+
+@pytest.mark.parametrize("tail", [1, 321])
+async def test_a_question_with_a_short_tail_is_prompted_with_stepfuns_ids(
+    engine_factory: EngineFactory,
+    speech: Speech,
+    tiny_model: tuple[StepAudio2ForCausalLM, PreTrainedTokenizerBase],
+    reference: Reference,
+    monkeypatch: pytest.MonkeyPatch,
+    tail: int,
+) -> None:
+    wave = samples(tone(200, 25 + tail / 16_000, rate_hz=16_000))
+    clip = AudioChunk(wave_pcm(wave), 16_000)
+    answer = [*speech.text("好"), t.EOT]
+    engine = engine_factory([answer])
+    events = [e async for e in engine.respond(ModelRequest("home", (), audio=clip, speak=False))]
+    assert "".join(e.text for e in events if isinstance(e, ModelText)) == "好"  # the tail chunk ran through
+    entries = engine.history("home")
+    ours = [*assemble(entries[:-1]).tokens, *speech.text(prompt.assistant_prefix(False))]
+
+    persona = PersonaSettings(location="广州", dialect="cantonese")  # engine_factory's default
+    messages = [
+        {"role": "system", "content": prompt.system_prompt(persona, TODAY, with_tools=False)},
+        {"role": "human", "content": [{"type": "audio", "audio": "question.wav"}]},
+        {"role": "assistant", "content": None},
+    ]
+    _audio_loader(reference, {"question.wav": clip}, monkeypatch)
+    stepfun = _stepfun(reference, tiny_model[1], answer)
+    with cuda_is_cpu():
+        stepfun(messages)
+    assert ours == stepfun.llm.inputs["input_ids"][0].tolist()
+    assert ours.count(t.AUDIO_START) == 2 and ours.count(t.AUDIO_PATCH) == 313 + (0 if tail <= 320 else 1)
 
 
 def wave_pcm(wave: torch.Tensor) -> bytes:
@@ -200,6 +246,19 @@ def test_an_answer_splits_into_the_same_text_and_speech_as_stepfuns(
     events = [e for token in answer for e in parser.feed(token)] + parser.finish()
     assert "".join(e.text for e in events if isinstance(e, ModelText)) == text
     ours = [c for e in events if isinstance(e, ModelSpeech) for c in e.tokens]
-    # StepFun's split keeps the pad code 6561, which its own flow cannot embed (6561 codes); we drop it.
-    assert ours == [c for c in audio if c != t.AUDIO_PAD_CODE] == codes
+    # Both splits pass the pad code 6561 on; the voice drops it (voice.token2wav.pad_code).
+    assert ours == audio and [c for c in audio if c != t.AUDIO_PAD_CODE] == codes
     assert t.AUDIO_PAD_CODE in audio
+
+
+async def test_with_audio_tail_even_the_engine_hears_the_tail_inside_a_long_chunk(
+    engine_factory: EngineFactory, speech: Speech
+) -> None:
+    options = GenerationOptions.from_settings(LocalModelSettings(audio_tail="even"), "cpu")
+    assert options.even_audio_tail
+    clip = tone(200, 25 + 1 / 16_000, rate_hz=16_000)
+    engine = engine_factory([[*speech.text("好"), t.EOT]], even_audio_tail=True)
+    [e async for e in engine.respond(ModelRequest("home", (), audio=clip, speak=False))]
+    human = engine.history("home")[-2]
+    counts = [placeholder_count(m.shape[-1]) for m in utterance_mels(clip, even_tail=True)]
+    assert human.tokens.count(t.AUDIO_PATCH) == sum(counts) and min(counts) >= 156

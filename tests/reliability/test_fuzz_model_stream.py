@@ -92,7 +92,7 @@ def _check_events(events: Sequence[ModelEvent]) -> None:
     for event in events:
         assert isinstance(event, ModelText | ModelSpeech | ModelToolCall | ModelDone)
         if isinstance(event, ModelSpeech):
-            assert event.tokens and all(0 <= code < t.SPEECH_CODES for code in event.tokens)
+            assert event.tokens and all(0 <= code <= t.AUDIO_PAD_CODE for code in event.tokens)
         if isinstance(event, ModelText):
             assert event.text and TOOL_CALL_OPEN not in event.text
         if isinstance(event, ModelToolCall):
@@ -207,7 +207,7 @@ def _check_assembled(reply: ReplyAssembler, events: list[ModelEvent]) -> None:
     for event in events:
         assert isinstance(event, ModelText | ModelSpeech)
         if isinstance(event, ModelSpeech):
-            assert all(0 <= code < t.SPEECH_CODES for code in event.tokens)
+            assert all(0 <= code <= t.AUDIO_PAD_CODE for code in event.tokens)
     calls = reply.tool_calls()
     _check_events([*calls, ModelDone()])
     message = reply.assistant_message(calls)

@@ -208,3 +208,32 @@ def test_the_prompt_mel_is_fitted_to_two_frames_a_token_as_stepfun_pads_it(frame
     # StepFun: F.pad(prompt_mels, (0, 0, 0, tokens * up_rate - frames), mode="replicate"), cropping when negative.
     expected = torch.nn.functional.pad(torch.from_numpy(mel)[None], (0, 0, 0, 2 * tokens - frames), mode="replicate")
     torch.testing.assert_close(torch.from_numpy(fit_mel(mel, 2 * tokens)), expected[0])
+
+
+def test_the_speech_pad_6561_is_a_code_neither_flow_can_voice(ours: Token2Wav, theirs: Any) -> None:
+    # StepFun's split hands the pad to token2wav; its flow has 6561 codes (0..6560) and fails on it, offline
+    # and streaming, so its code has no audio to equal. Ours refuses it too; by default the voice drops it.
+    voice, key = _voice(ours, theirs, seconds=2, seed=5)
+    padded = [*_answer(40, seed=6), 6561, *_answer(20, seed=7)]
+    prompt_tokens, prompt_lens, embedding, mel, mel_lens = theirs.cache[key]
+    tokens = torch.tensor([padded], dtype=torch.int32)
+    with pytest.raises(IndexError):
+        theirs.flow.inference(
+            tokens,
+            torch.tensor([len(padded)], dtype=torch.int32),
+            prompt_tokens,
+            prompt_lens,
+            mel,
+            mel_lens,
+            embedding,
+            10,
+        )
+    theirs.set_stream_cache(key)
+    with pytest.raises(IndexError):
+        theirs.flow.inference_chunk(
+            token=tokens, spk=embedding, cache=theirs.stream_cache, last_chunk=True, n_timesteps=10
+        )
+    stream = ours.open(voice)
+    with pytest.raises(ValueError, match=r"speech codes must be 0\.\.6560; got 6561"):
+        stream.push(padded)
+        stream.finish()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -105,8 +106,24 @@ async def test_tts_mode_ignores_speech_tokens_and_rendered_audio(speaker: TokenS
 
 async def test_padding_codes_from_the_model_are_dropped(speaker: TokenSpeaker) -> None:
     voice = AnswerVoice("model", speaker, None)
-    chunks = await collect(voice.speak(pieces(ModelSpeech((1, 2, 6561, 3, 4, 6561, 5, 6)))))
-    assert sum(c.samples for c in chunks) == 6 * 960
+    chunks = await collect(voice.speak(pieces(ModelSpeech((1, 2, 6561, 3, 4, 6561, 5, 6, -1, 9999)))))
+    assert sum(c.samples for c in chunks) == 6 * 960  # the pads and the codes outside the codebook carry no sound
+
+
+async def test_with_pad_code_stepfun_a_pad_fails_the_voice_as_in_stepfuns_code_and_the_tts_speaks(
+    token2wav_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from assistant.voice.token2wav.engine import StreamSchedule, Token2Wav
+
+    engine = Token2Wav.load(
+        token2wav_dir, device="cpu", cache_dir=tmp_path, schedule=StreamSchedule(first_chunk_tokens=5, chunk_tokens=10)
+    )
+    tts = RecordingTts()
+    voice = AnswerVoice("auto", TokenSpeaker(engine, PROMPT_WAV, pad_code="stepfun"), tts)
+    with caplog.at_level(logging.WARNING):
+        chunks = await collect(voice.speak(pieces(ModelText("晴。"), ModelSpeech((1, 2, 3, 6561, 4, 5, 6, 7)))))
+    assert "token2wav failed" in caplog.text and "speech codes must be 0..6560" in caplog.text
+    assert tts.spoken == ["晴。"] and [c.rate_hz for c in chunks] == [22_050]
 
 
 async def test_the_first_audio_comes_while_the_model_is_still_generating(speaker: TokenSpeaker) -> None:

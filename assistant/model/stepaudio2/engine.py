@@ -92,6 +92,7 @@ class StepAudio2Engine:
             history_tokens=self._options.history_tokens,
             max_new_tokens=self._options.max_new_tokens,
             max_positions=int(model.config.text_config.max_position_embeddings),
+            even_audio_tail=self._options.even_audio_tail,
         )
         self._store = ConversationStore(self._options.max_cached_conversations)
         self._lock = self._store.lock

@@ -53,10 +53,10 @@ def log_mel(wave: torch.Tensor) -> torch.Tensor:
     return result
 
 
-def utterance_mels(audio: AudioChunk) -> list[torch.Tensor]:
-    """Log-mel of each ≤25 s chunk of an utterance."""
+def utterance_mels(audio: AudioChunk, *, even_tail: bool = False) -> list[torch.Tensor]:
+    """Log-mel of each ≤25 s chunk of an utterance (``even_tail``: see :func:`.frontend.chunk_bounds`)."""
     wave = samples(audio)
     if wave.shape[0] < MIN_SAMPLES:
         seconds, least = wave.shape[0] / SAMPLE_RATE_HZ, MIN_SAMPLES / SAMPLE_RATE_HZ
         raise ValueError(f"the utterance is {seconds:.3f} s long; the model needs at least {least:.2f} s")
-    return [log_mel(wave[start:end]) for start, end in chunk_bounds(wave.shape[0])]
+    return [log_mel(wave[start:end]) for start, end in chunk_bounds(wave.shape[0], even_tail=even_tail)]

@@ -40,15 +40,18 @@ def placeholder_count(frames: int) -> int:
     return ((frames - 2 + 1) // 4 - 1) // 2 + 1
 
 
-def chunk_bounds(samples: int, max_seconds: float = MAX_CHUNK_SECONDS) -> list[tuple[int, int]]:
+def chunk_bounds(
+    samples: int, max_seconds: float = MAX_CHUNK_SECONDS, *, even_tail: bool = False
+) -> list[tuple[int, int]]:
     """Split ``samples`` samples into ``(start, end)`` chunks of at most ``max_seconds``.
 
-    A tail shorter than :data:`MIN_SAMPLES` is evened out with the chunk before it, so every chunk
-    yields embeddings.
+    As StepFun's front end cuts, by default: a tail shorter than :data:`MIN_SAMPLES` is a chunk of its
+    own, with one placeholder or none. With ``even_tail`` it is evened out with the chunk before it
+    instead, so the last 50 ms are heard through at least two embeddings (``model.local.audio_tail``).
     """
     step = int(max_seconds * SAMPLE_RATE_HZ)
     bounds = [(start, min(start + step, samples)) for start in range(0, samples, step)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < MIN_SAMPLES:
+    if even_tail and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < MIN_SAMPLES:
         (a, _), (_, end) = bounds[-2], bounds[-1]
         middle = (a + end) // 2
         bounds[-2:] = [(a, middle), (middle, end)]

@@ -40,6 +40,7 @@ class PromptWriter:
         history_tokens: int,
         max_new_tokens: int,
         max_positions: int,
+        even_audio_tail: bool = False,
     ) -> None:
         self._tokenizer = tokenizer
         self._persona = persona
@@ -48,6 +49,7 @@ class PromptWriter:
         self._history_tokens = history_tokens
         self._max_new_tokens = max_new_tokens
         self._max_positions = max_positions
+        self._even_audio_tail = even_audio_tail
         self._control_strings: re.Pattern[str] | None = None
         self._text_cache: dict[str, list[int]] = {}
         self._uids = 0
@@ -96,7 +98,7 @@ class PromptWriter:
         ids = self.encode(prompt.turn_open("human"))
         spans: list[AudioSpan] = []
         if request.audio is not None:
-            for mels in utterance_mels(request.audio):
+            for mels in utterance_mels(request.audio, even_tail=self._even_audio_tail):
                 count = placeholder_count(mels.shape[-1])
                 self._uids += 1
                 conversation.audio[self._uids] = self._encode_audio(mels, count)

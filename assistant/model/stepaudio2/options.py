@@ -34,6 +34,8 @@ class GenerationOptions:
     compile_decode: bool = False
     """Compile the decode step with ``torch.compile`` (needs ``kv_cache: static``); on CUDA in
     ``reduce-overhead`` mode, which replays it as a CUDA graph. The first steps pay for compilation."""
+    even_audio_tail: bool = False
+    """Even out an audio tail under 50 ms with the 25 s chunk before it, instead of StepFun's cut."""
 
     @classmethod
     def from_settings(cls, settings: LocalModelSettings, device: str) -> GenerationOptions:
@@ -52,6 +54,7 @@ class GenerationOptions:
             repetition_penalty=settings.repetition_penalty,
             kv_cache="dynamic" if decode == "dynamic" else "static",
             compile_decode=decode == "compiled",
+            even_audio_tail=settings.audio_tail == "even",
         )
 
 

@@ -165,7 +165,7 @@ class TokenStreamParser:
         self.spoken_text = ""
         """The part of ``text`` that was spoken (inside the TTS section)."""
         self.speech_tokens = 0
-        """Speech codes emitted so far."""
+        """Speech codes emitted so far, the pad not counted."""
         self.tool_calls: list[ModelToolCall] = []
         """Tool calls parsed so far, malformed ones included."""
 
@@ -179,10 +179,9 @@ class TokenStreamParser:
             return events
         if t.is_speech(token):
             self._flush_text(events)
-            if t.speech_code(token) < t.SPEECH_CODES:
-                self._speech.append(t.speech_code(token))
-                if len(self._speech) >= self._speech_chunk:
-                    self._flush_speech(events)
+            self._speech.append(t.speech_code(token))
+            if len(self._speech) >= self._speech_chunk:
+                self._flush_speech(events)
             return events
         self._flush_speech(events)
         if token == t.TTS_START:
@@ -256,6 +255,6 @@ class TokenStreamParser:
 
     def _flush_speech(self, events: list[ModelEvent]) -> None:
         if self._speech:
-            self.speech_tokens += len(self._speech)
+            self.speech_tokens += sum(code != t.AUDIO_PAD_CODE for code in self._speech)
             events.append(ModelSpeech(tuple(self._speech)))
             self._speech.clear()

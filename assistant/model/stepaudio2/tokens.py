@@ -39,7 +39,7 @@ AUDIO_0: Final = 151696
 SPEECH_CODES: Final = 6561
 """Codes 0..6560 are CosyVoice2 S3 speech tokens at 25 Hz."""
 AUDIO_PAD_CODE: Final = 6561
-"""``<audio_6561>``: a speech slot with no speech left; dropped."""
+"""``<audio_6561>``: a speech slot with no speech left; passed on, and dropped by the voice by default."""
 LAST_ID: Final = AUDIO_0 + AUDIO_PAD_CODE
 """158257, the highest id the tokenizer defines."""
 

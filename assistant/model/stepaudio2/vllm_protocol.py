@@ -198,14 +198,14 @@ def build_payload(
 
 
 def parse_speech_codes(tokens: str) -> tuple[int, ...]:
-    """Return the speech codes in a ``<audio_N><audio_M>…`` string, dropping pads and out-of-range codes."""
+    """Return the speech codes in a ``<audio_N><audio_M>…`` string, the pad 6561 kept, out-of-range ones dropped."""
     codes: list[int] = []
     for match in _AUDIO_TOKEN.finditer(tokens):
         code = int(match.group(1))
-        if code < SPEECH_CODES:
+        if code <= SPEECH_CODES:  # 6561 is the pad: passed on as StepFun's client does
             codes.append(code)
-        elif code > SPEECH_CODES:
-            _LOGGER.warning("dropped speech code %d, outside 0..%d", code, SPEECH_CODES - 1)
+        else:
+            _LOGGER.warning("dropped speech code %d: neither a code 0..%d nor the pad", code, SPEECH_CODES - 1)
     leftover = _AUDIO_TOKEN.sub("", tokens).strip()
     if leftover:
         _LOGGER.warning("ignored %d characters that are not speech tokens in tts_audio", len(leftover))

@@ -209,7 +209,11 @@ class Flow(nn.Module):
 
     def _tokens(self, tokens: Sequence[int] | Tensor) -> Tensor:
         ids = torch.as_tensor(tokens, dtype=torch.long, device=self.device).reshape(1, -1)
-        out: Tensor = self.input_embedding(ids.clamp(0, self.config.vocab_size - 1))
+        outside = ids[(ids < 0) | (ids >= self.config.vocab_size)]
+        if outside.numel():
+            # StepFun's flow fails here too (an embedding index error): a code it cannot voice is not guessed.
+            raise ValueError(f"speech codes must be 0..{self.config.vocab_size - 1}; got {int(outside[0])}")
+        out: Tensor = self.input_embedding(ids)
         return out
 
     def _t_span(self, steps: int) -> Tensor:

@@ -442,7 +442,7 @@ class Token2WavSettings(_Model):
     """Speech tokens in each later chunk."""
     cache_dir: str = "~/.cache/xiangyin/voices"
     """Where processed voice prompts are kept so start-up does not repeat the work."""
-    pad_code: Literal["drop", "stepfun"] = "drop"
+    speech_pad: Literal["drop", "stepfun"] = "drop"
     """The model's speech pad (code 6561, a slot with no speech). drop: left out, so the answer is voiced;
     stepfun: passed to the flow as StepFun's code passes it, where it fails that answer's voice as it fails
     theirs (their flow has 6561 codes, 0..6560), and the TTS speaks the rest."""

@@ -221,7 +221,7 @@ class ModelSpeech:
     """A chunk of speech tokens (codes 0..6560, 25 per second) for token2wav, as the model wrote them.
 
     The model's speech pad, code 6561, is passed on as StepFun's split passes it; the voice decides what
-    becomes of it (``voice.token2wav.pad_code``).
+    becomes of it (``voice.token2wav.speech_pad``).
     """
 
     tokens: tuple[int, ...]

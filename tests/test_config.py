@@ -81,8 +81,8 @@ def test_every_field_has_a_docstring() -> None:
             "c.yaml: model.local.audio_tail: Input should be 'stepfun' or 'even'",
         ),
         (
-            {"voice": {"token2wav": {"pad_code": "keep"}}},
-            "c.yaml: voice.token2wav.pad_code: Input should be 'drop' or 'stepfun'",
+            {"voice": {"token2wav": {"speech_pad": "keep"}}},
+            "c.yaml: voice.token2wav.speech_pad: Input should be 'drop' or 'stepfun'",
         ),
         ({"bogus": 1}, "c.yaml: bogus: unknown key"),
         ([1, 2], "c.yaml: the top level must be a mapping of sections, got list"),
@@ -181,4 +181,4 @@ def test_region_is_given_or_read_from_the_time_zone(persona: dict[str, str], reg
 def test_by_default_the_model_hears_and_speaks_as_stepfuns_code_where_it_can() -> None:
     settings = parse_config({}, Path("c.yaml"), env={})
     assert settings.model.local.audio_tail == "stepfun"
-    assert settings.voice.token2wav.pad_code == "drop"  # StepFun's flow cannot voice the pad (docs/voice.md)
+    assert settings.voice.token2wav.speech_pad == "drop"  # StepFun's flow cannot voice the pad (docs/voice.md)

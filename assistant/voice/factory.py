@@ -53,7 +53,7 @@ def build_token_speaker(voice: VoiceSettings, model_dir: Path | None) -> TokenSp
         cache_dir=Path(settings.cache_dir).expanduser(),
         schedule=schedule,
     )
-    return TokenSpeaker(engine, prompt_wav(voice, folder), pad_code=settings.pad_code)
+    return TokenSpeaker(engine, prompt_wav(voice, folder), speech_pad=settings.speech_pad)
 
 
 def build_voice(voice: VoiceSettings, persona: PersonaSettings, model_dir: Path | None) -> ReplayVoice:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 VoiceMode = Literal["model", "tts", "auto"]
-PadCode = Literal["drop", "stepfun"]
+SpeechPad = Literal["drop", "stepfun"]
 T = TypeVar("T")
 
 TOKEN2WAV_RATE_HZ = 24_000
@@ -40,10 +40,10 @@ TOKEN2WAV_RATE_HZ = 24_000
 class TokenSpeaker:
     """token2wav behind an asyncio face: one worker thread, cancellable between Euler steps."""
 
-    def __init__(self, engine: Token2Wav, prompt_wav: Path, *, pad_code: PadCode = "drop") -> None:
+    def __init__(self, engine: Token2Wav, prompt_wav: Path, *, speech_pad: SpeechPad = "drop") -> None:
         self._engine = engine
         self._prompt_wav = prompt_wav
-        self._pad_code: PadCode = pad_code
+        self._speech_pad: SpeechPad = speech_pad
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="token2wav")
         self._profile: VoiceProfile | None = None
         self._unusable: SpeechError | None = None
@@ -102,10 +102,10 @@ class TokenSpeaker:
     async def push(self, stream: SpeechStream, stop: threading.Event, tokens: tuple[int, ...]) -> list[bytes]:
         """Feed tokens; returns PCM of the chunks they completed.
 
-        The speech pad 6561 is dropped, or with ``pad_code="stepfun"`` passed to the flow as StepFun's
+        The speech pad 6561 is dropped, or with ``speech_pad="stepfun"`` passed to the flow as StepFun's
         code passes it, where it fails the answer's voice as it fails theirs (the flow knows 6561 codes).
         """
-        keep_pad = self._pad_code == "stepfun"
+        keep_pad = self._speech_pad == "stepfun"
         # A plugin backend's codes outside the codebook are dropped too: they carry no sound.
         speakable = tuple(t for t in tokens if 0 <= t < SPEECH_PAD or (keep_pad and t == SPEECH_PAD))
         return await self._run(stop, lambda: stream.push(speakable))

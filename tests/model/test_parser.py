@@ -48,7 +48,7 @@ def test_interleaved_answer_splits_into_text_and_speech_with_the_pads_passed_on(
     events, parser = run(tokens)
     assert joined_text(events) == "好"
     assert "\ufffd" not in joined_text(events)
-    # As StepFun's split: the pads reach the voice, which decides (voice.token2wav.pad_code).
+    # As StepFun's split: the pads reach the voice, which decides (voice.token2wav.speech_pad).
     assert speech_codes(events) == [1, 2, 3, 4, 5, 6, 7, 8, 9, *[6561] * 7]
     assert events[-1] == ModelDone("stop")
     assert parser.spoken_text == "好" and parser.speech_tokens == 9  # real speech only

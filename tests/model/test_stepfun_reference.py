@@ -246,7 +246,7 @@ def test_an_answer_splits_into_the_same_text_and_speech_as_stepfuns(
     events = [e for token in answer for e in parser.feed(token)] + parser.finish()
     assert "".join(e.text for e in events if isinstance(e, ModelText)) == text
     ours = [c for e in events if isinstance(e, ModelSpeech) for c in e.tokens]
-    # Both splits pass the pad code 6561 on; the voice drops it (voice.token2wav.pad_code).
+    # Both splits pass the pad code 6561 on; the voice drops it (voice.token2wav.speech_pad).
     assert ours == audio and [c for c in audio if c != t.AUDIO_PAD_CODE] == codes
     assert t.AUDIO_PAD_CODE in audio
 

@@ -110,7 +110,7 @@ async def test_padding_codes_from_the_model_are_dropped(speaker: TokenSpeaker) -
     assert sum(c.samples for c in chunks) == 6 * 960  # the pads and the codes outside the codebook carry no sound
 
 
-async def test_with_pad_code_stepfun_a_pad_fails_the_voice_as_in_stepfuns_code_and_the_tts_speaks(
+async def test_with_speech_pad_stepfun_a_pad_fails_the_voice_as_in_stepfuns_code_and_the_tts_speaks(
     token2wav_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from assistant.voice.token2wav.engine import StreamSchedule, Token2Wav
@@ -119,7 +119,7 @@ async def test_with_pad_code_stepfun_a_pad_fails_the_voice_as_in_stepfuns_code_a
         token2wav_dir, device="cpu", cache_dir=tmp_path, schedule=StreamSchedule(first_chunk_tokens=5, chunk_tokens=10)
     )
     tts = RecordingTts()
-    voice = AnswerVoice("auto", TokenSpeaker(engine, PROMPT_WAV, pad_code="stepfun"), tts)
+    voice = AnswerVoice("auto", TokenSpeaker(engine, PROMPT_WAV, speech_pad="stepfun"), tts)
     with caplog.at_level(logging.WARNING):
         chunks = await collect(voice.speak(pieces(ModelText("晴。"), ModelSpeech((1, 2, 3, 6561, 4, 5, 6, 7)))))
     assert "token2wav failed" in caplog.text and "speech codes must be 0..6560" in caplog.text

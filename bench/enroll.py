@@ -1,6 +1,7 @@
 """Enrolled wake words on the enroll set: each speaker enrols, then every clip is scored.
 
-    python -m bench.enroll SET_DIR [--drops 0.12,0.2] [--variant mean|dtw] [--json out.json]
+    python -m bench.enroll SET_DIR [--drops 0.12,0.2] [--variant mean|dtw] [--adversarial 1,0.9] [--lda 0,2]
+                           [--json out.json]
 
 ``SET_DIR`` is what ``python -m bench.make_sets enroll DIR`` writes: ``speakers.json`` (each speaker's enrol
 takes) and ``truth.jsonl`` (kinds positive, near_miss, other_speaker, negative). Each speaker's takes go
@@ -9,7 +10,9 @@ the clips' embeddings are computed once and scored by that speaker's matcher, a 
 over the threshold (refractory 2 s); ``--drops`` compares calibrations
 on the same scores. Figures: detected % (quiet, TV 15 dB below) for the enrolled speaker,
 near-miss acceptance % (the homophone 小香小香 apart), false accepts per hour on the negatives, and the
-share of non-enrolled speakers' words accepted.
+share of non-enrolled speakers' words accepted. ``--adversarial`` and ``--lda`` add the figures of two uses
+of near misses generated from the word (bench/adversarial.py): a threshold raised over them, or an LDA
+second stage; neither shipped (docs/audio.md).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,10 +38,14 @@ from assistant.listen.enrolled import (
     calibrate_threshold,
     make_matcher,
 )
-from assistant.listen.enrolment import WordStore, read_take
+from assistant.listen.enrolment import WordStore, negative_streams, read_take
+
+from . import texts
 
 HOMOPHONE = "小香小香"
 """Said by espeak-ng exactly like the word: reported apart, no acoustic detector can reject it."""
+ADVERSARIAL_MARGIN = 0.01
+"""How far over the adversarial negatives' peak a raised threshold sits (score units)."""
 _REFRACTORY_FRAMES = 25
 """2 s of 80 ms embeddings."""
 
@@ -58,14 +66,52 @@ def series_of(matcher: Matcher, stream: np.ndarray) -> np.ndarray:
     return np.asarray([matcher.push(row) for row in stream])
 
 
-def evaluate(root: Path, *, drops: Sequence[float], variant: str) -> list[dict[str, Any]]:
-    """Enrol every speaker of the set, score every clip once, and give the figures for each ``drop``."""
+def adversarial_streams(word: str) -> tuple[list[np.ndarray], dict[str, float]]:
+    """Embeddings of the generated adversarial negatives of ``word`` and what making them cost (s)."""
+    from . import adversarial
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    audio = [samples for _, _, _, samples in adversarial.clips(word)]
+    synth_s = time.perf_counter() - wall
+    streams = [embed_recording(np.clip(a, -32768, 32767).astype("<i2").tobytes()) for a in audio]
+    cost = {
+        "clips": len(audio),
+        "synth_wall_s": round(synth_s, 1),
+        "total_wall_s": round(time.perf_counter() - wall, 1),
+        "python_cpu_s": round(time.process_time() - cpu, 1),
+    }
+    return streams, cost
+
+
+def evaluate(
+    root: Path,
+    *,
+    drops: Sequence[float],
+    variant: str,
+    quantiles: Sequence[float] = (),
+    slacks: Sequence[float] = (),
+) -> list[dict[str, Any]]:
+    """Enrol every speaker of the set, score every clip once, and give the figures for each ``drop``.
+
+    With ``quantiles``, also for each: the threshold raised to that quantile of the speaker's peak scores on
+    generated adversarial negatives plus a margin, never above the takes' worst leave-one-out score.
+    With ``slacks``, also a second stage for each: a detection counts only where the window's projection on
+    an LDA direction (takes vs adversarial and shipped negatives) is at least the takes' lowest projection
+    minus ``slack`` standard deviations of theirs.
+    """
     speakers: dict[str, Any] = json.loads((root / "speakers.json").read_text(encoding="utf-8"))
     truth = [json.loads(line) for line in (root / "truth.jsonl").read_text(encoding="utf-8").splitlines() if line]
     streams = {t["file"]: embed_recording(read_wav(root / t["file"]).pcm) for t in truth}
     negatives = [t for t in truth if t["kind"] == "negative"]
     negative_hours = sum(float(t["seconds"]) for t in negatives) / 3600
     scored: list[tuple[str, Calibration, dict[str, np.ndarray]]] = []
+    adversarial_peaks: dict[str, np.ndarray] = {}
+    cost: dict[str, float] = {}
+    adv_streams: list[np.ndarray] = []
+    stages: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+    if quantiles or slacks:
+        adv_streams, cost = adversarial_streams(texts.ENROLL_WORD)
+    shipped = negative_streams(embed_recording) if slacks else []
     with tempfile.TemporaryDirectory() as folder:
         store = WordStore(Path(folder))
         for speaker, info in speakers.items():
@@ -74,7 +120,80 @@ def evaluate(root: Path, *, drops: Sequence[float], variant: str) -> list[dict[s
             matcher = make_matcher(variant, result.word.templates, center=result.word.center)
             calibration = result.calibration
             scored.append((speaker, calibration, {f: series_of(matcher, e) for f, e in streams.items()}))
-    return [_figures(speakers, truth, scored, negatives, negative_hours, drop, variant) for drop in drops]
+            adversarial_peaks[speaker] = np.asarray([series_of(matcher, e).max() for e in adv_streams])
+            if slacks:
+                take_streams = [embed_recording(audio.pcm) for _, audio in takes]
+                take_streams += [embed_recording(pcm) for pcm in _with_tv([audio.pcm for _, audio in takes])]
+                stages[speaker] = _second_stage(
+                    matcher, result.word.templates, result.word.center, take_streams, adv_streams + shipped, streams
+                )
+    out = [_figures(speakers, truth, scored, negatives, negative_hours, drop, variant, None) for drop in drops]
+    for q in quantiles:
+        for drop in drops:
+            raised = {
+                speaker: (
+                    float(np.quantile(adversarial_peaks[speaker], q)) + ADVERSARIAL_MARGIN,
+                    min(c.positive_scores),
+                )
+                for speaker, c, _ in scored
+            }
+            figures = _figures(speakers, truth, scored, negatives, negative_hours, drop, variant, raised)
+            figures["adversarial_quantile"] = q
+            figures["adversarial_cost"] = cost
+            out.append(figures)
+    for slack in slacks:
+        for drop in drops:
+            gates = {}
+            for speaker, (positive, projections) in stages.items():
+                limit = float(positive.min() - slack * positive.std())
+                gates[speaker] = {f: projections[f] >= limit for f in projections}
+            figures = _figures(speakers, truth, scored, negatives, negative_hours, drop, variant, None, gates)
+            figures["lda_slack"] = slack
+            figures["adversarial_cost"] = cost
+            out.append(figures)
+    return out
+
+
+def _with_tv(takes: Sequence[bytes], snr_db: float = 15.0) -> list[bytes]:
+    """Each take with shipped TV audio (a different recording each) mixed in ``snr_db`` under it."""
+    from assistant.listen.enrolment import negatives_dir
+
+    from .synth import active_rms
+
+    tv = [read_wav(path).pcm for path in sorted(negatives_dir().glob("tv_*.wav"))]
+    out = []
+    for i, pcm in enumerate(takes):
+        speech = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+        noise = np.frombuffer(tv[i % len(tv)], dtype="<i2").astype(np.float64)
+        noise = np.resize(noise[len(speech) * (i // len(tv)) :], len(speech))
+        gain = active_rms(speech) / max(active_rms(noise), 1.0) / 10 ** (snr_db / 20)
+        out.append(np.clip(speech + gain * noise, -32768, 32767).astype("<i2").tobytes())
+    return out
+
+
+def _top_frames(series: np.ndarray, within: float = 0.02) -> np.ndarray:
+    return np.flatnonzero(series >= series.max() - within)
+
+
+def _second_stage(
+    matcher: Matcher,
+    templates: Sequence[np.ndarray],
+    center: np.ndarray,
+    take_streams: Sequence[np.ndarray],
+    negative_streams_: Sequence[np.ndarray],
+    clips: dict[str, np.ndarray],
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """An LDA direction from the takes' and the negatives' best-matching windows; every clip's projections."""
+    from .adversarial import lda_direction, window_features
+
+    length = int(np.median([len(t) for t in templates]))
+    center = np.asarray(center)
+    positive = np.vstack([window_features(s, center, length)[_top_frames(series_of(matcher, s))] for s in take_streams])
+    negative = np.vstack(
+        [window_features(s, center, length)[_top_frames(series_of(matcher, s))] for s in negative_streams_]
+    )
+    w = lda_direction(positive, negative)
+    return positive @ w, {f: window_features(e, center, length) @ w for f, e in clips.items()}
 
 
 def _figures(
@@ -85,6 +204,8 @@ def _figures(
     negative_hours: float,
     drop: float,
     variant: str,
+    raised: dict[str, tuple[float, float]] | None,
+    gates: dict[str, dict[str, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     tallies: dict[str, list[int]] = {}
 
@@ -97,6 +218,11 @@ def _figures(
     thresholds: dict[str, float] = {}
     for speaker, calibration, series in scored:
         threshold = calibrate_threshold(calibration.positive_scores, calibration.negative_peak, drop=drop).threshold
+        if raised is not None:
+            floor, ceiling = raised[speaker]
+            threshold = max(threshold, min(floor, ceiling))
+        if gates is not None:
+            series = {f: np.where(gates[speaker][f], s, 0.0) for f, s in series.items()}
         thresholds[speaker] = threshold
         for t in truth:
             accepted = hits(series[t["file"]], threshold) > 0
@@ -127,10 +253,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--drops", help="comma-separated: threshold this far under the takes' median score (default: the variant's)"
     )
     parser.add_argument("--variant", choices=("dtw", "mean"), default=DEFAULT_MATCHER)
+    parser.add_argument(
+        "--adversarial", help="comma-separated quantiles of the adversarial negatives' peaks to raise thresholds to"
+    )
+    parser.add_argument("--lda", help="comma-separated slacks (std) for the LDA second stage")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     drops = [float(d) for d in args.drops.split(",")] if args.drops else [DEFAULT_DROPS[args.variant]]
-    figures = evaluate(args.set_dir, drops=drops, variant=args.variant)
+    quantiles = [float(q) for q in args.adversarial.split(",")] if args.adversarial else []
+    slacks = [float(q) for q in args.lda.split(",")] if args.lda else []
+    figures = evaluate(args.set_dir, drops=drops, variant=args.variant, quantiles=quantiles, slacks=slacks)
     text = json.dumps(figures, ensure_ascii=False, indent=1)
     print(text)
     if args.json:

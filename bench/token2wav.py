@@ -110,12 +110,6 @@ def chunks(tokens: Sequence[int], schedule: StreamSchedule, lookahead: int) -> I
     yield list(tokens[start:]), True
 
 
-def _timed(call: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    call()
-    return time.perf_counter() - started
-
-
 def run_ours(pair: Pair, features: PromptFeatures, tokens: Sequence[int], arm: Arm) -> bytes:
     """Prepare the voice and stream one answer through ours, timing each call; returns the PCM."""
     engine = pair.ours
@@ -181,8 +175,10 @@ def ratio(mine: Sequence[float], reference: Sequence[float]) -> float:
 
 def report(ours: Arm, theirs: Arm, audio_s: float) -> list[str]:
     """The figures: preparation, first chunk, each later chunk, real-time factors and ratios ours/StepFun."""
-    lines = [f"  prompt preparation   ours {ms(ours.prepare_s)}   StepFun {ms(theirs.prepare_s)}"
-             f"   ours ×{ratio(ours.prepare_s, theirs.prepare_s):.2f}"]
+    lines = [
+        f"  prompt preparation   ours {ms(ours.prepare_s)}   StepFun {ms(theirs.prepare_s)}"
+        f"   ours ×{ratio(ours.prepare_s, theirs.prepare_s):.2f}"
+    ]
     for index in range(len(ours.chunk_s[0])):
         mine = [times[index] for times in ours.chunk_s]
         reference = [times[index] for times in theirs.chunk_s]
@@ -193,7 +189,8 @@ def report(ours: Arm, theirs: Arm, audio_s: float) -> list[str]:
     reference = [theirs.total_s(r) / audio_s for r in repeats]
     lines.append(
         f"  real-time factor     ours {statistics.median(mine):.3f} (best {min(mine):.3f})"
-        f"   StepFun {statistics.median(reference):.3f} (best {min(reference):.3f})   ours ×{ratio(mine, reference):.2f}"
+        f"   StepFun {statistics.median(reference):.3f} (best {min(reference):.3f})"
+        f"   ours ×{ratio(mine, reference):.2f}"
     )
     return lines
 
@@ -203,10 +200,11 @@ def profile_first_call(pair: Pair, features: PromptFeatures, tokens: Sequence[in
     from torch.profiler import ProfilerActivity, profile
 
     first = next(chunks(tokens, pair.ours.schedule, pair.ours.flow.lookahead))[0]
-    for name, run in (
-        ("ours", lambda: run_ours(pair, features, first, Arm(name))),
-        ("StepFun", lambda: run_theirs(pair, features, first, Arm(name), seed)),
-    ):
+    arms: list[tuple[str, Callable[[], bytes]]] = [
+        ("ours", lambda: run_ours(pair, features, first, Arm("ours"))),
+        ("StepFun", lambda: run_theirs(pair, features, first, Arm("StepFun"), seed)),
+    ]
+    for name, run in arms:
         with profile(activities=[ProfilerActivity.CPU]) as profiler:
             run()
         print(f"--- {name}: preparation + first chunk, by self CPU time")
@@ -233,7 +231,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     pair.ours.seed = seed
     features = made_up_prompt(args.prompt_seconds)
     tokens = np.random.default_rng(1).integers(0, 6561, args.answer_tokens).tolist()
-    parameters = sum(p.numel() for p in pair.ours.flow.parameters()) + sum(p.numel() for p in pair.ours.hift.parameters())
+    modules = (pair.ours.flow, pair.ours.hift)
+    parameters = sum(p.numel() for module in modules for p in module.parameters())
     print(
         f"token2wav CPU fp32, {torch.get_num_threads()} threads, {parameters / 1e6:.1f} M parameters "
         f"(built in {build_s:.1f} s); prompt {args.prompt_seconds:.1f} s, answer {len(tokens)} tokens; {load()}"
@@ -245,7 +244,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     run_ours(pair, features, tokens, Arm("warm-up"))
     run_theirs(pair, features, tokens, Arm("warm-up"), seed)
     for repeat in range(args.repeats):
-        arms = [lambda: run_ours(pair, features, tokens, ours), lambda: run_theirs(pair, features, tokens, theirs, seed)]
+        arms = [
+            lambda: run_ours(pair, features, tokens, ours),
+            lambda: run_theirs(pair, features, tokens, theirs, seed),
+        ]
         for run in arms if repeat % 2 == 0 else arms[::-1]:
             run()
     sizes = [len(piece) for piece, _ in chunks(tokens, schedule, pair.ours.flow.lookahead)]

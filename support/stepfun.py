@@ -222,6 +222,7 @@ def build_token2wav(
 
     reference = load_reference()
     from hyperpyyaml import load_hyperpyyaml  # from the reference's folder, on sys.path now
+
     hifigan = reference.hifigan
     engine = object.__new__(reference.token2wav.Token2wav)
     engine.float16 = False

@@ -88,7 +88,7 @@ def build(flow_config: FlowConfig, hift_config: HiftConfig, schedule: StreamSche
     torch.manual_seed(seed)
     flow = Flow(flow_config).eval()
     hift = Hift(hift_config).eval()
-    ours = Token2Wav(flow, hift, PromptProcessor(Path("."), None), schedule=schedule)
+    # StepFun's HiFT loads the weight-normed layout, which Token2Wav folds away: export before building ours.
     theirs = build_token2wav(
         flow_yaml(flow_config),
         flow.state_dict(),
@@ -96,6 +96,7 @@ def build(flow_config: FlowConfig, hift_config: HiftConfig, schedule: StreamSche
         hift_channels=hift_config.base_channels,
         f0_channels=hift_config.f0_channels,
     )
+    ours = Token2Wav(flow, hift, PromptProcessor(Path("."), None), schedule=schedule)
     theirs.flow.decoder.rand_noise.copy_(flow.decoder.get_buffer("noise"))
     return Pair(ours, theirs)
 

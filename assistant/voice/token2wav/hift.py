@@ -225,10 +225,10 @@ class Hift(nn.Module):
         the audio does not change; the first chunk no longer pays 164 norms (about 0.6 s on 2 CPU threads).
         Loading a state dict needs the unfolded module: fold after loading.
         """
-        with torch.no_grad():
-            for module in self.modules():
-                if parametrize.is_parametrized(module, "weight"):
-                    parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+        # Not under no_grad: the folded weight must stay a Parameter (so .to() and state_dict() see it).
+        for module in self.modules():
+            if parametrize.is_parametrized(module, "weight"):
+                parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
 
     @torch.inference_mode()
     def forward(

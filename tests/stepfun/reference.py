@@ -1,206 +1,29 @@
-"""StepFun's own Step-Audio 2 code (PyPI ``step-audio2==1.0.0``), loaded beside ours for differential tests.
+"""StepFun's reference for the differential tests: support/stepfun.py, failing or skipping as the tests ask.
 
-The wheel lives in its own folder (``scripts/stepfun-reference``), appended to the *end* of ``sys.path`` so
-the project's venv always wins. Its top-level ``utils``, ``token2wav`` and ``stepaudio2`` modules are loaded
-under private names and never enter ``sys.modules`` under their generic ones. What it needs but CI lacks is
-shimmed here, and only that: ``torchaudio`` and ``s3tokenizer`` (used only by prompt preparation, which the
-tests replace with identical prompt features), CUDA placement (everything runs on the CPU) and the
-real-size scratch buffers StepFun's DiT hard-codes (resized to the tiny checkpoint's widths).
+``XIANGYIN_SKIP_STEPFUN=1`` skips these tests; otherwise a reference that cannot be installed fails them.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import os
-import subprocess
-import sys
-import types
-from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
-from typing import Any
 
 import pytest
-import torch
 
-ROOT = Path(__file__).resolve().parents[2]
+from support.stepfun import Reference, StepFunUnavailable, cuda_is_cpu, load_token2wav
+from support.stepfun import load_reference as _load_reference
+
 SKIP_ENV = "XIANGYIN_SKIP_STEPFUN"
 
-
-def reference_dir() -> Path:
-    """The installed reference, built by scripts/stepfun-reference if needed; fails, or skips when asked."""
-    if os.environ.get(SKIP_ENV) == "1":
-        pytest.skip(f"{SKIP_ENV}=1: the differential tests against StepFun's code are switched off")
-    script = ROOT / "scripts" / "stepfun-reference"
-    result = subprocess.run([str(script)], capture_output=True, text=True, timeout=900)
-    if result.returncode != 0:
-        pytest.fail(
-            f"could not install StepFun's reference with {script} (set {SKIP_ENV}=1 to skip these tests):\n"
-            + result.stderr[-3000:],
-            pytrace=False,
-        )
-    return Path(result.stdout.strip().splitlines()[-1])
-
-
-class _Unavailable(types.ModuleType):
-    """A stand-in module: importing it works, using it says why it is not there."""
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        raise RuntimeError(f"{self.__name__}.{name} is shimmed out in the differential tests")
-
-
-class _CpuTorch(types.ModuleType):
-    """``torch`` as StepFun's ``token2wav`` module sees it: ``device='cuda'`` lands on the CPU, no autocast."""
-
-    def __init__(self) -> None:
-        super().__init__("torch")
-        self.amp = types.SimpleNamespace(autocast=lambda *args, **kwargs: contextlib.nullcontext())
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(torch, name)
-        if name in {"tensor", "zeros"}:
-
-            def on_cpu(*args: Any, **kwargs: Any) -> Any:
-                if kwargs.get("device") == "cuda":
-                    kwargs["device"] = "cpu"
-                return attribute(*args, **kwargs)
-
-            return on_cpu
-        return attribute
-
-
-def _load_as(name: str, path: Path) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@contextlib.contextmanager
-def _modules(**stand_ins: types.ModuleType) -> Iterator[None]:
-    """Put modules into ``sys.modules`` for the duration of an import, then take them out again."""
-    saved = {name: sys.modules.get(name) for name in stand_ins}
-    sys.modules.update(stand_ins)
-    try:
-        yield
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
-
-
-@contextlib.contextmanager
-def cuda_is_cpu() -> Iterator[None]:
-    """``tensor.cuda()`` stays on the CPU while StepFun's ``StepAudio2.__call__`` runs."""
-    tensor_cuda = torch.Tensor.cuda
-    torch.Tensor.cuda = lambda self, *args, **kwargs: self  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        torch.Tensor.cuda = tensor_cuda  # type: ignore[method-assign]
-
-
-@dataclass(frozen=True)
-class Reference:
-    """StepFun's modules, loaded once per test session."""
-
-    token2wav: types.ModuleType
-    """``token2wav.py``: ``Token2wav`` (offline and ``stream``) and ``fade_in_out``."""
-    utils: types.ModuleType
-    """``utils.py``: the LLM's log-mel front end and ``compute_token_num``."""
-    stepaudio2: types.ModuleType
-    """``stepaudio2.py``: ``StepAudio2.apply_chat_template`` and the output split."""
-    hifigan: types.ModuleType
-    """``flashcosyvoice.modules.hifigan``."""
-    audio: types.ModuleType
-    """``flashcosyvoice.utils.audio``: the flow's prompt mel."""
+__all__ = ["Reference", "cuda_is_cpu", "load_reference", "load_token2wav"]
 
 
 @cache
 def load_reference() -> Reference:
-    """Import StepFun's code from its own folder (once)."""
-    folder = reference_dir()
-    # transformers probes for torchaudio when first imported: it must meet the real absence, not the shim.
-    import transformers  # noqa: F401
-
-    if str(folder) not in sys.path:
-        sys.path.append(str(folder))
-    torchaudio = _Unavailable("torchaudio")
-    torchaudio.compliance = _Unavailable("torchaudio.compliance")  # type: ignore[attr-defined]
-    kaldi = _Unavailable("torchaudio.compliance.kaldi")
-    torchaudio.compliance.kaldi = kaldi  # type: ignore[attr-defined]
-    stand_ins = {
-        "torchaudio": torchaudio,
-        "torchaudio.compliance": torchaudio.compliance,
-        "torchaudio.compliance.kaldi": kaldi,
-        "s3tokenizer": _Unavailable("s3tokenizer"),
-    }
-    with _modules(**stand_ins):
-        from cosyvoice2.transformer import upsample_encoder_v2
-        from flashcosyvoice.modules import hifigan
-        from flashcosyvoice.utils import audio
-
-        utils = _load_as("stepfun_utils", folder / "utils.py")
-        with _modules(utils=utils):
-            stepaudio2 = _load_as("stepfun_stepaudio2", folder / "stepaudio2.py")
-        token2wav = _load_as("stepfun_token2wav", folder / "token2wav.py")
-    token2wav.torch = _CpuTorch()  # type: ignore[attr-defined]
-    # forward_chunk is wrapped in torch.compile(backend="eager"): same numbers, but seconds of tracing.
-    encoder = upsample_encoder_v2.UpsampleConformerEncoderV2
-    encoder.forward_chunk = encoder.forward_chunk._torchdynamo_orig_callable  # type: ignore[attr-defined]
-    return Reference(token2wav, utils, stepaudio2, hifigan, audio)
-
-
-def load_token2wav(model_dir: Path, *, hift_channels: int, f0_channels: int) -> Any:
-    """StepFun's ``Token2wav`` over a token2wav folder, on the CPU, set up as its constructor does.
-
-    The constructor builds ``HiFTGenerator()`` at the released widths, so the same class is built here at
-    the tiny checkpoint's widths; the flow comes from ``flow.yaml`` through HyperPyYAML as StepFun reads it.
-    """
-    import numpy as np
-
-    reference = load_reference()
-    from hyperpyyaml import load_hyperpyyaml
-
-    hifigan = reference.hifigan
-    engine = object.__new__(reference.token2wav.Token2wav)
-    engine.float16 = False
-    with (model_dir / "flow.yaml").open() as config:
-        engine.flow = load_hyperpyyaml(config)["flow"]
-    engine.flow.load_state_dict(torch.load(model_dir / "flow.pt", map_location="cpu", weights_only=True), strict=True)
-    engine.flow.eval()
-    _fit_scratch_buffers(engine.flow)
-    engine.hift = hifigan.HiFTGenerator(
-        base_channels=hift_channels, f0_predictor=hifigan.ConvRNNF0Predictor(cond_channels=f0_channels)
-    )
-    raw = torch.load(model_dir / "hift.pt", map_location="cpu", weights_only=True)
-    engine.hift.load_state_dict({k.replace("generator.", ""): v for k, v in raw.items()}, strict=True)
-    engine.hift.eval()
-    engine.cache = {}
-    engine.mel_cache_len = 8
-    engine.source_cache_len = engine.mel_cache_len * 480
-    engine.speech_window = torch.from_numpy(np.hamming(2 * engine.source_cache_len))
-    engine.hift_cache_dict = {}
-    engine.stream_cache = None
-    return engine
-
-
-def _fit_scratch_buffers(flow: Any) -> None:
-    """StepFun's CFM and DiT preallocate cache buffers for the released sizes (16 blocks of 512): refit them."""
-    decoder, estimator = flow.decoder, flow.decoder.estimator
-    depth, width = len(estimator.blocks), estimator.in_proj.out_features
-    attention = estimator.blocks[0].attn
-    heads, head_dim = attention.num_heads, attention.head_dim
-    frames = decoder.att_cache_buffer.shape[4]
-    steps = decoder.att_cache_buffer.shape[0]
-    decoder.cnn_cache_buffer = torch.zeros(steps, depth, 2, 2 * width, 2)
-    decoder.att_cache_buffer = torch.zeros(steps, depth, 2, heads, frames, 2 * head_dim)
-    estimator.cnn_cache_buffer = torch.zeros(depth, 2, 2 * width, 2)
-    estimator.att_cache_buffer = torch.zeros(depth, 2, heads, frames, 2 * head_dim)
+    """StepFun's modules (installing them first if needed); fails, or skips when asked."""
+    if os.environ.get(SKIP_ENV) == "1":
+        pytest.skip(f"{SKIP_ENV}=1: the differential tests against StepFun's code are switched off")
+    try:
+        return _load_reference()
+    except StepFunUnavailable as err:
+        pytest.fail(f"{err}\n(set {SKIP_ENV}=1 to skip these tests)", pytrace=False)

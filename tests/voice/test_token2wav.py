@@ -56,6 +56,23 @@ def test_full_size_modules_have_the_released_parameter_counts_and_names() -> Non
     assert not any("noise" in k or "window" in k for k in [*flow.state_dict(), *hift.state_dict()])
 
 
+def test_folding_the_vocoders_weight_norm_keeps_its_audio_bit_for_bit_and_its_weights_parameters() -> None:
+    from assistant.voice.token2wav.hift import HiftConfig
+
+    torch.manual_seed(0)
+    hift = Hift(HiftConfig(base_channels=64, f0_channels=32)).eval()
+    mel, source = torch.randn(1, 80, 20), torch.randn(1, 1, 20 * 480)
+    with torch.inference_mode():
+        before = hift.decode(mel, source)
+    hift.fold_weight_norm()
+    with torch.inference_mode():
+        after = hift.decode(mel, source)
+
+    assert torch.equal(after, before)
+    assert not any("parametrizations" in name for name, _ in hift.named_parameters())
+    assert isinstance(hift.conv_pre.weight, torch.nn.Parameter)  # moved by .to(), kept by state_dict()
+
+
 def test_missing_weights_raise_a_typed_error_naming_the_files(token2wav_dir: Path, tmp_path: Path) -> None:
     partial = tmp_path / "token2wav"
     shutil.copytree(token2wav_dir, partial)

@@ -81,6 +81,7 @@ class Token2Wav:
         seed: int = 0,
     ) -> None:
         self.flow = flow
+        hift.fold_weight_norm()
         self.hift = hift
         self.prompts = prompts
         self.schedule = schedule or StreamSchedule()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
 SAMPLE_RATE_HZ = 24_000
@@ -216,6 +217,18 @@ class Hift(nn.Module):
         phase = torch.sin(x[:, half:])
         audio = torch.istft(torch.polar(magnitude, phase), cfg.n_fft, cfg.hop, cfg.n_fft, window)
         return audio.clamp(-0.99, 0.99)
+
+    def fold_weight_norm(self) -> None:
+        """Compute each weight-normed weight once, for inference, instead of at every call.
+
+        The folded weight is what the norm computes per call (the same function on the same tensors), so
+        the audio does not change; the first chunk no longer pays 164 norms (about 0.6 s on 2 CPU threads).
+        Loading a state dict needs the unfolded module: fold after loading.
+        """
+        # Not under no_grad: the folded weight must stay a Parameter (so .to() and state_dict() see it).
+        for module in self.modules():
+            if parametrize.is_parametrized(module, "weight"):
+                parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
 
     @torch.inference_mode()
     def forward(

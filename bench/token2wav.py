@@ -29,25 +29,13 @@ from assistant.voice.token2wav.engine import StreamSchedule, Token2Wav
 from assistant.voice.token2wav.flow import Flow, FlowConfig
 from assistant.voice.token2wav.hift import Hift, HiftConfig
 from assistant.voice.token2wav.prompt import PromptFeatures, PromptProcessor
+from bench.gpu import SIZES
 from bench.voice import made_up_prompt
 from support.stepfun import build_token2wav, flow_yaml, legacy_weight_norm
 
 TOKENS_PER_S = 25
-TINY_FLOW = FlowConfig(
-    input_size=64,
-    encoder_size=64,
-    encoder_heads=2,
-    encoder_hidden=128,
-    encoder_blocks=2,
-    encoder_up_blocks=1,
-    dit_depth=2,
-    dit_size=64,
-    dit_heads=2,
-    dit_head_dim=32,
-    dit_mlp_ratio=2.0,
-)
+TINY_FLOW, TINY_HIFT = SIZES["tiny"].flow, SIZES["tiny"].hift
 """The widths of the tiny checkpoint the tests write, for the smoke test."""
-TINY_HIFT = HiftConfig(base_channels=64, f0_channels=32)
 """The tiny vocoder's widths."""
 
 

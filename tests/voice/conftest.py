@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from support.stepfun import legacy_weight_norm
+
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -52,16 +54,6 @@ flow: !new:cosyvoice2.flow.flow.CausalMaskedDiffWithXvec
             head_dim: 32
             hidden_size: 64
 """
-
-
-def _legacy_weight_norm(state: dict[str, object]) -> dict[str, object]:
-    """Rename parametrized weight-norm keys to the older weight_g/weight_v a checkpoint may carry."""
-    renamed = {}
-    for key, value in state.items():
-        key = key.replace("parametrizations.weight.original0", "weight_g")
-        key = key.replace("parametrizations.weight.original1", "weight_v")
-        renamed[key] = value
-    return renamed
 
 
 def _campplus(path: Path) -> None:
@@ -130,7 +122,7 @@ def make_token2wav_dir(folder: Path) -> Path:
     flow = Flow(FlowConfig.from_yaml(TINY_FLOW_YAML))
     torch.save(flow.state_dict(), folder / "flow.pt")
     hift = Hift(HiftConfig(base_channels=64, f0_channels=32))
-    torch.save({f"generator.{k}": v for k, v in _legacy_weight_norm(hift.state_dict()).items()}, folder / "hift.pt")
+    torch.save({f"generator.{k}": v for k, v in legacy_weight_norm(hift.state_dict()).items()}, folder / "hift.pt")
     _campplus(folder / "campplus.onnx")
     _speech_tokenizer(folder / "speech_tokenizer_v2_25hz.onnx")
     shutil.copy(PROMPT_WAV, folder / "default_female.wav")

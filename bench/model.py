@@ -115,13 +115,17 @@ class ReadBandwidth:
     def __init__(self, device: str, gigabytes: float = 1.0) -> None:
         self._device = device
         self._data = torch.ones(int(gigabytes * 1e9) // 4, dtype=torch.float32, device=device)
-        self.best = 0.0
         self.samples: list[float] = []
+        """Each read so far, bytes per second."""
+
+    @property
+    def best(self) -> float:
+        """The fastest read so far, bytes per second."""
+        return max(self.samples, default=0.0)
 
     def measure(self) -> None:
         seconds = timed(lambda: self._data.sum(), self._device)
         self.samples.append(self._data.numel() * 4 / seconds)
-        self.best = max(self.best, self.samples[-1])
 
 
 @dataclasses.dataclass

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Final, TypeGuard
 
 import torch
 import torch.nn.functional as F
@@ -104,11 +104,11 @@ def prepare(root: nn.Module, within: Sequence[nn.Module], *, min_weight_bytes: i
     if not chosen or not _compiles([child for _, _, child in chosen]):
         return 0
     for parent, name, child in chosen:
-        setattr(parent, name, RowProductLinear.wrapping(child))  # type: ignore[arg-type]
+        setattr(parent, name, RowProductLinear.wrapping(child))
     return len(chosen)
 
 
-def _worth_it(module: nn.Module, min_weight_bytes: int) -> bool:
+def _worth_it(module: nn.Module, min_weight_bytes: int) -> TypeGuard[nn.Linear]:
     if type(module) is not nn.Linear:
         return False
     weight = module.weight
@@ -117,10 +117,9 @@ def _worth_it(module: nn.Module, min_weight_bytes: int) -> bool:
     return on_cpu and weight.is_contiguous() and size >= min_weight_bytes
 
 
-def _compiles(layers: list[nn.Module]) -> bool:
+def _compiles(layers: list[nn.Linear]) -> bool:
     """Compile the kernel for each distinct shape now (under inference mode, as decoding runs)."""
-    linears = [layer for layer in layers if isinstance(layer, nn.Linear)]
-    shapes = {(layer.weight.shape, layer.weight.dtype, layer.bias is not None): layer for layer in linears}
+    shapes = {(layer.weight.shape, layer.weight.dtype, layer.bias is not None): layer for layer in layers}
     try:
         with torch.inference_mode():
             for layer in shapes.values():

@@ -17,7 +17,7 @@ import argparse
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from assistant.voice.token2wav.hift import Hift, HiftConfig
 from assistant.voice.token2wav.prompt import PromptFeatures, PromptProcessor
 from bench.gpu import SIZES
 from bench.voice import made_up_prompt
-from support.stepfun import build_token2wav, flow_yaml, legacy_weight_norm
+from support.stepfun import build_token2wav, flow_yaml, legacy_weight_norm, stream_pieces
 
 TOKENS_PER_S = 25
 TINY_FLOW, TINY_HIFT = SIZES["tiny"].flow, SIZES["tiny"].hift
@@ -89,16 +89,6 @@ def build(flow_config: FlowConfig, hift_config: HiftConfig, schedule: StreamSche
     return Pair(ours, theirs)
 
 
-def chunks(tokens: Sequence[int], schedule: StreamSchedule, lookahead: int) -> Iterator[tuple[list[int], bool]]:
-    """The pieces both arms render, each with its look-ahead, the rest last (StepFun's call pattern)."""
-    start, size = 0, schedule.first_chunk_tokens
-    while len(tokens) - start >= size + lookahead:
-        yield list(tokens[start : start + size + lookahead]), False
-        start += size
-        size = schedule.chunk_tokens
-    yield list(tokens[start:]), True
-
-
 def run_ours(pair: Pair, features: PromptFeatures, tokens: Sequence[int], arm: Arm) -> bytes:
     """Prepare the voice and stream one answer through ours, timing each call; returns the PCM."""
     engine = pair.ours
@@ -109,7 +99,7 @@ def run_ours(pair: Pair, features: PromptFeatures, tokens: Sequence[int], arm: A
     pcm: list[bytes] = []
     times: list[float] = []
     stream = None
-    for piece, last in chunks(tokens, engine.schedule, lookahead):
+    for piece, last in stream_pieces(tokens, engine.schedule, lookahead):
         started = time.perf_counter()
         if stream is None:
             stream = engine.open(voice)
@@ -144,7 +134,7 @@ def run_theirs(pair: Pair, features: PromptFeatures, tokens: Sequence[int], arm:
     torch.manual_seed(seed)  # StepFun's source draws from the global generator; ours from one seeded alike
     pcm: list[bytes] = []
     times: list[float] = []
-    for piece, last in chunks(tokens, pair.ours.schedule, pair.ours.flow.lookahead):
+    for piece, last in stream_pieces(tokens, pair.ours.schedule, pair.ours.flow.lookahead):
         started = time.perf_counter()
         pcm.append(engine.stream(piece, key, last_chunk=last))
         times.append(time.perf_counter() - started)
@@ -188,7 +178,7 @@ def profile_first_call(pair: Pair, features: PromptFeatures, tokens: Sequence[in
     """torch.profiler over preparation and the first chunk of each arm: the operators that take the time."""
     from torch.profiler import ProfilerActivity, profile
 
-    first = next(chunks(tokens, pair.ours.schedule, pair.ours.flow.lookahead))[0]
+    first = next(stream_pieces(tokens, pair.ours.schedule, pair.ours.flow.lookahead))[0]
     arms: list[tuple[str, Callable[[], bytes]]] = [
         ("ours", lambda: run_ours(pair, features, first, Arm("ours"))),
         ("StepFun", lambda: run_theirs(pair, features, first, Arm("StepFun"), seed)),
@@ -239,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ]
         for run in arms if repeat % 2 == 0 else arms[::-1]:
             run()
-    sizes = [len(piece) for piece, _ in chunks(tokens, schedule, pair.ours.flow.lookahead)]
+    sizes = [len(piece) for piece, _ in stream_pieces(tokens, schedule, pair.ours.flow.lookahead)]
     print(f"chunks (tokens with look-ahead) {sizes}; medians of {args.repeats} interleaved repeats:")
     for line in report(ours, theirs, len(tokens) / TOKENS_PER_S):
         print(line)

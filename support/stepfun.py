@@ -15,13 +15,16 @@ import importlib.util
 import subprocess
 import sys
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from assistant.voice.token2wav.engine import StreamSchedule
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -255,6 +258,16 @@ def load_token2wav(model_dir: Path, *, hift_channels: int, f0_channels: int) -> 
         hift_channels=hift_channels,
         f0_channels=f0_channels,
     )
+
+
+def stream_pieces(tokens: Sequence[int], schedule: StreamSchedule, lookahead: int) -> Iterator[tuple[list[int], bool]]:
+    """The pieces our stream renders, each with its look-ahead, the rest last: StepFun's ``stream`` calls."""
+    start, size = 0, schedule.first_chunk_tokens
+    while len(tokens) - start >= size + lookahead:
+        yield list(tokens[start : start + size + lookahead]), False
+        start += size
+        size = schedule.chunk_tokens
+    yield list(tokens[start:]), True
 
 
 def _fit_scratch_buffers(flow: Any) -> None:

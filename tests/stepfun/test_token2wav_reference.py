@@ -7,7 +7,7 @@ made identical by seeding (one call) or by giving both the same excitation (stre
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import torch
 
 from assistant.voice.token2wav.engine import StreamSchedule, Token2Wav, VoiceProfile
 from assistant.voice.token2wav.prompt import PromptFeatures
+from support.stepfun import stream_pieces
 from tests.stepfun.reference import Reference, load_token2wav
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]
@@ -62,16 +63,6 @@ def _voice(ours: Token2Wav, theirs: Any, seconds: int, seed: int) -> tuple[Voice
 
 def _answer(count: int, seed: int) -> list[int]:
     return [int(t) for t in np.random.default_rng(seed).integers(0, 6561, count)]
-
-
-def _chunks(tokens: list[int], schedule: StreamSchedule, lookahead: int = 3) -> Iterator[tuple[list[int], bool]]:
-    """The pieces SpeechStream renders, each with its look-ahead, the rest last (StepFun's call pattern)."""
-    start, size = 0, schedule.first_chunk_tokens
-    while len(tokens) - start >= size + lookahead:
-        yield tokens[start : start + size + lookahead], False
-        start += size
-        size = schedule.chunk_tokens
-    yield tokens[start:], True
 
 
 def test_offline_mel_equals_stepfuns_offline_inference(ours: Token2Wav, theirs: Any) -> None:
@@ -129,7 +120,9 @@ def test_streaming_equals_stepfuns_stream_chunk_by_chunk(
     theirs.hift.m_source = _SharedExcitation(ours)
     try:
         theirs.set_stream_cache(key)
-        their_pcm = [theirs.stream(chunk, key, last_chunk=last) for chunk, last in _chunks(tokens, ours.schedule)]
+        their_pcm = [
+            theirs.stream(chunk, key, last_chunk=last) for chunk, last in stream_pieces(tokens, ours.schedule, 3)
+        ]
     finally:
         theirs.hift.m_source = their_source
     stream = ours.open(voice)

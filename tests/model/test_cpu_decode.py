@@ -50,6 +50,8 @@ def test_loading_gives_the_compiled_product_to_the_layers_large_enough_to_be_wor
     assert [type(layer) for layer in linears(model)] == [
         cpu_decode.RowProductLinear if layer is model.lm_head else nn.Linear for layer in linears(model)
     ]
+    # What decides whether decoding is compiled (``decode: auto``): the decoder layers, not lm_head.
+    assert (cpu_decode.swapped(model), cpu_decode.swapped(model.model.layers)) == (1, 0)
 
 
 def test_the_compiled_one_row_product_gives_the_logits_of_plain_matrix_products(model: StepAudio2ForCausalLM) -> None:
@@ -59,6 +61,7 @@ def test_the_compiled_one_row_product_gives_the_logits_of_plain_matrix_products(
     swapped = cpu_decode.prepare(model, (model.model.layers, model.lm_head), min_weight_bytes=0)
 
     assert swapped == len(weights) and all(isinstance(layer, cpu_decode.RowProductLinear) for layer in linears(model))
+    assert cpu_decode.swapped(model.model.layers) == swapped - 1  # all but lm_head
     assert {id(layer.weight) for layer in linears(model)} == weights  # the same parameters, not copies
     assert all(type(layer) is nn.Linear for layer in model.adapter.modules() if isinstance(layer, nn.Linear))
     prefill, step = decode_logits(model)
@@ -102,4 +105,5 @@ def test_a_kernel_that_fails_while_decoding_hands_every_layer_back_to_plain_prod
 
     torch.testing.assert_close(step, expected[1], atol=0, rtol=0)  # the step's answer is still given
     assert cpu_decode._state.failed
+    assert cpu_decode.swapped(model) == 0  # handed back: nothing decodes on the kernel any more
     assert caplog.text.count("falls back to plain matrix products") == 1  # said once, not per layer

@@ -10,7 +10,7 @@ from assistant.audio import tone
 from assistant.config import LocalModelSettings
 from assistant.errors import ModelError
 from assistant.model.stepaudio2 import tokens as t
-from assistant.model.stepaudio2.engine import FIRST_BUCKET, GenerationOptions
+from assistant.model.stepaudio2.engine import FIRST_BUCKET, GenerationOptions, StepAudio2Engine
 from assistant.ports import ModelRequest
 from tests.model.conftest import EngineFactory, Speech
 from tests.model.test_engine_numerics import Spy, run
@@ -18,17 +18,26 @@ from tests.model.test_engine_numerics import Spy, run
 pytestmark = pytest.mark.models
 
 
-async def _conversation(engine_factory: EngineFactory, speech: Speech, **options: object) -> tuple[Spy, object]:
+async def _conversation(
+    engine_factory: EngineFactory, speech: Speech, **options: object
+) -> tuple[Spy, StepAudio2Engine]:
     """Three rounds: a spoken question, a typed follow-up, and one after the system prompt changed."""
-    answer = [*speech.spoken("我系小音", list(range(12))), t.EOT]
     spy = Spy()
-    engine = engine_factory([answer] * 3, spies=[spy], **options)
+    engine = engine_factory([_answer(speech)] * 3, spies=[spy], **options)
+    await _converse(engine)
+    return spy, engine
+
+
+def _answer(speech: Speech) -> list[int]:
+    return [*speech.spoken("我系小音", list(range(12))), t.EOT]
+
+
+async def _converse(engine: StepAudio2Engine) -> None:
     await run(engine.respond(ModelRequest("kitchen", audio=tone(330, 2.0, rate_hz=16_000))))
     await run(engine.respond(ModelRequest("kitchen", text="仲有呢")))
     # A new dialect changes the system prompt: the cache is kept only up to there, the rest is stale.
     engine.set_dialect("mandarin")
     await run(engine.respond(ModelRequest("kitchen", text="再讲一次")))
-    return spy, engine
 
 
 async def test_static_and_dynamic_caches_give_the_same_logits_at_every_step(
@@ -70,21 +79,59 @@ async def test_the_compiled_decode_step_gives_the_logits_of_the_eager_one(
 
 def test_the_decode_setting_picks_cache_and_compilation() -> None:
     chosen = {
-        (decode, device): (options.kv_cache, options.compile_decode)
+        (decode, device, row_products): (options.kv_cache, options.compile_decode)
         for decode in ("dynamic", "static", "compiled", "auto")
         for device in ("cpu", "cuda")
-        for options in [GenerationOptions.from_settings(LocalModelSettings(decode=decode), device)]
+        for row_products in (0, 71)
+        for options in [
+            GenerationOptions.from_settings(LocalModelSettings(decode=decode), device, row_products=row_products)
+        ]
     }
-    assert chosen == {
-        ("dynamic", "cpu"): ("dynamic", False),
-        ("dynamic", "cuda"): ("dynamic", False),
-        ("static", "cpu"): ("static", False),
-        ("static", "cuda"): ("static", False),
-        ("compiled", "cpu"): ("static", True),
-        ("compiled", "cuda"): ("static", True),
-        ("auto", "cpu"): ("static", False),  # the fastest measured on a CPU (bench/model.py decode)
-        ("auto", "cuda"): ("dynamic", False),
-    }
+    expected: dict[tuple[str, str, int], tuple[str, bool]] = {}
+    for row_products in (0, 71):
+        expected |= {
+            ("dynamic", "cpu", row_products): ("dynamic", False),
+            ("dynamic", "cuda", row_products): ("dynamic", False),
+            ("static", "cpu", row_products): ("static", False),
+            ("static", "cuda", row_products): ("static", False),
+            ("compiled", "cpu", row_products): ("static", True),
+            ("compiled", "cuda", row_products): ("static", True),
+            ("auto", "cuda", row_products): ("dynamic", False),
+        }
+    # The fastest measured on a CPU (bench/model.py decode) where the compiler works and the model is large
+    # enough for the one-row product; a tiny or uncompilable model keeps the eager static step.
+    expected[("auto", "cpu", 71)] = ("static", True)
+    expected[("auto", "cpu", 0)] = ("static", False)
+    assert chosen == expected
+
+
+@pytest.mark.slow
+async def test_a_decode_step_that_cannot_compile_decodes_eagerly_after_one_warning(
+    engine_factory: EngineFactory, speech: Speech, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    eager, _ = await _conversation(engine_factory, speech, kv_cache="static")
+
+    def no_compiler(function: object, **_: object) -> object:
+        def fails(*args: object, **kwargs: object) -> object:
+            raise RuntimeError("InductorError: no working C++ compiler")
+
+        return fails
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    spy = Spy()
+    # Each warm-up attempt (compiled, then eager) takes one scripted round: a stop at once.
+    engine = engine_factory(
+        [[t.EOT], [t.EOT], *[_answer(speech)] * 3], spies=[spy], kv_cache="static", compile_decode=True
+    )
+    with caplog.at_level("WARNING"):
+        await engine.warm_up()
+    assert "decoding without compilation" in caplog.text
+    assert "no working C++ compiler" in caplog.text
+    spy.scores.clear()
+    await _converse(engine)
+    assert len(spy.scores) == len(eager.scores) > 0
+    for step, (ours, theirs) in enumerate(zip(spy.scores, eager.scores, strict=True)):
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5, msg=f"step {step}")
 
 
 @pytest.mark.slow

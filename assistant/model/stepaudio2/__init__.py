@@ -23,6 +23,7 @@ def build_local_model(settings: LocalModelSettings, persona: PersonaSettings) ->
     which a stopping daemon does not wait for.
     """
     try:
+        from . import cpu_decode
         from .engine import GenerationOptions, StepAudio2Engine
         from .loading import load
     except ImportError as err:
@@ -31,4 +32,6 @@ def build_local_model(settings: LocalModelSettings, persona: PersonaSettings) ->
             "pip install 'xiangyin[model]'"
         ) from err
     model, tokenizer = load(settings)
-    return StepAudio2Engine(model, tokenizer, persona, GenerationOptions.from_settings(settings, model.device.type))
+    row_products = cpu_decode.swapped(model.model.layers)
+    options = GenerationOptions.from_settings(settings, model.device.type, row_products=row_products)
+    return StepAudio2Engine(model, tokenizer, persona, options)

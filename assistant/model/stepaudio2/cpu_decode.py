@@ -108,6 +108,11 @@ def prepare(root: nn.Module, within: Sequence[nn.Module], *, min_weight_bytes: i
     return len(chosen)
 
 
+def swapped(root: nn.Module) -> int:
+    """How many layers of ``root`` use the compiled one-row product (0 where it could not compile)."""
+    return 0 if _state.failed else sum(isinstance(module, RowProductLinear) for module in root.modules())
+
+
 def _worth_it(module: nn.Module, min_weight_bytes: int) -> TypeGuard[nn.Linear]:
     if type(module) is not nn.Linear:
         return False

@@ -102,7 +102,9 @@ class StepAudio2Engine:
         if self._options.compile_decode and self._options.kv_cache != "static":
             raise ModelError("compiling the decode step needs a static KV cache (kv_cache: static)")
         self._next_logits: Callable[[torch.Tensor, torch.Tensor, Cache, int], torch.Tensor] = model.next_logits
-        if self._options.compile_decode:
+        self._compiled = self._options.compile_decode
+        """Decode steps go through the compiled step (until it fails at the warm-up, see :meth:`warm_up`)."""
+        if self._compiled:
             mode = "reduce-overhead" if model.device.type == "cuda" else None
             # Static shapes within a bucket of attended positions; the second bucket makes dynamo compile
             # one graph with the bucket size symbolic, which serves every later bucket (a CUDA graph is
@@ -153,17 +155,33 @@ class StepAudio2Engine:
         The first round on a GPU pays for kernel selection and memory pools (seconds); call this at start-up
         so the first user does not. A compiled decode step is also run at a second bucket of attended
         positions, so both of its compilations happen here, not when a conversation first outgrows a bucket.
+        If compiling fails, the engine decodes on the same static cache without it (one warning) and
+        warms up again that way: slower steps, but the daemon answers.
         """
         request = ModelRequest(_WARM_UP, audio=AudioChunk(bytes(32_000)), text="你好", speak=False)
 
-        def run() -> None:
+        def once() -> None:
             try:
                 self._generate(request, lambda _: None, threading.Event(), max_new_tokens=2)
                 warmed = self._store.peek(_WARM_UP)
-                if self._options.compile_decode and warmed is not None:
+                if self._compiled and warmed is not None:
                     self._compile_second_bucket(warmed)
             finally:
                 self.forget(_WARM_UP)
+
+        def run() -> None:
+            try:
+                once()
+            except Exception as err:
+                if not self._compiled:
+                    raise
+                _LOGGER.warning(
+                    "the compiled decode step failed (%s: %s); decoding without compilation (slower)",
+                    type(err).__name__,
+                    err,
+                )
+                self._compiled, self._next_logits = False, self._model.next_logits
+                once()
 
         try:
             await self._worker.run(run)
@@ -314,7 +332,7 @@ class StepAudio2Engine:
         """Generate token by token, streaming events, until a stop token, the limit or cancellation."""
         assert conversation.cache is not None
         cache = conversation.cache
-        compiled = self._options.compile_decode
+        compiled = self._compiled
         allocated = cache.max_cache_len - SPARE if isinstance(cache, StaticCache) else self._max_positions
         options = self._options
         device = self._model.device

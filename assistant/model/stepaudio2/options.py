@@ -38,14 +38,20 @@ class GenerationOptions:
     """Even out an audio tail under 50 ms with the 25 s chunk before it, instead of StepFun's cut."""
 
     @classmethod
-    def from_settings(cls, settings: LocalModelSettings, device: str) -> GenerationOptions:
-        """Options from the ``model.local`` settings, for a model on ``device`` (a torch device type)."""
+    def from_settings(cls, settings: LocalModelSettings, device: str, *, row_products: int = 0) -> GenerationOptions:
+        """Options from the ``model.local`` settings, for a model on ``device`` (a torch device type).
+
+        ``row_products`` is how many of the decoder layers' products run on the compiled one-row product
+        (``cpu_decode.swapped``): some means the compiler works here and the layers are large enough for it
+        (a tiny test model's are not; its ``lm_head`` does not count).
+        """
         decode = settings.decode
         if decode == "auto":
-            # bench/model.py on a CPU: static steps are as fast as dynamic ones at short contexts and faster
-            # at long ones (no cache copy per step); compiled ones are no faster and cost a compilation.
-            # No GPU has been measured yet, so GPUs keep dynamic.
-            decode = "static" if device == "cpu" else "dynamic"
+            # bench/model.py on a CPU, 1.5B-class widths: the compiled static step is the fastest (×0.86-0.87
+            # of dynamic at 256 to 8,000 tokens), static no slower than dynamic. Compiling costs seconds
+            # of warm-up, so only where the one-row product already compiled (a real-sized model, a
+            # working compiler). No GPU has been measured yet, so GPUs keep dynamic.
+            decode = ("compiled" if row_products else "static") if device == "cpu" else "dynamic"
         return cls(
             max_new_tokens=settings.max_new_tokens,
             history_tokens=settings.history_tokens,

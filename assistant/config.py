@@ -348,8 +348,9 @@ class LocalModelSettings(_Model):
     decode: Literal["auto", "dynamic", "static", "compiled"] = "auto"
     """KV cache and decode step: dynamic (grows as needed); static (history_tokens + max_new_tokens
     positions allocated per cached conversation); compiled (static, with the decode step compiled by
-    torch.compile, replayed as a CUDA graph on GPUs; the first answer pays tens of seconds of compiling);
-    auto (the fastest measured on the device: static on CPU, dynamic elsewhere until a GPU is measured)."""
+    torch.compile, replayed as a CUDA graph on GPUs; the start-up's warm-up pays seconds of compiling);
+    auto (the fastest measured on the device: compiled on a CPU when the decoder's layers are large enough
+    for the compiled one-row product, else static; dynamic elsewhere until a GPU is measured)."""
     revision: str | None = None
     """Hugging Face revision (branch, tag or commit) to download; null for the default branch."""
     audio_tail: Literal["stepfun", "even"] = "stepfun"

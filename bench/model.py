@@ -218,8 +218,10 @@ def bench_decode(args: argparse.Namespace) -> None:
             for arm in arms:  # free the caches; only the timings are kept
                 arm.step = lambda: None
     # Printed once the bandwidth has been sampled all along, so every fraction uses the same figure.
-    # Two shares: of the best read of the whole run (strict, but one quiet moment sets it), and of the
-    # read measured just before each step (the same moment's share of a machine that others load too).
+    # Three shares: of the best read of the whole run (strict, but one quiet moment sets it), of the
+    # median read (what the machine gave most of the run), and of the read measured just before each step
+    # (the same moment's share of a machine that others load too).
+    typical = statistics.median(bandwidth.samples)
     for length, needed, arms, beside in results:
         reference = arms[0].seconds
         for arm in arms:
@@ -232,12 +234,12 @@ def bench_decode(args: argparse.Namespace) -> None:
                 f" (best {1000 * min(arm.seconds):6.1f})  ×{ratio:.2f} of dynamic"
                 f"  {rate / 1e9:5.1f} GB/s = {100 * rate / bandwidth.best:3.0f} % of the best read"
                 f" (best step {100 * needed / min(arm.seconds) / bandwidth.best:3.0f} %),"
-                f" {100 * paired:3.0f} % of the read beside each step"
+                f" {100 * rate / typical:3.0f} % of the median read, {100 * paired:3.0f} % of the read beside each step"
             )
     reads = bandwidth.samples
     print(
         f"  read bandwidth measured between the steps: {bandwidth.best / 1e9:.1f} GB/s best,"
-        f" {statistics.median(reads) / 1e9:.1f} median of {len(reads)}; {load()}"
+        f" {typical / 1e9:.1f} median of {len(reads)}; {load()}"
     )
     bench_sampling(args, max(args.contexts))
 

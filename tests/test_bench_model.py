@@ -32,7 +32,10 @@ def test_the_decode_part_prints_each_arm_against_the_measured_bandwidth() -> Non
     assert re.search(r"^load [\d.]+ \(5 min [\d.]+\) on \d+ CPUs", out, re.MULTILINE), out  # the load is named
     for context in (40, 300):
         for arm in ("dynamic", "static 512"):
-            row = rf"^  context +{context}  {arm} +[\d.]+ ms/token \(best +[\d.]+\)  ×[\d.]+ of dynamic +[\d.]+ GB/s"
+            row = (
+                rf"^  context +{context}  {arm} +[\d.]+ ms/token \(best +[\d.]+\)  ×[\d.]+ of dynamic +[\d.]+ GB/s"
+                r" = +\d+ % of the best read .* +\d+ % of the median read, +\d+ % of the read beside each step$"
+            )
             assert re.search(row, out, re.MULTILINE), out
     assert re.search(r"read bandwidth measured between the steps: [\d.]+ GB/s", out), out
     assert re.search(r"^sampling after 300 tokens, 158720 logits: [\d.]+ ms/token", out, re.MULTILINE), out

@@ -7,6 +7,7 @@ stop word, ``b"SPCH"`` speech, and all-zero PCM is silence.
 from __future__ import annotations
 
 import asyncio
+import collections
 import heapq
 import itertools
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.audio import AudioChunk, read_wav, split
+from assistant.earcons import Earcon, render
 from assistant.errors import ModelError
 from assistant.ports import (
     SPEECH_PAD,
@@ -180,6 +182,25 @@ class FakeSpeechDetector:
         """Nothing to forget."""
 
 
+class SayingMicrophone:
+    """Silence, or what the test says into it (with silence around it), faster than real time."""
+
+    def __init__(self, *, pace_seconds: float, before_seconds: float = 0.4, after_seconds: float = 1.0) -> None:
+        self.pending: collections.deque[AudioChunk] = collections.deque()
+        self._pace = pace_seconds
+        self._before, self._after = before_seconds, after_seconds
+
+    def say(self, chunks: Sequence[AudioChunk]) -> None:
+        """Queue ``chunks`` between the silences."""
+        self.pending.extend([*silence(self._before), *chunks, *silence(self._after)])
+
+    async def chunks(self) -> AsyncIterator[AudioChunk]:
+        """One chunk every ``pace_seconds`` of wall time: what was said, else silence."""
+        while True:
+            await asyncio.sleep(self._pace)
+            yield self.pending.popleft() if self.pending else silence(CHUNK_SECONDS)[0]
+
+
 # --- audio out ----------------------------------------------------------------------------------
 
 
@@ -199,15 +220,21 @@ class FakeSpeaker:
         async for chunk in audio:
             if generation != self._generation:
                 return False
-            self.played.append(chunk)
+            self._heard(chunk)
             await self._clock.sleep(chunk.seconds)
             if generation != self._generation:
                 return False
         return True
 
+    def _heard(self, chunk: AudioChunk) -> None:
+        self.played.append(chunk)
+
     def stop(self) -> None:
         """Cut the current stream short."""
         self._generation += 1
+        self._stopped()
+
+    def _stopped(self) -> None:
         self.stops.append(self._clock.now())
 
     def set_volume(self, level: float) -> None:
@@ -218,6 +245,19 @@ class FakeSpeaker:
     def played_seconds(self) -> float:
         """Seconds of audio played so far."""
         return sum(chunk.seconds for chunk in self.played)
+
+
+class BeepCountingSpeaker(FakeSpeaker):
+    """Counts the wake earcons played: an enrolment beeps before each take."""
+
+    beeps = 0
+
+    async def play(self, audio: AsyncIterator[AudioChunk]) -> bool:
+        """Play, then count the stream if it was the wake earcon."""
+        done = await super().play(audio)
+        if self.played and self.played[-1] is render(Earcon.WAKE):
+            self.beeps += 1
+        return done
 
 
 class FakeVoice:

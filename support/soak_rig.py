@@ -75,6 +75,7 @@ from support.fake_home_assistant import TOKEN
 from support.fakes import (
     CHUNK_SECONDS,
     FakeClock,
+    FakeSpeaker,
     FakeSpeechDetector,
     FakeVoice,
     FakeWakeDetector,
@@ -137,36 +138,24 @@ class LiveMicrophone:
             yield self._queued.popleft() if self._queued else self._silence
 
 
-class CountingSpeaker:
+class CountingSpeaker(FakeSpeaker):
     """A speaker that keeps no audio (a soak must not grow), only how much it played."""
 
     def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-        self._generation = 0
+        super().__init__(clock)
         self.seconds = 0.0
-        self.streams = 0
-        self.stops = 0
+        self.stop_count = 0
 
-    async def play(self, audio: AsyncIterator[AudioChunk]) -> bool:
-        """Play until the stream ends or stop() is called."""
-        generation = self._generation
-        self.streams += 1
-        async for chunk in audio:
-            if generation != self._generation:
-                return False
-            self.seconds += chunk.seconds
-            await self._clock.sleep(chunk.seconds)
-            if generation != self._generation:
-                return False
-        return True
+    def _heard(self, chunk: AudioChunk) -> None:
+        self.seconds += chunk.seconds
 
-    def stop(self) -> None:
-        """Cut the current stream short."""
-        self._generation += 1
-        self.stops += 1
+    def _stopped(self) -> None:
+        self.stop_count += 1
 
-    def set_volume(self, level: float) -> None:
-        """Nothing to turn."""
+    @property
+    def played_seconds(self) -> float:
+        """Seconds of audio played so far."""
+        return self.seconds
 
 
 class SoakModel:

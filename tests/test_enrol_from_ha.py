@@ -21,7 +21,6 @@ import pytest
 from assistant.audio import AudioChunk, read_wav, split
 from assistant.bus import Bus
 from assistant.config import ConversationSettings, EndpointSettings, MqttSettings, WakeSettings
-from assistant.earcons import Earcon, render
 from assistant.events import ShutdownRequested
 from assistant.integrations.mqtt import MqttBridge
 from assistant.listen import build_vad
@@ -29,7 +28,7 @@ from assistant.listen.enroller import StoreEnroller
 from assistant.supervisor import Supervisor, SupervisorOptions
 from assistant.tasks import MonotonicClock, cancel_and_wait
 from assistant.turn import TurnDeps
-from support.fakes import FakeSpeaker, FakeTools, FakeVoice, ScriptedModel
+from support.fakes import BeepCountingSpeaker, FakeTools, FakeVoice, SayingMicrophone, ScriptedModel
 from support.servers import Mosquitto, eventually, mosquitto
 
 pytestmark = [pytest.mark.broker, pytest.mark.models]
@@ -50,34 +49,6 @@ def clipped(path: Path) -> list[AudioChunk]:
     samples = np.frombuffer(read_wav(path).pcm, dtype="<i2").astype(np.int32) * 8
     loud = np.clip(samples, -32768, 32767).astype("<i2").tobytes()
     return list(split(AudioChunk(loud), CHUNK_SECONDS))
-
-
-class Microphone:
-    """Digital silence, or what the test says into it, at four times real time."""
-
-    def __init__(self) -> None:
-        self.pending: collections.deque[AudioChunk] = collections.deque()
-
-    def say(self, chunks: Sequence[AudioChunk]) -> None:
-        quiet = [AudioChunk(bytes(2560))] * 5
-        self.pending.extend([*quiet, *chunks, *quiet * 2])
-
-    async def chunks(self) -> AsyncIterator[AudioChunk]:
-        while True:
-            await asyncio.sleep(CHUNK_SECONDS / 4)
-            yield self.pending.popleft() if self.pending else AudioChunk(bytes(2560))
-
-
-class Speaker(FakeSpeaker):
-    """Counts the beeps before takes."""
-
-    beeps = 0
-
-    async def play(self, audio: AsyncIterator[AudioChunk]) -> bool:
-        done = await super().play(audio)
-        if self.played and self.played[-1] is render(Earcon.WAKE):
-            self.beeps += 1
-        return done
 
 
 class HomeAssistant:
@@ -119,8 +90,8 @@ class Box:
     def __init__(self, broker: Mosquitto, words: Path) -> None:
         clock = MonotonicClock()
         self.bus = Bus(clock)
-        self.mic = Microphone()
-        self.speaker = Speaker(clock)
+        self.mic = SayingMicrophone(pace_seconds=CHUNK_SECONDS / 4, after_seconds=0.8)
+        self.speaker = BeepCountingSpeaker(clock)
         settings = MqttSettings(enabled=True, host=broker.host, port=broker.port, device_id="test_box")
         self.bridge = MqttBridge(settings, self.bus, "9.9.9", wake_words=("hey_jarvis",), wake_word="hey_jarvis")
         self.enroller = StoreEnroller(WakeSettings(enrolled_dir=words))

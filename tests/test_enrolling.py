@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -12,7 +11,6 @@ import pytest
 from assistant.audio import AudioChunk
 from assistant.bus import Bus
 from assistant.config import ConversationSettings, EndpointSettings
-from assistant.earcons import Earcon, render
 from assistant.errors import EnrollmentError
 from assistant.events import (
     AnnounceRequested,
@@ -32,13 +30,13 @@ from assistant.supervisor import Supervisor, SupervisorOptions
 from assistant.tasks import MonotonicClock, cancel_and_wait
 from assistant.turn import TurnDeps
 from support.fakes import (
-    FakeSpeaker,
+    BeepCountingSpeaker,
     FakeSpeechDetector,
     FakeTools,
     FakeVoice,
     FakeWakeDetector,
+    SayingMicrophone,
     ScriptedModel,
-    silence,
     speech,
     wake_word,
 )
@@ -92,33 +90,6 @@ class FakeEnroller:
         return FakeWakeDetector(WORD, _WORD_TAG), self.words()
 
 
-class Microphone:
-    """Silence, or what the test says into it, at many times real time."""
-
-    def __init__(self) -> None:
-        self.pending: collections.deque[AudioChunk] = collections.deque()
-
-    def say(self, chunks: Sequence[AudioChunk]) -> None:
-        self.pending.extend([*silence(0.4), *chunks, *silence(1.0)])
-
-    async def chunks(self) -> AsyncIterator[AudioChunk]:
-        while True:
-            await asyncio.sleep(0.002)
-            yield self.pending.popleft() if self.pending else silence(0.08)[0]
-
-
-class Speaker(FakeSpeaker):
-    """Counts the beeps before takes."""
-
-    beeps = 0
-
-    async def play(self, audio: AsyncIterator[AudioChunk]) -> bool:
-        done = await super().play(audio)
-        if self.played and self.played[-1] is render(Earcon.WAKE):
-            self.beeps += 1
-        return done
-
-
 class Box:
     """The real supervisor on fakes; ``events`` is everything on the bus."""
 
@@ -127,8 +98,8 @@ class Box:
         self.bus = Bus(clock)
         self.events: list[Event] = []
         self.bus.tap(lambda envelope: self.events.append(envelope.event))
-        self.mic = Microphone()
-        self.speaker = Speaker(clock)
+        self.mic = SayingMicrophone(pace_seconds=0.002)
+        self.speaker = BeepCountingSpeaker(clock)
         self.enroller = FakeEnroller()
         deps = TurnDeps(
             publish=self.bus.publish,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 from transformers import StaticCache
@@ -105,30 +107,42 @@ def test_the_decode_setting_picks_cache_and_compilation() -> None:
     assert chosen == expected
 
 
+class CompilerThatBreaks:
+    """Stands in for ``torch.compile``: the function runs as it is for ``calls`` calls, then fails."""
+
+    def __init__(self, calls: int) -> None:
+        self.calls = calls
+
+    def __call__(self, function: Callable[..., torch.Tensor], **_: object) -> Callable[..., torch.Tensor]:
+        def step(*args: object) -> torch.Tensor:
+            if self.calls == 0:
+                raise RuntimeError("InductorError: no working C++ compiler")
+            self.calls -= 1
+            return function(*args)
+
+        return step
+
+
 @pytest.mark.slow
-async def test_a_decode_step_that_cannot_compile_decodes_eagerly_after_one_warning(
-    engine_factory: EngineFactory, speech: Speech, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("working_calls", [0, 6], ids=["at the warm-up", "in the middle of an answer"])
+async def test_a_compiled_step_that_fails_is_decoded_again_uncompiled_after_one_warning(
+    engine_factory: EngineFactory,
+    speech: Speech,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    working_calls: int,
 ) -> None:
     eager, _ = await _conversation(engine_factory, speech, kv_cache="static")
-
-    def no_compiler(function: object, **_: object) -> object:
-        def fails(*args: object, **kwargs: object) -> object:
-            raise RuntimeError("InductorError: no working C++ compiler")
-
-        return fails
-
-    monkeypatch.setattr(torch, "compile", no_compiler)
+    monkeypatch.setattr(torch, "compile", CompilerThatBreaks(working_calls))
     spy = Spy()
-    # Each warm-up attempt (compiled, then eager) takes one scripted round: a stop at once.
-    engine = engine_factory(
-        [[t.EOT], [t.EOT], *[_answer(speech)] * 3], spies=[spy], kv_cache="static", compile_decode=True
-    )
+    # The warm-up takes one scripted round (a stop at once) and makes one compiled step, at a second bucket.
+    engine = engine_factory([[t.EOT], *[_answer(speech)] * 3], spies=[spy], kv_cache="static", compile_decode=True)
     with caplog.at_level("WARNING"):
         await engine.warm_up()
-    assert "decoding without compilation" in caplog.text
+        spy.scores.clear()
+        await _converse(engine)
+    assert caplog.text.count("decoding without compilation") == 1
     assert "no working C++ compiler" in caplog.text
-    spy.scores.clear()
-    await _converse(engine)
     assert len(spy.scores) == len(eager.scores) > 0
     for step, (ours, theirs) in enumerate(zip(spy.scores, eager.scores, strict=True)):
         torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5, msg=f"step {step}")

@@ -155,12 +155,12 @@ class StepAudio2Engine:
         The first round on a GPU pays for kernel selection and memory pools (seconds); call this at start-up
         so the first user does not. A compiled decode step is also run at a second bucket of attended
         positions, so both of its compilations happen here, not when a conversation first outgrows a bucket.
-        If compiling fails, the engine decodes on the same static cache without it (one warning) and
-        warms up again that way: slower steps, but the daemon answers.
+        If compiling fails, here or later, the engine decodes on the same static cache without it from
+        then on (:meth:`_decode_step`).
         """
         request = ModelRequest(_WARM_UP, audio=AudioChunk(bytes(32_000)), text="你好", speak=False)
 
-        def once() -> None:
+        def run() -> None:
             try:
                 self._generate(request, lambda _: None, threading.Event(), max_new_tokens=2)
                 warmed = self._store.peek(_WARM_UP)
@@ -168,20 +168,6 @@ class StepAudio2Engine:
                     self._compile_second_bucket(warmed)
             finally:
                 self.forget(_WARM_UP)
-
-        def run() -> None:
-            try:
-                once()
-            except Exception as err:
-                if not self._compiled:
-                    raise
-                _LOGGER.warning(
-                    "the compiled decode step failed (%s: %s); decoding without compilation (slower)",
-                    type(err).__name__,
-                    err,
-                )
-                self._compiled, self._next_logits = False, self._model.next_logits
-                once()
 
         try:
             await self._worker.run(run)
@@ -204,7 +190,29 @@ class StepAudio2Engine:
         step, position = torch.tensor([[t.EOT]], device=device), torch.tensor([filled], device=device)
         with torch.inference_mode():
             # Writes one position past the warm-up's tokens in a cache that is dropped right after.
-            self._next_logits(step, position, cache, other)
+            self._decode_step(step, position, cache, other)
+
+    def _decode_step(self, step: torch.Tensor, position: torch.Tensor, cache: Cache, kv_length: int) -> torch.Tensor:
+        """One decode step through ``next_logits``, compiled until compiling or a compiled step fails.
+
+        Then one warning, and this step and every later one run uncompiled on the same static cache: they
+        write the same positions, so a failed step that wrote some layers is simply written again. Slower
+        steps, but the answer goes on. Running out of memory is not a compiler failure and is raised.
+        """
+        try:
+            return self._next_logits(step, position, cache, kv_length)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a compiler failure must not fail the answer
+            if not self._compiled:
+                raise
+            _LOGGER.warning(
+                "the compiled decode step failed (%s: %s); decoding without compilation (slower)",
+                type(err).__name__,
+                err,
+            )
+            self._compiled, self._next_logits = False, self._model.next_logits
+            return self._next_logits(step, position, cache, kv_length)
 
     async def drain(self) -> None:
         """Wait until the worker has finished every round started so far (a cancelled one included)."""
@@ -377,7 +385,7 @@ class StepAudio2Engine:
                 if compiled:
                     position = torch.tensor([filled], device=device)
                     with torch.inference_mode():
-                        logits = self._next_logits(step, position, cache, kv_bucket(filled + 1, allocated))
+                        logits = self._decode_step(step, position, cache, kv_bucket(filled + 1, allocated))
                     if device.type == "cuda":
                         # A CUDA graph's next replay overwrites its output; sampling edits the logits.
                         logits = logits.clone()

@@ -103,7 +103,7 @@ class StepAudio2Engine:
             raise ModelError("compiling the decode step needs a static KV cache (kv_cache: static)")
         self._next_logits: Callable[[torch.Tensor, torch.Tensor, Cache, int], torch.Tensor] = model.next_logits
         self._compiled = self._options.compile_decode
-        """Decode steps go through the compiled step (until it fails at the warm-up, see :meth:`warm_up`)."""
+        """Decode steps go through the compiled step (until one fails, see :meth:`_decode_step`)."""
         if self._compiled:
             mode = "reduce-overhead" if model.device.type == "cuda" else None
             # Static shapes within a bucket of attended positions; the second bucket makes dynamo compile

@@ -47,8 +47,8 @@ class GenerationOptions:
         """
         decode = settings.decode
         if decode == "auto":
-            # bench/model.py on a CPU, 1.5B-class widths: the compiled static step is the fastest (×0.86-0.87
-            # of dynamic at 256 to 8,000 tokens), static no slower than dynamic. Compiling costs seconds
+            # bench/model.py on a CPU, 1.5B-class widths: the compiled static step is the fastest (×0.83-0.96
+            # of dynamic at 256 to 8,000 tokens, three runs), static no slower than dynamic. Compiling costs seconds
             # of warm-up, so only where the one-row product already compiled (a real-sized model, a
             # working compiler). No GPU has been measured yet, so GPUs keep dynamic.
             decode = ("compiled" if row_products else "static") if device == "cpu" else "dynamic"

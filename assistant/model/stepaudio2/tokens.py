@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from ...ports import SPEECH_PAD
+
 VOCAB_SIZE: Final = 158720
 """Rows of the embedding and ``lm_head`` matrices (more than the tokenizer uses)."""
 
@@ -38,7 +40,7 @@ AUDIO_0: Final = 151696
 """``<audio_0>``: speech code 0; code ``c`` is ``AUDIO_0 + c``."""
 SPEECH_CODES: Final = 6561
 """Codes 0..6560 are CosyVoice2 S3 speech tokens at 25 Hz."""
-AUDIO_PAD_CODE: Final = 6561
+AUDIO_PAD_CODE: Final = SPEECH_PAD
 """``<audio_6561>``: a speech slot with no speech left; passed on, and dropped by the voice by default."""
 LAST_ID: Final = AUDIO_0 + AUDIO_PAD_CODE
 """158257, the highest id the tokenizer defines."""

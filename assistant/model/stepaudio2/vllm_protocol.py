@@ -42,7 +42,7 @@ from ...ports import ModelEvent, ModelSpeech, ModelText, ModelToolCall, ToolResu
 from .frontend import MAX_CHUNK_SECONDS
 from .parser import MAX_TOOL_CALL_CHARS
 from .prompt import TTS_START_TEXT, tool_results_text, tool_schemas
-from .tokens import SPEECH_CODES
+from .tokens import AUDIO_PAD_CODE, SPEECH_CODES
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ def parse_speech_codes(tokens: str) -> tuple[int, ...]:
     codes: list[int] = []
     for match in _AUDIO_TOKEN.finditer(tokens):
         code = int(match.group(1))
-        if code <= SPEECH_CODES:  # 6561 is the pad: passed on as StepFun's client does
+        if code < SPEECH_CODES or code == AUDIO_PAD_CODE:  # the pad is passed on as StepFun's client does
             codes.append(code)
         else:
             _LOGGER.warning("dropped speech code %d: neither a code 0..%d nor the pad", code, SPEECH_CODES - 1)

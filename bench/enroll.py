@@ -188,10 +188,11 @@ def _second_stage(
 
     length = int(np.median([len(t) for t in templates]))
     center = np.asarray(center)
-    positive = np.vstack([window_features(s, center, length)[_top_frames(series_of(matcher, s))] for s in take_streams])
-    negative = np.vstack(
-        [window_features(s, center, length)[_top_frames(series_of(matcher, s))] for s in negative_streams_]
-    )
+
+    def best_windows(streams: Sequence[np.ndarray]) -> np.ndarray:
+        return np.vstack([window_features(s, center, length)[_top_frames(series_of(matcher, s))] for s in streams])
+
+    positive, negative = best_windows(take_streams), best_windows(negative_streams_)
     w = lda_direction(positive, negative)
     return positive @ w, {f: window_features(e, center, length) @ w for f, e in clips.items()}
 

@@ -35,8 +35,7 @@ from support.stepfun import build_token2wav, flow_yaml, legacy_weight_norm, stre
 
 TOKENS_PER_S = 25
 TINY_FLOW, TINY_HIFT = SIZES["tiny"].flow, SIZES["tiny"].hift
-"""The widths of the tiny checkpoint the tests write, for the smoke test."""
-"""The tiny vocoder's widths."""
+"""The flow's and the vocoder's widths of the tiny checkpoint the tests write, for the smoke test."""
 
 
 @dataclass

@@ -9,7 +9,7 @@ import pytest
 from assistant.audio import AudioChunk, read_wav, split
 from assistant.cli import EXIT_CONFIG, main
 from assistant.config import WakeSettings, WakeWordModel, load_config
-from assistant.listen import build_wake_detector
+from assistant.listen import build_wake_detector, embed_recording, load_enrolled
 from assistant.wake_cli import EXIT_REFUSED
 
 DATA = Path(__file__).parent / "data" / "enroll"
@@ -43,6 +43,29 @@ def test_the_word_is_heard_in_longer_clips(config: Path, clip: str, capsys: pyte
 def test_near_misses_are_not_heard(config: Path, clip: str, capsys: pytest.CaptureFixture[str]) -> None:
     """小张小张, 小乡 alone and 乡音 stay under the calibrated threshold."""
     assert f"{WORD}: 0 detections" in _scores(config, clip, capsys)
+
+
+def test_a_tone_change_is_not_heard_though_the_template_match_takes_it(config: Path) -> None:
+    """晓翔晓翔 (xiǎo xiáng: the same syllables, the second one rising) passes the template match, which
+    barely hears pitch; the word's tone check, made from the takes, rejects it, while the word still fires."""
+    from assistant.listen.enrolled import make_matcher, peak_score
+
+    settings = load_config(config)
+    word = load_enrolled(settings.wake, WORD)
+    assert word.tones is not None
+    embeddings = embed_recording(read_wav(DATA / "near_tone.wav").pcm)
+    matcher = make_matcher(word.matcher, word.templates, center=word.center)
+    assert peak_score(matcher, embeddings) >= word.threshold
+
+    def detections(clip: str) -> int:
+        detector = build_wake_detector(settings.wake, now=lambda: 0.0, words=[WakeWordModel(enrolled=WORD)])
+        return sum(
+            detector.process(AudioChunk(chunk.pcm, chunk.rate_hz)) is not None
+            for chunk in split(read_wav(DATA / clip), 0.08)
+        )
+
+    assert detections("near_tone.wav") == 0
+    assert detections("test_quiet_1.wav") == 1
 
 
 def test_chinese_speech_is_not_heard(config: Path) -> None:

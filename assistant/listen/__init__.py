@@ -30,7 +30,7 @@ __all__ = [
 
 def build_wake_engine(settings: WakeSettings, words: Sequence[WakeWordModel]) -> WakeEngine:
     """Load ``words`` into the configured engine, behind the quiet gate where it applies."""
-    specs: list[Any] = [word.model if word.model is not None else load_enrolled(settings, word.name) for word in words]
+    specs: list[Any] = [word.model if word.model is not None else _enrolled_spec(settings, word) for word in words]
     engine = build_engine(settings.engine, specs, runner=settings.openwakeword_runner, options=settings.engine_options)
     if settings.engine == "openwakeword" and settings.quiet_gate:
         from .gate import GatedEngine
@@ -38,6 +38,17 @@ def build_wake_engine(settings: WakeSettings, words: Sequence[WakeWordModel]) ->
 
         engine = GatedEngine(engine, CONTEXT_SECONDS)
     return engine
+
+
+def _enrolled_spec(settings: WakeSettings, word: WakeWordModel) -> Any:
+    """The enrolled word, at the configured threshold where one is set.
+
+    Its tone check holds back crossings of the threshold that the detector applies, so both need the same.
+    """
+    import dataclasses
+
+    enrolled = load_enrolled(settings, word.name)
+    return enrolled if word.threshold is None else dataclasses.replace(enrolled, threshold=word.threshold)
 
 
 def _engine_for(

@@ -218,18 +218,31 @@ class _PyopenClassifier:
 
 
 class _EnrolledClassifier:
-    """An enrolled word: template matching on the shared embeddings (see :mod:`.enrolled`)."""
+    """An enrolled word: template matching on the shared embeddings (see :mod:`.enrolled`), and its tone check.
+
+    Where the word has a tone check (:mod:`.tones`), it hears each chunk before the chunk's embeddings are
+    scored.
+    """
 
     def __init__(self, word: EnrolledWord) -> None:
         from .enrolled import make_matcher
+        from .tones import ToneGate
 
         self._matcher = make_matcher(word.matcher, word.templates, center=word.center)
+        self._tones = None if word.tones is None else ToneGate(word.tones, word.threshold)
+
+    def hear(self, pcm: bytes) -> None:
+        if self._tones is not None:
+            self._tones.hear(pcm)
 
     def process(self, embedding: Any) -> float | None:
-        return self._matcher.push(embedding)
+        score = self._matcher.push(embedding)
+        return score if self._tones is None else self._tones.judge(score)
 
     def reset(self) -> None:
         self._matcher.reset()
+        if self._tones is not None:
+            self._tones.reset()
 
 
 def _load_classifier(path: Path, library: Any) -> _Classifier:
@@ -316,12 +329,15 @@ class OpenWakeWordEngine:
         self._words = [
             _load_classifier(path, library) if isinstance(path, Path) else _EnrolledClassifier(path) for path in paths
         ]
+        self._enrolled = [word for word in self._words if isinstance(word, _EnrolledClassifier)]
         self.names = tuple(names)
         self.default_thresholds = tuple(thresholds)
 
     def scores(self, pcm: bytes) -> list[float]:
         """Return each word's highest probability over the chunk."""
         best = [0.0] * len(self._words)
+        for enrolled in self._enrolled:
+            enrolled.hear(pcm)
         for embedding in self._features.process(pcm):
             for i, word in enumerate(self._words):
                 probability = word.process(embedding)

@@ -35,7 +35,7 @@ def test_an_enrolled_word_is_evaluable_by_bench_wakeword(tmp_path: Path) -> None
 def test_bench_enroll_reports_each_kind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """On a one-speaker set the figures cover positives, near misses, the homophone apart and negatives."""
     (tmp_path / "s").mkdir()
-    for name in ("enroll_1", "enroll_2", "enroll_3", "test_quiet_1", "near_zhang"):
+    for name in ("enroll_1", "enroll_2", "enroll_3", "test_quiet_1", "near_zhang", "near_tone"):
         shutil.copy(DATA / f"{name}.wav", tmp_path / "s")
     (tmp_path / "negatives").mkdir()
     shutil.copy(NEGATIVES / "tv_00.wav", tmp_path / "negatives")
@@ -44,6 +44,7 @@ def test_bench_enroll_reports_each_kind(tmp_path: Path, capsys: pytest.CaptureFi
     truth = [
         {"file": "s/test_quiet_1.wav", "speaker": "s", "kind": "positive", "condition": "quiet"},
         {"file": "s/near_zhang.wav", "speaker": "s", "kind": "near_miss", "condition": "quiet", "text": "小张小张"},
+        {"file": "s/near_tone.wav", "speaker": "s", "kind": "near_miss", "condition": "quiet", "text": "晓翔晓翔"},
         {"file": "negatives/tv_00.wav", "speaker": None, "kind": "negative", "condition": "tv", "seconds": 22.0},
     ]
     (tmp_path / "truth.jsonl").write_text("\n".join(json.dumps(t, ensure_ascii=False) for t in truth))
@@ -55,3 +56,24 @@ def test_bench_enroll_reports_each_kind(tmp_path: Path, capsys: pytest.CaptureFi
     assert results[0]["counts"]["positive/quiet"] == "1/1"
     assert results[0]["counts"]["near_miss/小张小张"] in ("0/1", "1/1")
     assert results[0]["false_accepts_per_hour"] == 0.0
+    assert results[0]["tones"] is True
+    assert results[0]["counts"]["near_miss/晓翔晓翔"] == "0/1"
+
+
+def test_bench_enroll_without_tones_scores_the_template_match_alone(tmp_path: Path) -> None:
+    """--no-tones gives the figures of the template match alone, which takes the tone-changed word."""
+    (tmp_path / "s").mkdir()
+    for name in ("enroll_1", "enroll_2", "enroll_3", "enroll_4", "near_tone"):
+        shutil.copy(DATA / f"{name}.wav", tmp_path / "s")
+    (tmp_path / "negatives").mkdir()
+    shutil.copy(NEGATIVES / "tv_00.wav", tmp_path / "negatives")
+    speakers = {"s": {"enroll": [f"s/enroll_{i}.wav" for i in (1, 2, 3, 4)]}}
+    (tmp_path / "speakers.json").write_text(json.dumps(speakers))
+    truth = [
+        {"file": "s/near_tone.wav", "speaker": "s", "kind": "near_miss", "condition": "quiet", "text": "晓翔晓翔"},
+        {"file": "negatives/tv_00.wav", "speaker": None, "kind": "negative", "condition": "tv", "seconds": 22.0},
+    ]
+    (tmp_path / "truth.jsonl").write_text("\n".join(json.dumps(t, ensure_ascii=False) for t in truth))
+    with_tones, alone = (enroll.evaluate(tmp_path, drops=[0.12], variant="mean", tones=t)[0] for t in (True, False))
+    assert (with_tones["counts"]["near_miss/晓翔晓翔"], alone["counts"]["near_miss/晓翔晓翔"]) == ("0/1", "1/1")
+    assert (with_tones["tones"], alone["tones"]) == (True, False)

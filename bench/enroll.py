@@ -1,14 +1,14 @@
 """Enrolled wake words on the enroll set: each speaker enrols, then every clip is scored.
 
-    python -m bench.enroll SET_DIR [--drops 0.12,0.2] [--variant mean|dtw] [--no-tones] [--adversarial 1,0.9]
+    python -m bench.enroll SET_DIR [--drops 0.12,0.2] [--variant mean|dtw] [--no-contours] [--adversarial 1,0.9]
                            [--lda 0,2] [--json out.json]
 
 ``SET_DIR`` is what ``python -m bench.make_sets enroll DIR`` writes: ``speakers.json`` (each speaker's enrol
 takes) and ``truth.jsonl`` (kinds positive, near_miss, other_speaker, negative). Each speaker's takes go
 through the real enrolment (VAD trim, checks, calibration on the shipped negatives) into a temporary store;
 the clips' embeddings are computed once and scored by that speaker's matcher, a hit being a score at or
-over the threshold (refractory 2 s) that the word's tone check lets through, as the detector does
-(``--no-tones``: the template match alone); ``--drops`` compares calibrations on the same scores. Figures:
+over the threshold (refractory 2 s) that the word's contour check lets through, as the detector does
+(``--no-contours``: the template match alone); ``--drops`` compares calibrations on the same scores. Figures:
 detected % (quiet, TV 15 dB below) for the enrolled speaker, near-miss acceptance % (the homophone 小香小香
 apart), false accepts per hour on the negatives, and the share of non-enrolled speakers' words accepted.
 ``--adversarial`` and ``--lda`` add the figures of two uses of near misses generated from the word
@@ -31,6 +31,7 @@ import numpy as np
 
 from assistant.audio import read_wav
 from assistant.listen import embed_recording, speech_frames
+from assistant.listen.contours import CheckGate, WordCheck
 from assistant.listen.enrolled import (
     DEFAULT_DROPS,
     DEFAULT_MATCHER,
@@ -40,7 +41,6 @@ from assistant.listen.enrolled import (
     make_matcher,
 )
 from assistant.listen.enrolment import WordStore, negative_streams, read_take
-from assistant.listen.tones import ToneCheck, ToneGate
 
 from . import texts
 
@@ -64,11 +64,11 @@ def hits(series: np.ndarray, threshold: float) -> int:
     return count
 
 
-def gated(series: np.ndarray, pcm: bytes, check: ToneCheck | None, threshold: float) -> np.ndarray:
-    """The scores the detector sees: ``series`` through the word's tone gate, each 80 ms of audio heard first."""
+def gated(series: np.ndarray, pcm: bytes, check: WordCheck | None, threshold: float) -> np.ndarray:
+    """The scores the detector sees: ``series`` through the word's check, each 80 ms of audio heard first."""
     if check is None or not (series >= threshold).any():
         return series  # the gate only ever changes scores over the threshold
-    gate = ToneGate(check, threshold)
+    gate = CheckGate(check, threshold)
     out = []
     for i, score in enumerate(series.tolist()):
         gate.hear(pcm[i * _EMBEDDING_BYTES : (i + 1) * _EMBEDDING_BYTES])
@@ -106,7 +106,7 @@ def evaluate(
     variant: str,
     quantiles: Sequence[float] = (),
     slacks: Sequence[float] = (),
-    tones: bool = True,
+    contours: bool = True,
 ) -> list[dict[str, Any]]:
     """Enrol every speaker of the set, score every clip once, and give the figures for each ``drop``.
 
@@ -120,7 +120,7 @@ def evaluate(
     truth = [json.loads(line) for line in (root / "truth.jsonl").read_text(encoding="utf-8").splitlines() if line]
     audio = {t["file"]: read_wav(root / t["file"]).pcm for t in truth}
     streams = {f: embed_recording(pcm) for f, pcm in audio.items()}
-    checks: dict[str, ToneCheck | None] = {}
+    checks: dict[str, WordCheck | None] = {}
     negatives = [t for t in truth if t["kind"] == "negative"]
     negative_hours = sum(float(t["seconds"]) for t in negatives) / 3600
     scored: list[tuple[str, Calibration, dict[str, np.ndarray]]] = []
@@ -138,7 +138,7 @@ def evaluate(
             result = store.enrol(speaker, takes, embed=embed_recording, speech_frames=speech_frames, matcher=variant)
             matcher = make_matcher(variant, result.word.templates, center=result.word.center)
             calibration = result.calibration
-            checks[speaker] = result.word.tones if tones else None
+            checks[speaker] = result.word.check if contours else None
             scored.append((speaker, calibration, {f: series_of(matcher, e) for f, e in streams.items()}))
             adversarial_peaks[speaker] = np.asarray([series_of(matcher, e).max() for e in adv_streams])
             if slacks:
@@ -230,7 +230,7 @@ def _figures(
     variant: str,
     raised: dict[str, tuple[float, float]] | None,
     gates: dict[str, dict[str, np.ndarray]] | None = None,
-    tones: tuple[dict[str, bytes], dict[str, ToneCheck | None]] | None = None,
+    heard: tuple[dict[str, bytes], dict[str, WordCheck | None]] | None = None,
 ) -> dict[str, Any]:
     tallies: dict[str, list[int]] = {}
 
@@ -248,8 +248,8 @@ def _figures(
             threshold = max(threshold, min(floor, ceiling))
         if gates is not None:
             series = {f: np.where(gates[speaker][f], s, 0.0) for f, s in series.items()}
-        if tones is not None:
-            audio, checks = tones
+        if heard is not None:
+            audio, checks = heard
             series = {f: gated(s, audio[f], checks[speaker], threshold) for f, s in series.items()}
         thresholds[speaker] = threshold
         for t in truth:
@@ -265,7 +265,7 @@ def _figures(
     return {
         "variant": variant,
         "drop": drop,
-        "tones": tones is not None and any(check is not None for check in tones[1].values()),
+        "contours": heard is not None and any(check is not None for check in heard[1].values()),
         "percent_accepted": {key: round(100 * a / n, 1) for key, (a, n) in tallies.items()},
         "counts": {key: f"{a}/{n}" for key, (a, n) in tallies.items()},
         "false_accepts_per_hour": round(false_accepts / (negative_hours * len(speakers)), 2),
@@ -286,14 +286,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--adversarial", help="comma-separated quantiles of the adversarial negatives' peaks to raise thresholds to"
     )
     parser.add_argument("--lda", help="comma-separated slacks (std) for the LDA second stage")
-    parser.add_argument("--no-tones", action="store_true", help="the template match alone, without the tone check")
+    parser.add_argument("--no-contours", action="store_true", help="the template match alone, without the check")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     drops = [float(d) for d in args.drops.split(",")] if args.drops else [DEFAULT_DROPS[args.variant]]
     quantiles = [float(q) for q in args.adversarial.split(",")] if args.adversarial else []
     slacks = [float(q) for q in args.lda.split(",")] if args.lda else []
     figures = evaluate(
-        args.set_dir, drops=drops, variant=args.variant, quantiles=quantiles, slacks=slacks, tones=not args.no_tones
+        args.set_dir,
+        drops=drops,
+        variant=args.variant,
+        quantiles=quantiles,
+        slacks=slacks,
+        contours=not args.no_contours,
     )
     text = json.dumps(figures, ensure_ascii=False, indent=1)
     print(text)

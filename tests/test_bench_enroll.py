@@ -56,12 +56,12 @@ def test_bench_enroll_reports_each_kind(tmp_path: Path, capsys: pytest.CaptureFi
     assert results[0]["counts"]["positive/quiet"] == "1/1"
     assert results[0]["counts"]["near_miss/小张小张"] in ("0/1", "1/1")
     assert results[0]["false_accepts_per_hour"] == 0.0
-    assert results[0]["tones"] is True
+    assert results[0]["contours"] is True
     assert results[0]["counts"]["near_miss/晓翔晓翔"] == "0/1"
 
 
-def test_bench_enroll_without_tones_scores_the_template_match_alone(tmp_path: Path) -> None:
-    """--no-tones gives the figures of the template match alone, which takes the tone-changed word."""
+def test_bench_enroll_without_contours_scores_the_template_match_alone(tmp_path: Path) -> None:
+    """--no-contours gives the figures of the template match alone, which takes the tone-changed word."""
     (tmp_path / "s").mkdir()
     for name in ("enroll_1", "enroll_2", "enroll_3", "enroll_4", "near_tone"):
         shutil.copy(DATA / f"{name}.wav", tmp_path / "s")
@@ -74,6 +74,6 @@ def test_bench_enroll_without_tones_scores_the_template_match_alone(tmp_path: Pa
         {"file": "negatives/tv_00.wav", "speaker": None, "kind": "negative", "condition": "tv", "seconds": 22.0},
     ]
     (tmp_path / "truth.jsonl").write_text("\n".join(json.dumps(t, ensure_ascii=False) for t in truth))
-    with_tones, alone = (enroll.evaluate(tmp_path, drops=[0.12], variant="mean", tones=t)[0] for t in (True, False))
-    assert (with_tones["counts"]["near_miss/晓翔晓翔"], alone["counts"]["near_miss/晓翔晓翔"]) == ("0/1", "1/1")
-    assert (with_tones["tones"], alone["tones"]) == (True, False)
+    checked, alone = (enroll.evaluate(tmp_path, drops=[0.12], variant="mean", contours=c)[0] for c in (True, False))
+    assert (checked["counts"]["near_miss/晓翔晓翔"], alone["counts"]["near_miss/晓翔晓翔"]) == ("0/1", "1/1")
+    assert (checked["contours"], alone["contours"]) == (True, False)

@@ -47,12 +47,12 @@ def test_near_misses_are_not_heard(config: Path, clip: str, capsys: pytest.Captu
 
 def test_a_tone_change_is_not_heard_though_the_template_match_takes_it(config: Path) -> None:
     """晓翔晓翔 (xiǎo xiáng: the same syllables, the second one rising) passes the template match, which
-    barely hears pitch; the word's tone check, made from the takes, rejects it, while the word still fires."""
+    barely hears pitch; the word's contour check, made from the takes, rejects it, while the word still fires."""
     from assistant.listen.enrolled import make_matcher, peak_score
 
     settings = load_config(config)
     word = load_enrolled(settings.wake, WORD)
-    assert word.tones is not None
+    assert word.check is not None
     embeddings = embed_recording(read_wav(DATA / "near_tone.wav").pcm)
     matcher = make_matcher(word.matcher, word.templates, center=word.center)
     assert peak_score(matcher, embeddings) >= word.threshold

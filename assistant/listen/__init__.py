@@ -43,7 +43,7 @@ def build_wake_engine(settings: WakeSettings, words: Sequence[WakeWordModel]) ->
 def _enrolled_spec(settings: WakeSettings, word: WakeWordModel) -> Any:
     """The enrolled word, at the configured threshold where one is set.
 
-    Its tone check holds back crossings of the threshold that the detector applies, so both need the same.
+    Its contour check holds back crossings of the threshold that the detector applies, so both need the same.
     """
     import dataclasses
 

@@ -1,9 +1,9 @@
 """Enrolled wake words on disk: check and trim takes, turn them into templates, calibrate, store, load.
 
 A word lives in ``<enrolled_dir>/<NAME>/``: ``take_N.wav`` (the trimmed take), ``take_N.npy`` (its
-embeddings) and ``word.json`` (threshold and how it was calibrated). The word's tone check
-(:mod:`.tones`) is made from the takes' audio when the word is loaded, so words enrolled before it existed
-get it too. Every file is written to a temporary
+embeddings) and ``word.json`` (threshold and how it was calibrated). The word's contour check
+(:mod:`.contours`) is made from the takes' audio when the word is loaded, so words enrolled before it
+existed get it too. Every file is written to a temporary
 name and renamed into place, and ``word.json`` goes last, so a full disk or a crash never leaves a word
 that loads half-written. Enrolling a NAME again adds takes to it and recalibrates.
 """
@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from ..audio import MIC_RATE_HZ, AudioChunk, AudioFormatError, read_wav, write_wav
 from ..files import write_atomic
+from .contours import WordCheck, word_check
 from .enrolled import (
     DEFAULT_DROPS,
     DEFAULT_MATCHER,
@@ -36,7 +37,6 @@ from .enrolled import (
     make_matcher,
     peak_score,
 )
-from .tones import ToneCheck, tone_check
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -84,8 +84,8 @@ class EnrolledWord:
     """Calibrated score (0.0 to 1.0) at or above which the word fires."""
     matcher: str = DEFAULT_MATCHER
     """The matcher the threshold was calibrated for (mean or dtw)."""
-    tones: ToneCheck | None = None
-    """The check of the word's tune against the takes'; None where the takes have too little voice for one."""
+    check: WordCheck | None = None
+    """The check of a candidate's pitch and tilt contours against the takes'; None where the takes give none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +235,7 @@ class WordStore:
             raise EnrollmentError(
                 f"enrolled wake word {name!r} in {folder} is damaged ({err}); enrol it again"
             ) from err
-        return EnrolledWord(name, templates, center, threshold, matcher, _tones_of(folder, data["takes"]))
+        return EnrolledWord(name, templates, center, threshold, matcher, _check_of(folder, data["takes"]))
 
     def remove(self, name: str) -> None:
         """Delete a word and its takes."""
@@ -308,19 +308,19 @@ class WordStore:
             if created:
                 shutil.rmtree(folder, ignore_errors=True)
             raise
-        tones = _tones_of(folder, previous + ids)
-        word = EnrolledWord(name, tuple(templates), center, calibration.threshold, matcher, tones)
+        check = _check_of(folder, previous + ids)
+        word = EnrolledWord(name, tuple(templates), center, calibration.threshold, matcher, check)
         return EnrolResult(word, calibration, tuple(label for label, _ in trimmed), len(streams))
 
 
-def _tones_of(folder: Path, takes: Sequence[str]) -> ToneCheck | None:
-    """The tone check from the stored takes; None, with a warning, when one cannot be read."""
+def _check_of(folder: Path, takes: Sequence[str]) -> WordCheck | None:
+    """The contour check from the stored takes; None, with a warning, when one cannot be read."""
     try:
         audio = [np.frombuffer(read_wav(folder / f"{take}.wav").pcm, dtype="<i2") for take in takes]
     except (OSError, AudioFormatError, wave.Error, EOFError) as err:
-        _LOGGER.warning("enrolled wake word in %s: no tone check, a take cannot be read (%s)", folder, err)
+        _LOGGER.warning("enrolled wake word in %s: no contour check, a take cannot be read (%s)", folder, err)
         return None
-    return tone_check(audio)
+    return word_check(audio)
 
 
 def _next_ids(previous: Sequence[str], count: int) -> list[str]:

@@ -218,31 +218,31 @@ class _PyopenClassifier:
 
 
 class _EnrolledClassifier:
-    """An enrolled word: template matching on the shared embeddings (see :mod:`.enrolled`), and its tone check.
+    """An enrolled word: template matching on the shared embeddings (see :mod:`.enrolled`), and its check.
 
-    Where the word has a tone check (:mod:`.tones`), it hears each chunk before the chunk's embeddings are
-    scored.
+    Where the word has a contour check (:mod:`.contours`), it hears each chunk before the chunk's embeddings
+    are scored.
     """
 
     def __init__(self, word: EnrolledWord) -> None:
+        from .contours import CheckGate
         from .enrolled import make_matcher
-        from .tones import ToneGate
 
         self._matcher = make_matcher(word.matcher, word.templates, center=word.center)
-        self._tones = None if word.tones is None else ToneGate(word.tones, word.threshold)
+        self._gate = None if word.check is None else CheckGate(word.check, word.threshold)
 
     def hear(self, pcm: bytes) -> None:
-        if self._tones is not None:
-            self._tones.hear(pcm)
+        if self._gate is not None:
+            self._gate.hear(pcm)
 
     def process(self, embedding: Any) -> float | None:
         score = self._matcher.push(embedding)
-        return score if self._tones is None else self._tones.judge(score)
+        return score if self._gate is None else self._gate.judge(score)
 
     def reset(self) -> None:
         self._matcher.reset()
-        if self._tones is not None:
-            self._tones.reset()
+        if self._gate is not None:
+            self._gate.reset()
 
 
 def _load_classifier(path: Path, library: Any) -> _Classifier:

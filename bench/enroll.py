@@ -1,7 +1,7 @@
 """Enrolled wake words on the enroll set: each speaker enrols, then every clip is scored.
 
-    python -m bench.enroll SET_DIR [--drops 0.12,0.2] [--variant mean|dtw] [--no-contours] [--adversarial 1,0.9]
-                           [--lda 0,2] [--json out.json]
+    python -m bench.enroll SET_DIR [--drops 0.12,0.2] [--variant mean|dtw] [--no-contours] [--louder-tv DB]
+                           [--adversarial 1,0.9] [--lda 0,2] [--json out.json]
 
 ``SET_DIR`` is what ``python -m bench.make_sets enroll DIR`` writes: ``speakers.json`` (each speaker's enrol
 takes) and ``truth.jsonl`` (kinds positive, near_miss, other_speaker, negative). Each speaker's takes go
@@ -107,8 +107,12 @@ def evaluate(
     quantiles: Sequence[float] = (),
     slacks: Sequence[float] = (),
     contours: bool = True,
+    louder_tv_db: float | None = None,
 ) -> list[dict[str, Any]]:
     """Enrol every speaker of the set, score every clip once, and give the figures for each ``drop``.
+
+    With ``louder_tv_db``, every quiet positive is also scored with the shipped TV audio mixed in that many
+    decibels under it (condition ``tv<DB>_shipped``): a room louder than the set's.
 
     With ``quantiles``, also for each: the threshold raised to that quantile of the speaker's peak scores on
     generated adversarial negatives plus a margin, never above the takes' worst leave-one-out score.
@@ -119,6 +123,12 @@ def evaluate(
     speakers: dict[str, Any] = json.loads((root / "speakers.json").read_text(encoding="utf-8"))
     truth = [json.loads(line) for line in (root / "truth.jsonl").read_text(encoding="utf-8").splitlines() if line]
     audio = {t["file"]: read_wav(root / t["file"]).pcm for t in truth}
+    if louder_tv_db is not None:
+        quiet = [t for t in truth if t["kind"] == "positive" and t["condition"] == "quiet"]
+        condition = f"tv{louder_tv_db:g}_shipped"
+        for t, pcm in zip(quiet, _with_tv([audio[t["file"]] for t in quiet], louder_tv_db), strict=True):
+            truth.append({**t, "file": f"{t['file']}#{condition}", "condition": condition})
+            audio[truth[-1]["file"]] = pcm
     streams = {f: embed_recording(pcm) for f, pcm in audio.items()}
     checks: dict[str, WordCheck | None] = {}
     negatives = [t for t in truth if t["kind"] == "negative"]
@@ -287,6 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--lda", help="comma-separated slacks (std) for the LDA second stage")
     parser.add_argument("--no-contours", action="store_true", help="the template match alone, without the check")
+    parser.add_argument("--louder-tv", type=float, metavar="DB", help="also the quiet positives with a TV DB under")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     drops = [float(d) for d in args.drops.split(",")] if args.drops else [DEFAULT_DROPS[args.variant]]
@@ -299,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         quantiles=quantiles,
         slacks=slacks,
         contours=not args.no_contours,
+        louder_tv_db=args.louder_tv,
     )
     text = json.dumps(figures, ensure_ascii=False, indent=1)
     print(text)

@@ -49,7 +49,7 @@ def test_bench_enroll_reports_each_kind(tmp_path: Path, capsys: pytest.CaptureFi
     ]
     (tmp_path / "truth.jsonl").write_text("\n".join(json.dumps(t, ensure_ascii=False) for t in truth))
     out = tmp_path / "figures.json"
-    assert enroll.main([str(tmp_path), "--drops", "0.2,0.3", "--json", str(out)]) == 0
+    assert enroll.main([str(tmp_path), "--drops", "0.2,0.3", "--louder-tv", "10", "--json", str(out)]) == 0
     results = json.loads(out.read_text(encoding="utf-8"))
     assert [r["drop"] for r in results] == [0.2, 0.3]
     assert "percent_accepted" in capsys.readouterr().out
@@ -58,6 +58,7 @@ def test_bench_enroll_reports_each_kind(tmp_path: Path, capsys: pytest.CaptureFi
     assert results[0]["false_accepts_per_hour"] == 0.0
     assert results[0]["contours"] is True
     assert results[0]["counts"]["near_miss/晓翔晓翔"] == "0/1"
+    assert results[0]["counts"]["positive/tv10_shipped"] in ("0/1", "1/1")  # the quiet positive, TV mixed in
 
 
 def test_bench_enroll_without_contours_scores_the_template_match_alone(tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -180,7 +182,18 @@ def _test(args: argparse.Namespace, settings: Settings) -> int:
         if audio.rate_hz != MIC_RATE_HZ:
             raise ConfigError(f"{args.input}: {audio.rate_hz} Hz; 16 kHz mono is needed")
         chunks = list(split(audio, settings.audio.chunk_ms / 1000))
-    _print_scores(args, detector, chunks)
+    # A crossing that the word's contour check rejects is said as it happens (its score reads 0 then).
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("         %(message)s"))
+    said = logging.getLogger("assistant.listen.wakeword")
+    said.addHandler(handler)
+    level = said.level
+    said.setLevel(logging.INFO)
+    try:
+        _print_scores(args, detector, chunks)
+    finally:
+        said.removeHandler(handler)
+        said.setLevel(level)
     return 0
 
 

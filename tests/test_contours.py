@@ -215,8 +215,10 @@ def test_the_gate_holds_a_rising_score_then_rejects_the_crossing_until_the_score
     n = len(samples) // 1280
     rising = [0.81 + 0.01 * i for i in range(MAX_HELD_EMBEDDINGS + 3)]
     scores = [0.5] * (n - len(rising)) + rising
-    gate = CheckGate(check, 0.8)
+    rejections: list[tuple[float | None, float | None]] = []
+    gate = CheckGate(check, 0.8, rejections.append)
     assert max(_judged(gate, samples, scores)) == 0.5
+    assert rejections == [gate.last_distances]
     pitch = gate.last_distances[0]
     assert check.pitch is not None and pitch is not None and pitch > check.pitch.limit
     assert gate.judge(0.99) == 0.0  # still the same crossing

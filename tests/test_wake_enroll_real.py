@@ -68,6 +68,17 @@ def test_a_tone_change_is_not_heard_though_the_template_match_takes_it(config: P
     assert detections("test_quiet_1.wav") == 1
 
 
+def test_wake_test_says_when_the_contour_check_rejects_a_crossing(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`wake test` on 晓翔晓翔 says that the word was not woken for its tune or sound, with the distances."""
+    capsys.readouterr()
+    assert main(["wake", "--config", str(config), "test", WORD, "--input", str(DATA / "near_tone.wav")]) == 0
+    out = capsys.readouterr().out
+    assert f"{WORD}: not woken, its tune or sound differs from the takes' (pitch " in out
+    assert out.strip().splitlines()[-1].startswith(f"{WORD}: 0 detections")
+
+
 def test_chinese_speech_is_not_heard(config: Path) -> None:
     """The shipped Mandarin and Cantonese reading never fires the word (daemon's detector, from the config)."""
     settings = load_config(config)

@@ -22,7 +22,7 @@ disagreement, or no check at all.
 from __future__ import annotations
 
 import collections
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -280,11 +280,18 @@ class CheckGate:
 
     It keeps the latest audio beside the scores. A score that fails is held back, and the check run again on
     each later one over the threshold (the word goes on: its end may bring what passes), for at most
-    MAX_HELD_EMBEDDINGS; then the crossing is rejected until the score falls under the threshold.
+    MAX_HELD_EMBEDDINGS; then the crossing is rejected until the score falls under the threshold, and
+    ``on_reject`` hears the last distances.
     """
 
-    def __init__(self, check: WordCheck, threshold: float) -> None:
+    def __init__(
+        self,
+        check: WordCheck,
+        threshold: float,
+        on_reject: Callable[[tuple[float | None, float | None]], None] | None = None,
+    ) -> None:
         self._check = check
+        self._on_reject = on_reject
         self._threshold = threshold
         self._audio: collections.deque[npt.NDArray[np.int16]] = collections.deque()
         self._kept = 0
@@ -321,6 +328,8 @@ class CheckGate:
             self._held += 1
             return 0.0
         self._state = "rejected"
+        if self._on_reject is not None:
+            self._on_reject(self.last_distances)
         return 0.0
 
     def reset(self) -> None:

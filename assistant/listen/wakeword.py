@@ -229,7 +229,13 @@ class _EnrolledClassifier:
         from .enrolled import make_matcher
 
         self._matcher = make_matcher(word.matcher, word.templates, center=word.center)
-        self._gate = None if word.check is None else CheckGate(word.check, word.threshold)
+        self._name = word.name
+        self._gate = None if word.check is None else CheckGate(word.check, word.threshold, self._rejected)
+
+    def _rejected(self, distances: tuple[float | None, float | None]) -> None:
+        pitch, tilt = (f"{d:.2f}" if d is not None else "not judged" for d in distances)
+        message = "%s: not woken, its tune or sound differs from the takes' (pitch %s, tilt %s)"
+        _LOGGER.info(message, self._name, pitch, tilt)
 
     def hear(self, pcm: bytes) -> None:
         if self._gate is not None:

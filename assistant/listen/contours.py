@@ -102,7 +102,7 @@ def pitch_track(samples: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], npt.ND
     scores = correlation[:, lags] / np.sqrt(head * tail + _EPS)
     best = scores.max(axis=1)
     # The first peak nearly as high as the best, so a strong second period is not read as the pitch: the
-    # highest lag of the first run of lags within 10 % of the best, refined between its neighbours.
+    # best-scoring lag of the first run of lags within 10 % of the best, refined between its neighbours.
     good = scores >= 0.9 * best[:, None]
     first = np.argmax(good, axis=1)
     index = np.arange(len(lags))[None, :]

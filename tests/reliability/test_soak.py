@@ -52,11 +52,11 @@ def test_a_slow_task_leak_is_caught_even_when_the_middle_samples_look_fine() -> 
 
 
 def test_every_measure_has_its_own_bound() -> None:
-    leaky = sample(2000, traced_mb=27.5, fds=19, threads=5, subscribers=3, taps=7, stored_jobs=40, rss_mb=130)
+    leaky = sample(2000, traced_mb=27.5, fds=21, threads=5, subscribers=3, taps=7, stored_jobs=40, rss_mb=130)
     problems = " | ".join(growth_problems([sample(200), leaky]))
     for measure in ("traced_mb", "fds", "threads", "subscribers", "taps", "stored_jobs", "rss_mb"):
         assert f"{measure} grew" in problems
-    generous = Bounds(rss_mb=30, traced_mb=3, fds=3, threads=3, subscribers=1, taps=1, stored_jobs=40)
+    generous = Bounds(rss_mb=30, traced_mb=3, fds=5, threads=3, subscribers=1, taps=1, stored_jobs=40)
     assert growth_problems([sample(200), leaky], generous) == []
 
 

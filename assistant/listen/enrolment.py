@@ -316,8 +316,8 @@ class WordStore:
 def _check_of(folder: Path, takes: Sequence[str]) -> WordCheck | None:
     """The contour check from the stored takes; None, with a warning, when one cannot be read."""
     try:
-        audio = [np.frombuffer(read_wav(folder / f"{take}.wav").pcm, dtype="<i2") for take in takes]
-    except (OSError, AudioFormatError, wave.Error, EOFError) as err:
+        audio = [np.frombuffer(read_take(folder / f"{take}.wav").pcm, dtype="<i2") for take in takes]
+    except TakeError as err:
         _LOGGER.warning("enrolled wake word in %s: no contour check, a take cannot be read (%s)", folder, err)
         return None
     return word_check(audio)

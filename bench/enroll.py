@@ -41,6 +41,7 @@ from assistant.listen.enrolled import (
     make_matcher,
 )
 from assistant.listen.enrolment import WordStore, negative_streams, read_take
+from assistant.listen.oww import MEL_STEP_SAMPLES
 
 from . import texts
 
@@ -50,7 +51,7 @@ ADVERSARIAL_MARGIN = 0.01
 """How far over the adversarial negatives' peak a raised threshold sits (score units)."""
 _REFRACTORY_FRAMES = 25
 """2 s of 80 ms embeddings."""
-_EMBEDDING_BYTES = 2 * 1280
+_EMBEDDING_BYTES = 2 * MEL_STEP_SAMPLES
 """The 16-bit audio of one embedding (80 ms): embedding i of a recording ends with its i-th such block."""
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..audio import MIC_RATE_HZ
+from .prosody import lag_correlations
 
 FRAME_SAMPLES = 640
 """40 ms: two periods of the lowest pitch looked for."""
@@ -78,7 +79,6 @@ syllables) give no check of that contour: the voice wanders too much, or the tra
 WINDOW_MARGIN_SECONDS = 0.5
 """Audio kept beyond the longest take's length: a word said more slowly than the takes."""
 
-_EPS = 1e-9
 Contour = npt.NDArray[np.float64]
 """One value per kept 10 ms frame, oldest first (semitones about the median, or tilt steps)."""
 
@@ -90,16 +90,10 @@ def pitch_track(samples: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], npt.ND
         return np.zeros(0), np.zeros(0)
     frames = np.lib.stride_tricks.sliding_window_view(x, FRAME_SAMPLES)[::HOP_SAMPLES]
     frames = frames - frames.mean(axis=1, keepdims=True)
-    squares = np.cumsum(frames * frames, axis=1)
-    energy = squares[:, -1]
+    energy = np.sum(frames * frames, axis=1)
     level_db = 10 * np.log10(energy / FRAME_SAMPLES / 32768.0**2 + 1e-12)
-    spectrum = np.fft.rfft(frames, 2 * FRAME_SAMPLES, axis=1)
-    correlation = np.fft.irfft(spectrum.real**2 + spectrum.imag**2, axis=1)[:, :FRAME_SAMPLES]
     lags = np.arange(int(MIC_RATE_HZ / HIGHEST_PITCH_HZ), int(MIC_RATE_HZ / LOWEST_PITCH_HZ) + 1)
-    # Each lag is normalised by the energy of the two parts that overlap, so a decaying frame scores high.
-    head = squares[:, FRAME_SAMPLES - 1 - lags]
-    tail = squares[:, -1:] - squares[:, lags - 1]
-    scores = correlation[:, lags] / np.sqrt(head * tail + _EPS)
+    scores = lag_correlations(frames, lags)
     best = scores.max(axis=1)
     # The first peak nearly as high as the best, so a strong second period is not read as the pitch: the
     # best-scoring lag of the first run of lags within 10 % of the best, refined between its neighbours.

@@ -30,6 +30,22 @@ NASAL_SHARE = 0.9
 """Share of a voiced frame's energy (up to 4 kHz) under NASAL_BAND_HZ that makes it nasal."""
 
 
+def lag_correlations(frames: Any, lags: Any) -> Any:
+    """The normalised autocorrelation of each mean-removed frame (the last axis) at each of ``lags`` (samples).
+
+    Each lag is normalised by the energy of the two parts that overlap, so a decaying frame still scores high.
+    """
+    import numpy as np
+
+    size = frames.shape[-1]
+    spectrum = np.fft.rfft(frames, 2 * size, axis=-1)
+    correlation = np.fft.irfft(spectrum.real**2 + spectrum.imag**2, axis=-1)[..., :size]
+    squares = np.cumsum(frames * frames, axis=-1)
+    head = squares[..., size - 1 - lags]
+    tail = squares[..., -1:] - squares[..., lags - 1]
+    return correlation[..., lags] / np.sqrt(head * tail + 1e-9)
+
+
 class PitchProsodyDetector:
     """Pitch (median over the chunk's voiced frames) and whether the voiced part is a nasal murmur."""
 
@@ -71,16 +87,9 @@ class PitchProsodyDetector:
         energy = float(np.dot(frame, frame))
         if energy <= 0.0 or 10.0 * np.log10(energy / len(frame)) - 90.3 < QUIETEST_DB:
             return None
-        spectrum = np.fft.rfft(frame, 2 * FRAME_SAMPLES)
-        power = spectrum.real**2 + spectrum.imag**2
-        correlation = np.fft.irfft(power)[:FRAME_SAMPLES]
-        # Normalise each lag by the energy of the two overlapping parts, so a decaying frame still scores high.
-        squares = np.cumsum(frame * frame)
         low, high = self._lags
         lags = np.arange(low, high + 1)
-        head = squares[FRAME_SAMPLES - 1 - lags]
-        tail = squares[-1] - squares[lags - 1]
-        scores = correlation[low : high + 1] / np.sqrt(head * tail + 1e-9)
+        scores = lag_correlations(frame, lags)
         best = int(np.argmax(scores))
         if scores[best] < VOICED_CORRELATION:
             return None

@@ -293,10 +293,16 @@ async def test_a_stop_that_aiomqtt_swallows_while_the_broker_is_down_still_ends_
 
 
 async def _flood(broker: Mosquitto, topic: str, payloads: list[str]) -> None:
-    """Publish as fast as the broker takes them, from a client of its own (QoS 0: nothing waits)."""
+    """Publish as fast as the broker takes them, from a client of its own (QoS 0: nothing waits).
+
+    Returns once the broker has routed all of them: it handles one client's packets in order, so the
+    acknowledgement of a QoS 1 message sent last comes after every one before it. Without that wait, a
+    message from another client can overtake the tail of the flood still in the broker's socket buffer.
+    """
     async with aiomqtt.Client(broker.host, broker.port, identifier="test-flooder") as flooder:
         for payload in payloads:
             await flooder.publish(topic, payload, qos=0)
+        await flooder.publish("test/flood-sent", b"", qos=1, timeout=120)
 
 
 async def test_a_flood_of_commands_is_cut_to_the_newest_and_the_command_after_it_is_carried_out(

@@ -24,6 +24,10 @@ class AudioFormatError(ValueError):
     """Audio that does not have the format the caller needs."""
 
 
+class NotPlainWavError(AudioFormatError):
+    """A file that :func:`read_wav` cannot take (not a RIFF PCM WAV, or not mono 16-bit): another decoder may."""
+
+
 @dataclass(frozen=True, slots=True)
 class AudioChunk:
     """A piece of mono signed 16-bit PCM audio."""
@@ -130,7 +134,7 @@ def read_wav(path: Path) -> AudioChunk:
     try:
         with wave.open(str(path), "rb") as wav:
             if wav.getsampwidth() != SAMPLE_WIDTH_BYTES or wav.getnchannels() != 1:
-                raise AudioFormatError(
+                raise NotPlainWavError(
                     f"{path}: need mono 16-bit PCM, got {wav.getnchannels()} channel(s) of "
                     f"{8 * wav.getsampwidth()}-bit samples"
                 )
@@ -138,7 +142,7 @@ def read_wav(path: Path) -> AudioChunk:
             pcm = wav.readframes(frames)
     except (wave.Error, EOFError) as err:
         detail = str(err) or "it ends before its header does"
-        raise AudioFormatError(f"{path}: not a readable WAV file ({detail})") from err
+        raise NotPlainWavError(f"{path}: not a readable WAV file ({detail})") from err
     except OSError as err:
         raise AudioFormatError(f"{path}: cannot be read: {err.strerror or err}") from err
     # A header whose length is 0 or the 4 GiB placeholder was written by a stream that could not seek back;

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .audio import MIC_RATE_HZ, AudioChunk, split
+from .audio import AudioChunk, AudioFormatError, split
 from .config import Settings, WakeWordModel
 from .errors import ConfigError
 
@@ -35,14 +35,14 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser], c
     enroll = actions.add_parser("enroll", help="enrol NAME from 3-5 takes (or add takes to it)")
     enroll.add_argument("name")
     enroll.add_argument(
-        "files", nargs="*", type=Path, help="16 kHz mono WAV takes, each saying the word once; none: record 4"
+        "files", nargs="*", type=Path, help="audio files (WAV, FLAC; any rate), each saying the word; none: record 4"
     )
     actions.add_parser("list", help="list the enrolled words")
     remove = actions.add_parser("remove", help="delete an enrolled word and its takes")
     remove.add_argument("name")
     test = actions.add_parser("test", help="print NAME's scores against its threshold")
     test.add_argument("name")
-    test.add_argument("--input", type=Path, help="score this WAV file instead of the microphone")
+    test.add_argument("--input", type=Path, help="score this audio file (any rate) instead of the microphone")
     test.add_argument("--seconds", type=float, default=20.0, help="how long to listen to the microphone")
     test.add_argument("--all", action="store_true", help="print every chunk's score, not only the hits")
 
@@ -164,9 +164,9 @@ def _list(store: WordStore) -> int:
 
 
 def _test(args: argparse.Namespace, settings: Settings) -> int:
-    from .audio import read_wav
     from .listen import build_wake_engine
     from .listen.wakeword import WakeWordDetector, rules_for
+    from .recordings import read_recording
 
     configured = [w for w in (*settings.wake.words, *settings.wake.stop_words) if w.enrolled == args.name]
     word = configured[0] if configured else WakeWordModel(enrolled=args.name)
@@ -176,11 +176,9 @@ def _test(args: argparse.Namespace, settings: Settings) -> int:
         chunks = asyncio.run(_listen(settings, args.seconds))
     else:
         try:
-            audio = read_wav(args.input)
-        except (OSError, ValueError) as err:
-            raise ConfigError(f"{args.input}: cannot read it ({err})") from err
-        if audio.rate_hz != MIC_RATE_HZ:
-            raise ConfigError(f"{args.input}: {audio.rate_hz} Hz; 16 kHz mono is needed")
+            audio = read_recording(args.input)
+        except AudioFormatError as err:
+            raise ConfigError(str(err)) from err
         chunks = list(split(audio, settings.audio.chunk_ms / 1000))
     # A crossing that the word's contour check rejects is said as it happens (its score reads 0 then).
     handler = logging.StreamHandler(sys.stdout)

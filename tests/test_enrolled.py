@@ -159,15 +159,23 @@ def test_a_corrupt_file_is_refused(tmp_path: Path) -> None:
     """A file that is not a WAV names itself."""
     path = tmp_path / "broken.wav"
     path.write_bytes(b"RIFF\x00\x00garbage")
-    with pytest.raises(TakeError, match="broken.wav: corrupt"):
+    with pytest.raises(TakeError, match="broken.wav: not a readable WAV file"):
         read_take(path)
 
 
-def test_a_take_at_another_rate_is_refused(tmp_path: Path) -> None:
-    """Takes must be 16 kHz."""
+def test_a_take_at_another_rate_is_read_at_16_khz(tmp_path: Path) -> None:
+    """A CD-rate take is resampled, keeping its length."""
     path = tmp_path / "cd.wav"
-    write_wav(path, AudioChunk(bytes(44100), 44100))
-    with pytest.raises(TakeError, match="16000 Hz"):
+    write_wav(path, AudioChunk(bytes(2 * 44100), 44100))
+    take = read_take(path)
+    assert take.rate_hz == 16_000 and take.samples == 16_000
+
+
+def test_a_take_file_too_long_to_be_a_take_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """A file of minutes is named as too long, not decoded."""
+    path = tmp_path / "meeting.wav"
+    write_wav(path, AudioChunk(bytes(2 * 16_000 * 121)))
+    with pytest.raises(TakeError, match="meeting.wav: 121 s long"):
         read_take(path)
 
 

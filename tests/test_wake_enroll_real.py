@@ -184,3 +184,25 @@ def test_a_stop_word_may_be_enrolled(config: Path) -> None:
         if (hit := detector.process(AudioChunk(chunk.pcm, chunk.rate_hz))) is not None
     ]
     assert heard == [WORD]
+
+
+def test_takes_recorded_on_a_phone_enrol_a_word_that_is_heard(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """48 kHz stereo 24-bit takes (a phone's recorder) are converted; the word they make is heard at 16 kHz."""
+    import numpy as np
+    import soundfile
+    import soxr
+
+    phone_takes = []
+    for take in TAKES[:4]:
+        samples = np.frombuffer(read_wav(Path(take)).pcm, dtype="<i2").astype(np.float32) / 32768
+        at_48k = soxr.resample(samples, 16_000, 48_000)
+        phone_takes.append(str(tmp_path / Path(take).name))
+        soundfile.write(phone_takes[-1], np.stack([at_48k, at_48k], axis=1), 48_000, subtype="PCM_24")
+    path = tmp_path / "config.yaml"
+    path.write_text(f"wake:\n  enrolled_dir: {tmp_path / 'words'}\n", encoding="utf-8")
+    assert main(["wake", "--config", str(path), "enroll", "phone", *phone_takes]) == 0
+    assert "4 takes added" in capsys.readouterr().out
+    assert main(["wake", "--config", str(path), "test", "phone", "--input", str(DATA / "test_quiet_1.wav")]) == 0
+    assert "phone: 1 detections" in capsys.readouterr().out.strip().splitlines()[-1]

@@ -15,7 +15,6 @@ import json
 import logging
 import re
 import shutil
-import wave
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy.typing as npt
 
 from ..audio import MIC_RATE_HZ, AudioChunk, AudioFormatError, read_wav, write_wav
 from ..files import write_atomic
+from ..recordings import read_recording
 from .contours import WordCheck, word_check
 from .enrolled import (
     DEFAULT_DROPS,
@@ -46,6 +46,8 @@ MIN_SPEECH_SECONDS = 0.3
 """Shortest speech a take may hold."""
 MAX_SPEECH_SECONDS = 3.0
 """Longest speech a take may hold (a wake word is a couple of words)."""
+MAX_TAKE_FILE_SECONDS = 120.0
+"""Longest take file read (seconds): a longer one is refused before it is decoded, not a take anyway."""
 MIN_SNR_DB = 10.0
 """Least speech-to-background level difference, in decibels."""
 MAX_CLIPPED_FRACTION = 0.001
@@ -114,16 +116,14 @@ def check_name(name: str, reserved: Sequence[str]) -> None:
 
 
 def read_take(path: Path) -> AudioChunk:
-    """A take from a WAV file, or a :class:`TakeError` naming it."""
+    """A take from an audio file, or a :class:`TakeError` naming it.
+
+    Any rate, channel count or sample format is converted to 16 kHz mono: a phone's 48 kHz stereo will do.
+    """
     try:
-        audio = read_wav(path)
-    except (AudioFormatError, wave.Error, EOFError) as err:
-        raise TakeError(path.name, f"corrupt or not a 16-bit WAV file ({err})") from err
-    except OSError as err:
-        raise TakeError(path.name, f"cannot read it ({err.strerror or err})") from err
-    if audio.rate_hz != MIC_RATE_HZ:
-        raise TakeError(path.name, f"{audio.rate_hz} Hz; takes must be {MIC_RATE_HZ} Hz mono")
-    return audio
+        return read_recording(path, MIC_RATE_HZ, max_seconds=MAX_TAKE_FILE_SECONDS)
+    except AudioFormatError as err:
+        raise TakeError(path.name, str(err).removeprefix(f"{path}: ")) from err
 
 
 def trim_take(label: str, audio: AudioChunk, speech_frames: SpeechFrames) -> AudioChunk:

@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     doctor.add_argument("--hashes", action="store_true", help="also hash the downloaded weights (slow)")
     doctor.add_argument("--mic-seconds", type=float, default=5.0, help="seconds to listen to the room (0: skip)")
-    doctor.add_argument("--mic-wav", type=Path, help="analyse this 16 kHz WAV instead of the microphone")
+    doctor.add_argument("--mic-wav", type=Path, help="analyse this recording (any rate) instead of the microphone")
     doctor.add_argument("--question", type=Path, help="a question WAV instead of the shipped one")
     from .wake_cli import add_parsers
 

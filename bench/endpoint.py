@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from assistant.audio import MIC_RATE_HZ, AudioChunk, AudioFormatError, level_db, read_wav, split
+from assistant.audio import MIC_RATE_HZ, AudioChunk, AudioFormatError, level_db, split
 from assistant.config import EndpointSettings, Settings, load_config
 from assistant.endpointing import Decision, PauseMemory
 from assistant.errors import ConfigError
@@ -39,6 +39,7 @@ from assistant.listen.prosody import PitchProsodyDetector
 from assistant.listen.vad import SileroSpeechDetector
 from assistant.listening import UtteranceListener
 from assistant.ports import ProsodyDetector, SpeechDetector
+from assistant.recordings import read_recording
 from assistant.room import RoomTracker
 
 _BACKGROUND_LOOP_SECONDS = 2.0
@@ -108,16 +109,16 @@ def read_truth(directory: Path) -> list[Truth]:
 
 
 def read_clip(path: Path) -> AudioChunk:
-    """A 16 kHz mono 16-bit WAV; anything else is a :class:`BadClip` naming the file."""
+    """The clip at 16 kHz mono, or a :class:`BadClip` naming a file that cannot be read.
+
+    Any rate, channel count or sample format is converted.
+    """
     if not path.is_file():
         raise BadClip(f"{path}: named in truth.jsonl but missing")
     try:
-        audio = read_wav(path)
+        return read_recording(path)
     except AudioFormatError as err:
         raise BadClip(str(err)) from None
-    if audio.rate_hz != MIC_RATE_HZ:
-        raise BadClip(f"{path}: {audio.rate_hz} Hz; resample it to {MIC_RATE_HZ} Hz (sox in.wav -r 16000 -c 1 out.wav)")
-    return audio
 
 
 def progress(items: list[Any], label: str) -> Iterable[Any]:

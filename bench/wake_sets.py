@@ -12,7 +12,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.audio import MIC_RATE_HZ, AudioChunk, AudioFormatError, read_wav
+from assistant.audio import AudioChunk, AudioFormatError
+from assistant.recordings import read_recording
 
 TRUTH = "truth.jsonl"
 
@@ -37,17 +38,14 @@ class Problem:
 
 
 def read_clip(path: Path) -> AudioChunk | str:
-    """The clip's audio, or why it cannot be used (16 kHz mono 16-bit only)."""
+    """The clip's audio at 16 kHz mono, or why it cannot be used.
+
+    Any rate, channel count or sample format is converted.
+    """
     try:
-        audio = read_wav(path)
+        audio = read_recording(path)
     except AudioFormatError as err:
         return str(err).removeprefix(f"{path}: ")
-    except OSError as err:
-        return f"cannot read it ({err.strerror or err})"
-    if audio.rate_hz != MIC_RATE_HZ:
-        return (
-            f"{audio.rate_hz} Hz; the detector needs {MIC_RATE_HZ} Hz (resample it, e.g. sox in.wav -r 16000 out.wav)"
-        )
     if not audio.pcm:
         return "holds no audio"
     return audio

@@ -7,24 +7,19 @@ import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from assistant.audio import MIC_RATE_HZ, AudioChunk, AudioFormatError, read_wav, silence, split
+from assistant.audio import MIC_RATE_HZ, AudioChunk, silence, split
 from assistant.output import OutputMonitor
 from assistant.ports import Clock
+from assistant.recordings import read_recording
 from assistant.tasks import MonotonicClock
 
-from .resample import RateFollower, Resampler
+from .resample import RateFollower
 
 _LOGGER = logging.getLogger(__name__)
 
 
-MIN_INPUT_RATE_HZ = 8000
-"""Lowest sample rate, in Hz, of a WAV file heard as the microphone."""
-MAX_INPUT_RATE_HZ = 192_000
-"""Highest sample rate, in Hz, of a WAV file heard as the microphone (a damaged header may claim GHz)."""
-
-
 class FileSource:
-    """An :class:`~assistant.ports.AudioSource` that reads a mono 16-bit WAV (any rate) and then ends.
+    """An :class:`~assistant.ports.AudioSource` that reads an audio file (any rate, converted) and then ends.
 
     After the file it yields ``trailing_silence_seconds`` of silence, so an utterance that runs to the end
     of the file still reaches its end of speech. ``realtime`` paces chunks as a microphone would (on
@@ -40,16 +35,7 @@ class FileSource:
         trailing_silence_seconds: float = 3.0,
         clock: Clock | None = None,
     ) -> None:
-        audio = read_wav(path)  # raises AudioFormatError with the path on a bad file
-        if not MIN_INPUT_RATE_HZ <= audio.rate_hz <= MAX_INPUT_RATE_HZ:
-            raise AudioFormatError(
-                f"{path}: a sample rate of {audio.rate_hz} Hz is not a recording "
-                f"({MIN_INPUT_RATE_HZ}-{MAX_INPUT_RATE_HZ} Hz)"
-            )
-        if audio.rate_hz != MIC_RATE_HZ:
-            resampler = Resampler(audio.rate_hz, MIC_RATE_HZ)
-            audio = AudioChunk(resampler.process(audio.pcm, last=True), MIC_RATE_HZ)
-        self.audio = audio
+        self.audio = read_recording(path)  # raises AudioFormatError with the path on a bad file
         """The file's audio at 16 kHz."""
         self._chunk_seconds = chunk_ms / 1000
         self._realtime = realtime

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.audio import write_wav
+from assistant.audio import read_wav, write_wav
 from bench import endpoint, idle, soak, synth, tool_dispatch, wake_generated, wakeword
 from bench.wake_scoring import ClipRun, score
 
@@ -33,13 +33,23 @@ def test_wakeword_bench_counts_detections_and_false_accepts_on_two_clips() -> No
     assert "microwakeword" in wake_generated.table([result])
 
 
-def raw_wav(path: Path, *, channels: int, rate_hz: int) -> None:
-    """A tenth of a second of 16-bit silence in any layout."""
+def raw_wav(path: Path, *, channels: int, rate_hz: int, seconds: float = 0.1) -> None:
+    """16-bit silence in any layout."""
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(channels)
         wav.setsampwidth(2)
         wav.setframerate(rate_hz)
-        wav.writeframes(bytes(2 * channels * rate_hz // 10))
+        wav.writeframes(bytes(2 * channels * round(rate_hz * seconds)))
+
+
+def phone_recording(source: Path, path: Path) -> None:
+    """``source`` as a phone writes it: 44.1 kHz, stereo, 24-bit."""
+    import soundfile
+    import soxr
+
+    samples = np.frombuffer(read_wav(source).pcm, dtype="<i2").astype(np.float32) / 32768
+    resampled = soxr.resample(samples, 16_000, 44_100)
+    soundfile.write(path, np.stack([resampled, 0.5 * resampled], axis=1), 44_100, subtype="PCM_24")
 
 
 def folder_sets(root: Path) -> tuple[Path, Path]:
@@ -55,8 +65,8 @@ def folder_sets(root: Path) -> tuple[Path, Path]:
             truth = [{"file": clip, "word_end_s": end}, {"file": "gone.wav", "word_end_s": 1.0}]
             (positives / word / "truth.jsonl").write_text("\n".join(json.dumps(t) for t in truth) + "\nnot json\n")
     shutil.copy(DATA / "okay_nabu__en-us_m3__s165__clean.wav", positives / "hey_jarvis" / "no_truth_line.wav")
-    raw_wav(positives / "hey_jarvis" / "stereo.wav", channels=2, rate_hz=16_000)
-    raw_wav(positives / "alexa" / "cd.wav", channels=1, rate_hz=44_100)
+    phone_recording(DATA / "alexa__en-gb__s165__clean.wav", positives / "alexa" / "phone.wav")
+    raw_wav(positives / "alexa" / "empty.wav", channels=1, rate_hz=16_000, seconds=0.0)
     (positives / "alexa" / "corrupt.wav").write_bytes(b"RIFF\x00\x01garbage")
     (positives / "hey_computer").mkdir()
     negatives.mkdir(parents=True)
@@ -79,21 +89,20 @@ def test_wakeword_bench_on_folders_scores_each_word_and_names_every_bad_file(
     assert code == 0, printed.err
     figures = json.loads(out.read_text())
     assert figures["words"]["hey_jarvis"]["detected"] == 1 and figures["words"]["hey_jarvis"]["total"] == 2
-    assert figures["words"]["alexa"]["detected"] == 1 and figures["words"]["alexa"]["total"] == 1
+    assert figures["words"]["alexa"]["detected"] == 2 and figures["words"]["alexa"]["total"] == 2, "phone.wav heard"
     assert figures["words"]["hey_jarvis"]["latencies_known"] == 1
     assert 0.0 < figures["words"]["hey_jarvis"]["latency_median_seconds"] < 1.0
     assert figures["words"]["alexa"]["false_accepts"] == 0 and figures["negative_hours"] > 0
     assert figures["cpu_seconds_per_audio_hour"] > 0 and figures["quiet_gate"] is True
     problems = {Path(p["file"]).name: p["problem"] for p in figures["problems"]}
-    assert "2 channel" in problems["stereo.wav"]
-    assert "44100 Hz" in problems["cd.wav"]
-    assert "not a readable WAV" in problems["corrupt.wav"]
+    assert "holds no audio" in problems["empty.wav"]
+    assert "not a readable WAV file" in problems["corrupt.wav"]
     assert "no line in truth.jsonl" in problems["no_truth_line.wav"]
     assert "gone.wav" in problems["truth.jsonl"]
     assert "not a {" in problems["truth.jsonl:3"]
     assert "hey_computer" in problems["hey_computer"]
     assert "| hey_jarvis | 1/2 (50%)" in printed.out
-    assert "Traceback" not in printed.err and "stereo.wav" in printed.err
+    assert "Traceback" not in printed.err and "empty.wav" in printed.err
 
 
 def test_wakeword_bench_says_what_is_wrong_with_its_arguments(
@@ -170,26 +179,20 @@ def test_endpoint_bench_hears_clips_through_the_daemons_listening_path(tmp_path:
 
 @pytest.mark.models
 @spoken_clips
-def test_endpoint_bench_names_the_file_of_every_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_endpoint_bench_converts_a_phone_recording_and_names_the_file_of_every_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     good = _room_clip(tmp_path, "quiet", tv_db=None)
-    (tmp_path / "stereo.wav").write_bytes((tmp_path / "quiet.wav").read_bytes()[:44])
-    with wave.open(str(tmp_path / "stereo.wav"), "wb") as wav:
-        wav.setnchannels(2)
-        wav.setsampwidth(2)
-        wav.setframerate(16000)
-        wav.writeframes(bytes(64000))
-    with wave.open(str(tmp_path / "cd.wav"), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(44100)
-        wav.writeframes(bytes(176400))
+    phone_recording(tmp_path / "quiet.wav", tmp_path / "phone.wav")
     (tmp_path / "corrupt.wav").write_bytes(b"RIFF not a wave")
-    lines = [good, *({**good, "file": name} for name in ("stereo.wav", "cd.wav", "corrupt.wav", "missing.wav"))]
+    lines = [good, *({**good, "file": name} for name in ("phone.wav", "corrupt.wav", "missing.wav"))]
     (tmp_path / "truth.jsonl").write_text("".join(json.dumps(t) + "\n" for t in lines))
     results, problems, _ = endpoint.run(tmp_path, endpoint.load_settings(None, None))
-    assert [r.file for r in results] == ["quiet.wav"]
-    assert len(problems) == 4
-    for name, words in (("stereo", "mono"), ("cd", "44100 Hz"), ("corrupt", "not a readable"), ("missing", "missing")):
+    quiet, phone = results
+    assert (quiet.file, phone.file) == ("quiet.wav", "phone.wav"), "44.1 kHz stereo is converted, not refused"
+    assert phone.outcome == quiet.outcome == "ended" and phone.decided_s == pytest.approx(quiet.decided_s, abs=0.1)
+    assert len(problems) == 2
+    for name, words in (("corrupt", "not a readable"), ("missing", "missing")):
         assert any(f"{name}.wav" in p and words in p for p in problems), (name, problems)
     write_wav(tmp_path / "unlisted.wav", synth.to_chunk(np.zeros(1600)))
     _, problems, _ = endpoint.run(tmp_path, endpoint.load_settings(None, None))

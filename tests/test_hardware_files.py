@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from assistant.audio import AudioChunk, AudioFormatError, read_wav, tone, write_wav
+from assistant.audio import AudioChunk, read_wav, tone, write_wav
 from hardware.devices import DeviceError, DeviceInfo, find_device
 from hardware.files import FileSink, FileSource
 from hardware.microphone import PyAudioMicrophone
@@ -63,14 +63,16 @@ async def test_file_source_resamples_other_rates_to_16k(tmp_path: Path) -> None:
     assert abs(np.fft.rfftfreq(16_000, 1 / 16_000)[np.argmax(spectrum)] - 440) < 2
 
 
-def test_file_source_refuses_stereo_with_a_clear_message(tmp_path: Path) -> None:
+async def test_file_source_hears_a_stereo_file_as_mono(tmp_path: Path) -> None:
+    left = np.frombuffer(tone(440, 0.5).pcm, dtype="<i2")
     with wave.open(str(tmp_path / "stereo.wav"), "wb") as wav:
         wav.setnchannels(2)
         wav.setsampwidth(2)
         wav.setframerate(16_000)
-        wav.writeframes(bytes(6400))
-    with pytest.raises(AudioFormatError, match="stereo.wav: need mono"):
-        FileSource(tmp_path / "stereo.wav")
+        wav.writeframes(np.stack([left, left], axis=1).astype("<i2").tobytes())
+    source = FileSource(tmp_path / "stereo.wav", realtime=False, trailing_silence_seconds=0)
+    assert source.audio.rate_hz == 16_000 and source.audio.samples == len(left)
+    assert np.abs(np.frombuffer(source.audio.pcm, dtype="<i2").astype(np.int32) - left).max() <= 1
 
 
 async def stream(*chunks: AudioChunk) -> AsyncIterator[AudioChunk]:

@@ -16,8 +16,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..audio import AudioChunk, read_wav
+from ..audio import AudioChunk
 from ..config import Settings
+from ..recordings import read_recording
 from .machine import FLOW_PARAMETERS, HIFT_PARAMETERS, gpu_check, model_files_check, precision_check
 from .report import Check, Report, Status
 from .room import record, room_check
@@ -94,7 +95,7 @@ async def _model_checks(settings: Settings, options: DoctorOptions) -> tuple[lis
             stats = engine.last_round
             return stats.decode_steps / stats.decode_seconds if stats.decode_seconds > 0 else None
 
-        question = read_wav(options.question_wav) if options.question_wav else None
+        question = read_recording(options.question_wav) if options.question_wav else None
         rows = await self_test(engine, speaker, settings.persona.dialect, decode_rate=decode_rate, question=question)
     if not release:
         # A random checkpoint says random things: report what it did, never hold it against the install.
@@ -156,7 +157,7 @@ def _parameters(module: object) -> int:
 async def _microphone(settings: Settings, options: DoctorOptions) -> Check:
     audio: AudioChunk
     if options.mic_wav is not None:
-        audio = read_wav(options.mic_wav)
+        audio = read_recording(options.mic_wav)
     elif options.mic_seconds <= 0:
         return Check("microphone", "skip", "not asked to listen (--mic-seconds 0)")
     else:

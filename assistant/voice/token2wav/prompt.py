@@ -242,10 +242,10 @@ class PromptProcessor:
 
 
 def _read_audio(path: Path) -> tuple[FloatArray, int]:
-    import soundfile  # type: ignore[import-untyped]
+    from ...audio import AudioFormatError
+    from ...recordings import decode_mono
 
     try:
-        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, soundfile.LibsndfileError) as err:
-        raise PromptError(f"voice prompt {path} is not a readable audio file ({err})") from err
-    return np.ascontiguousarray(data.mean(axis=1), dtype=np.float32), int(rate)
+        return decode_mono(path)
+    except AudioFormatError as err:
+        raise PromptError(f"voice prompt {err}") from err

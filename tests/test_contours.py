@@ -12,10 +12,12 @@ import pytest
 from assistant.audio import MIC_RATE_HZ, AudioChunk
 from assistant.listen.contours import (
     MAX_HELD_EMBEDDINGS,
+    PITCH_SCALES,
     CheckGate,
     pitch_contour,
     pitch_track,
     tilt_contour,
+    track,
     word_check,
 )
 from assistant.listen.enrolment import WordStore
@@ -133,6 +135,25 @@ def test_the_word_in_another_take_passes_and_its_tone_changed_twin_does_not() ->
     assert check.passes(_voice(WORD, base_hz=130, syllable_s=0.27, seed=10))
 
 
+def _ranged(tunes: Sequence[Tune], k: float) -> list[Tune]:
+    """The tune over a range ``k`` times as wide (in semitones)."""
+    return [lambda x, tune=tune: k * tune(x) for tune in tunes]
+
+
+@pytest.mark.parametrize("k", [0.75, 0.85, 1.18, 1.33])
+def test_the_word_with_more_or_less_melody_passes_and_its_tone_changed_twin_never_does(k: float) -> None:
+    """Called across the room (a wider range) or muttered (narrower), the word is still the word; the
+    rising tones of its twin stay rising at any range."""
+    check = word_check(_takes())
+    assert check is not None and check.pitch is not None
+    word = check.pitch.distance(pitch_contour(_voice(_ranged(WORD, k), base_hz=150, syllable_s=0.33, seed=11)))
+    changed = check.pitch.distance(
+        pitch_contour(_voice(_ranged(TONE_CHANGED, k), base_hz=150, syllable_s=0.33, seed=11))
+    )
+    assert word is not None and changed is not None
+    assert word <= check.pitch.limit < changed
+
+
 def test_the_word_is_found_inside_longer_audio_and_before_it_ends() -> None:
     """The candidate's window holds other sound before the word, and may stop before the word's last part."""
     check = word_check(_takes())
@@ -155,10 +176,13 @@ def test_the_pitch_abstains_where_it_hears_no_voice() -> None:
 
 
 def test_takes_whose_tunes_disagree_give_no_pitch_track() -> None:
-    """Takes whose tunes differ by a tone (a voice whose pitch wanders, or creaks past the tracker) cannot
-    tell tunes apart: there is no pitch track, rather than one that rejects the speaker's own word."""
-    check = word_check([_voice(WORD), _voice(TONE_CHANGED, seed=1), _voice(WORD, seed=2)])
-    assert check is not None and check.pitch is None and check.tilt is not None
+    """Takes whose tunes differ (one with every syllable on another tone: a voice whose pitch wanders, or
+    creaks past the tracker) cannot tell tunes apart: there is no pitch track, rather than one that rejects
+    the speaker's own word."""
+    steady = [pitch_contour(_voice(WORD, seed=seed)) for seed in (0, 2)]
+    wandering = pitch_contour(_voice((_rising, _low, _rising, _low), seed=1))
+    assert track(steady, PITCH_SCALES) is not None
+    assert track([*steady, wandering], PITCH_SCALES) is None
 
 
 def test_a_changed_consonant_is_heard_in_the_tilt_though_the_tune_is_the_same() -> None:

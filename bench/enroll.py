@@ -1,6 +1,7 @@
 """Enrolled wake words on the enroll set: each speaker enrols, then every clip is scored.
 
     python -m bench.enroll SET_DIR [--drops 0.12,0.2] [--variant mean|dtw] [--no-contours] [--louder-tv DB]
+                           [--retune 0.7,1.35]
                            [--adversarial 1,0.9] [--lda 0,2] [--json out.json]
 
 ``SET_DIR`` is what ``python -m bench.make_sets enroll DIR`` writes: ``speakers.json`` (each speaker's enrol
@@ -109,11 +110,14 @@ def evaluate(
     slacks: Sequence[float] = (),
     contours: bool = True,
     louder_tv_db: float | None = None,
+    retunes: Sequence[float] = (),
 ) -> list[dict[str, Any]]:
     """Enrol every speaker of the set, score every clip once, and give the figures for each ``drop``.
 
     With ``louder_tv_db``, every quiet positive is also scored with the shipped TV audio mixed in that many
-    decibels under it (condition ``tv<DB>_shipped``): a room louder than the set's.
+    decibels under it (condition ``tv<DB>_shipped``): a room louder than the set's. With ``retunes``, every
+    quiet positive is also scored with its pitch range scaled by each factor (condition ``retuned<K>``,
+    :mod:`bench.retune`): the word called with more melody, or muttered.
 
     With ``quantiles``, also for each: the threshold raised to that quantile of the speaker's peak scores on
     generated adversarial negatives plus a margin, never above the takes' worst leave-one-out score.
@@ -130,6 +134,14 @@ def evaluate(
         for t, pcm in zip(quiet, _with_tv([audio[t["file"]] for t in quiet], louder_tv_db), strict=True):
             truth.append({**t, "file": f"{t['file']}#{condition}", "condition": condition})
             audio[truth[-1]["file"]] = pcm
+    if retunes:
+        from .retune import retuned
+
+        quiet = [t for t in truth if t["kind"] == "positive" and t["condition"] == "quiet"]
+        for k in retunes:
+            for t in quiet:
+                truth.append({**t, "file": f"{t['file']}#retuned{k:g}", "condition": f"retuned{k:g}"})
+                audio[truth[-1]["file"]] = retuned(audio[t["file"]], k)
     streams = {f: embed_recording(pcm) for f, pcm in audio.items()}
     checks: dict[str, WordCheck | None] = {}
     negatives = [t for t in truth if t["kind"] == "negative"]
@@ -299,6 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lda", help="comma-separated slacks (std) for the LDA second stage")
     parser.add_argument("--no-contours", action="store_true", help="the template match alone, without the check")
     parser.add_argument("--louder-tv", type=float, metavar="DB", help="also the quiet positives with a TV DB under")
+    parser.add_argument(
+        "--retune", metavar="K,...", help="also the quiet positives with their pitch range scaled by each K"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     drops = [float(d) for d in args.drops.split(",")] if args.drops else [DEFAULT_DROPS[args.variant]]
@@ -312,6 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         slacks=slacks,
         contours=not args.no_contours,
         louder_tv_db=args.louder_tv,
+        retunes=[float(k) for k in args.retune.split(",")] if args.retune else (),
     )
     text = json.dumps(figures, ensure_ascii=False, indent=1)
     print(text)

@@ -6,10 +6,13 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from assistant.cli import main as cli
+from assistant.listen.contours import pitch_contour
 from bench import enroll, wakeword
+from bench.retune import retuned
 
 DATA = Path(__file__).parent / "data" / "enroll"
 NEGATIVES = Path(__file__).parents[1] / "assistant" / "listen" / "data" / "negatives"
@@ -49,7 +52,8 @@ def test_bench_enroll_reports_each_kind(tmp_path: Path, capsys: pytest.CaptureFi
     ]
     (tmp_path / "truth.jsonl").write_text("\n".join(json.dumps(t, ensure_ascii=False) for t in truth))
     out = tmp_path / "figures.json"
-    assert enroll.main([str(tmp_path), "--drops", "0.2,0.3", "--louder-tv", "10", "--json", str(out)]) == 0
+    args = ["--drops", "0.2,0.3", "--louder-tv", "10", "--retune", "0.75,1.3", "--json", str(out)]
+    assert enroll.main([str(tmp_path), *args]) == 0
     results = json.loads(out.read_text(encoding="utf-8"))
     assert [r["drop"] for r in results] == [0.2, 0.3]
     assert "percent_accepted" in capsys.readouterr().out
@@ -59,6 +63,23 @@ def test_bench_enroll_reports_each_kind(tmp_path: Path, capsys: pytest.CaptureFi
     assert results[0]["contours"] is True
     assert results[0]["counts"]["near_miss/晓翔晓翔"] == "0/1"
     assert results[0]["counts"]["positive/tv10_shipped"] in ("0/1", "1/1")  # the quiet positive, TV mixed in
+    # The word with a narrower and a wider tune: the contour check takes both (it did not before the scales).
+    assert (results[0]["counts"]["positive/retuned0.75"], results[0]["counts"]["positive/retuned1.3"]) == ("1/1", "1/1")
+
+
+@pytest.mark.parametrize("k", [0.6, 1.5])
+def test_retuning_scales_the_pitch_range_and_keeps_the_length(k: float) -> None:
+    """A voice gliding over 7 semitones, retuned by k, glides over about 7 k semitones, as long as before."""
+    rate = 16_000
+    hz = 120 * 2 ** (np.linspace(0.0, 7.0, rate) / 12)
+    phase = 2 * np.pi * np.cumsum(hz) / rate
+    voice = sum(np.sin(h * phase) / h for h in range(1, 12)) * np.hanning(rate) ** 0.2
+    pcm = (0.3 * voice * 32767).astype("<i2").tobytes()
+    before = pitch_contour(np.frombuffer(pcm, dtype="<i2"))
+    after = pitch_contour(np.frombuffer(retuned(pcm, k), dtype="<i2"))
+    spread = float(np.percentile(after, 90) - np.percentile(after, 10))
+    assert spread == pytest.approx(k * float(np.percentile(before, 90) - np.percentile(before, 10)), rel=0.15)
+    assert len(retuned(pcm, k)) == len(pcm)
 
 
 def test_bench_enroll_without_contours_scores_the_template_match_alone(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ import numpy.typing as npt
 
 from ..audio import MIC_RATE_HZ
 from .prosody import lag_correlations
+from .reverb import reverberant, room_impulse
 
 FRAME_SAMPLES = 640
 """40 ms: two periods of the lowest pitch looked for."""
@@ -83,6 +84,10 @@ MAX_TAKE_SPREAD = 0.5
 """Takes whose contours are further apart than this (per frame: about a tone changed on half the
 syllables) give no check of that contour: the voice wanders too much, or the tracker cannot follow it
 (creak). Takes of one steady voice are 0.04 to 0.16 apart."""
+ROOM_RT60_SECONDS = 0.4
+"""Reverberation time of the room each take is also heard in (see :mod:`.reverb`): a living room."""
+ROOM_DRR_DB = 2.0
+"""Direct-to-reverberant ratio of that room: a couple of metres from the box."""
 WINDOW_MARGIN_SECONDS = 0.5
 """Audio kept beyond the longest take's length: a word said more slowly than the takes."""
 
@@ -211,28 +216,44 @@ class Track:
     """One contour of each take, and how far a candidate's may be from the nearest."""
 
     takes: tuple[Contour, ...]
-    """Each take's contour."""
+    """Each take's contour (and each heard in a room, see :func:`word_check`)."""
     limit: float
     """Mean distance per take frame (contour units) above which a candidate is not the word."""
     scales: tuple[float, ...] = (1.0,)
     """Factors the candidate's contour is tried at (see :func:`distance`)."""
 
     def distance(self, heard: Contour) -> float | None:
-        """The candidate's distance to the nearest take; None when it has too few frames to judge."""
+        """The candidate's distance to the nearest take; None when it has too few frames to judge.
+
+        Takes are tried in order and the first within the limit ends the search: the rest could only be
+        nearer, and the decision is the same.
+        """
         if len(heard) < MIN_FRAMES:
             return None
-        return min(distance(take, heard, self.scales) for take in self.takes)
+        nearest = float("inf")
+        for take in self.takes:
+            nearest = min(nearest, distance(take, heard, self.scales))
+            if nearest <= self.limit:
+                break
+        return nearest
 
 
-def track(contours: Sequence[Contour], scales: tuple[float, ...] = (1.0,)) -> Track | None:
-    """The track of the takes' contours; None when fewer than two can be judged or they disagree too much."""
+def track(
+    contours: Sequence[Contour], scales: tuple[float, ...] = (1.0,), also: Sequence[Contour] = ()
+) -> Track | None:
+    """The track of the takes' contours; None when fewer than two can be judged or they disagree too much.
+
+    ``also`` are more contours of the same takes (heard in a room) that a candidate may follow; the limit
+    comes from ``contours`` alone.
+    """
     usable = [c for c in contours if len(c) >= MIN_FRAMES]
     if len(usable) < 2:
         return None
     worst = max(min(distance(c, o, scales) for j, o in enumerate(usable) if j != i) for i, c in enumerate(usable))
     if worst > MAX_TAKE_SPREAD:
         return None
-    return Track(tuple(usable), max(LIMIT_FACTOR * worst, worst + LIMIT_MARGIN), scales)
+    heard = tuple(c for c in also if len(c) >= MIN_FRAMES)
+    return Track((*usable, *heard), max(LIMIT_FACTOR * worst, worst + LIMIT_MARGIN), scales)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,10 +287,16 @@ class WordCheck:
 
 
 def word_check(takes: Sequence[npt.ArrayLike]) -> WordCheck | None:
-    """A check from the trimmed takes (16 kHz samples); None when neither contour can be judged."""
+    """A check from the trimmed takes (16 kHz samples); None when neither contour can be judged.
+
+    Each take is also heard through a room (ROOM_RT60_SECONDS, ROOM_DRR_DB): said close to the box, it
+    must still be followed when the word comes from across the room, its gaps filled and its hiss smeared.
+    """
     arrays = [np.asarray(t) for t in takes]
-    pitch = track([pitch_contour(a) for a in arrays], PITCH_SCALES)
-    tilt = track([tilt_contour(a) for a in arrays])
+    impulse = room_impulse(ROOM_RT60_SECONDS, ROOM_DRR_DB)
+    in_room = [reverberant(a, impulse) for a in arrays]
+    pitch = track([pitch_contour(a) for a in arrays], PITCH_SCALES, [pitch_contour(r) for r in in_room])
+    tilt = track([tilt_contour(a) for a in arrays], also=[tilt_contour(r) for r in in_room])
     if pitch is None and tilt is None:
         return None
     return WordCheck(pitch, tilt, max(len(a) for a in arrays) / MIC_RATE_HZ + WINDOW_MARGIN_SECONDS)

@@ -1,7 +1,7 @@
 """Enrolled wake words on the enroll set: each speaker enrols, then every clip is scored.
 
     python -m bench.enroll SET_DIR [--drops 0.12,0.2] [--variant mean|dtw] [--no-contours] [--louder-tv DB]
-                           [--retune 0.7,1.35]
+                           [--retune 0.7,1.35] [--rooms 0.3:6,0.5:0]
                            [--adversarial 1,0.9] [--lda 0,2] [--json out.json]
 
 ``SET_DIR`` is what ``python -m bench.make_sets enroll DIR`` writes: ``speakers.json`` (each speaker's enrol
@@ -43,6 +43,7 @@ from assistant.listen.enrolled import (
 )
 from assistant.listen.enrolment import WordStore, negative_streams, read_take
 from assistant.listen.oww import MEL_STEP_SAMPLES
+from assistant.listen.reverb import reverberant, room_impulse
 
 from . import texts
 
@@ -111,13 +112,17 @@ def evaluate(
     contours: bool = True,
     louder_tv_db: float | None = None,
     retunes: Sequence[float] = (),
+    rooms: Sequence[tuple[float, float]] = (),
 ) -> list[dict[str, Any]]:
     """Enrol every speaker of the set, score every clip once, and give the figures for each ``drop``.
 
     With ``louder_tv_db``, every quiet positive is also scored with the shipped TV audio mixed in that many
     decibels under it (condition ``tv<DB>_shipped``): a room louder than the set's. With ``retunes``, every
     quiet positive is also scored with its pitch range scaled by each factor (condition ``retuned<K>``,
-    :mod:`bench.retune`): the word called with more melody, or muttered.
+    :mod:`bench.retune`): the word called with more melody, or muttered. With ``rooms`` (reverberation time
+    in s, direct-to-reverberant ratio in dB), every quiet positive is also scored heard through each room
+    (condition ``room<RT60>s<DRR>dB``; an impulse response other than the one the contour check hears its
+    takes through): the word called from across a room.
 
     With ``quantiles``, also for each: the threshold raised to that quantile of the speaker's peak scores on
     generated adversarial negatives plus a margin, never above the takes' worst leave-one-out score.
@@ -142,6 +147,14 @@ def evaluate(
             for t in quiet:
                 truth.append({**t, "file": f"{t['file']}#retuned{k:g}", "condition": f"retuned{k:g}"})
                 audio[truth[-1]["file"]] = retuned(audio[t["file"]], k)
+    for n, (rt60, drr) in enumerate(rooms):
+        impulse = room_impulse(rt60, drr, seed=100 + n)
+        quiet = [t for t in truth if t["kind"] == "positive" and t["condition"] == "quiet"]
+        for t in quiet:
+            condition = f"room{rt60:g}s{drr:g}dB"
+            truth.append({**t, "file": f"{t['file']}#{condition}", "condition": condition})
+            samples = reverberant(np.frombuffer(audio[t["file"]], dtype="<i2"), impulse)
+            audio[truth[-1]["file"]] = np.clip(np.round(samples), -32768, 32767).astype("<i2").tobytes()
     streams = {f: embed_recording(pcm) for f, pcm in audio.items()}
     checks: dict[str, WordCheck | None] = {}
     negatives = [t for t in truth if t["kind"] == "negative"]
@@ -297,6 +310,20 @@ def _figures(
     }
 
 
+def _rooms(text: str) -> list[tuple[float, float]]:
+    """``RT60:DRR,...`` (seconds, decibels) as numbers."""
+    rooms = []
+    for room in text.split(","):
+        try:
+            rt60, drr = (float(part) for part in room.split(":"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{room!r} is not RT60:DRR, e.g. 0.5:0") from None
+        if not 0 < rt60 <= 3:
+            raise argparse.ArgumentTypeError(f"{room!r}: the reverberation time must be over 0 and at most 3 s")
+        rooms.append((rt60, drr))
+    return rooms
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print its figures."""
     parser = argparse.ArgumentParser(prog="python -m bench.enroll", description=__doc__.split("\n\n")[0])
@@ -314,6 +341,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--retune", metavar="K,...", help="also the quiet positives with their pitch range scaled by each K"
     )
+    parser.add_argument(
+        "--rooms",
+        type=_rooms,
+        default=(),
+        metavar="RT60:DRR,...",
+        help="also the quiet positives heard in each room (s, dB), e.g. 0.5:0",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     drops = [float(d) for d in args.drops.split(",")] if args.drops else [DEFAULT_DROPS[args.variant]]
@@ -328,6 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         contours=not args.no_contours,
         louder_tv_db=args.louder_tv,
         retunes=[float(k) for k in args.retune.split(",")] if args.retune else (),
+        rooms=args.rooms,
     )
     text = json.dumps(figures, ensure_ascii=False, indent=1)
     print(text)

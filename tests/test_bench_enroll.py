@@ -52,7 +52,7 @@ def test_bench_enroll_reports_each_kind(tmp_path: Path, capsys: pytest.CaptureFi
     ]
     (tmp_path / "truth.jsonl").write_text("\n".join(json.dumps(t, ensure_ascii=False) for t in truth))
     out = tmp_path / "figures.json"
-    args = ["--drops", "0.2,0.3", "--louder-tv", "10", "--retune", "0.75,1.3", "--json", str(out)]
+    args = ["--drops", "0.2,0.3", "--louder-tv", "10", "--retune", "0.75,1.3", "--rooms", "0.3:6", "--json", str(out)]
     assert enroll.main([str(tmp_path), *args]) == 0
     results = json.loads(out.read_text(encoding="utf-8"))
     assert [r["drop"] for r in results] == [0.2, 0.3]
@@ -65,6 +65,14 @@ def test_bench_enroll_reports_each_kind(tmp_path: Path, capsys: pytest.CaptureFi
     assert results[0]["counts"]["positive/tv10_shipped"] in ("0/1", "1/1")  # the quiet positive, TV mixed in
     # The word with a narrower and a wider tune: the contour check takes both (it did not before the scales).
     assert (results[0]["counts"]["positive/retuned0.75"], results[0]["counts"]["positive/retuned1.3"]) == ("1/1", "1/1")
+    assert results[0]["counts"]["positive/room0.3s6dB"] == "1/1", "heard through a small room"
+
+
+def test_bench_enroll_refuses_a_room_it_cannot_read(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        enroll.main(["somewhere", "--rooms", "0.5"])
+    assert exited.value.code == 2
+    assert "'0.5' is not RT60:DRR" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("k", [0.6, 1.5])

@@ -50,7 +50,7 @@ def read_recording(path: Path, rate_hz: int = MIC_RATE_HZ, *, max_seconds: float
         if rate == rate_hz:
             return audio
         samples = np.frombuffer(audio.pcm, dtype="<i2").astype(np.float32) / 32768.0
-    return AudioChunk(_to_pcm(_resampled(samples, rate, rate_hz)), rate_hz)
+    return AudioChunk(_to_pcm(resample(samples, rate, rate_hz)), rate_hz)
 
 
 def decode_mono(path: Path) -> tuple[npt.NDArray[np.float32], int]:
@@ -74,12 +74,13 @@ def _check_rate(path: Path, rate_hz: int) -> None:
         )
 
 
-def _resampled(samples: npt.NDArray[np.float32], from_hz: int, to_hz: int) -> npt.NDArray[np.float32]:
-    if from_hz == to_hz or not len(samples):
+def resample(samples: npt.NDArray[np.float32], from_hz: int, to_hz: int) -> npt.NDArray[np.float32]:
+    """High-quality resampling of a whole recording (libsoxr)."""
+    if from_hz == to_hz:
         return samples
     import soxr
 
-    out: npt.NDArray[np.float32] = soxr.resample(samples, from_hz, to_hz, quality="HQ")
+    out: npt.NDArray[np.float32] = soxr.resample(samples, from_hz, to_hz).astype(np.float32)
     return out
 
 

@@ -124,8 +124,8 @@ async def _rounds(
     decode_rate: Callable[[], float | None],
     question: AudioChunk,
 ) -> list[Check]:
+    from ..recordings import resample
     from ..voice.token2wav.hift import SAMPLE_RATE_HZ
-    from ..voice.token2wav.prompt import resample
 
     checks: list[Check] = []
     answer = await _ask(model, ModelRequest("doctor:answer", audio=question), speaker)

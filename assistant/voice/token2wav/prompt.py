@@ -18,6 +18,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ...audio import AudioFormatError
+from ...recordings import decode_mono, resample
+
 _LOGGER = logging.getLogger(__name__)
 
 TOKENIZER_FILE = "speech_tokenizer_v2_25hz.onnx"
@@ -119,16 +122,6 @@ def kaldi_fbank(audio_16k: FloatArray) -> FloatArray:
     fbank.input_finished()
     frames = np.stack([fbank.get_frame(i) for i in range(fbank.num_frames_ready)]).astype(np.float32)
     out: FloatArray = frames - frames.mean(axis=0, keepdims=True)
-    return out
-
-
-def resample(audio: FloatArray, from_hz: int, to_hz: int) -> FloatArray:
-    """High-quality resampling (libsoxr)."""
-    if from_hz == to_hz:
-        return audio
-    import soxr
-
-    out: FloatArray = soxr.resample(audio, from_hz, to_hz).astype(np.float32)
     return out
 
 
@@ -242,9 +235,6 @@ class PromptProcessor:
 
 
 def _read_audio(path: Path) -> tuple[FloatArray, int]:
-    from ...audio import AudioFormatError
-    from ...recordings import decode_mono
-
     try:
         return decode_mono(path)
     except AudioFormatError as err:

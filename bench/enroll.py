@@ -24,7 +24,7 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -133,28 +133,28 @@ def evaluate(
     speakers: dict[str, Any] = json.loads((root / "speakers.json").read_text(encoding="utf-8"))
     truth = [json.loads(line) for line in (root / "truth.jsonl").read_text(encoding="utf-8").splitlines() if line]
     audio = {t["file"]: read_wav(root / t["file"]).pcm for t in truth}
-    if louder_tv_db is not None:
-        quiet = [t for t in truth if t["kind"] == "positive" and t["condition"] == "quiet"]
-        condition = f"tv{louder_tv_db:g}_shipped"
-        for t, pcm in zip(quiet, _with_tv([audio[t["file"]] for t in quiet], louder_tv_db), strict=True):
+    quiet = [t for t in truth if t["kind"] == "positive" and t["condition"] == "quiet"]
+
+    def add_variant(condition: str, pcms: Iterable[bytes]) -> None:
+        """Each quiet positive again, as ``pcms`` gives it in order, scored under ``condition``."""
+        for t, pcm in zip(quiet, pcms, strict=True):
             truth.append({**t, "file": f"{t['file']}#{condition}", "condition": condition})
             audio[truth[-1]["file"]] = pcm
+
+    if louder_tv_db is not None:
+        add_variant(f"tv{louder_tv_db:g}_shipped", _with_tv([audio[t["file"]] for t in quiet], louder_tv_db))
     if retunes:
         from .retune import retuned
 
-        quiet = [t for t in truth if t["kind"] == "positive" and t["condition"] == "quiet"]
         for k in retunes:
-            for t in quiet:
-                truth.append({**t, "file": f"{t['file']}#retuned{k:g}", "condition": f"retuned{k:g}"})
-                audio[truth[-1]["file"]] = retuned(audio[t["file"]], k)
+            add_variant(f"retuned{k:g}", [retuned(audio[t["file"]], k) for t in quiet])
     for n, (rt60, drr) in enumerate(rooms):
         impulse = room_impulse(rt60, drr, seed=100 + n)
-        quiet = [t for t in truth if t["kind"] == "positive" and t["condition"] == "quiet"]
-        for t in quiet:
-            condition = f"room{rt60:g}s{drr:g}dB"
-            truth.append({**t, "file": f"{t['file']}#{condition}", "condition": condition})
-            samples = reverberant(np.frombuffer(audio[t["file"]], dtype="<i2"), impulse)
-            audio[truth[-1]["file"]] = np.clip(np.round(samples), -32768, 32767).astype("<i2").tobytes()
+        heard = (reverberant(np.frombuffer(audio[t["file"]], dtype="<i2"), impulse) for t in quiet)
+        add_variant(
+            f"room{rt60:g}s{drr:g}dB",
+            [np.clip(np.round(samples), -32768, 32767).astype("<i2").tobytes() for samples in heard],
+        )
     streams = {f: embed_recording(pcm) for f, pcm in audio.items()}
     checks: dict[str, WordCheck | None] = {}
     negatives = [t for t in truth if t["kind"] == "negative"]

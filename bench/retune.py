@@ -12,6 +12,7 @@ the grain of the nearest analysis mark. Good enough for a detector's benchmark, 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -35,11 +36,11 @@ def retuned(pcm: bytes, k: float) -> bytes:
         return pcm
     median = float(np.median(pitch[voiced]))
     target = np.where(voiced, median * (np.where(voiced, pitch, median) / median) ** k, np.nan)
-    centres = np.arange(len(pitch)) * HOP_SAMPLES + FRAME_SAMPLES // 2
 
     def at(curve: npt.NDArray[np.float64], t: float) -> float:
-        """The curve's value for the frame nearest ``t`` (NaN where unvoiced)."""
-        return float(curve[int(np.clip(np.argmin(np.abs(centres - t)), 0, len(curve) - 1))])
+        """The curve's value for the frame whose centre is nearest sample ``t`` (the earlier on a tie)."""
+        nearest = math.ceil((t - FRAME_SAMPLES // 2) / HOP_SAMPLES - 0.5)
+        return float(curve[min(max(nearest, 0), len(curve) - 1)])
 
     analysis = _marks(len(x), lambda t: at(pitch, t))
     synthesis = _marks(len(x), lambda t: at(target, t))
